@@ -1,0 +1,33 @@
+# The two commands of the README: `make dev` (run) and `make test`.
+# Both create .venv and install the project into it on first use (and again when
+# setup.cfg changes), so they work on a fresh machine with only Python 3.11.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: dev test install migrate clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the API on the embedded default: SQLite + moto's S3 server on loopback.
+dev: $(STAMP)
+	$(BIN)/advanced-notes dev
+
+## Run the test suite (PostgreSQL when TEST_DATABASE_URL is set, SQLite otherwise).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Migrate the database named by DATABASE_URL (default: the SQLite file in instance/).
+migrate: $(STAMP)
+	$(BIN)/flask --app wsgi db upgrade
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis instance

@@ -1,0 +1,52 @@
+"""HTTP layer: flask-smorest Api (OpenAPI from the schemas) and the blueprints."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api as _SmorestApi
+from werkzeug.exceptions import HTTPException
+
+from ..errors import http_exception_response
+from ..schemas import ErrorSchema
+
+API_TITLE = "Advanced Notes audio clips"
+API_VERSION = "1.0.0"
+
+
+class Api(_SmorestApi):
+    """flask-smorest's Api with the DESIGN §4 error shape for every HTTP error.
+
+    Documents our ErrorSchema as the default error response, and answers werkzeug
+    errors (404, 405, 413, webargs' 400/422) in our shape instead of flask-smorest's.
+    """
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+        return http_exception_response(error)
+
+
+def init_api(app: Flask) -> Api:
+    """Configure flask-smorest on ``app`` and register every blueprint.
+
+    Serves the OpenAPI 3 document at ``/api/openapi.json`` and Swagger UI at ``/api/docs``.
+    """
+    from . import clips, health, notes
+
+    app.config.update(
+        API_TITLE=API_TITLE,
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    )
+    api = Api(app, spec_kwargs={
+        "info": {"description": "Direct-to-bucket audio uploads with presigned S3 URLs."},
+        "security": [{"bearerAuth": []}],
+    })
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    for blueprint in (clips.blp, notes.blp, health.blp):
+        api.register_blueprint(blueprint)
+    return api

@@ -1,0 +1,73 @@
+"""``/api/audio-clips``: create an upload session, complete, read, list, play back."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..auth import current_owner
+from ..schemas import (ClipEnvelopeSchema, ClipPageSchema, CreateClipSchema, CreatedClipSchema,
+                       ListClipsQuerySchema, PlaybackSchema)
+from .common import authenticated_blueprint, clip_service, playback_body, upload_body
+
+blp = authenticated_blueprint("audio-clips", __name__, "Audio clips: upload sessions, completion, playback.")
+
+
+@blp.route("/audio-clips", methods=["POST"])
+@blp.arguments(CreateClipSchema)
+@blp.response(201, CreatedClipSchema)
+@blp.alt_response(401, description="Missing or invalid bearer token.")
+@blp.alt_response(422, description="validation_error: the body failed validation.")
+@blp.alt_response(503, description="storage_unavailable or database_unavailable.")
+def create_clip(body: dict[str, Any]) -> dict[str, Any]:
+    """Create an upload session.
+
+    Returns the pending clip and a presigned PUT: send the bytes to `upload.url` with
+    exactly `upload.headers`, then call complete.
+    """
+    session = clip_service().create(current_owner(), **body)
+    return {"clip": session.clip, "upload": upload_body(session.upload, session.clip.storage_key)}
+
+
+@blp.route("/audio-clips", methods=["GET"])
+@blp.arguments(ListClipsQuerySchema, location="query")
+@blp.response(200, ClipPageSchema)
+@blp.alt_response(401, description="Missing or invalid bearer token.")
+@blp.alt_response(422, description="validation_error: bad filter, limit or cursor.")
+def list_clips(query: dict[str, Any]) -> dict[str, Any]:
+    """List the caller's clips, newest first (keyset pages via `next_cursor`)."""
+    page = clip_service().list(current_owner(), **query)
+    return {"clips": page.clips, "next_cursor": page.next_cursor}
+
+
+@blp.route("/audio-clips/<uuid:clip_id>", methods=["GET"])
+@blp.response(200, ClipEnvelopeSchema)
+@blp.alt_response(401, description="Missing or invalid bearer token.")
+@blp.alt_response(404, description="not_found: no such clip for this caller.")
+def get_clip(clip_id: uuid.UUID) -> dict[str, Any]:
+    """Get one clip."""
+    return {"clip": clip_service().get(current_owner(), clip_id)}
+
+
+@blp.route("/audio-clips/<uuid:clip_id>/complete", methods=["POST"])
+@blp.response(200, ClipEnvelopeSchema)
+@blp.alt_response(401, description="Missing or invalid bearer token.")
+@blp.alt_response(404, description="not_found: no such clip for this caller.")
+@blp.alt_response(409, description="upload_missing (PUT first; clip stays pending) or conflict "
+                                   "(clip rejected or expired).")
+@blp.alt_response(422, description="upload_rejected: details.reason is size_mismatch, type_mismatch "
+                                   "or checksum_mismatch; the clip is rejected and the object deleted.")
+@blp.alt_response(503, description="storage_unavailable: nothing changed; retry after Retry-After.")
+def complete_clip(clip_id: uuid.UUID) -> dict[str, Any]:
+    """Verify the uploaded object and mark the clip ready (idempotent)."""
+    return {"clip": clip_service().complete(current_owner(), clip_id)}
+
+
+@blp.route("/audio-clips/<uuid:clip_id>/playback", methods=["GET"])
+@blp.response(200, PlaybackSchema)
+@blp.alt_response(401, description="Missing or invalid bearer token.")
+@blp.alt_response(404, description="not_found: no such clip for this caller.")
+@blp.alt_response(409, description="clip_not_ready: the clip is not ready.")
+def playback(clip_id: uuid.UUID) -> dict[str, Any]:
+    """A presigned GET URL for a ready clip (HTTP Range supported by the store)."""
+    return playback_body(clip_service().playback(current_owner(), clip_id))

@@ -1,0 +1,46 @@
+"""``/healthz`` (the process is up) and ``/readyz`` (database and bucket reachable). No auth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import ApiError, DatabaseUnavailable, StorageUnavailable
+
+blp = Blueprint("health", __name__, description="Liveness and readiness probes (no auth).")
+
+
+@blp.route("/healthz", methods=["GET"])
+@blp.doc(security=[])
+def healthz() -> dict[str, Any]:
+    """Liveness: 200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz", methods=["GET"])
+@blp.doc(security=[])
+@blp.alt_response(503, description="database_unavailable or storage_unavailable; details say which.")
+def readyz() -> dict[str, Any]:
+    """Readiness: 200 when the database answers and the bucket is reachable, else 503."""
+    ext = current_app.extensions["advanced_notes"]
+    checks: dict[str, str] = {}
+    failure: ApiError | None = None
+    try:
+        ext.db.ping()
+        checks["database"] = "ok"
+    except SQLAlchemyError:
+        checks["database"] = "unavailable"
+        failure = DatabaseUnavailable("The database is unavailable.")
+    try:
+        ext.storage.check_bucket()
+        checks["storage"] = "ok"
+    except StorageUnavailable as exc:
+        checks["storage"] = "unavailable"
+        failure = failure or exc
+    if failure is not None:
+        failure.details = {"checks": checks}
+        raise failure
+    return {"status": "ready", "checks": checks}

@@ -1,0 +1,118 @@
+"""Bearer-token authentication with PyJWT (DESIGN §5).
+
+HS256 tokens are checked with ``AUTH_JWT_SECRET``; RS256/ES256 tokens with the key
+named by ``kid`` in ``AUTH_JWKS_URL``. The verifier picks the key *type* from the
+configuration, never from the token, so ``alg: none`` and HS/RS confusion (an RSA
+public key used as an HMAC secret) are refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import jwt
+from flask import current_app, g, request
+
+from .config import Settings
+from .errors import Unauthorized
+
+HMAC_ALGORITHMS = ("HS256",)
+ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+#: Clock skew tolerated on ``exp``/``nbf``/``iat``, seconds.
+LEEWAY_SECONDS = 30
+MAX_SUBJECT_LENGTH = 255
+
+
+class TokenVerifier:
+    """Verifies bearer tokens and returns their claims.
+
+    Args:
+        settings: ``auth_jwt_secret`` and/or ``auth_jwks_url``, optional issuer/audience.
+    """
+
+    def __init__(self, settings: Settings):
+        self.secret = settings.auth_jwt_secret
+        self.issuer = settings.auth_jwt_issuer
+        self.audience = settings.auth_jwt_audience
+        # PyJWKClient caches the key set and refetches on an unknown kid (key rotation).
+        self.jwks = jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True, timeout=5) \
+            if settings.auth_jwks_url else None
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Verify ``token`` and return its claims.
+
+        Requires ``exp`` and ``sub``; checks ``iss``/``aud`` when configured.
+        Raises:
+            Unauthorized: malformed, unsigned, wrongly signed, expired, or an algorithm
+                this deployment has no key for.
+        """
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The bearer token is malformed.") from exc
+        alg = header.get("alg")
+        if alg in HMAC_ALGORITHMS and self.secret:
+            key: Any = self.secret
+        elif alg in ASYMMETRIC_ALGORITHMS and self.jwks:
+            try:
+                key = self.jwks.get_signing_key_from_jwt(token).key
+            except jwt.PyJWKClientError as exc:
+                raise Unauthorized("The token's signing key is unknown.") from exc
+        else:
+            raise Unauthorized(f"Tokens signed with {alg!r} are not accepted.")
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=[alg], leeway=LEEWAY_SECONDS,
+                issuer=self.issuer, audience=self.audience,
+                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The bearer token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The bearer token is invalid.") from exc
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH:
+            raise Unauthorized("The token's subject is invalid.")
+        return claims
+
+
+def mint_token(settings: Settings, subject: str, expires_in_seconds: int = 3600) -> str:
+    """Mint an HS256 token for ``subject`` (the dev token command, and tests).
+
+    Args:
+        settings: must have ``auth_jwt_secret``.
+        subject: the owner id (``sub``).
+        expires_in_seconds: token lifetime in seconds.
+    Raises:
+        RuntimeError: no HS256 secret is configured (JWKS deployments mint elsewhere).
+    """
+    if not settings.auth_jwt_secret:
+        raise RuntimeError("AUTH_JWT_SECRET is not set; tokens for JWKS deployments come from your IdP")
+    now = dt.datetime.now(dt.timezone.utc)
+    claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + dt.timedelta(seconds=expires_in_seconds)}
+    if settings.auth_jwt_issuer:
+        claims["iss"] = settings.auth_jwt_issuer
+    if settings.auth_jwt_audience:
+        claims["aud"] = settings.auth_jwt_audience
+    return jwt.encode(claims, settings.auth_jwt_secret, algorithm="HS256")
+
+
+def authenticate_request() -> None:
+    """``before_request`` hook of the API blueprints: sets ``g.owner_id`` from the token's ``sub``.
+
+    Raises:
+        Unauthorized: no ``Authorization: Bearer`` header, or the token does not verify.
+    """
+    if request.method == "OPTIONS":  # CORS preflights carry no credentials
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+    verifier: TokenVerifier = current_app.extensions["advanced_notes"].verifier
+    g.owner_id = verifier.verify(token.strip())["sub"]
+
+
+def current_owner() -> str:
+    """The authenticated owner id (the token's ``sub``) of the current request."""
+    return g.owner_id

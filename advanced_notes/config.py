@@ -1,0 +1,209 @@
+"""Settings (DESIGN §7): read once from the environment, validated at startup.
+
+:func:`load_settings` turns a mapping of environment variables into a frozen
+:class:`Settings`, or raises :class:`ConfigError` with one message naming every bad
+variable, so an operator fixes a deployment in one pass instead of one error per restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .keys import environment_name, resolve_prefix
+from .mime import DEFAULT_ALLOWED_MIME_TYPES, parse_allowed_mime_types
+
+#: S3 SigV4 presigned URLs live at most 7 days (604800 s); AWS refuses longer ones.
+SIGV4_MAX_EXPIRES_SECONDS = 604_800
+#: Signing secret used only in the dev environment; refused anywhere else.
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+#: HS256 keys shorter than the hash output (32 bytes) are brute-forceable (RFC 7518 §3.2).
+MIN_JWT_SECRET_BYTES = 32
+DEV_BUCKET = "advanced-notes-dev"
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+# Canonical name first, then the aliases users of earlier setups have in their env files.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "S3_BUCKET": ("S3_BUCKET", "S3_BUCKET_NAME"),
+    "AWS_REGION": ("AWS_REGION", "S3_REGION", "AWS_DEFAULT_REGION"),
+    "AWS_ACCESS_KEY_ID": ("AWS_ACCESS_KEY_ID", "S3_ACCESS_KEY"),
+    "AWS_SECRET_ACCESS_KEY": ("AWS_SECRET_ACCESS_KEY", "S3_SECRET_KEY"),
+}
+
+
+class ConfigError(RuntimeError):
+    """Bad configuration. ``problems`` maps each bad variable to what is wrong with it."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {name}: {why}" for name, why in problems.items())
+        super().__init__(f"Invalid configuration ({len(problems)} problem(s)):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. Durations are in seconds unless the name says ms; sizes in bytes."""
+
+    environment: str
+    key_prefix: str
+    database_url: str | None
+    s3_bucket: str
+    aws_region: str
+    aws_access_key_id: str | None
+    aws_secret_access_key: str | None
+    s3_endpoint_url: str | None
+    s3_public_endpoint_url: str | None
+    s3_addressing_style: str
+    presign_put_expires_seconds: int
+    presign_get_expires_seconds: int
+    s3_connect_timeout_seconds: int
+    s3_read_timeout_seconds: int
+    s3_max_attempts: int
+    max_upload_bytes: int
+    max_duration_ms: int
+    max_request_bytes: int
+    upload_reservation_seconds: int
+    allowed_mime_types: tuple[str, ...]
+    auth_jwt_secret: str | None
+    auth_jwks_url: str | None
+    auth_jwt_issuer: str | None
+    auth_jwt_audience: str | None
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_dev(self) -> bool:
+        """True in the dev environment, the only one where dev defaults are allowed."""
+        return self.environment == "dev"
+
+
+class _Reader:
+    """Reads variables from a mapping and collects every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: dict[str, str] = {}
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        for candidate in _ALIASES.get(name, (name,)):
+            value = self.env.get(candidate)
+            if value is not None and str(value).strip():
+                return str(value).strip()
+        return default
+
+    def integer(self, name: str, default: int, low: int, high: int, why: str = "") -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            self.problems[name] = f"must be an integer from {low} to {high}{why}, got {raw!r}"
+            return default
+        return value
+
+    def url(self, name: str) -> str | None:
+        value = self.text(name)
+        if value is not None and not value.startswith(("http://", "https://")):
+            self.problems[name] = f"must be an http:// or https:// URL, got {value!r}"
+        return value
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from environment variables (DESIGN §7).
+
+    Args:
+        env: variable name -> string value, e.g. ``os.environ`` merged with a test dict.
+    Returns:
+        the validated settings.
+    Raises:
+        ConfigError: one message naming every bad variable (bad integer, expiry outside
+            1..604800, unknown addressing style, missing bucket or default/short JWT secret
+            outside dev, ...).
+    """
+    r = _Reader(env)
+    environment = environment_name(env)
+    is_dev = environment == "dev"
+    sigv4 = " (S3 SigV4 presigned URLs live at most 604800 s)"
+
+    bucket = r.text("S3_BUCKET")
+    if bucket is None:
+        if is_dev:
+            bucket = DEV_BUCKET
+        else:
+            r.problems["S3_BUCKET"] = f"is required outside dev (environment is {environment!r})"
+            bucket = ""
+
+    style = (r.text("S3_ADDRESSING_STYLE", "auto") or "auto").lower()
+    if style not in ADDRESSING_STYLES:
+        r.problems["S3_ADDRESSING_STYLE"] = f"must be one of {', '.join(ADDRESSING_STYLES)}, got {style!r}"
+
+    access_key, secret_key = r.text("AWS_ACCESS_KEY_ID"), r.text("AWS_SECRET_ACCESS_KEY")
+    if (access_key is None) != (secret_key is None):
+        name = "AWS_SECRET_ACCESS_KEY" if secret_key is None else "AWS_ACCESS_KEY_ID"
+        r.problems[name] = "access key id and secret access key must be set together"
+
+    endpoint = r.url("S3_ENDPOINT_URL")
+    public_endpoint = r.url("S3_PUBLIC_ENDPOINT_URL") or endpoint
+
+    jwks_url = r.url("AUTH_JWKS_URL")
+    secret = r.text("AUTH_JWT_SECRET")
+    if not is_dev:
+        if secret == DEV_JWT_SECRET:
+            r.problems["AUTH_JWT_SECRET"] = "is the public dev secret; set a random secret outside dev"
+        elif secret is None and jwks_url is None:
+            r.problems["AUTH_JWT_SECRET"] = (
+                f"is required outside dev (environment is {environment!r}) unless AUTH_JWKS_URL is set"
+            )
+        elif secret is not None and len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            r.problems["AUTH_JWT_SECRET"] = f"must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256"
+    elif secret is None and jwks_url is None:
+        secret = DEV_JWT_SECRET
+
+    allowed = DEFAULT_ALLOWED_MIME_TYPES
+    raw_allowed = r.text("ALLOWED_MIME_TYPES")
+    if raw_allowed is not None:
+        try:
+            allowed = parse_allowed_mime_types(raw_allowed.replace(",", " ").split())
+        except ValueError as exc:
+            r.problems["ALLOWED_MIME_TYPES"] = str(exc)
+
+    settings = Settings(
+        environment=environment,
+        key_prefix=resolve_prefix(env),
+        database_url=r.text("DATABASE_URL"),
+        s3_bucket=bucket,
+        aws_region=r.text("AWS_REGION", "us-east-1") or "us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        s3_endpoint_url=endpoint,
+        s3_public_endpoint_url=public_endpoint,
+        s3_addressing_style=style,
+        presign_put_expires_seconds=r.integer(
+            "S3_PRESIGN_PUT_EXPIRES_SECONDS", 900, 1, SIGV4_MAX_EXPIRES_SECONDS, sigv4
+        ),
+        presign_get_expires_seconds=r.integer(
+            "S3_PRESIGN_GET_EXPIRES_SECONDS", 900, 1, SIGV4_MAX_EXPIRES_SECONDS, sigv4
+        ),
+        s3_connect_timeout_seconds=r.integer("S3_CONNECT_TIMEOUT_SECONDS", 3, 1, 60),
+        s3_read_timeout_seconds=r.integer("S3_READ_TIMEOUT_SECONDS", 10, 1, 300),
+        s3_max_attempts=r.integer("S3_MAX_ATTEMPTS", 2, 1, 10),
+        max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 104_857_600, 1, 5 * 1024**4, " (S3 objects max 5 TiB)"),
+        max_duration_ms=r.integer("MAX_DURATION_MS", 10_800_000, 1, 2**31 - 1),
+        max_request_bytes=r.integer("MAX_REQUEST_BYTES", 65_536, 1024, 10 * 1024**2),
+        upload_reservation_seconds=r.integer("UPLOAD_RESERVATION_SECONDS", 86_400, 60, 365 * 86_400),
+        allowed_mime_types=allowed,
+        auth_jwt_secret=secret,
+        auth_jwks_url=jwks_url,
+        auth_jwt_issuer=r.text("AUTH_JWT_ISSUER"),
+        auth_jwt_audience=r.text("AUTH_JWT_AUDIENCE"),
+        cors_origins=tuple((r.text("CORS_ORIGINS") or "").replace(",", " ").split()),
+    )
+    if settings.upload_reservation_seconds < settings.presign_put_expires_seconds:
+        r.problems["UPLOAD_RESERVATION_SECONDS"] = (
+            "must be at least S3_PRESIGN_PUT_EXPIRES_SECONDS, or a clip could expire while its PUT URL still works"
+        )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings

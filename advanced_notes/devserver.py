@@ -1,0 +1,92 @@
+"""The embedded default: SQLite + moto's S3 server on loopback + the API, in one process.
+
+For trying the API on a fresh machine with no other setup. The emulator keeps its
+bucket in memory, so the SQLite file is recreated on each start: rows whose objects
+vanished with the last run would be lies.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from werkzeug.serving import run_simple
+
+from . import create_app, migrate
+from .auth import mint_token
+
+EMBEDDED_DB = "embedded.sqlite"
+#: Written at start so `advanced-notes upload` finds the running server without flags.
+CLIENT_FILE = "embedded-client.json"
+DEV_SUBJECT = "dev-user"
+TOKEN_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class EmbeddedOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    s3_port: int = 9000
+    subject: str = DEV_SUBJECT
+
+
+def _command_hint() -> str:
+    found = shutil.which("advanced-notes")
+    if found:
+        return "advanced-notes"
+    local = Path(sys.executable).parent / "advanced-notes"
+    try:
+        return str(local.relative_to(Path.cwd()))
+    except ValueError:
+        return str(local)
+
+
+def run_embedded(options: EmbeddedOptions) -> None:
+    """Start moto's S3 server, migrate a fresh SQLite database, mint a token, serve the API.
+
+    Blocks until interrupted. Ports are TCP ports on ``options.host`` (loopback).
+    """
+    from moto.server import ThreadedMotoServer  # dev dependency (extra "embedded")
+
+    s3 = ThreadedMotoServer(ip_address=options.host, port=options.s3_port, verbose=False)
+    s3.start()
+    instance = Path("instance").resolve()
+    instance.mkdir(exist_ok=True)
+    db_file = instance / EMBEDDED_DB
+    for stale in instance.glob(EMBEDDED_DB + "*"):
+        stale.unlink()
+    app = create_app({
+        "APP_ENV": "dev", "S3_KEY_PREFIX": None,
+        "DATABASE_URL": f"sqlite:///{db_file}",
+        "S3_ENDPOINT_URL": f"http://{options.host}:{options.s3_port}", "S3_PUBLIC_ENDPOINT_URL": None,
+        "S3_BUCKET": "advanced-notes-dev", "S3_ADDRESSING_STYLE": "path", "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded-secret",
+        "AUTH_JWKS_URL": None,
+    })
+    services = app.extensions["advanced_notes"]
+    migrate.upgrade(services.db.url)
+    services.storage.ensure_bucket()
+    token = mint_token(services.settings, options.subject, TOKEN_SECONDS)
+    api = f"http://{options.host}:{options.port}"
+    (instance / CLIENT_FILE).write_text(json.dumps({"api": api, "token": token}))
+    cmd = _command_hint()
+    print(f"""
+Advanced Notes audio clips: embedded default
+  API       {api}   (interactive docs: {api}/api/docs)
+  S3        http://{options.host}:{options.s3_port}   bucket {services.storage.bucket} (moto, in memory)
+  Database  {services.db.url}  (recreated at each start)
+
+Token for sub={options.subject} (24 h):
+  export ADVANCED_NOTES_TOKEN={token}
+
+Try, in another terminal from this folder:
+  {cmd} upload ../shared/fixtures/audio/note.m4a --note-id demo
+  curl -s -H "Authorization: Bearer $ADVANCED_NOTES_TOKEN" {api}/api/notes/demo/audio
+""", flush=True)
+    try:
+        run_simple(options.host, options.port, app, threaded=True, use_reloader=False)
+    finally:
+        s3.stop()

@@ -1,0 +1,109 @@
+"""Key prefix normalization and object key building (DESIGN §8).
+
+Pure functions: no Flask, no boto3. Nothing from a request is ever part of a key;
+the only inputs are settings and server-generated clip ids.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+
+from .mime import extension_for
+
+#: Aliases that collapse onto the three canonical environment names.
+ENVIRONMENT_ALIASES: Mapping[str, str] = {
+    "production": "prod",
+    "prod": "prod",
+    "live": "prod",
+    "development": "dev",
+    "dev": "dev",
+    "local": "dev",
+    "staging": "staging",
+    "stage": "staging",
+}
+
+DEFAULT_PREFIX = "dev"
+CLIPS_FOLDER = "audio-clips"
+
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def _normalize_segment(segment: str) -> str:
+    # Runs of unsafe characters become one "-" so "Acme Corp" reads "acme-corp";
+    # dashes at the ends are trimmed because they only ever come from such runs.
+    cleaned = _UNSAFE.sub("-", segment.strip().lower()).strip("-")
+    return "" if cleaned in ("", ".", "..") else cleaned
+
+
+def normalize_prefix(raw: str | None) -> str:
+    """Normalize an environment name or key prefix to a safe S3 key prefix.
+
+    Args:
+        raw: any string (``" Production/ "``, ``"tenants/Acme Corp"``) or None.
+
+    Returns:
+        ``prod``, ``dev`` or ``staging`` for their aliases (any case, surrounding
+        space and slashes ignored); otherwise the lower-cased ``/``-separated
+        segments, each reduced to ``[a-z0-9._-]`` with empty, ``.`` and ``..``
+        segments dropped. An empty result is ``dev``. The result never starts or
+        ends with ``/`` and never contains ``//``.
+    """
+    if raw is None:
+        return DEFAULT_PREFIX
+    stripped = raw.strip().strip("/").strip()
+    alias = ENVIRONMENT_ALIASES.get(stripped.lower())
+    if alias:
+        return alias
+    segments = [s for s in (_normalize_segment(p) for p in stripped.split("/")) if s]
+    return "/".join(segments) or DEFAULT_PREFIX
+
+
+def environment_name(env: Mapping[str, str]) -> str:
+    """The normalized environment name: ``APP_ENV``, else ``ENV``, else ``FLASK_ENV``, else dev.
+
+    Args:
+        env: the environment (``os.environ`` or a test dict).
+    Returns:
+        the normalized name (``prod``, ``dev``, ``staging`` or a custom one).
+    """
+    for name in ("APP_ENV", "ENV", "FLASK_ENV"):
+        value = env.get(name)
+        if value is not None and value.strip():
+            return normalize_prefix(value)
+    return DEFAULT_PREFIX
+
+
+def resolve_prefix(env: Mapping[str, str]) -> str:
+    """The key prefix for this deployment: ``S3_KEY_PREFIX`` if set, else the environment name.
+
+    Args:
+        env: the environment (``os.environ`` or a test dict).
+    Returns:
+        a normalized prefix (see :func:`normalize_prefix`).
+    """
+    override = env.get("S3_KEY_PREFIX")
+    if override is not None and override.strip():
+        return normalize_prefix(override)
+    return environment_name(env)
+
+
+def clips_folder(prefix: str) -> str:
+    """The folder under which every clip object of ``prefix`` lives, with a trailing ``/``."""
+    return f"{prefix}/{CLIPS_FOLDER}/"
+
+
+def build_object_key(prefix: str, clip_id: uuid.UUID, mime_type: str) -> str:
+    """Build ``<prefix>/audio-clips/<clip id>.<ext>``.
+
+    Args:
+        prefix: a prefix already normalized by :func:`normalize_prefix`.
+        clip_id: the server-generated clip UUID.
+        mime_type: an allowed audio MIME type (the extension comes from it).
+    Returns:
+        the object key (no leading ``/``, no ``//``).
+    Raises:
+        KeyError: the MIME type is not in the allow-list table.
+    """
+    return f"{clips_folder(prefix)}{clip_id}.{extension_for(mime_type)}"

@@ -1,0 +1,61 @@
+"""ORM models (DESIGN §3). Schema changes go through Alembic revisions only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .db import Base, UTCDateTime, utcnow
+
+
+class ClipStatus(str, enum.Enum):
+    """Lifecycle of a clip: pending -> ready | rejected | expired (DESIGN §3 states)."""
+
+    PENDING = "pending"
+    READY = "ready"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+_STATUSES = ", ".join(f"'{s.value}'" for s in ClipStatus)
+
+
+class AudioClip(Base):
+    """Metadata of one audio clip; the bytes live in the bucket at ``storage_key``.
+
+    Sizes are bytes, durations milliseconds, timestamps aware UTC.
+    """
+
+    __tablename__ = "audio_clips"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[str] = mapped_column(String(255))
+    note_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=ClipStatus.PENDING.value)
+    mime_type: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(1024), unique=True)
+    checksum_sha256: Mapped[str | None] = mapped_column(String(44))
+    etag: Mapped[str | None] = mapped_column(String(255))
+    stored_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    measured_duration_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUSES})", name="status_valid"),
+        CheckConstraint("bytes > 0", name="bytes_positive"),
+        # The note's primary clip: WHERE owner_id=? AND note_id=? AND status='ready'
+        # ORDER BY created_at DESC LIMIT 1 is one index probe.
+        Index("ix_audio_clips_owner_note_status_created", "owner_id", "note_id", "status", "created_at"),
+        # The caller's clips, newest first, keyset-paginated on (created_at, id).
+        Index("ix_audio_clips_owner_created", "owner_id", "created_at", "id"),
+        # The sweeper: status='pending' AND created_at < T.
+        Index("ix_audio_clips_status_created", "status", "created_at"),
+    )

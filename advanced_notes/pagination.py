@@ -1,0 +1,37 @@
+"""Opaque keyset cursors for newest-first listings.
+
+A cursor encodes the ``(created_at, id)`` of the last row of a page; the next page
+is the rows strictly before it in ``(created_at DESC, id DESC)`` order, which stays
+correct while rows are inserted and costs one index range scan at any depth.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import uuid
+
+
+def encode_cursor(created_at: dt.datetime, clip_id: uuid.UUID) -> str:
+    """Encode a keyset position as URL-safe base64 (no padding)."""
+    raw = json.dumps([created_at.astimezone(dt.timezone.utc).isoformat(), str(clip_id)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    """Decode :func:`encode_cursor` output.
+
+    Raises:
+        ValueError: the cursor was not produced by :func:`encode_cursor`.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, clip_id = json.loads(raw)
+        position = dt.datetime.fromisoformat(created), uuid.UUID(clip_id)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    if position[0].tzinfo is None:
+        raise ValueError("invalid cursor")
+    return position

@@ -1,0 +1,180 @@
+"""Marshmallow schemas: what the API accepts and returns (DESIGN §4).
+
+Inputs are strict: unknown fields are a 422, ``"bytes": "12"`` is a 422, booleans are
+not integers. Limits that are settings (``MAX_UPLOAD_BYTES``, the MIME allow-list) are
+read from the running app's settings when a request is validated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+
+from flask import current_app
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from .config import Settings
+from .mime import normalize_mime_type
+from .models import ClipStatus
+
+MAX_NOTE_ID_LENGTH = 255
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+
+def _settings() -> Settings:
+    return current_app.extensions["advanced_notes"].settings
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO 8601 UTC with a ``Z`` and millisecond precision: ``2026-11-21T08:06:31.123Z``."""
+
+    def _serialize(self, value: dt.datetime | None, attr: str | None, obj: object, **kwargs: object) -> str | None:
+        if value is None:
+            return None
+        utc = value.astimezone(dt.timezone.utc)
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class MimeType(fields.String):
+    """An audio MIME type from the configured allow-list, case-insensitive, parameters dropped."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> str:
+        mime = normalize_mime_type(super()._deserialize(value, attr, data, **kwargs))
+        allowed = _settings().allowed_mime_types
+        if mime not in allowed:
+            raise ValidationError(f"Must be one of: {', '.join(allowed)}.")
+        return mime
+
+
+def _validate_bytes(value: int) -> None:
+    high = _settings().max_upload_bytes
+    if not 1 <= value <= high:
+        raise ValidationError(f"Must be between 1 and {high}.")
+
+
+def _validate_duration(value: int) -> None:
+    high = _settings().max_duration_ms
+    if not 0 <= value <= high:
+        raise ValidationError(f"Must be between 0 and {high}.")
+
+
+def _validate_sha256_base64(value: str) -> None:
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 32:
+        raise ValidationError("Must be the base64 encoding of a 32-byte SHA-256 digest.")
+
+
+_NOTE_ID = validate.Length(1, MAX_NOTE_ID_LENGTH)
+
+
+class CreateClipSchema(StrictSchema):
+    """Body of ``POST /api/audio-clips``."""
+
+    note_id = fields.String(load_default=None, allow_none=True, validate=_NOTE_ID,
+                            metadata={"description": "Opaque note identifier (1..255 chars)."})
+    mime_type = MimeType(required=True, metadata={"example": "audio/mp4",
+                                                  "description": "Audio MIME type from the allow-list."})
+    bytes = fields.Integer(strict=True, required=True, validate=_validate_bytes,
+                           metadata={"example": 54692, "description": "Exact size in bytes (1..MAX_UPLOAD_BYTES)."})
+    duration_ms = fields.Integer(strict=True, load_default=None, allow_none=True, validate=_validate_duration,
+                                 metadata={"example": 6289, "description": "Declared duration (ms)."})
+    checksum_sha256 = fields.String(load_default=None, allow_none=True, validate=_validate_sha256_base64,
+                                    metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."})
+
+
+class UpdateClipSchema(StrictSchema):
+    """Body of ``PATCH /api/audio-clips/<id>``: attach to a note, or detach with null."""
+
+    note_id = fields.String(required=True, allow_none=True, validate=_NOTE_ID)
+
+
+class ListClipsQuerySchema(StrictSchema):
+    """Query of ``GET /api/audio-clips``."""
+
+    note_id = fields.String(validate=_NOTE_ID)
+    status = fields.String(validate=validate.OneOf([s.value for s in ClipStatus]))
+    limit = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(1, MAX_PAGE_SIZE))
+    cursor = fields.String(validate=validate.Length(1, 512),
+                           metadata={"description": "next_cursor of the previous page."})
+
+
+class ClipSchema(Schema):
+    """A clip as the API returns it (sizes in bytes, durations in ms)."""
+
+    id = fields.UUID()
+    note_id = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": [s.value for s in ClipStatus]})
+    mime_type = fields.String()
+    bytes = fields.Integer()
+    duration_ms = fields.Integer(allow_none=True)
+    measured_duration_ms = fields.Integer(allow_none=True)
+    checksum_sha256 = fields.String(allow_none=True)
+    storage_key = fields.String()
+    etag = fields.String(allow_none=True)
+    stored_bytes = fields.Integer(allow_none=True)
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+    completed_at = UTCDateTime(allow_none=True)
+
+
+class UploadSchema(Schema):
+    """How to PUT the bytes: send exactly ``headers`` to ``url`` before ``expires_at``."""
+
+    method = fields.String(metadata={"example": "PUT"})
+    url = fields.String()
+    storage_key = fields.String()
+    headers = fields.Dict(keys=fields.String(), values=fields.String(),
+                          metadata={"description": "Every header signed into the URL, with its exact value."})
+    expires_at = UTCDateTime()
+
+
+class PlaybackSchema(Schema):
+    """A presigned GET URL (supports HTTP Range) and when it stops working."""
+
+    url = fields.String()
+    expires_at = UTCDateTime()
+
+
+class ClipEnvelopeSchema(Schema):
+    clip = fields.Nested(ClipSchema)
+
+
+class CreatedClipSchema(Schema):
+    clip = fields.Nested(ClipSchema)
+    upload = fields.Nested(UploadSchema)
+
+
+class UploadEnvelopeSchema(Schema):
+    upload = fields.Nested(UploadSchema)
+
+
+class ClipPageSchema(Schema):
+    clips = fields.List(fields.Nested(ClipSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class NoteAudioSchema(Schema):
+    clip = fields.Nested(ClipSchema)
+    playback = fields.Nested(PlaybackSchema)
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(metadata={"example": "validation_error"})
+    message = fields.String()
+    details = fields.Raw(metadata={"description": "Field errors or a rejection reason."})
+
+
+class ErrorSchema(Schema):
+    """Every 4xx/5xx answer: ``{"error": {"code", "message", "details"?}}``."""
+
+    error = fields.Nested(ErrorBodySchema)
