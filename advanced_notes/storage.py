@@ -69,7 +69,7 @@ def client_config(settings: Settings) -> Config:
         response_checksum_validation="when_required",
         connect_timeout=settings.s3_connect_timeout_seconds,
         read_timeout=settings.s3_read_timeout_seconds,
-        retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
     )
 
 

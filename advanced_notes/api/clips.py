@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from marshmallow import RAISE
+
 from ..auth import current_owner
 from ..schemas import (ClipEnvelopeSchema, ClipPageSchema, CreateClipSchema, CreatedClipSchema,
                        ListClipsQuerySchema, PlaybackSchema)
@@ -30,7 +32,9 @@ def create_clip(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/audio-clips", methods=["GET"])
-@blp.arguments(ListClipsQuerySchema, location="query")
+# unknown=RAISE: webargs ignores unknown query parameters by default, and a typo such
+# as ?noteId= would silently list every clip.
+@blp.arguments(ListClipsQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, ClipPageSchema)
 @blp.alt_response(401, description="Missing or invalid bearer token.")
 @blp.alt_response(422, description="validation_error: bad filter, limit or cursor.")

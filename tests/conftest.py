@@ -1,0 +1,209 @@
+"""Shared fixtures: real parts wherever a user would have them.
+
+- S3: moto's ThreadedMotoServer on loopback (one per session, one bucket).
+- Database: PostgreSQL when TEST_DATABASE_URL is set (a fresh database per session,
+  dropped at the end), else a SQLite file; migrated with Alembic, never create_all.
+- HTTP: the Flask test client for API tests, and the app served by werkzeug on
+  loopback (``live_server``) for end-to-end tests with ``requests``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+# Settings of the developer's shell or .env must not leak into tests.
+for _name in list(os.environ):
+    if _name.startswith(("S3_", "AWS_", "AUTH_", "APP_", "MAX_", "UPLOAD_", "CORS_")) \
+            or _name in ("ENV", "FLASK_ENV", "DATABASE_URL", "ALLOWED_MIME_TYPES"):
+        del os.environ[_name]
+
+from advanced_notes import create_app, migrate  # noqa: E402
+from advanced_notes.auth import mint_token  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("AUDIO_FIXTURES_DIR", REPO.parent / "shared" / "fixtures" / "audio"))
+AUDIO_FILES = ["note.m4a", "note.mp3", "note.wav", "note.ogg", "note.webm", "note.flac"]
+MIME_BY_EXT = {"m4a": "audio/mp4", "mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg",
+               "webm": "audio/webm", "flac": "audio/flac"}
+JWT_SECRET = "test-secret-" + "x" * 40
+BUCKET = "advanced-notes-test"
+REGION = "us-east-1"
+ACCESS_KEY, SECRET_KEY = "AKIATESTKEY", "test-secret-access-key"
+
+
+@dataclass(frozen=True)
+class AudioFixture:
+    name: str
+    path: Path
+    size: int
+    sha256_base64: str
+    duration_ms: int | None
+
+    @property
+    def data(self) -> bytes:
+        return self.path.read_bytes()
+
+    @property
+    def mime_type(self) -> str:
+        return MIME_BY_EXT[self.name.rsplit(".", 1)[1]]
+
+
+@pytest.fixture(scope="session")
+def audio() -> dict[str, AudioFixture]:
+    """The real audio fixtures of ../shared/fixtures/audio, from MANIFEST.tsv."""
+    manifest = FIXTURES / "MANIFEST.tsv"
+    if not manifest.exists():
+        pytest.fail(f"audio fixtures not found at {FIXTURES} (set AUDIO_FIXTURES_DIR)")
+    with manifest.open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return {
+        r["file"]: AudioFixture(r["file"], FIXTURES / r["file"], int(r["bytes"]), r["sha256_base64"],
+                                int(r["duration_ms"]) if r["duration_ms"] else None)
+        for r in rows
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's threaded S3 server on a free loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def _fresh_postgres_database(base_url: str) -> tuple[str, Any]:
+    url = make_url(base_url)
+    name = f"an_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(scope="session")
+def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A factory of empty databases of the backend under test (PostgreSQL or SQLite)."""
+    drops = []
+    base = os.environ.get("TEST_DATABASE_URL")
+
+    def make() -> str:
+        if base:
+            url, drop = _fresh_postgres_database(base)
+            drops.append(drop)
+            return url
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
+
+    yield make
+    for drop in drops:
+        drop()
+
+
+@pytest.fixture(scope="session")
+def database_url(empty_database_url: Any) -> str:
+    """The session's database, migrated to head with Alembic."""
+    url = empty_database_url()
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def base_config(database_url: str, s3_endpoint: str) -> dict[str, Any]:
+    """Settings of a non-dev deployment ("test") against the session's database and moto."""
+    return {
+        "APP_ENV": "test", "DATABASE_URL": database_url, "S3_BUCKET": BUCKET, "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "S3_ENDPOINT_URL": s3_endpoint, "S3_ADDRESSING_STYLE": "path", "AUTH_JWT_SECRET": JWT_SECRET,
+    }
+
+
+@pytest.fixture(scope="session")
+def app(base_config: dict[str, Any]):
+    application = create_app(base_config)
+    application.extensions["advanced_notes"].storage.ensure_bucket()
+    return application
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "app" in request.fixturenames:
+        db = request.getfixturevalue("app").extensions["advanced_notes"].db
+        with db.engine.begin() as conn:
+            conn.execute(text("DELETE FROM audio_clips"))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def make_token(app):
+    settings = app.extensions["advanced_notes"].settings
+
+    def make(sub: str = "alice", expires_in: int = 3600) -> str:
+        return mint_token(settings, sub, expires_in)
+
+    return make
+
+
+@pytest.fixture
+def auth(make_token) -> dict[str, str]:
+    """Authorization header of owner ``alice``."""
+    return {"Authorization": f"Bearer {make_token('alice')}"}
+
+
+@pytest.fixture
+def other_auth(make_token) -> dict[str, str]:
+    """Authorization header of owner ``mallory``."""
+    return {"Authorization": f"Bearer {make_token('mallory')}"}
+
+
+class LiveServer:
+    """The app served by werkzeug on a loopback port in a background thread."""
+
+    def __init__(self, application: Any):
+        from werkzeug.serving import make_server
+
+        self._server = make_server("127.0.0.1", 0, application, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def live_server(app) -> Iterator[LiveServer]:
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+def put_upload(upload: dict[str, Any], body: bytes) -> requests.Response:
+    """PUT ``body`` to a presigned upload with exactly the returned headers (a real HTTP client)."""
+    return requests.put(upload["url"], data=body, headers=upload["headers"], timeout=30)

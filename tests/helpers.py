@@ -1,0 +1,38 @@
+"""Small helpers for API tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conftest import put_upload
+
+
+def create(client: Any, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    """POST /api/audio-clips and return the JSON (asserting 201)."""
+    body.setdefault("mime_type", "audio/mp4")
+    body.setdefault("bytes", 10)
+    response = client.post("/api/audio-clips", json=body, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def upload_ready(client: Any, headers: dict[str, str], data: bytes, mime_type: str = "audio/mp4",
+                 **body: Any) -> dict[str, Any]:
+    """Create, PUT ``data`` over HTTP with the signed headers, complete; return the ready clip."""
+    created = create(client, headers, mime_type=mime_type, bytes=len(data), **body)
+    assert put_upload(created["upload"], data).status_code == 200
+    response = client.post(f"/api/audio-clips/{created['clip']['id']}/complete", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["clip"]
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert the DESIGN §4 error shape, status and code; return the error object."""
+    assert response.status_code == status, (response.status_code, response.data[:300])
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert error["code"] == code and isinstance(error["message"], str) and error["message"]
+    assert set(error) <= {"code", "message", "details"}
+    return error

@@ -1,0 +1,97 @@
+"""Settings (DESIGN §7): aliases, defaults, and one startup message naming every bad variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from advanced_notes import create_app
+from advanced_notes.config import DEV_JWT_SECRET, ConfigError, load_settings
+
+GOOD_PROD = {"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWT_SECRET": "s" * 40}
+
+
+def test_dev_defaults():
+    s = load_settings({})
+    assert (s.environment, s.key_prefix, s.aws_region, s.s3_addressing_style) == ("dev", "dev", "us-east-1", "auto")
+    assert (s.presign_put_expires_seconds, s.presign_get_expires_seconds) == (900, 900)
+    assert (s.max_upload_bytes, s.max_duration_ms, s.upload_reservation_seconds) == (104_857_600, 10_800_000, 86_400)
+    assert s.auth_jwt_secret == DEV_JWT_SECRET and s.s3_bucket
+    assert "audio/m4a" in s.allowed_mime_types and "audio/3gpp" in s.allowed_mime_types
+
+
+def test_aliases_of_earlier_setups():
+    s = load_settings({**GOOD_PROD, "S3_BUCKET": None, "S3_BUCKET_NAME": "spaces-bucket", "S3_REGION": "nyc3",
+                       "S3_ACCESS_KEY": "DO00KEY", "S3_SECRET_KEY": "do-secret", "APP_ENV": None,
+                       "ENV": "live"})
+    assert (s.s3_bucket, s.aws_region, s.aws_access_key_id, s.aws_secret_access_key) == \
+        ("spaces-bucket", "nyc3", "DO00KEY", "do-secret")
+    assert s.environment == "prod"
+
+
+def test_canonical_names_win_over_aliases():
+    s = load_settings({**GOOD_PROD, "S3_BUCKET_NAME": "old", "AWS_REGION": "eu-west-1",
+                       "AWS_DEFAULT_REGION": "us-west-2", "S3_REGION": "nyc3"})
+    assert (s.s3_bucket, s.aws_region) == ("b", "eu-west-1")
+    assert load_settings({**GOOD_PROD, "AWS_DEFAULT_REGION": "us-west-2"}).aws_region == "us-west-2"
+
+
+def test_public_endpoint_defaults_to_endpoint():
+    s = load_settings({"S3_ENDPOINT_URL": "http://minio:9000"})
+    assert s.s3_public_endpoint_url == "http://minio:9000"
+    s = load_settings({"S3_ENDPOINT_URL": "http://minio:9000", "S3_PUBLIC_ENDPOINT_URL": "https://s3.example.com"})
+    assert s.s3_public_endpoint_url == "https://s3.example.com"
+
+
+@pytest.mark.parametrize("env, variable, words", [
+    ({"S3_PRESIGN_PUT_EXPIRES_SECONDS": "abc"}, "S3_PRESIGN_PUT_EXPIRES_SECONDS", "integer from 1 to 604800"),
+    ({"S3_PRESIGN_PUT_EXPIRES_SECONDS": "0"}, "S3_PRESIGN_PUT_EXPIRES_SECONDS", "604800"),
+    ({"S3_PRESIGN_GET_EXPIRES_SECONDS": "604801"}, "S3_PRESIGN_GET_EXPIRES_SECONDS", "604800"),
+    ({"MAX_UPLOAD_BYTES": "1.5"}, "MAX_UPLOAD_BYTES", "integer"),
+    ({"MAX_DURATION_MS": "-1"}, "MAX_DURATION_MS", "integer"),
+    ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE", "auto, path, virtual"),
+    ({"S3_ENDPOINT_URL": "minio:9000"}, "S3_ENDPOINT_URL", "http"),
+    ({"AWS_ACCESS_KEY_ID": "only-the-id"}, "AWS_SECRET_ACCESS_KEY", "together"),
+    ({"ALLOWED_MIME_TYPES": "audio/mpeg text/html"}, "ALLOWED_MIME_TYPES", "text/html"),
+    ({"S3_PRESIGN_PUT_EXPIRES_SECONDS": "7200", "UPLOAD_RESERVATION_SECONDS": "3600"},
+     "UPLOAD_RESERVATION_SECONDS", "S3_PRESIGN_PUT_EXPIRES_SECONDS"),
+])
+def test_each_bad_setting_is_named(env, variable, words):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert variable in info.value.problems
+    assert words in info.value.problems[variable]
+    assert variable in str(info.value)
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"APP_ENV": "production", "AUTH_JWT_SECRET": "s" * 40}, "S3_BUCKET"),
+    ({"APP_ENV": "production", "S3_BUCKET": "b"}, "AUTH_JWT_SECRET"),
+    ({"APP_ENV": "staging", "S3_BUCKET": "b", "AUTH_JWT_SECRET": DEV_JWT_SECRET}, "AUTH_JWT_SECRET"),
+    ({"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWT_SECRET": "short"}, "AUTH_JWT_SECRET"),
+])
+def test_outside_dev_bucket_and_real_secret_are_required(env, variable):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert variable in info.value.problems
+
+
+def test_jwks_alone_is_enough_outside_dev():
+    s = load_settings({"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWKS_URL": "https://idp.example/jwks"})
+    assert s.auth_jwt_secret is None and s.auth_jwks_url
+
+
+def test_one_message_names_every_bad_variable():
+    env = {"APP_ENV": "production", "S3_ADDRESSING_STYLE": "weird", "S3_PRESIGN_GET_EXPIRES_SECONDS": "9999999",
+           "MAX_UPLOAD_BYTES": "lots"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    message = str(info.value)
+    for name in ("S3_BUCKET", "AUTH_JWT_SECRET", "S3_ADDRESSING_STYLE", "S3_PRESIGN_GET_EXPIRES_SECONDS",
+                 "MAX_UPLOAD_BYTES"):
+        assert name in message
+    assert message.startswith("Invalid configuration (5 problem(s))")
+
+
+def test_create_app_refuses_bad_configuration(tmp_path):
+    with pytest.raises(ConfigError, match="S3_BUCKET"):
+        create_app({"APP_ENV": "production", "AUTH_JWT_SECRET": "s" * 40, "DATABASE_URL": f"sqlite:///{tmp_path}/x"})

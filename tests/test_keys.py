@@ -1,0 +1,79 @@
+"""Key prefix normalization and object keys (DESIGN §8): a table of every rule, then properties."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from advanced_notes.keys import build_object_key, environment_name, normalize_prefix, resolve_prefix
+from advanced_notes.mime import MIME_EXTENSIONS, extension_for
+
+SAFE_KEY = re.compile(r"^[a-z0-9._-]+(/[a-z0-9._-]+)*$")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("production", "prod"), ("prod", "prod"), ("live", "prod"), ("PRODUCTION", "prod"),
+    (" Production/ ", "prod"), ("/Live/", "prod"),
+    ("development", "dev"), ("dev", "dev"), ("local", "dev"), ("  LOCAL  ", "dev"), ("/Development", "dev"),
+    ("staging", "staging"), ("stage", "staging"), ("Stage/", "staging"),
+    ("tenants/Acme Corp", "tenants/acme-corp"),
+    ("Feature_Branch-42", "feature_branch-42"),
+    ("a//b", "a/b"), ("a/./b", "a/b"), ("../etc/passwd", "etc/passwd"), ("a/../b", "a/b"),
+    ("préprod", "pr-prod"), ("qa.v1", "qa.v1"),
+    ("", "dev"), ("   ", "dev"), ("/", "dev"), ("//..//.", "dev"), ("???", "dev"), (None, "dev"),
+])
+def test_normalize_prefix_table(raw, expected):
+    assert normalize_prefix(raw) == expected
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "dev"),
+    ({"FLASK_ENV": "production"}, "prod"),
+    ({"ENV": "staging", "FLASK_ENV": "production"}, "staging"),
+    ({"APP_ENV": "live", "ENV": "staging", "FLASK_ENV": "development"}, "prod"),
+    ({"APP_ENV": "  ", "ENV": "stage"}, "staging"),
+    ({"S3_KEY_PREFIX": "tenants/Acme Corp", "APP_ENV": "production"}, "tenants/acme-corp"),
+    ({"S3_KEY_PREFIX": " Production/ ", "APP_ENV": "dev"}, "prod"),
+    ({"S3_KEY_PREFIX": "", "APP_ENV": "production"}, "prod"),
+])
+def test_prefix_resolution_order(env, expected):
+    assert resolve_prefix(env) == expected
+
+
+def test_key_prefix_override_does_not_change_environment():
+    assert environment_name({"S3_KEY_PREFIX": "prod", "APP_ENV": "staging"}) == "staging"
+
+
+def test_object_key_shape():
+    clip_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert build_object_key("prod", clip_id, "audio/x-m4a") == f"prod/audio-clips/{clip_id}.m4a"
+    assert build_object_key("tenants/acme", clip_id, "AUDIO/MPEG") == f"tenants/acme/audio-clips/{clip_id}.mp3"
+
+
+def test_every_allowed_type_has_a_design_extension():
+    assert set(MIME_EXTENSIONS.values()) <= {"m4a", "mp3", "wav", "webm", "ogg", "opus", "flac", "aac", "3gp"}
+    assert extension_for("audio/3gpp") == "3gp"
+    with pytest.raises(KeyError):
+        extension_for("text/html")
+
+
+@given(st.one_of(st.none(), st.text(), st.text(alphabet="/. \t\\-_aA0%"), st.text(alphabet=st.characters())))
+def test_any_input_gives_a_safe_prefix(raw):
+    prefix = normalize_prefix(raw)
+    assert SAFE_KEY.match(prefix), prefix
+    assert not prefix.startswith("/") and "//" not in prefix
+    assert all(segment not in ("", ".", "..") for segment in prefix.split("/"))
+    assert normalize_prefix(prefix) == prefix  # idempotent
+
+
+@given(st.dictionaries(st.sampled_from(["S3_KEY_PREFIX", "APP_ENV", "ENV", "FLASK_ENV"]), st.text()),
+       st.uuids(), st.sampled_from(sorted(MIME_EXTENSIONS)))
+def test_any_settings_give_a_safe_key(env, clip_id, mime_type):
+    key = build_object_key(resolve_prefix(env), clip_id, mime_type)
+    assert SAFE_KEY.match(key), key
+    assert "/audio-clips/" in key and key.endswith(f"{clip_id}.{MIME_EXTENSIONS[mime_type]}")
+    assert ".." not in key.split("/")

@@ -1,0 +1,54 @@
+"""Alembic owns the schema: upgrade from empty, downgrade to base, and models == migrations."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from advanced_notes import migrate
+from advanced_notes.db import Base
+
+
+def _diff(url: str) -> list:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    engine.dispose()
+    return diff
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_and_models_match(empty_database_url):
+    url = empty_database_url()
+    assert _tables(url) == set()
+    migrate.upgrade(url)
+    assert {"audio_clips", "alembic_version"} <= _tables(url)
+    assert _diff(url) == []
+    engine = create_engine(url)
+    indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("audio_clips")}
+    engine.dispose()
+    assert indexes["ix_audio_clips_owner_note_status_created"] == ["owner_id", "note_id", "status", "created_at"]
+    assert indexes["ix_audio_clips_status_created"] == ["status", "created_at"]
+    migrate.downgrade(url, "base")
+    assert _tables(url) <= {"alembic_version"}
+    migrate.upgrade(url)
+    assert _diff(url) == []
+
+
+def test_db_cli_upgrade(empty_database_url, base_config):
+    from advanced_notes import create_app
+
+    url = empty_database_url()
+    app = create_app({**base_config, "DATABASE_URL": url})
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "audio_clips" in _tables(url)
+    app.extensions["advanced_notes"].db.dispose()

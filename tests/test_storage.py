@@ -1,0 +1,129 @@
+"""The storage adapter: what is signed into presigned URLs (DESIGN §6).
+
+moto accepts any signature, so these tests parse the URLs and recompute the SigV4
+signature independently (tests/sigv4.py) instead of trusting that a PUT worked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+
+from advanced_notes.config import load_settings
+from advanced_notes.storage import S3Storage
+
+from .conftest import ACCESS_KEY, SECRET_KEY
+from .sigv4 import signature_matches, signed_params
+
+KEY = "prod/audio-clips/0b5a1c9e-1a44-4b5e-9a57-0d1f0c3b7a10.m4a"
+CHECKSUM = base64.b64encode(hashlib.sha256(b"abc").digest()).decode()
+
+
+def storage(**env: str) -> S3Storage:
+    return S3Storage(load_settings({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, **env}))
+
+
+def test_client_config_follows_the_storage_rules():
+    config = storage(S3_ADDRESSING_STYLE="path")._client.meta.config
+    assert config.signature_version == "s3v4"
+    assert config.request_checksum_calculation == "when_required"
+    assert config.response_checksum_validation == "when_required"
+    assert config.s3 == {"addressing_style": "path"}
+    assert config.connect_timeout == 3 and config.read_timeout == 10
+    assert config.retries == {"total_max_attempts": 2, "mode": "standard"}
+
+
+def test_put_url_is_sigv4_and_binds_type_and_length():
+    upload = storage(S3_ENDPOINT_URL="http://127.0.0.1:9000", AWS_REGION="us-east-1").presign_put(
+        KEY, "audio/mp4", 54692)
+    params = signed_params(upload.url)
+    assert params["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    assert params["X-Amz-SignedHeaders"] == "content-length;content-type;host"
+    assert params["X-Amz-Expires"] == "900"
+    access, _day, region, service, terminator = params["X-Amz-Credential"].split("/")
+    assert (access, region, service, terminator) == (ACCESS_KEY, "us-east-1", "s3", "aws4_request")
+    assert "x-amz-acl" not in upload.url.lower()
+    assert upload.headers == {"Content-Type": "audio/mp4", "Content-Length": "54692"}
+    assert upload.method == "PUT"
+
+
+def test_upload_headers_are_exactly_what_was_signed():
+    upload = storage(S3_ENDPOINT_URL="http://127.0.0.1:9000").presign_put(KEY, "audio/mp4", 54692, CHECKSUM)
+    assert signed_params(upload.url)["X-Amz-SignedHeaders"] == \
+        "content-length;content-type;host;x-amz-checksum-sha256"
+    assert upload.headers["x-amz-checksum-sha256"] == CHECKSUM
+    assert signature_matches(upload.url, "PUT", upload.headers, SECRET_KEY)
+    # The verifier can fail: any other value of a signed header breaks the signature.
+    assert not signature_matches(upload.url, "PUT", {**upload.headers, "Content-Type": "text/html"}, SECRET_KEY)
+    assert not signature_matches(upload.url, "PUT", {**upload.headers, "Content-Length": "54693"}, SECRET_KEY)
+    assert not signature_matches(upload.url, "GET", upload.headers, SECRET_KEY)
+    assert not signature_matches(upload.url, "PUT", upload.headers, "wrong-secret")
+
+
+def test_expiry_comes_from_settings_and_expires_at_is_consistent():
+    s = storage(S3_PRESIGN_PUT_EXPIRES_SECONDS="60", S3_PRESIGN_GET_EXPIRES_SECONDS="604800")
+    put = s.presign_put(KEY, "audio/mp4", 10)
+    get = s.presign_get(KEY, "audio/mp4", "x.m4a")
+    assert signed_params(put.url)["X-Amz-Expires"] == "60"
+    assert signed_params(get.url)["X-Amz-Expires"] == "604800"
+    from datetime import datetime, timezone
+    signed_at = datetime.strptime(signed_params(put.url)["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    assert 59 <= (put.expires_at - signed_at).total_seconds() <= 60
+
+
+@pytest.mark.parametrize("region", ["auto", "nyc3", "eu-central-1"])
+def test_credential_scope_uses_the_configured_region(region):
+    url = storage(AWS_REGION=region, S3_ENDPOINT_URL="https://example.invalid").presign_put(KEY, "audio/mp4", 1).url
+    assert signed_params(url)["X-Amz-Credential"].split("/")[2] == region
+
+
+def test_public_endpoint_is_the_host_signed_into_urls():
+    s = storage(S3_ENDPOINT_URL="http://minio.internal:9000", S3_PUBLIC_ENDPOINT_URL="https://media.example.com",
+                S3_ADDRESSING_STYLE="path", S3_BUCKET="clips")
+    for presigned in (s.presign_put(KEY, "audio/mp4", 5), s.presign_get(KEY, "audio/mp4", "a.m4a")):
+        parts = urlsplit(presigned.url)
+        assert parts.netloc == "media.example.com" and parts.path.startswith("/clips/")
+        assert signature_matches(presigned.url, presigned.method, presigned.headers, SECRET_KEY)
+    assert s._client.meta.endpoint_url == "http://minio.internal:9000"
+
+
+@pytest.mark.parametrize("style, host, path_prefix", [
+    ("path", "localhost:9000", "/clips/"),
+    ("virtual", "clips.localhost:9000", "/prod/"),
+])
+def test_addressing_style(style, host, path_prefix):
+    url = storage(S3_ENDPOINT_URL="http://localhost:9000", S3_ADDRESSING_STYLE=style,
+                  S3_BUCKET="clips").presign_put(KEY, "audio/mp4", 5).url
+    parts = urlsplit(url)
+    assert parts.netloc == host and parts.path.startswith(path_prefix)
+
+
+def test_get_url_forces_type_and_inline_disposition():
+    get = storage().presign_get(KEY, "audio/mp4", "clip.m4a")
+    params = signed_params(get.url)
+    assert params["response-content-type"] == "audio/mp4"
+    assert params["response-content-disposition"] == 'inline; filename="clip.m4a"'
+    assert params["X-Amz-SignedHeaders"] == "host"
+    assert signature_matches(get.url, "GET", {}, SECRET_KEY)
+
+
+def test_without_s3v4_boto3_would_sign_sigv2():
+    # Why DESIGN §6 rule 2 exists: boto3's default presigner still emits SigV2 here.
+    plain = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    assert "X-Amz-Algorithm" not in plain.generate_presigned_url("put_object", Params={"Bucket": "b", "Key": "k"})
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in storage().presign_put(KEY, "audio/mp4", 1).url
+
+
+def test_head_put_delete_against_moto(app):
+    s = app.extensions["advanced_notes"].storage
+    key = "test/audio-clips/head-probe.m4a"
+    assert s.head(key) is None
+    s.put_object(key, b"0123456789", "audio/mp4")
+    info = s.head(key)
+    assert (info.size, info.content_type) == (10, "audio/mp4") and info.etag
+    s.delete(key)
+    assert s.head(key) is None
