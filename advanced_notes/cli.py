@@ -78,10 +78,48 @@ def token_command(subject: str, expires_in: int) -> None:
     click.echo(mint_token(current_app.extensions["advanced_notes"].settings, subject, expires_in))
 
 
+@click.command("sweep")
+@click.option("--apply", is_flag=True, help="Make changes (default: dry run, report only).")
+@click.option("--delete", "delete_orphans", is_flag=True,
+              help="With --apply: also delete objects that no clip or recorded deletion knows.")
+@click.option("--min-orphan-age", default=3600, show_default=True, type=click.IntRange(0),
+              help="Seconds an unknown object must have existed before it counts as an orphan.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 1000),
+              help="Rows per transaction and per query.")
+@with_appcontext
+def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_size: int) -> None:
+    """Expire stale uploads, finish recorded deletions, reconcile the bucket with the database.
+
+    Safe to run from cron on several machines at once. Exits 0 after a complete run
+    (findings are in the report), 1 when the store or database could not be reached.
+    """
+    import datetime as dt
+
+    from tqdm import tqdm
+
+    from .errors import ApiError
+    from .services.sweeper import Sweeper
+
+    if delete_orphans and not apply:
+        raise click.UsageError("--delete needs --apply")
+    services = current_app.extensions["advanced_notes"]
+    sweeper = Sweeper(services.db, services.storage, services.settings, batch_size=batch_size)
+    # disable=None: the progress bar shows on a terminal and stays out of cron mail.
+    with tqdm(unit=" objects", desc="reconcile", file=sys.stderr, disable=None) as bar:
+        try:
+            report = sweeper.run(apply=apply, delete_orphans=delete_orphans,
+                                 min_orphan_age=dt.timedelta(seconds=min_orphan_age), progress=bar.update)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from exc
+    for line in report.summary():
+        click.echo(line)
+
+
 def register_app_commands(app: Flask) -> None:
     """Add the app commands to ``flask --app wsgi``."""
     app.cli.add_command(db_group)
     app.cli.add_command(token_command)
+    app.cli.add_command(sweep_command)
 
 
 def _create_app_for_cli() -> Flask:

@@ -64,6 +64,8 @@ class Settings:
     max_request_bytes: int
     upload_reservation_seconds: int
     allowed_mime_types: tuple[str, ...]
+    s3_conditional_writes: bool
+    audio_probe_max_bytes: int
     auth_jwt_secret: str | None
     auth_jwks_url: str | None
     auth_jwt_issuer: str | None
@@ -100,6 +102,17 @@ class _Reader:
             value = None
         if value is None or not low <= value <= high:
             self.problems[name] = f"must be an integer from {low} to {high}{why}, got {raw!r}"
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = {"1": True, "true": True, "on": True, "yes": True,
+                 "0": False, "false": False, "off": False, "no": False}.get(raw.lower())
+        if value is None:
+            self.problems[name] = f"must be on or off, got {raw!r}"
             return default
         return value
 
@@ -194,6 +207,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_request_bytes=r.integer("MAX_REQUEST_BYTES", 65_536, 1024, 10 * 1024**2),
         upload_reservation_seconds=r.integer("UPLOAD_RESERVATION_SECONDS", 86_400, 60, 365 * 86_400),
         allowed_mime_types=allowed,
+        s3_conditional_writes=r.boolean("S3_CONDITIONAL_WRITES", False),
+        audio_probe_max_bytes=r.integer("AUDIO_PROBE_MAX_BYTES", 8 * 1024**2, 64 * 1024, 1024**3),
         auth_jwt_secret=secret,
         auth_jwks_url=jwks_url,
         auth_jwt_issuer=r.text("AUTH_JWT_ISSUER"),

@@ -107,3 +107,21 @@ def build_object_key(prefix: str, clip_id: uuid.UUID, mime_type: str) -> str:
         KeyError: the MIME type is not in the allow-list table.
     """
     return f"{clips_folder(prefix)}{clip_id}.{extension_for(mime_type)}"
+
+
+def clip_id_from_key(folder: str, key: str) -> uuid.UUID | None:
+    """The clip id of an object key built by :func:`build_object_key` under ``folder``.
+
+    Returns None for any key this service would not have built (other names, wrong
+    case, not under ``folder``): such objects belong to no clip.
+    """
+    if not key.startswith(folder):
+        return None
+    stem, dot, ext = key[len(folder):].partition(".")
+    if not dot or "/" in ext:
+        return None
+    try:
+        clip_id = uuid.UUID(stem)
+    except ValueError:
+        return None
+    return clip_id if str(clip_id) == stem else None

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base, UTCDateTime, utcnow
@@ -47,8 +47,14 @@ class AudioClip(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: When the latest presigned PUT URL stops working (the store's clock): until then
+    #: an object can still arrive, even after the clip was rejected, expired or deleted.
+    upload_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The client's Idempotency-Key of the create request, unique per owner.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
+        UniqueConstraint("owner_id", "idempotency_key"),
         CheckConstraint(f"status IN ({_STATUSES})", name="status_valid"),
         CheckConstraint("bytes > 0", name="bytes_positive"),
         # The note's primary clip: WHERE owner_id=? AND note_id=? AND status='ready'
@@ -58,4 +64,31 @@ class AudioClip(Base):
         Index("ix_audio_clips_owner_created", "owner_id", "created_at", "id"),
         # The sweeper: status='pending' AND created_at < T.
         Index("ix_audio_clips_status_created", "status", "created_at"),
+    )
+
+
+class PendingDeletion(Base):
+    """An object that must be deleted from the bucket: the outbox of every deletion.
+
+    Written in the same transaction that removes (or rejects, or expires) the clip, so
+    a store outage or a crash can never forget an object. The sweeper retries with
+    backoff until the delete succeeds *and* ``recheck_until`` has passed: a presigned
+    PUT cannot be revoked, so an object may still arrive until the URL expires.
+    """
+
+    __tablename__ = "pending_deletions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    clip_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    storage_key: Mapped[str] = mapped_column(String(1024))
+    reason: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recheck_until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_pending_deletions_next_attempt_at", "next_attempt_at"),
+        Index("ix_pending_deletions_clip_id", "clip_id"),
     )

@@ -92,6 +92,15 @@ class CreateClipSchema(StrictSchema):
                                     metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."})
 
 
+class IdempotencyHeaderSchema(Schema):
+    """Headers of ``POST /api/audio-clips`` (other headers are ignored)."""
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key", validate=validate.Regexp(r"^[\x21-\x7e]{1,255}$",
+                                                            error="Must be 1 to 255 visible ASCII characters."),
+        metadata={"description": "Repeats with the same key by the same owner return the same clip."})
+
+
 class UpdateClipSchema(StrictSchema):
     """Body of ``PATCH /api/audio-clips/<id>``: attach to a note, or detach with null."""
 
@@ -151,7 +160,8 @@ class ClipEnvelopeSchema(Schema):
 
 class CreatedClipSchema(Schema):
     clip = fields.Nested(ClipSchema)
-    upload = fields.Nested(UploadSchema)
+    upload = fields.Nested(UploadSchema, allow_none=True,
+                           metadata={"description": "null on an idempotent repeat once the clip is no longer pending"})
 
 
 class UploadEnvelopeSchema(Schema):
@@ -166,6 +176,10 @@ class ClipPageSchema(Schema):
 class NoteAudioSchema(Schema):
     clip = fields.Nested(ClipSchema)
     playback = fields.Nested(PlaybackSchema)
+
+
+class DeletedSchema(Schema):
+    deleted = fields.Integer(metadata={"description": "How many clips were deleted."})
 
 
 class ErrorBodySchema(Schema):

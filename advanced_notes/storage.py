@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator
+from functools import partial
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .config import Settings
 from .db import utcnow
 from .errors import StorageUnavailable
+from .rangeio import RangedReader
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,15 @@ class ObjectInfo:
     etag: str | None
     content_type: str | None
     checksum_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One entry of a bucket listing. ``size`` in bytes, ``last_modified`` aware UTC."""
+
+    key: str
+    size: int
+    last_modified: dt.datetime
 
 
 def client_config(settings: Settings) -> Config:
@@ -103,6 +114,7 @@ class S3Storage:
         self.region = settings.aws_region
         self.put_expires_seconds = settings.presign_put_expires_seconds
         self.get_expires_seconds = settings.presign_get_expires_seconds
+        self.conditional_writes = settings.s3_conditional_writes
         session = boto3.session.Session(
             aws_access_key_id=settings.aws_access_key_id,
             aws_secret_access_key=settings.aws_secret_access_key,
@@ -118,6 +130,10 @@ class S3Storage:
     def presign_put(self, key: str, content_type: str, content_length: int,
                     checksum_sha256: str | None = None) -> PresignedRequest:
         """Presign a PUT of exactly ``content_length`` bytes of ``content_type`` to ``key``.
+
+        With ``S3_CONDITIONAL_WRITES=on`` the URL also signs ``If-None-Match: *``: the
+        store refuses (412) a PUT onto an existing object, so a URL cannot overwrite a
+        verified clip.
 
         Args:
             key: object key.
@@ -137,6 +153,9 @@ class S3Storage:
         if checksum_sha256:
             params["ChecksumSHA256"] = checksum_sha256
             headers["x-amz-checksum-sha256"] = checksum_sha256
+        if self.conditional_writes:
+            params["IfNoneMatch"] = "*"
+            headers["If-None-Match"] = "*"
         return self._presign("put_object", params, self.put_expires_seconds, "PUT", headers)
 
     def presign_get(self, key: str, content_type: str, filename: str) -> PresignedRequest:
@@ -188,6 +207,38 @@ class S3Storage:
             content_type=response.get("ContentType"),
             checksum_sha256=response.get("ChecksumSHA256"),
         )
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start..end`` (inclusive) of ``key`` with one ranged GET.
+
+        Raises:
+            StorageUnavailable: network failure, timeout, 5xx, or the object vanished.
+        """
+        with _store_errors("ranged GET"):
+            response = self._client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}")
+            return response["Body"].read()
+
+    def open_reader(self, key: str, size: int, max_fetch_bytes: int) -> RangedReader:
+        """A seekable file object over ``key`` that fetches 64 KiB blocks by ranged GET.
+
+        Args:
+            key: object key; size: its size in bytes (from HEAD);
+            max_fetch_bytes: the most the reader may fetch in all (ReadBudgetExceeded beyond).
+        """
+        return RangedReader(partial(self.get_range, key), size, max_fetch_bytes=max_fetch_bytes)
+
+    def list_objects(self, prefix: str, page_size: int = 1000) -> Iterator[list[ListedObject]]:
+        """Pages of the objects under ``prefix``, in key order (ListObjectsV2).
+
+        Yields lists of at most ``page_size`` objects, so a caller holds one page at a time.
+        Raises:
+            StorageUnavailable: the listing failed (pages already yielded stay valid).
+        """
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+        with _store_errors("LIST"):
+            for page in pages:
+                yield [ListedObject(o["Key"], int(o["Size"]), o["LastModified"]) for o in page.get("Contents", [])]
 
     def delete(self, key: str) -> None:
         """Delete ``key`` (deleting a missing key succeeds, as S3 does)."""

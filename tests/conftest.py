@@ -29,7 +29,12 @@ for _name in list(os.environ):
             or _name in ("ENV", "FLASK_ENV", "DATABASE_URL", "ALLOWED_MIME_TYPES"):
         del os.environ[_name]
 
+import logging  # noqa: E402
+
 from advanced_notes import create_app, migrate  # noqa: E402
+
+# moto's server logs every request at INFO through werkzeug; failures are what matter.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 from advanced_notes.auth import mint_token  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

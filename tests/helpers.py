@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conftest import put_upload
+from .conftest import FIXTURES, put_upload
+
+#: The smallest real audio fixture: what a clip that must become ready uploads by default.
+REAL_AUDIO = (FIXTURES / "note.ogg").read_bytes()
 
 
 def create(client: Any, headers: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -16,9 +19,9 @@ def create(client: Any, headers: dict[str, str], **body: Any) -> dict[str, Any]:
     return response.get_json()
 
 
-def upload_ready(client: Any, headers: dict[str, str], data: bytes, mime_type: str = "audio/mp4",
+def upload_ready(client: Any, headers: dict[str, str], data: bytes = REAL_AUDIO, mime_type: str = "audio/ogg",
                  **body: Any) -> dict[str, Any]:
-    """Create, PUT ``data`` over HTTP with the signed headers, complete; return the ready clip."""
+    """Create, PUT ``data`` (real audio) over HTTP with the signed headers, complete; return the ready clip."""
     created = create(client, headers, mime_type=mime_type, bytes=len(data), **body)
     assert put_upload(created["upload"], data).status_code == 200
     response = client.post(f"/api/audio-clips/{created['clip']['id']}/complete", headers=headers)

@@ -175,10 +175,10 @@ def test_playback_url(client, auth, audio):
 
 
 def test_note_audio_is_the_newest_ready_clip(client, auth):
-    older = upload_ready(client, auth, b"a" * 10, note_id="n1")
-    newer = upload_ready(client, auth, b"b" * 10, note_id="n1")
+    older = upload_ready(client, auth, note_id="n1")
+    newer = upload_ready(client, auth, note_id="n1")
     create(client, auth, note_id="n1")  # pending, newest of all: not the primary clip
-    upload_ready(client, auth, b"c" * 10, note_id="n2")
+    upload_ready(client, auth, note_id="n2")
     body = client.get("/api/notes/n1/audio", headers=auth).get_json()
     assert body["clip"]["id"] == newer["id"] != older["id"]
     assert newer["storage_key"] in body["playback"]["url"]
@@ -186,7 +186,7 @@ def test_note_audio_is_the_newest_ready_clip(client, auth):
 
 
 def test_note_ids_with_slashes_and_spaces(client, auth):
-    clip = upload_ready(client, auth, b"a" * 10, note_id="folder/note 1")
+    clip = upload_ready(client, auth, note_id="folder/note 1")
     assert client.get("/api/notes/folder%2Fnote%201/audio", headers=auth).get_json()["clip"]["id"] == clip["id"]
 
 
@@ -207,7 +207,7 @@ def test_list_newest_first_with_keyset_pages(client, auth):
 
 
 def test_list_status_filter(client, auth):
-    ready = upload_ready(client, auth, b"r" * 10)
+    ready = upload_ready(client, auth)
     create(client, auth)
     body = client.get("/api/audio-clips?status=ready", headers=auth).get_json()
     assert [c["id"] for c in body["clips"]] == [ready["id"]]
@@ -225,7 +225,7 @@ def test_list_validation(client, auth, query, field):
 # -- owners -------------------------------------------------------------------------------
 
 def test_owner_isolation_on_every_clip_endpoint(client, auth, other_auth):
-    ready = upload_ready(client, auth, b"z" * 10, note_id="shared-note")
+    ready = upload_ready(client, auth, note_id="shared-note")
     pending = create(client, auth)["clip"]
     for clip_id in (ready["id"], pending["id"]):
         for method, path in [("GET", ""), ("POST", "/complete"), ("GET", "/playback")]:

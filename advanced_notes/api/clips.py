@@ -9,7 +9,8 @@ from marshmallow import RAISE
 
 from ..auth import current_owner
 from ..schemas import (ClipEnvelopeSchema, ClipPageSchema, CreateClipSchema, CreatedClipSchema,
-                       ListClipsQuerySchema, PlaybackSchema)
+                       IdempotencyHeaderSchema, ListClipsQuerySchema, PlaybackSchema, UpdateClipSchema,
+                       UploadEnvelopeSchema)
 from .common import authenticated_blueprint, clip_service, playback_body, upload_body
 
 blp = authenticated_blueprint("audio-clips", __name__, "Audio clips: upload sessions, completion, playback.")
@@ -17,18 +18,24 @@ blp = authenticated_blueprint("audio-clips", __name__, "Audio clips: upload sess
 
 @blp.route("/audio-clips", methods=["POST"])
 @blp.arguments(CreateClipSchema)
+@blp.arguments(IdempotencyHeaderSchema, location="headers")
 @blp.response(201, CreatedClipSchema)
 @blp.alt_response(401, description="Missing or invalid bearer token.")
+@blp.alt_response(409, description="conflict: the Idempotency-Key was used with other values.")
 @blp.alt_response(422, description="validation_error: the body failed validation.")
 @blp.alt_response(503, description="storage_unavailable or database_unavailable.")
-def create_clip(body: dict[str, Any]) -> dict[str, Any]:
+def create_clip(body: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create an upload session.
 
     Returns the pending clip and a presigned PUT: send the bytes to `upload.url` with
-    exactly `upload.headers`, then call complete.
+    exactly `upload.headers`, then call complete. With an `Idempotency-Key` header, a
+    repeat returns the same clip (a freshly signed upload while it is pending) and the
+    header `Idempotent-Replayed: true`.
     """
-    session = clip_service().create(current_owner(), **body)
-    return {"clip": session.clip, "upload": upload_body(session.upload, session.clip.storage_key)}
+    session = clip_service().create(current_owner(), idempotency_key=headers.get("idempotency_key"), **body)
+    response_headers = {"Idempotent-Replayed": "true"} if session.replayed else {}
+    return {"clip": session.clip, "upload": upload_body(session.upload, session.clip.storage_key)}, 201, \
+        response_headers
 
 
 @blp.route("/audio-clips", methods=["GET"])
@@ -53,14 +60,46 @@ def get_clip(clip_id: uuid.UUID) -> dict[str, Any]:
     return {"clip": clip_service().get(current_owner(), clip_id)}
 
 
+@blp.route("/audio-clips/<uuid:clip_id>", methods=["PATCH"])
+@blp.arguments(UpdateClipSchema)
+@blp.response(200, ClipEnvelopeSchema)
+@blp.alt_response(401, description="Missing or invalid bearer token.")
+@blp.alt_response(404, description="not_found: no such clip for this caller.")
+@blp.alt_response(422, description="validation_error: the body failed validation.")
+def update_clip(body: dict[str, Any], clip_id: uuid.UUID) -> dict[str, Any]:
+    """Attach the clip to a note (`{"note_id": "..."}`) or detach it (`{"note_id": null}`)."""
+    return {"clip": clip_service().set_note(current_owner(), clip_id, body["note_id"])}
+
+
+@blp.route("/audio-clips/<uuid:clip_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(401, description="Missing or invalid bearer token.")
+@blp.alt_response(404, description="not_found: no such clip for this caller.")
+def delete_clip(clip_id: uuid.UUID) -> None:
+    """Delete the clip and its object (the object now, or by the sweeper if the store is down)."""
+    clip_service().delete(current_owner(), clip_id)
+
+
+@blp.route("/audio-clips/<uuid:clip_id>/upload-url", methods=["POST"])
+@blp.response(200, UploadEnvelopeSchema)
+@blp.alt_response(401, description="Missing or invalid bearer token.")
+@blp.alt_response(404, description="not_found: no such clip for this caller.")
+@blp.alt_response(409, description="conflict: the clip is no longer pending.")
+def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
+    """A freshly signed PUT URL for a pending clip whose previous URL expired."""
+    session = clip_service().refresh_upload(current_owner(), clip_id)
+    return {"upload": upload_body(session.upload, session.clip.storage_key)}
+
+
 @blp.route("/audio-clips/<uuid:clip_id>/complete", methods=["POST"])
 @blp.response(200, ClipEnvelopeSchema)
 @blp.alt_response(401, description="Missing or invalid bearer token.")
 @blp.alt_response(404, description="not_found: no such clip for this caller.")
 @blp.alt_response(409, description="upload_missing (PUT first; clip stays pending) or conflict "
                                    "(clip rejected or expired).")
-@blp.alt_response(422, description="upload_rejected: details.reason is size_mismatch, type_mismatch "
-                                   "or checksum_mismatch; the clip is rejected and the object deleted.")
+@blp.alt_response(422, description="upload_rejected: details.reason is size_mismatch, checksum_mismatch, "
+                                   "type_mismatch, not_audio, unreadable_audio or duration_exceeded; the clip "
+                                   "is rejected and the object deleted.")
 @blp.alt_response(503, description="storage_unavailable: nothing changed; retry after Retry-After.")
 def complete_clip(clip_id: uuid.UUID) -> dict[str, Any]:
     """Verify the uploaded object and mark the clip ready (idempotent)."""

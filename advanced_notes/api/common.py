@@ -24,8 +24,10 @@ def authenticated_blueprint(name: str, import_name: str, description: str) -> Bl
     return blp
 
 
-def upload_body(upload: PresignedRequest, storage_key: str) -> dict[str, Any]:
-    """The ``upload`` object of a response (UploadSchema)."""
+def upload_body(upload: PresignedRequest | None, storage_key: str) -> dict[str, Any] | None:
+    """The ``upload`` object of a response (UploadSchema), None for no upload."""
+    if upload is None:
+        return None
     return {"method": upload.method, "url": upload.url, "storage_key": storage_key,
             "headers": upload.headers, "expires_at": upload.expires_at}
 

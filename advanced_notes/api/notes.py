@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..auth import current_owner
-from ..schemas import NoteAudioSchema
+from ..schemas import DeletedSchema, NoteAudioSchema
 from .common import authenticated_blueprint, clip_service, playback_body
 
 blp = authenticated_blueprint("notes", __name__, "Audio of a note.")
@@ -20,3 +20,11 @@ def note_audio(note_id: str) -> dict[str, Any]:
     """The note's primary clip (most recent ready by created_at) with a playback URL."""
     playback = clip_service().note_audio(current_owner(), note_id)
     return {"clip": playback.clip, "playback": playback_body(playback)}
+
+
+@blp.route("/notes/<path:note_id>/audio", methods=["DELETE"])
+@blp.response(200, DeletedSchema)
+@blp.alt_response(401, description="Missing or invalid bearer token.")
+def delete_note_audio(note_id: str) -> dict[str, Any]:
+    """Delete every clip of the note (any status) and their objects."""
+    return {"deleted": clip_service().delete_note_audio(current_owner(), note_id)}

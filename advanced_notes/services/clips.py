@@ -1,40 +1,55 @@
-"""The audio-clip lifecycle: create an upload session, verify and complete, play back.
+"""The audio-clip lifecycle: upload sessions, verification, playback, notes, deletion.
 
 State transitions are compare-and-set (``UPDATE ... WHERE status = 'pending'``), so
 repeated or concurrent calls are safe: exactly one caller makes a transition and every
-caller sees the same final state (DESIGN §3).
+caller sees the same final state (DESIGN §3). Object deletions go through the
+:class:`~advanced_notes.services.deletions.DeletionQueue` outbox.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..db import Database, utcnow
 from ..errors import ClipNotReady, Conflict, NotFound, UploadMissing, UploadRejected, ValidationFailed
 from ..keys import build_object_key
-from ..mime import extension_for, normalize_mime_type
-from ..models import AudioClip, ClipStatus
+from ..mime import extension_for
+from ..models import AudioClip, ClipStatus, PendingDeletion
 from ..pagination import decode_cursor, encode_cursor
-from ..storage import ObjectInfo, PresignedRequest, S3Storage
+from ..storage import PresignedRequest, S3Storage
+from .deletions import DeletionQueue
+from .verification import check_declaration, verify_audio
 
 log = logging.getLogger(__name__)
 
 PENDING, READY, REJECTED = ClipStatus.PENDING.value, ClipStatus.READY.value, ClipStatus.REJECTED.value
+#: Declared fields an idempotent repeat must match (note_id may change later by PATCH).
+_IMMUTABLE_DECLARATION = ("mime_type", "bytes", "duration_ms", "checksum_sha256")
+#: Clips deleted per transaction by DELETE /api/notes/<id>/audio.
+_NOTE_DELETE_BATCH = 200
 
 
 @dataclass(frozen=True)
 class UploadSession:
-    """A pending clip and the presigned PUT that fills it."""
+    """A clip and the presigned PUT that fills it.
+
+    ``upload`` is None when an idempotent repeat finds the clip no longer pending (a
+    fresh PUT URL would let a verified object be overwritten). ``replayed`` is True
+    for such repeats.
+    """
 
     clip: AudioClip
-    upload: PresignedRequest
+    upload: PresignedRequest | None
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,32 +62,29 @@ class ClipPage:
 
 @dataclass(frozen=True)
 class Playback:
-    """A clip and a presigned GET for it."""
+    """A clip and a presigned GET for it (``expires_at`` aware UTC)."""
 
     clip: AudioClip
     url: str
-    expires_at: Any
+    expires_at: dt.datetime
 
 
-def _rejection(clip: AudioClip, info: ObjectInfo) -> UploadRejected | None:
-    """Why the stored object does not match the declaration, or None when it does."""
-    if info.size != clip.bytes:
-        return UploadRejected("size_mismatch", f"The object has {info.size} bytes; {clip.bytes} were declared.",
-                              expected_bytes=clip.bytes, stored_bytes=info.size)
-    stored_type = normalize_mime_type(info.content_type or "")
-    if stored_type != clip.mime_type:
-        return UploadRejected("type_mismatch", f"The object was stored as {stored_type or 'no type'!r}; "
-                              f"{clip.mime_type!r} was declared.",
-                              expected_type=clip.mime_type, stored_type=stored_type or None)
-    # Multipart uploads report a checksum of checksums ("...-N"): not comparable, skip.
-    if clip.checksum_sha256 and info.checksum_sha256 and "-" not in info.checksum_sha256 \
-            and info.checksum_sha256 != clip.checksum_sha256:
-        return UploadRejected("checksum_mismatch", "The object's SHA-256 differs from the declared one.")
-    return None
+def cas_transition(session: Session, clip_id: uuid.UUID, to: str, **values: Any) -> bool:
+    """Compare-and-set ``pending -> to`` in ``session``; True when this call made the transition.
+
+    The ``WHERE status = 'pending'`` makes concurrent or repeated calls safe: one wins.
+    """
+    statement = (
+        update(AudioClip)
+        .where(AudioClip.id == clip_id, AudioClip.status == PENDING)
+        .values(status=to, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1
 
 
 class ClipService:
-    """Create, verify, list and play back audio clips.
+    """Create, verify, list, play back, re-sign, attach and delete audio clips.
 
     Args:
         db: the database (metadata only).
@@ -86,12 +98,16 @@ class ClipService:
     def __init__(self, db: Database, storage: S3Storage, settings: Settings):
         self.db = db
         self.storage = storage
+        self.deletions = DeletionQueue(db, storage)
         self.key_prefix = settings.key_prefix
+        self.max_duration_ms = settings.max_duration_ms
+        self.audio_probe_max_bytes = settings.audio_probe_max_bytes
 
     # -- create -------------------------------------------------------------------
 
     def create(self, owner_id: str, *, mime_type: str, bytes: int, duration_ms: int | None = None,
-               note_id: str | None = None, checksum_sha256: str | None = None) -> UploadSession:
+               note_id: str | None = None, checksum_sha256: str | None = None,
+               idempotency_key: str | None = None) -> UploadSession:
         """Reserve a clip (``pending``) and presign the PUT for its bytes.
 
         Args:
@@ -101,36 +117,89 @@ class ClipService:
             duration_ms: declared duration, ms.
             note_id: optional note to attach to.
             checksum_sha256: optional base64 SHA-256 (signed as x-amz-checksum-sha256).
+            idempotency_key: the request's Idempotency-Key: a repeat by the same owner
+                returns the same clip (with a freshly signed upload while pending).
         Returns:
             the clip and its presigned PUT.
+        Raises:
+            Conflict: the idempotency key was used with another declaration.
         """
+        declared = {"mime_type": mime_type, "bytes": bytes, "duration_ms": duration_ms,
+                    "checksum_sha256": checksum_sha256}
+        if idempotency_key is not None:
+            existing = self._by_idempotency_key(owner_id, idempotency_key)
+            if existing is not None:
+                return self._replay(existing, declared)
         clip_id = uuid.uuid4()
         now = utcnow()
         clip = AudioClip(
-            id=clip_id, owner_id=owner_id, note_id=note_id, status=PENDING, mime_type=mime_type,
-            bytes=bytes, duration_ms=duration_ms, checksum_sha256=checksum_sha256,
+            id=clip_id, owner_id=owner_id, note_id=note_id, status=PENDING,
             storage_key=build_object_key(self.key_prefix, clip_id, mime_type),
-            created_at=now, updated_at=now,
+            idempotency_key=idempotency_key, created_at=now, updated_at=now, **declared,
         )
         # Sign first: a failed signature (e.g. no credentials) then leaves no orphan row.
         upload = self._presign_put(clip)
-        with self.db.transaction() as session:
-            session.add(clip)
+        clip.upload_expires_at = upload.expires_at
+        try:
+            with self.db.transaction() as session:
+                session.add(clip)
+        except IntegrityError:
+            # A concurrent repeat with the same key inserted first: answer with its clip.
+            existing = self._by_idempotency_key(owner_id, idempotency_key) if idempotency_key else None
+            if existing is None:
+                raise
+            return self._replay(existing, declared)
         return UploadSession(clip, upload)
+
+    def _by_idempotency_key(self, owner_id: str, key: str) -> AudioClip | None:
+        with self.db.read() as session:
+            return session.scalar(select(AudioClip).where(AudioClip.owner_id == owner_id,
+                                                          AudioClip.idempotency_key == key))
+
+    def _replay(self, clip: AudioClip, declared: dict[str, Any]) -> UploadSession:
+        different = sorted(k for k in _IMMUTABLE_DECLARATION if getattr(clip, k) != declared[k])
+        if different:
+            raise Conflict("This Idempotency-Key was used for a different request.",
+                           {"idempotency_key": ["Reused with other values of: " + ", ".join(different) + "."]})
+        if clip.status != PENDING:
+            return UploadSession(clip, None, replayed=True)
+        upload = self._presign_put(clip)
+        self._record_upload_expiry(clip, upload)
+        return UploadSession(clip, upload, replayed=True)
 
     def _presign_put(self, clip: AudioClip) -> PresignedRequest:
         return self.storage.presign_put(clip.storage_key, clip.mime_type, clip.bytes, clip.checksum_sha256)
+
+    def _record_upload_expiry(self, clip: AudioClip, upload: PresignedRequest) -> bool:
+        expires_at = max(upload.expires_at, clip.upload_expires_at or upload.expires_at)
+        with self.db.transaction() as session:
+            won = session.execute(
+                update(AudioClip).where(AudioClip.id == clip.id, AudioClip.status == PENDING)
+                .values(upload_expires_at=expires_at, updated_at=utcnow())
+                .execution_options(synchronize_session=False)).rowcount == 1
+        clip.upload_expires_at = expires_at
+        return won
+
+    def refresh_upload(self, owner_id: str, clip_id: uuid.UUID) -> UploadSession:
+        """A freshly signed PUT URL for a ``pending`` clip (the previous one expired).
+
+        Raises:
+            NotFound; Conflict when the clip is no longer pending.
+        """
+        clip = self.get(owner_id, clip_id)
+        if clip.status == PENDING:
+            upload = self._presign_put(clip)
+            if self._record_upload_expiry(clip, upload):
+                return UploadSession(clip, upload)
+            clip = self.get(owner_id, clip_id)
+        raise Conflict(f"The clip is {clip.status}; only pending clips take uploads.", {"status": clip.status})
 
     # -- read ---------------------------------------------------------------------
 
     def get(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
         """One clip of ``owner_id``. Raises NotFound (also for another owner's clip)."""
         with self.db.read() as session:
-            return self._get(session, owner_id, clip_id)
-
-    @staticmethod
-    def _get(session: Session, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
-        clip = session.scalar(select(AudioClip).where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id))
+            clip = session.scalar(select(AudioClip).where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id))
         if clip is None:
             raise NotFound("No such audio clip.")
         return clip
@@ -166,9 +235,11 @@ class ClipService:
     def complete(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
         """Verify the uploaded object and mark the clip ``ready`` (idempotent).
 
-        HEAD decides: no object -> UploadMissing (clip stays pending, client may PUT
-        again); size, content type or checksum differ from the declaration ->
-        UploadRejected (clip ``rejected``, object deleted). A ``ready`` clip is returned
+        HEAD decides presence, size, content type and checksum; a ranged GET of the
+        first bytes decides whether it is audio of a container that fits the declared
+        type; parsing through ranged GETs measures its duration. No object ->
+        UploadMissing (clip stays pending). Anything wrong -> UploadRejected (clip
+        ``rejected``, object deleted through the outbox). A ``ready`` clip is returned
         as it is.
 
         Raises:
@@ -184,15 +255,32 @@ class ClipService:
         if info is None:
             raise UploadMissing("No object has been uploaded for this clip yet; PUT it, then complete.",
                                 {"storage_key": clip.storage_key})
-        rejection = _rejection(clip, info)
+        rejection = check_declaration(clip, info)
+        measured_ms = None
+        if rejection is None:
+            try:
+                measured_ms = verify_audio(self.storage, clip, info.size, max_duration_ms=self.max_duration_ms,
+                                           max_read_bytes=self.audio_probe_max_bytes).measured_duration_ms
+            except UploadRejected as exc:
+                rejection = exc
         if rejection is not None:
-            if self._transition(clip.id, REJECTED, etag=info.etag, stored_bytes=info.size):
-                self._delete_rejected_object(clip)
-                raise rejection
+            self._reject(clip, rejection, etag=info.etag, stored_bytes=info.size)
             return self._after_lost_race(owner_id, clip_id)
-        if self._transition(clip.id, READY, etag=info.etag, stored_bytes=info.size, completed_at=utcnow()):
+        with self.db.transaction() as session:
+            won = cas_transition(session, clip.id, READY, etag=info.etag, stored_bytes=info.size,
+                       measured_duration_ms=measured_ms, completed_at=utcnow())
+        if won:
             return self.get(owner_id, clip_id)
         return self._after_lost_race(owner_id, clip_id)
+
+    def _reject(self, clip: AudioClip, rejection: UploadRejected, **values: Any) -> None:
+        """Mark ``clip`` rejected and queue its object's deletion; raises ``rejection`` if we did."""
+        with self.db.transaction() as session:
+            won = cas_transition(session, clip.id, REJECTED, **values)
+            record = DeletionQueue.enqueue(session, clip, "rejected") if won else None
+        if record is not None:
+            self.deletions.attempt([record])
+            raise rejection
 
     def _after_lost_race(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
         # Another complete made the transition between our read and our update.
@@ -200,26 +288,6 @@ class ClipService:
         if clip.status == READY:
             return clip
         raise Conflict(f"The clip is {clip.status} and cannot be completed.", {"status": clip.status})
-
-    def _transition(self, clip_id: uuid.UUID, to: str, **values: Any) -> bool:
-        """Compare-and-set ``pending -> to``; True when this call made the transition."""
-        statement = (
-            update(AudioClip)
-            .where(AudioClip.id == clip_id, AudioClip.status == PENDING)
-            .values(status=to, updated_at=utcnow(), **values)
-            .execution_options(synchronize_session=False)
-        )
-        with self.db.transaction() as session:
-            return session.execute(statement).rowcount == 1
-
-    def _delete_rejected_object(self, clip: AudioClip) -> None:
-        # A rejected object must not stay in the bucket. If the store fails here the
-        # key is still derivable from the rejected row, and the sweeper's reconcile
-        # removes objects of rejected clips.
-        try:
-            self.storage.delete(clip.storage_key)
-        except Exception:  # noqa: BLE001 - the rejection itself must still be reported
-            log.warning("could not delete rejected object %s", clip.storage_key, exc_info=True)
 
     # -- playback -----------------------------------------------------------------
 
@@ -257,3 +325,55 @@ class ClipService:
         filename = f"{clip.id}.{extension_for(clip.mime_type)}"
         signed = self.storage.presign_get(clip.storage_key, clip.mime_type, filename)
         return Playback(clip, signed.url, signed.expires_at)
+
+    # -- attach, delete -----------------------------------------------------------
+
+    def set_note(self, owner_id: str, clip_id: uuid.UUID, note_id: str | None) -> AudioClip:
+        """Attach the clip to ``note_id``, or detach it with None. Raises NotFound."""
+        with self.db.transaction() as session:
+            changed = session.execute(
+                update(AudioClip).where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id)
+                .values(note_id=note_id, updated_at=utcnow())
+                .execution_options(synchronize_session=False)).rowcount
+        if not changed:
+            raise NotFound("No such audio clip.")
+        return self.get(owner_id, clip_id)
+
+    def delete(self, owner_id: str, clip_id: uuid.UUID) -> None:
+        """Delete the clip's row and its object (now, or later by the sweeper if the store fails).
+
+        Raises:
+            NotFound.
+        """
+        with self.db.transaction() as session:
+            clip = session.scalar(select(AudioClip).where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id))
+            if clip is None or not self._delete_row(session, clip):
+                raise NotFound("No such audio clip.")
+            record = DeletionQueue.enqueue(session, clip, "deleted")
+        self.deletions.attempt([record])
+
+    def delete_note_audio(self, owner_id: str, note_id: str) -> int:
+        """Delete every clip of the owner's note (any status) and their objects; returns how many."""
+        deleted, records = 0, []
+        while True:
+            with self.db.transaction() as session:
+                clips = list(session.scalars(
+                    select(AudioClip).where(AudioClip.owner_id == owner_id, AudioClip.note_id == note_id)
+                    .limit(_NOTE_DELETE_BATCH)))
+                batch = [DeletionQueue.enqueue(session, c, "deleted") for c in clips if self._delete_row(session, c)]
+            deleted += len(batch)
+            records += batch
+            if len(clips) < _NOTE_DELETE_BATCH:
+                break
+        self.deletions.attempt(records)
+        return deleted
+
+    @staticmethod
+    def _delete_row(session: Session, clip: AudioClip) -> bool:
+        return session.execute(delete(AudioClip).where(AudioClip.id == clip.id)
+                               .execution_options(synchronize_session=False)).rowcount == 1
+
+    def pending_deletions(self, clip_id: uuid.UUID) -> list[PendingDeletion]:
+        """The outbox records of a clip (for operators and tests)."""
+        with self.db.read() as session:
+            return list(session.scalars(select(PendingDeletion).where(PendingDeletion.clip_id == clip_id)))

@@ -1,0 +1,143 @@
+"""Is it really audio, of the declared kind, and how long is it? (DESIGN §6 rule 7)
+
+Pure functions over bytes and seekable file objects; no Flask, no boto3.
+
+- :func:`sniff_container` names the container from the first bytes with puremagic
+  (a maintained magic-number database), never from the client's Content-Type.
+- :func:`container_fits` says whether that container may carry the declared MIME type.
+- :func:`measure_duration_ms` parses the stream with mutagen (MP4, MP3, WAV, Ogg, FLAC,
+  ADTS AAC) or enzyme (WebM/Matroska), reading only what the parser seeks to.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO
+
+import enzyme
+import mutagen
+import puremagic
+from mutagen.aac import AAC
+from mutagen.flac import FLAC
+from mutagen.mp3 import MP3
+from mutagen.mp4 import MP4
+from mutagen.oggflac import OggFLAC
+from mutagen.oggopus import OggOpus
+from mutagen.oggspeex import OggSpeex
+from mutagen.oggvorbis import OggVorbis
+from mutagen.wave import WAVE
+
+#: Bytes of the object's start used to recognise the container.
+SNIFF_BYTES = 64 * 1024
+
+# puremagic names a file by extension and MIME type; both map onto container families.
+_FAMILY_BY_EXTENSION = {
+    ".mp4": "mp4", ".m4a": "mp4", ".f4a": "mp4", ".m4b": "mp4", ".3gp": "mp4", ".3g2": "mp4", ".mov": "mp4",
+    ".mp3": "mp3", ".mpga": "mp3",
+    ".wav": "wav",
+    ".ogg": "ogg", ".oga": "ogg", ".opus": "ogg", ".spx": "ogg",
+    ".webm": "webm", ".mkv": "webm", ".mka": "webm",
+    ".flac": "flac",
+    ".aac": "aac", ".adts": "aac",
+}
+
+#: Which containers may carry each declared MIME type.
+CONTAINERS_BY_MIME: dict[str, frozenset[str]] = {
+    **dict.fromkeys(("audio/mp4", "audio/m4a", "audio/x-m4a", "audio/3gpp"), frozenset({"mp4"})),
+    "audio/aac": frozenset({"aac", "mp4"}),  # raw ADTS, or AAC in MP4 as many recorders label it
+    **dict.fromkeys(("audio/mpeg", "audio/mp3"), frozenset({"mp3"})),
+    **dict.fromkeys(("audio/wav", "audio/x-wav", "audio/wave"), frozenset({"wav"})),
+    "audio/webm": frozenset({"webm"}),
+    "audio/ogg": frozenset({"ogg"}),
+    "audio/opus": frozenset({"ogg", "webm"}),
+    **dict.fromkeys(("audio/flac", "audio/x-flac"), frozenset({"flac"})),
+}
+
+_MUTAGEN_TYPES: dict[str, list[type]] = {
+    "mp4": [MP4], "mp3": [MP3], "wav": [WAVE], "flac": [FLAC], "aac": [AAC],
+    "ogg": [OggOpus, OggVorbis, OggFLAC, OggSpeex],
+}
+
+
+class UnreadableAudio(ValueError):
+    """The stream has a known container's signature but cannot be parsed as audio."""
+
+
+def _family(extension: str, mime_type: str) -> str | None:
+    if "matroska" in mime_type:
+        return "webm"
+    return _FAMILY_BY_EXTENSION.get(extension.lower())
+
+
+def sniff_container(head: bytes) -> str | None:
+    """The container family of an object from its first bytes.
+
+    Args:
+        head: the first bytes (up to :data:`SNIFF_BYTES`).
+    Returns:
+        ``mp4``, ``mp3``, ``wav``, ``ogg``, ``webm``, ``flac`` or ``aac``; None when the
+        bytes are not a known audio container (HTML, text, images, ...).
+    """
+    if not head:
+        return None
+    try:
+        matches = puremagic.magic_string(head)
+    except puremagic.PureError:
+        return None
+    for match in matches:  # best match first
+        family = _family(match.extension, match.mime_type)
+        if family:
+            return family
+    return None
+
+
+def container_fits(mime_type: str, container: str) -> bool:
+    """True when ``container`` may carry audio declared as ``mime_type`` (lower-case)."""
+    return container in CONTAINERS_BY_MIME.get(mime_type, frozenset())
+
+
+def measure_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
+    """Parse the audio stream and return its duration in milliseconds.
+
+    Args:
+        fileobj: a seekable binary file positioned anywhere (it is rewound).
+        container: a family from :func:`sniff_container`.
+    Returns:
+        the duration in ms; None only for a WebM without a Duration element (what
+        browsers' MediaRecorder writes), which parses but does not say its length.
+    Raises:
+        UnreadableAudio: not parseable as audio of that container (truncated, no audio
+            track, corrupt headers). I/O errors of ``fileobj`` propagate unchanged.
+    """
+    fileobj.seek(0)
+    if container == "webm":
+        return _matroska_duration_ms(fileobj)
+    try:
+        parsed = mutagen.File(fileobj, options=_MUTAGEN_TYPES[container])
+    except mutagen.MutagenError as exc:
+        _reraise_io(exc)
+        raise UnreadableAudio(f"cannot parse {container}: {exc}") from exc
+    except (struct.error, ValueError, EOFError, IndexError, KeyError) as exc:
+        raise UnreadableAudio(f"cannot parse {container}: {exc}") from exc
+    length = getattr(getattr(parsed, "info", None), "length", None) if parsed is not None else None
+    if not length or length <= 0:
+        raise UnreadableAudio(f"no audio stream found in {container}")
+    return round(length * 1000)
+
+
+def _matroska_duration_ms(fileobj: BinaryIO) -> int | None:
+    try:
+        mkv = enzyme.MKV(fileobj)
+    except (enzyme.exceptions.Error, struct.error, ValueError, EOFError, IndexError, KeyError) as exc:
+        raise UnreadableAudio(f"cannot parse webm: {exc}") from exc
+    if not mkv.audio_tracks:
+        raise UnreadableAudio("the webm has no audio track")
+    duration = mkv.info.duration if mkv.info else None
+    return round(duration.total_seconds() * 1000) if duration else None
+
+
+def _reraise_io(exc: mutagen.MutagenError) -> None:
+    # mutagen wraps I/O errors of the file object; a store failure is not bad audio.
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and not isinstance(cause, EOFError):
+        raise cause

@@ -1,0 +1,152 @@
+"""The deletion outbox: every object that must leave the bucket is recorded first.
+
+A deletion is written to ``pending_deletions`` in the same transaction that deletes,
+rejects or expires the clip, then attempted at once; a store outage leaves the record
+for the sweeper, which retries with exponential backoff. Because a presigned PUT cannot
+be revoked, a record is kept until its ``recheck_until`` (the last upload URL's expiry
+plus clock skew) has passed and one more delete has run after it: an object that
+arrives late is deleted too. Nothing is ever forgotten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from ..db import Database, utcnow
+from ..errors import StorageUnavailable
+from ..models import AudioClip, PendingDeletion
+from ..storage import S3Storage
+
+log = logging.getLogger(__name__)
+
+#: S3 refuses requests whose signing time is more than 15 minutes off its clock
+#: (RequestTimeTooSkewed), so a URL may work until expiry + 15 min by our clock.
+CLOCK_SKEW = dt.timedelta(minutes=15)
+#: While one sweeper works on a record, others leave it alone for this long.
+CLAIM_LEASE = dt.timedelta(minutes=2)
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_MAX_SECONDS = 3600
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Delay before retry number ``attempts`` (1-based): 30 s, 60 s, 120 s, ... at most 1 h."""
+    return dt.timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+
+
+def recheck_until(clip: AudioClip, now: dt.datetime) -> dt.datetime:
+    """Until when an object may still arrive for ``clip`` (its last PUT URL's expiry + skew)."""
+    if clip.upload_expires_at is None:
+        return now
+    return max(now, clip.upload_expires_at + CLOCK_SKEW)
+
+
+@dataclass
+class AttemptResult:
+    """Outcome of deletion attempts: ``done`` records finished, ``waiting`` kept for a
+    late-upload recheck, ``failed`` kept for a retry."""
+
+    done: int = 0
+    waiting: int = 0
+    failed: int = 0
+
+    def add(self, other: AttemptResult) -> None:
+        self.done += other.done
+        self.waiting += other.waiting
+        self.failed += other.failed
+
+
+class DeletionQueue:
+    """Records object deletions and carries them out.
+
+    Args:
+        db: the database holding ``pending_deletions``.
+        storage: the S3 adapter that deletes objects.
+    """
+
+    def __init__(self, db: Database, storage: S3Storage):
+        self.db = db
+        self.storage = storage
+
+    @staticmethod
+    def enqueue(session: Session, clip: AudioClip, reason: str, now: dt.datetime | None = None) -> PendingDeletion:
+        """Record that ``clip``'s object must go, inside the caller's transaction.
+
+        Args:
+            session: the transaction that also removes/rejects/expires the clip.
+            clip: the clip (its ``storage_key`` and ``upload_expires_at`` are used).
+            reason: ``deleted``, ``rejected`` or ``expired``.
+        Returns:
+            the new record (flushed with the transaction).
+        """
+        now = now or utcnow()
+        record = PendingDeletion(clip_id=clip.id, storage_key=clip.storage_key, reason=reason, attempts=0,
+                                 next_attempt_at=now, recheck_until=recheck_until(clip, now), created_at=now)
+        session.add(record)
+        return record
+
+    def attempt(self, records: list[PendingDeletion]) -> AttemptResult:
+        """Delete the objects of ``records`` now; finish, reschedule or back off each.
+
+        Never raises for a store failure: the record stays and the sweeper retries.
+        """
+        result = AttemptResult()
+        for record in records:
+            now = utcnow()
+            try:
+                self.storage.delete(record.storage_key)
+            except StorageUnavailable as exc:
+                attempts = record.attempts + 1
+                self._update(record, attempts=attempts, next_attempt_at=now + backoff(attempts),
+                             last_error=exc.message[:500])
+                result.failed += 1
+                log.warning("deletion of %s failed (attempt %d); will retry", record.storage_key, attempts)
+                continue
+            if record.recheck_until <= now:
+                with self.db.transaction() as session:
+                    session.execute(delete(PendingDeletion).where(PendingDeletion.id == record.id))
+                result.done += 1
+            else:
+                # Delete once more after the last PUT URL has expired, in case it is used.
+                self._update(record, attempts=record.attempts + 1, next_attempt_at=record.recheck_until,
+                             last_error=None)
+                result.waiting += 1
+        return result
+
+    def _update(self, record: PendingDeletion, **values: object) -> None:
+        with self.db.transaction() as session:
+            session.execute(update(PendingDeletion).where(PendingDeletion.id == record.id).values(**values)
+                            .execution_options(synchronize_session=False))
+
+    def claim_due(self, limit: int, now: dt.datetime | None = None) -> list[PendingDeletion]:
+        """Claim up to ``limit`` records whose retry time has come.
+
+        Each is claimed with a compare-and-set on ``next_attempt_at`` (pushed one lease
+        ahead), so sweepers on several machines never work on the same record at once.
+        """
+        now = now or utcnow()
+        with self.db.read() as session:
+            due = list(session.scalars(
+                select(PendingDeletion).where(PendingDeletion.next_attempt_at <= now)
+                .order_by(PendingDeletion.next_attempt_at).limit(limit)))
+        claimed = []
+        for record in due:
+            with self.db.transaction() as session:
+                won = session.execute(
+                    update(PendingDeletion)
+                    .where(PendingDeletion.id == record.id, PendingDeletion.next_attempt_at == record.next_attempt_at)
+                    .values(next_attempt_at=now + CLAIM_LEASE)
+                    .execution_options(synchronize_session=False)).rowcount == 1
+            if won:
+                claimed.append(record)
+        return claimed
+
+    def count_due(self, now: dt.datetime | None = None) -> int:
+        """How many records are due now (for dry runs and reports)."""
+        with self.db.read() as session:
+            return session.scalar(select(func.count()).select_from(PendingDeletion)
+                                  .where(PendingDeletion.next_attempt_at <= (now or utcnow()))) or 0

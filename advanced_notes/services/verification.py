@@ -1,0 +1,87 @@
+"""What complete checks before a clip becomes ready (DESIGN §6 rule 7).
+
+The client's word is never enough: the object is HEADed (size, type, checksum), its
+first bytes are sniffed (is it audio, of a container that fits the declared type?),
+and its duration is measured by parsing the stored audio through ranged GETs, reading
+only what the parser needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..audio import SNIFF_BYTES, UnreadableAudio, container_fits, measure_duration_ms, sniff_container
+from ..errors import UploadRejected
+from ..mime import normalize_mime_type
+from ..models import AudioClip
+from ..rangeio import ReadBudgetExceeded
+from ..storage import ObjectInfo, S3Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VerifiedAudio:
+    """A verified object: its container, measured duration (ms, None when the container
+    does not say), and what verification read from the store (bytes, GET requests)."""
+
+    container: str
+    measured_duration_ms: int | None
+    bytes_read: int
+    range_requests: int
+
+
+def check_declaration(clip: AudioClip, info: ObjectInfo) -> UploadRejected | None:
+    """Compare what HEAD reported with what was declared; the rejection, or None."""
+    if info.size != clip.bytes:
+        return UploadRejected("size_mismatch", f"The object has {info.size} bytes; {clip.bytes} were declared.",
+                              expected_bytes=clip.bytes, stored_bytes=info.size)
+    stored_type = normalize_mime_type(info.content_type or "")
+    if stored_type != clip.mime_type:
+        return UploadRejected("type_mismatch", f"The object was stored as {stored_type or 'no type'!r}; "
+                              f"{clip.mime_type!r} was declared.",
+                              expected_type=clip.mime_type, stored_type=stored_type or None)
+    # Multipart uploads report a checksum of checksums ("...-N"): not comparable.
+    if clip.checksum_sha256 and info.checksum_sha256 and "-" not in info.checksum_sha256 \
+            and info.checksum_sha256 != clip.checksum_sha256:
+        return UploadRejected("checksum_mismatch", "The object's SHA-256 differs from the declared one.",
+                              expected_sha256=clip.checksum_sha256, stored_sha256=info.checksum_sha256)
+    return None
+
+
+def verify_audio(storage: S3Storage, clip: AudioClip, size: int, *, max_duration_ms: int,
+                 max_read_bytes: int) -> VerifiedAudio:
+    """Sniff and parse the stored object through ranged GETs.
+
+    Args:
+        storage: the adapter; clip: the clip being completed; size: object size (bytes).
+        max_duration_ms: longest allowed measured duration.
+        max_read_bytes: the most verification may read from the store.
+    Returns:
+        what was found.
+    Raises:
+        UploadRejected: ``not_audio``, ``type_mismatch``, ``unreadable_audio`` or
+            ``duration_exceeded``.
+        StorageUnavailable: a ranged GET failed (the clip must stay pending).
+    """
+    reader = storage.open_reader(clip.storage_key, size, max_fetch_bytes=max_read_bytes)
+    container = sniff_container(reader.read(SNIFF_BYTES))
+    if container is None:
+        raise UploadRejected("not_audio", "The object is not audio of a known container.")
+    if not container_fits(clip.mime_type, container):
+        raise UploadRejected("type_mismatch", f"The object is {container} audio; {clip.mime_type!r} was declared.",
+                             expected_type=clip.mime_type, detected_container=container)
+    try:
+        duration_ms = measure_duration_ms(reader, container)
+    except UnreadableAudio as exc:
+        raise UploadRejected("unreadable_audio", f"The audio cannot be parsed: {exc}.") from exc
+    except ReadBudgetExceeded as exc:
+        raise UploadRejected("unreadable_audio", f"Parsing the audio needs more than {max_read_bytes} bytes "
+                             "of headers.") from exc
+    if duration_ms is not None and duration_ms > max_duration_ms:
+        raise UploadRejected("duration_exceeded", f"The audio lasts {duration_ms} ms; at most {max_duration_ms} "
+                             "ms are allowed.", measured_duration_ms=duration_ms, max_duration_ms=max_duration_ms)
+    log.info("verified clip=%s container=%s duration_ms=%s bytes_read=%d range_requests=%d",
+             clip.id, container, duration_ms, reader.bytes_fetched, reader.requests)
+    return VerifiedAudio(container, duration_ms, reader.bytes_fetched, reader.requests)
