@@ -157,6 +157,7 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
         db = request.getfixturevalue("app").extensions["advanced_notes"].db
         with db.engine.begin() as conn:
             conn.execute(text("DELETE FROM audio_clips"))
+            conn.execute(text("DELETE FROM pending_deletions"))
 
 
 @pytest.fixture
@@ -207,6 +208,37 @@ def live_server(app) -> Iterator[LiveServer]:
     server = LiveServer(app)
     yield server
     server.stop()
+
+
+class Api:
+    """A ``requests`` client of the live server, authenticated as one owner."""
+
+    def __init__(self, base: str, token: str):
+        self.base, self.http = base, requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return self.http.request(method, self.base + path, timeout=30, **kw)
+
+    def create(self, f: AudioFixture, **body: Any) -> dict[str, Any]:
+        """Create an upload session for fixture ``f`` (201 asserted)."""
+        response = self("POST", "/api/audio-clips", json={"mime_type": f.mime_type, "bytes": f.size, **body})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def upload(self, f: AudioFixture, **body: Any) -> dict[str, Any]:
+        """Create, PUT the fixture's bytes with the signed headers, complete (200 asserted)."""
+        created = self.create(f, **body)
+        assert put_upload(created["upload"], f.data).status_code == 200
+        done = self("POST", f"/api/audio-clips/{created['clip']['id']}/complete")
+        assert done.status_code == 200, done.text
+        return done.json()["clip"]
+
+
+@pytest.fixture
+def api(live_server, make_token) -> Api:
+    """The live server as owner ``e2e-user``."""
+    return Api(live_server.url, make_token("e2e-user"))
 
 
 def put_upload(upload: dict[str, Any], body: bytes) -> requests.Response:

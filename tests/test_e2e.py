@@ -18,20 +18,6 @@ from .sigv4 import signature_matches, signed_params
 pytestmark = pytest.mark.e2e
 
 
-class Api:
-    def __init__(self, base: str, token: str):
-        self.base, self.http = base, requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {token}"
-
-    def __call__(self, method: str, path: str, **kw) -> requests.Response:
-        return self.http.request(method, self.base + path, timeout=30, **kw)
-
-
-@pytest.fixture
-def api(live_server, make_token) -> Api:
-    return Api(live_server.url, make_token("e2e-user"))
-
-
 @pytest.mark.parametrize("name", AUDIO_FILES)
 def test_three_step_upload_and_playback(api, audio, name):
     f = audio[name]
