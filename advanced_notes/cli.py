@@ -95,6 +95,7 @@ def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_
     """
     import datetime as dt
 
+    from sqlalchemy.exc import SQLAlchemyError
     from tqdm import tqdm
 
     from .errors import ApiError
@@ -111,6 +112,8 @@ def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_
                                  min_orphan_age=dt.timedelta(seconds=min_orphan_age), progress=bar.update)
         except ApiError as exc:
             raise click.ClickException(exc.message) from exc
+        except SQLAlchemyError as exc:
+            raise click.ClickException(f"the database is unavailable: {exc.__class__.__name__}") from exc
     for line in report.summary():
         click.echo(line)
 

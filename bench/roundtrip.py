@@ -73,7 +73,7 @@ def main() -> None:
         t3 = time.perf_counter()
         api.get(f"{base}/api/audio-clips/{created['clip']['id']}/playback").raise_for_status()
         t4 = time.perf_counter()
-        for step, ms in zip(STEPS, ((t1 - t0), (t2 - t1), (t3 - t2), (t4 - t3), (t4 - t0))):
+        for step, ms in zip(STEPS, ((t1 - t0), (t2 - t1), (t3 - t2), (t4 - t3), (t4 - t0)), strict=True):
             timings[step].append(ms * 1000)
 
     backend = db_url.split(":", 1)[0]

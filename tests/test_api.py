@@ -277,8 +277,13 @@ def test_openapi_document_is_generated_from_the_schemas(client):
     assert spec["openapi"].startswith("3.")
     paths = spec["paths"]
     for path in ("/api/audio-clips", "/api/audio-clips/{clip_id}", "/api/audio-clips/{clip_id}/complete",
-                 "/api/audio-clips/{clip_id}/playback", "/api/notes/{note_id}/audio", "/healthz", "/readyz"):
+                 "/api/audio-clips/{clip_id}/playback", "/api/notes/{note_id}/audio", "/healthz", "/readyz",
+                 "/api/audio-clips/{clip_id}/upload-url"):
         assert path in paths, path
+    assert {"get", "patch", "delete"} <= set(paths["/api/audio-clips/{clip_id}"])
+    assert {"get", "delete"} <= set(paths["/api/notes/{note_id}/audio"])
+    create_params = {p["name"] for p in paths["/api/audio-clips"]["post"].get("parameters", [])}
+    assert "Idempotency-Key" in create_params
     create_body = paths["/api/audio-clips"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     schema = spec["components"]["schemas"][create_body["$ref"].rsplit("/", 1)[1]]
     assert set(schema["required"]) == {"mime_type", "bytes"}

@@ -37,7 +37,8 @@ def test_html_is_not_audio(audio, name):
     assert sniff_container(audio[name].data) is None
 
 
-@pytest.mark.parametrize("data", [b"", b"\x00" * 1000, b"hello world", b"%PDF-1.7\n...", b"\x89PNG\r\n\x1a\n" + b"\0" * 64])
+@pytest.mark.parametrize("data", [b"", b"\x00" * 1000, b"hello world", b"%PDF-1.7\n...",
+                                  b"\x89PNG\r\n\x1a\n" + b"\0" * 64])
 def test_other_bytes_are_not_audio(data):
     assert sniff_container(data) is None
 

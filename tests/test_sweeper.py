@@ -101,7 +101,7 @@ def test_reconcile_finds_orphans_and_missing_objects(env, audio):
     report = sweep(app, "--min-orphan-age", "0")
     assert "orphan objects (no row, no recorded deletion): 3, deleted: 0" in report
     assert all(f"  orphan: {key}" in report for key in orphan_keys)
-    assert f"ready clips whose object is missing: 1\n" in report and f"  missing: {missing['storage_key']}" in report
+    assert "ready clips whose object is missing: 1\n" in report and f"  missing: {missing['storage_key']}" in report
     assert "objects scanned: 5" in report
 
     assert "orphan objects (no row, no recorded deletion): 0" in sweep(app)  # too young by default (1 h)
@@ -121,7 +121,8 @@ def test_objects_with_a_recorded_deletion_are_not_orphans(env, audio, base_confi
                        "S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3_CONNECT_TIMEOUT_SECONDS": "1"})
     dead.extensions["advanced_notes"].clips.delete("sweep-user", uuid.UUID(clip["id"]))
     report = sweep(app, "--min-orphan-age", "0")
-    assert "objects with a recorded deletion: 1" in report and "orphan objects (no row, no recorded deletion): 0" in report
+    assert "objects with a recorded deletion: 1" in report
+    assert "orphan objects (no row, no recorded deletion): 0" in report
 
 
 def test_small_batches_and_several_sweepers_at_once(env, audio):
@@ -144,3 +145,9 @@ def test_delete_needs_apply(env):
     _, app = env
     result = app.test_cli_runner().invoke(args=["sweep", "--delete"])
     assert result.exit_code != 0 and "--delete needs --apply" in result.output
+
+
+def test_sweep_reports_an_unreachable_store(base_config):
+    dead = create_app({**base_config, "S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3_CONNECT_TIMEOUT_SECONDS": "1"})
+    result = dead.test_cli_runner().invoke(args=["sweep"])
+    assert result.exit_code == 1 and "could not be reached" in result.output

@@ -11,7 +11,8 @@ from ..auth import current_owner
 from ..schemas import (ClipEnvelopeSchema, ClipPageSchema, CreateClipSchema, CreatedClipSchema,
                        IdempotencyHeaderSchema, ListClipsQuerySchema, PlaybackSchema, UpdateClipSchema,
                        UploadEnvelopeSchema)
-from .common import authenticated_blueprint, clip_service, playback_body, upload_body
+from .common import (NO_CLIP, authenticated_blueprint, clip_service, error_responses, playback_body,
+                     upload_body)
 
 blp = authenticated_blueprint("audio-clips", __name__, "Audio clips: upload sessions, completion, playback.")
 
@@ -20,10 +21,10 @@ blp = authenticated_blueprint("audio-clips", __name__, "Audio clips: upload sess
 @blp.arguments(CreateClipSchema)
 @blp.arguments(IdempotencyHeaderSchema, location="headers")
 @blp.response(201, CreatedClipSchema)
-@blp.alt_response(401, description="Missing or invalid bearer token.")
-@blp.alt_response(409, description="conflict: the Idempotency-Key was used with other values.")
-@blp.alt_response(422, description="validation_error: the body failed validation.")
-@blp.alt_response(503, description="storage_unavailable or database_unavailable.")
+@error_responses(blp, {
+    409: "conflict: the Idempotency-Key was used with other values.",
+    422: "validation_error: the body failed validation.",
+})
 def create_clip(body: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create an upload session.
 
@@ -43,8 +44,7 @@ def create_clip(body: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str
 # as ?noteId= would silently list every clip.
 @blp.arguments(ListClipsQuerySchema, location="query", unknown=RAISE)
 @blp.response(200, ClipPageSchema)
-@blp.alt_response(401, description="Missing or invalid bearer token.")
-@blp.alt_response(422, description="validation_error: bad filter, limit or cursor.")
+@error_responses(blp, {422: "validation_error: bad filter, limit or cursor."})
 def list_clips(query: dict[str, Any]) -> dict[str, Any]:
     """List the caller's clips, newest first (keyset pages via `next_cursor`)."""
     page = clip_service().list(current_owner(), **query)
@@ -53,8 +53,7 @@ def list_clips(query: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/audio-clips/<uuid:clip_id>", methods=["GET"])
 @blp.response(200, ClipEnvelopeSchema)
-@blp.alt_response(401, description="Missing or invalid bearer token.")
-@blp.alt_response(404, description="not_found: no such clip for this caller.")
+@error_responses(blp, {404: NO_CLIP})
 def get_clip(clip_id: uuid.UUID) -> dict[str, Any]:
     """Get one clip."""
     return {"clip": clip_service().get(current_owner(), clip_id)}
@@ -63,9 +62,7 @@ def get_clip(clip_id: uuid.UUID) -> dict[str, Any]:
 @blp.route("/audio-clips/<uuid:clip_id>", methods=["PATCH"])
 @blp.arguments(UpdateClipSchema)
 @blp.response(200, ClipEnvelopeSchema)
-@blp.alt_response(401, description="Missing or invalid bearer token.")
-@blp.alt_response(404, description="not_found: no such clip for this caller.")
-@blp.alt_response(422, description="validation_error: the body failed validation.")
+@error_responses(blp, {404: NO_CLIP, 422: "validation_error: the body failed validation."})
 def update_clip(body: dict[str, Any], clip_id: uuid.UUID) -> dict[str, Any]:
     """Attach the clip to a note (`{"note_id": "..."}`) or detach it (`{"note_id": null}`)."""
     return {"clip": clip_service().set_note(current_owner(), clip_id, body["note_id"])}
@@ -73,8 +70,7 @@ def update_clip(body: dict[str, Any], clip_id: uuid.UUID) -> dict[str, Any]:
 
 @blp.route("/audio-clips/<uuid:clip_id>", methods=["DELETE"])
 @blp.response(204)
-@blp.alt_response(401, description="Missing or invalid bearer token.")
-@blp.alt_response(404, description="not_found: no such clip for this caller.")
+@error_responses(blp, {404: NO_CLIP})
 def delete_clip(clip_id: uuid.UUID) -> None:
     """Delete the clip and its object (the object now, or by the sweeper if the store is down)."""
     clip_service().delete(current_owner(), clip_id)
@@ -82,9 +78,7 @@ def delete_clip(clip_id: uuid.UUID) -> None:
 
 @blp.route("/audio-clips/<uuid:clip_id>/upload-url", methods=["POST"])
 @blp.response(200, UploadEnvelopeSchema)
-@blp.alt_response(401, description="Missing or invalid bearer token.")
-@blp.alt_response(404, description="not_found: no such clip for this caller.")
-@blp.alt_response(409, description="conflict: the clip is no longer pending.")
+@error_responses(blp, {404: NO_CLIP, 409: "conflict: the clip is no longer pending."})
 def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
     """A freshly signed PUT URL for a pending clip whose previous URL expired."""
     session = clip_service().refresh_upload(current_owner(), clip_id)
@@ -93,14 +87,12 @@ def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
 
 @blp.route("/audio-clips/<uuid:clip_id>/complete", methods=["POST"])
 @blp.response(200, ClipEnvelopeSchema)
-@blp.alt_response(401, description="Missing or invalid bearer token.")
-@blp.alt_response(404, description="not_found: no such clip for this caller.")
-@blp.alt_response(409, description="upload_missing (PUT first; clip stays pending) or conflict "
-                                   "(clip rejected or expired).")
-@blp.alt_response(422, description="upload_rejected: details.reason is size_mismatch, checksum_mismatch, "
-                                   "type_mismatch, not_audio, unreadable_audio or duration_exceeded; the clip "
-                                   "is rejected and the object deleted.")
-@blp.alt_response(503, description="storage_unavailable: nothing changed; retry after Retry-After.")
+@error_responses(blp, {
+    404: NO_CLIP,
+    409: "upload_missing (PUT first; clip stays pending) or conflict (clip rejected or expired).",
+    422: "upload_rejected: details.reason is size_mismatch, checksum_mismatch, type_mismatch, not_audio, "
+         "unreadable_audio or duration_exceeded; the clip is rejected and the object deleted.",
+})
 def complete_clip(clip_id: uuid.UUID) -> dict[str, Any]:
     """Verify the uploaded object and mark the clip ready (idempotent)."""
     return {"clip": clip_service().complete(current_owner(), clip_id)}
@@ -108,9 +100,7 @@ def complete_clip(clip_id: uuid.UUID) -> dict[str, Any]:
 
 @blp.route("/audio-clips/<uuid:clip_id>/playback", methods=["GET"])
 @blp.response(200, PlaybackSchema)
-@blp.alt_response(401, description="Missing or invalid bearer token.")
-@blp.alt_response(404, description="not_found: no such clip for this caller.")
-@blp.alt_response(409, description="clip_not_ready: the clip is not ready.")
+@error_responses(blp, {404: NO_CLIP, 409: "clip_not_ready: the clip is not ready."})
 def playback(clip_id: uuid.UUID) -> dict[str, Any]:
     """A presigned GET URL for a ready clip (HTTP Range supported by the store)."""
     return playback_body(clip_service().playback(current_owner(), clip_id))

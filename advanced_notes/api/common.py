@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import current_app
 from flask_smorest import Blueprint
@@ -15,6 +16,31 @@ from ..storage import PresignedRequest
 def clip_service() -> ClipService:
     """The process-wide ClipService of the running app."""
     return current_app.extensions["advanced_notes"].clips
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+NO_CLIP = "not_found: no such clip for this caller."
+#: Documented on every authenticated operation.
+_ALWAYS = {
+    401: "unauthorized: missing, malformed, expired or wrongly signed bearer token.",
+    503: "storage_unavailable or database_unavailable: nothing changed; retry after Retry-After.",
+}
+
+
+def error_responses(blp: Blueprint, responses: dict[int, str] | None = None) -> Callable[[F], F]:
+    """Document an operation's error answers (all in the ErrorSchema shape) in OpenAPI.
+
+    Args:
+        blp: the operation's blueprint.
+        responses: status -> description of the errors specific to this operation;
+            401 and 503 are always added.
+    """
+    def decorate(view: F) -> F:
+        for status, description in sorted({**_ALWAYS, **(responses or {})}.items(), reverse=True):
+            view = blp.alt_response(status, description=description)(view)
+        return view
+    return decorate
 
 
 def authenticated_blueprint(name: str, import_name: str, description: str) -> Blueprint:
