@@ -11,6 +11,7 @@ Pure functions over bytes and seekable file objects; no Flask, no boto3.
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import BinaryIO
 
@@ -26,6 +27,11 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggspeex import OggSpeex
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
+
+# enzyme logs every EBML element at INFO and elements newer than its spec table (such as
+# Opus's CodecDelay/SeekPreRoll, in every browser recording) at ERROR; our own verdict is
+# what matters, so only its critical messages pass.
+logging.getLogger("enzyme").setLevel(logging.CRITICAL)
 
 #: Bytes of the object's start used to recognise the container.
 SNIFF_BYTES = 64 * 1024

@@ -8,6 +8,7 @@ vanished with the last run would be lies.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ def run_embedded(options: EmbeddedOptions) -> None:
     Blocks until interrupted. Ports are TCP ports on ``options.host`` (loopback).
     """
     from moto.server import ThreadedMotoServer  # dev dependency (extra "embedded")
+
+    # One access log for the API and the emulator: the PUT, HEAD and ranged GETs show.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     s3 = ThreadedMotoServer(ip_address=options.host, port=options.s3_port, verbose=False)
     s3.start()

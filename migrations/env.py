@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from logging.config import fileConfig
 
 from alembic import context
@@ -11,7 +12,9 @@ from advanced_notes import models  # noqa: F401 - registers the tables on Base.m
 from advanced_notes.db import Base
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+# Only configure logging when nobody has (the alembic command line, `flask db`): a
+# process that already logs (tests, the dev runner, gunicorn) keeps its own setup.
+if config.config_file_name is not None and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata

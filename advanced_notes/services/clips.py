@@ -161,11 +161,12 @@ class ClipService:
         if different:
             raise Conflict("This Idempotency-Key was used for a different request.",
                            {"idempotency_key": ["Reused with other values of: " + ", ".join(different) + "."]})
-        if clip.status != PENDING:
-            return UploadSession(clip, None, replayed=True)
-        upload = self._presign_put(clip)
-        self._record_upload_expiry(clip, upload)
-        return UploadSession(clip, upload, replayed=True)
+        if clip.status == PENDING:
+            upload = self._presign_put(clip)
+            if self._record_upload_expiry(clip, upload):
+                return UploadSession(clip, upload, replayed=True)
+            clip = self.get(clip.owner_id, clip.id)  # completed meanwhile: no URL onto a verified object
+        return UploadSession(clip, None, replayed=True)
 
     def _presign_put(self, clip: AudioClip) -> PresignedRequest:
         return self.storage.presign_put(clip.storage_key, clip.mime_type, clip.bytes, clip.checksum_sha256)
