@@ -19,6 +19,7 @@ from .auth import TokenVerifier
 from .config import Settings, load_settings
 from .db import Database
 from .errors import register_error_handlers
+from .logs import configure_logging, init_request_logging
 from .services.clips import ClipService
 from .storage import S3Storage
 
@@ -80,10 +81,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         clips=ClipService(db, storage, settings),
     )
 
+    configure_logging(settings)
     register_error_handlers(app)
+    init_request_logging(app)
     from .api import init_api
 
-    init_api(app)
+    init_api(app, settings)
     if settings.cors_origins:
         from flask_cors import CORS
 

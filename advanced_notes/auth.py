@@ -106,6 +106,8 @@ def authenticate_request() -> None:
     """
     if request.method == "OPTIONS":  # CORS preflights carry no credentials
         return
+    if getattr(g, "owner_id", None) is not None:  # already verified (by the rate limiter's key)
+        return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <token>'.")

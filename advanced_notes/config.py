@@ -66,6 +66,12 @@ class Settings:
     allowed_mime_types: tuple[str, ...]
     s3_conditional_writes: bool
     audio_probe_max_bytes: int
+    max_pending_uploads_per_owner: int
+    owner_quota_bytes: int
+    ratelimit_default: str
+    ratelimit_storage_uri: str | None
+    log_level: str
+    log_format: str
     auth_jwt_secret: str | None
     auth_jwks_url: str | None
     auth_jwt_issuer: str | None
@@ -115,6 +121,25 @@ class _Reader:
             self.problems[name] = f"must be on or off, got {raw!r}"
             return default
         return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = self.text(name, default) or default
+        value = raw.upper() if choices[0].isupper() else raw.lower()
+        if value not in choices:
+            self.problems[name] = f"must be one of {', '.join(choices)}, got {raw!r}"
+            return default
+        return value
+
+    def rate_limit(self, name: str, default: str) -> str:
+        raw = self.text(name, default) or default
+        from limits import parse_many  # flask-limiter's own parser: the same syntax it enforces
+
+        try:
+            parse_many(raw)
+        except ValueError:
+            self.problems[name] = f"must be a rate limit such as '300 per minute' or '10/second;1000/hour', got {raw!r}"
+            return default
+        return raw
 
     def url(self, name: str) -> str | None:
         value = self.text(name)
@@ -209,6 +234,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         allowed_mime_types=allowed,
         s3_conditional_writes=r.boolean("S3_CONDITIONAL_WRITES", False),
         audio_probe_max_bytes=r.integer("AUDIO_PROBE_MAX_BYTES", 8 * 1024**2, 64 * 1024, 1024**3),
+        max_pending_uploads_per_owner=r.integer("MAX_PENDING_UPLOADS_PER_OWNER", 20, 0, 1_000_000, " (0 = off)"),
+        owner_quota_bytes=r.integer("OWNER_QUOTA_BYTES", 0, 0, 2**62, " (0 = off)"),
+        ratelimit_default=r.rate_limit("RATELIMIT_DEFAULT", "300 per minute"),
+        ratelimit_storage_uri=r.text("RATELIMIT_STORAGE_URI"),
+        log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        log_format=r.choice("LOG_FORMAT", "json", ("json", "text")),
         auth_jwt_secret=secret,
         auth_jwks_url=jwks_url,
         auth_jwt_issuer=r.text("AUTH_JWT_ISSUER"),

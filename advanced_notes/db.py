@@ -65,6 +65,8 @@ def utcnow() -> dt.datetime:
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # We emit BEGIN ourselves (below); pysqlite's own implicit BEGIN is turned off.
+        dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         # WAL lets readers run while one writer commits; busy_timeout makes concurrent
         # writers wait instead of failing with "database is locked".
@@ -72,6 +74,16 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=5000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Write transactions take the write lock up front (BEGIN IMMEDIATE): a deferred
+        # transaction that reads, then writes after another writer committed, fails at
+        # once with SQLITE_BUSY_SNAPSHOT, which busy_timeout cannot wait out.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+_WRITE = "advanced_notes_write"
 
 
 def make_engine(url: str) -> Engine:
@@ -104,9 +116,18 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session inside one transaction: committed on success, rolled back on error."""
+    def transaction(self, lock_key: str | None = None) -> Iterator[Session]:
+        """A session inside one write transaction: committed on success, rolled back on error.
+
+        Args:
+            lock_key: serialize this transaction with every other one holding the same
+                key (PostgreSQL: a transaction-scoped advisory lock on its hash; SQLite
+                serializes every write transaction anyway).
+        """
         with self._sessions() as session, session.begin():
+            session.connection(execution_options={_WRITE: True})
+            if lock_key is not None and self.engine.dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": lock_key})
             yield session
 
     @contextmanager

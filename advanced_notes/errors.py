@@ -108,6 +108,12 @@ class UploadRejected(ApiError):
         self.reason = reason
 
 
+class QuotaExceeded(ApiError):
+    """429: creating this upload session would exceed a per-owner quota (details say which)."""
+
+    status, code = 429, "quota_exceeded"
+
+
 class _Unavailable(ApiError):
     def __init__(self, message: str, **kw: Any):
         super().__init__(message, **kw)

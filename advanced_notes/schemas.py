@@ -7,8 +7,6 @@ read from the running app's settings when a request is validated.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 
 from flask import current_app
@@ -65,13 +63,9 @@ def _validate_duration(value: int) -> None:
         raise ValidationError(f"Must be between 0 and {high}.")
 
 
-def _validate_sha256_base64(value: str) -> None:
-    try:
-        digest = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        digest = b""
-    if len(digest) != 32:
-        raise ValidationError("Must be the base64 encoding of a 32-byte SHA-256 digest.")
+#: Base64 of 32 bytes: 43 characters and one "=" of padding.
+SHA256_BASE64 = validate.Regexp(r"^[A-Za-z0-9+/]{43}=$",
+                                error="Must be the base64 encoding of a 32-byte SHA-256 digest.")
 
 
 _NOTE_ID = validate.Length(1, MAX_NOTE_ID_LENGTH)
@@ -88,7 +82,7 @@ class CreateClipSchema(StrictSchema):
                            metadata={"example": 54692, "description": "Exact size in bytes (1..MAX_UPLOAD_BYTES)."})
     duration_ms = fields.Integer(strict=True, load_default=None, allow_none=True, validate=_validate_duration,
                                  metadata={"example": 6289, "description": "Declared duration (ms)."})
-    checksum_sha256 = fields.String(load_default=None, allow_none=True, validate=_validate_sha256_base64,
+    checksum_sha256 = fields.String(load_default=None, allow_none=True, validate=SHA256_BASE64,
                                     metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."})
 
 
@@ -180,6 +174,16 @@ class NoteAudioSchema(Schema):
 
 class DeletedSchema(Schema):
     deleted = fields.Integer(metadata={"description": "How many clips were deleted."})
+
+
+class HealthSchema(Schema):
+    status = fields.String(metadata={"example": "ok"})
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(metadata={"example": "ready"})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(),
+                         metadata={"example": {"database": "ok", "storage": "ok"}})
 
 
 class ErrorBodySchema(Schema):

@@ -6,7 +6,9 @@ from flask import Flask
 from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
+from ..config import Settings
 from ..errors import http_exception_response
+from ..ratelimit import init_rate_limits
 from ..schemas import ErrorSchema
 
 API_TITLE = "Advanced Notes audio clips"
@@ -26,10 +28,12 @@ class Api(_SmorestApi):
         return http_exception_response(error)
 
 
-def init_api(app: Flask) -> Api:
+def init_api(app: Flask, settings: Settings) -> Api:
     """Configure flask-smorest on ``app`` and register every blueprint.
 
     Serves the OpenAPI 3 document at ``/api/openapi.json`` and Swagger UI at ``/api/docs``.
+    The limits that are settings are written into the document, so clients (and
+    schema fuzzers) see the bounds this deployment enforces.
     """
     from . import clips, health, notes
 
@@ -49,4 +53,9 @@ def init_api(app: Flask) -> Api:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for blueprint in (clips.blp, notes.blp, health.blp):
         api.register_blueprint(blueprint)
+    init_rate_limits(app, settings, [clips.blp, notes.blp])
+    create = api.spec.components.schemas["CreateClip"]["properties"]
+    create["bytes"].update(minimum=1, maximum=settings.max_upload_bytes)
+    create["duration_ms"].update(minimum=0, maximum=settings.max_duration_ms)
+    create["mime_type"]["enum"] = list(settings.allowed_mime_types)
     return api

@@ -17,7 +17,24 @@ from .common import (NO_CLIP, authenticated_blueprint, clip_service, error_respo
 blp = authenticated_blueprint("audio-clips", __name__, "Audio clips: upload sessions, completion, playback.")
 
 
+def _clip_link(path: str, method: str, description: str) -> dict[str, Any]:
+    return {"operationRef": f"#/paths/{path.replace('/', '~1')}/{method}",
+            "parameters": {"clip_id": "$response.body#/clip/id"}, "description": description}
+
+
+# OpenAPI links: what a client (or a stateful fuzzer) can do with the clip it created.
+_CREATED_LINKS = {
+    "GetClip": _clip_link("/api/audio-clips/{clip_id}", "get", "Read the clip."),
+    "CompleteClip": _clip_link("/api/audio-clips/{clip_id}/complete", "post", "Complete after the PUT."),
+    "Playback": _clip_link("/api/audio-clips/{clip_id}/playback", "get", "Play the ready clip."),
+    "RefreshUpload": _clip_link("/api/audio-clips/{clip_id}/upload-url", "post", "Re-sign the PUT."),
+    "UpdateClip": _clip_link("/api/audio-clips/{clip_id}", "patch", "Attach to or detach from a note."),
+    "DeleteClip": _clip_link("/api/audio-clips/{clip_id}", "delete", "Delete the clip."),
+}
+
+
 @blp.route("/audio-clips", methods=["POST"])
+@blp.doc(responses={201: {"links": _CREATED_LINKS}})
 @blp.arguments(CreateClipSchema)
 @blp.arguments(IdempotencyHeaderSchema, location="headers")
 @blp.response(201, CreatedClipSchema)

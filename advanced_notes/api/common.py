@@ -23,7 +23,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 NO_CLIP = "not_found: no such clip for this caller."
 #: Documented on every authenticated operation.
 _ALWAYS = {
+    400: "bad_request: the body is not valid JSON.",
     401: "unauthorized: missing, malformed, expired or wrongly signed bearer token.",
+    413: "payload_too_large: the request body is over MAX_REQUEST_BYTES.",
+    429: "too_many_requests (RATELIMIT_DEFAULT per owner; see Retry-After) or quota_exceeded.",
     503: "storage_unavailable or database_unavailable: nothing changed; retry after Retry-After.",
 }
 

@@ -9,11 +9,13 @@ from flask_smorest import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ApiError, DatabaseUnavailable, StorageUnavailable
+from ..schemas import HealthSchema, ReadinessSchema
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes (no auth).")
 
 
 @blp.route("/healthz", methods=["GET"])
+@blp.response(200, HealthSchema)
 @blp.doc(security=[])
 def healthz() -> dict[str, Any]:
     """Liveness: 200 while the process serves requests."""
@@ -21,6 +23,7 @@ def healthz() -> dict[str, Any]:
 
 
 @blp.route("/readyz", methods=["GET"])
+@blp.response(200, ReadinessSchema)
 @blp.doc(security=[])
 @blp.alt_response(503, description="database_unavailable or storage_unavailable; details say which.")
 def readyz() -> dict[str, Any]:

@@ -14,13 +14,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..db import Database, utcnow
-from ..errors import ClipNotReady, Conflict, NotFound, UploadMissing, UploadRejected, ValidationFailed
+from ..errors import (ClipNotReady, Conflict, NotFound, QuotaExceeded, UploadMissing, UploadRejected,
+                      ValidationFailed)
 from ..keys import build_object_key
 from ..mime import extension_for
 from ..models import AudioClip, ClipStatus, PendingDeletion
@@ -102,6 +103,8 @@ class ClipService:
         self.key_prefix = settings.key_prefix
         self.max_duration_ms = settings.max_duration_ms
         self.audio_probe_max_bytes = settings.audio_probe_max_bytes
+        self.max_pending_uploads = settings.max_pending_uploads_per_owner
+        self.owner_quota_bytes = settings.owner_quota_bytes
 
     # -- create -------------------------------------------------------------------
 
@@ -123,6 +126,9 @@ class ClipService:
             the clip and its presigned PUT.
         Raises:
             Conflict: the idempotency key was used with another declaration.
+            QuotaExceeded: the owner has ``MAX_PENDING_UPLOADS_PER_OWNER`` pending clips, or
+                pending + ready bytes would pass ``OWNER_QUOTA_BYTES``. Counted here, at
+                presign time, so minting URLs cannot fill the bucket.
         """
         declared = {"mime_type": mime_type, "bytes": bytes, "duration_ms": duration_ms,
                     "checksum_sha256": checksum_sha256}
@@ -140,8 +146,12 @@ class ClipService:
         # Sign first: a failed signature (e.g. no credentials) then leaves no orphan row.
         upload = self._presign_put(clip)
         clip.upload_expires_at = upload.expires_at
+        quotas = bool(self.max_pending_uploads or self.owner_quota_bytes)
         try:
-            with self.db.transaction() as session:
+            # The per-owner lock makes count-then-insert exact under concurrent creates.
+            with self.db.transaction(lock_key=f"quota:{owner_id}" if quotas else None) as session:
+                if quotas:
+                    self._check_quotas(session, owner_id, bytes)
                 session.add(clip)
         except IntegrityError:
             # A concurrent repeat with the same key inserted first: answer with its clip.
@@ -150,6 +160,24 @@ class ClipService:
                 raise
             return self._replay(existing, declared)
         return UploadSession(clip, upload)
+
+    def _check_quotas(self, session: Session, owner_id: str, new_bytes: int) -> None:
+        owned = AudioClip.owner_id == owner_id
+        if self.max_pending_uploads:
+            pending = session.scalar(select(func.count()).where(owned, AudioClip.status == PENDING)) or 0
+            if pending >= self.max_pending_uploads:
+                raise QuotaExceeded(
+                    f"You have {pending} pending uploads; complete or delete some first.",
+                    {"quota": "pending_uploads", "limit": self.max_pending_uploads, "current": pending})
+        if self.owner_quota_bytes:
+            # int(): PostgreSQL sums bigint as numeric (a Decimal).
+            used = int(session.scalar(select(func.coalesce(func.sum(AudioClip.bytes), 0))
+                                      .where(owned, AudioClip.status.in_([PENDING, READY]))) or 0)
+            if used + new_bytes > self.owner_quota_bytes:
+                raise QuotaExceeded(
+                    f"This upload would use {used + new_bytes} bytes of your {self.owner_quota_bytes}-byte quota.",
+                    {"quota": "owner_bytes", "limit": self.owner_quota_bytes, "current": used,
+                     "requested": new_bytes})
 
     def _by_idempotency_key(self, owner_id: str, key: str) -> AudioClip | None:
         with self.db.read() as session:

@@ -1,0 +1,110 @@
+"""Quotas counted at presign time, per-owner request rate limits, request body limit."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from advanced_notes import create_app
+
+from .conftest import Api, LiveServer, put_upload
+from .helpers import assert_error
+
+
+@pytest.fixture
+def app_with(base_config):
+    def make(**overrides: str):
+        return create_app({**base_config, **overrides})
+    return make
+
+
+def create(client, headers, size=100):
+    return client.post("/api/audio-clips", json={"mime_type": "audio/ogg", "bytes": size}, headers=headers)
+
+
+def test_pending_uploads_quota(app_with, make_token, audio):
+    client = app_with(MAX_PENDING_UPLOADS_PER_OWNER="3").test_client()
+    alice = {"Authorization": f"Bearer {make_token('quota-alice')}"}
+    created = [create(client, alice, audio["note.ogg"].size).get_json() for _ in range(3)]
+    error = assert_error(create(client, alice), 429, "quota_exceeded")
+    assert error["details"] == {"quota": "pending_uploads", "limit": 3, "current": 3}
+    assert create(client, {"Authorization": f"Bearer {make_token('quota-bob')}"}).status_code == 201
+    # Completing one frees a place.
+    put_upload(created[0]["upload"], audio["note.ogg"].data)
+    assert client.post(f"/api/audio-clips/{created[0]['clip']['id']}/complete", headers=alice).status_code == 200
+    assert create(client, alice).status_code == 201
+
+
+def test_pending_quota_is_exact_under_concurrent_creates(app_with, make_token):
+    app = app_with(MAX_PENDING_UPLOADS_PER_OWNER="4")
+    server = LiveServer(app)
+    try:
+        api = Api(server.url, make_token(f"racer-{uuid.uuid4().hex[:6]}"))
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(
+                lambda _: api("POST", "/api/audio-clips", json={"mime_type": "audio/ogg", "bytes": 10}), range(12)))
+    finally:
+        server.stop()
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * 4 + [429] * 8, [a.text for a in answers if a.status_code not in (201, 429)]
+
+
+def test_owner_bytes_quota(app_with, make_token):
+    client = app_with(OWNER_QUOTA_BYTES="100000").test_client()
+    headers = {"Authorization": f"Bearer {make_token('bytes-user')}"}
+    assert create(client, headers, 60000).status_code == 201
+    error = assert_error(create(client, headers, 50000), 429, "quota_exceeded")
+    assert error["details"] == {"quota": "owner_bytes", "limit": 100000, "current": 60000, "requested": 50000}
+    assert create(client, headers, 40000).status_code == 201
+
+
+def test_idempotent_repeats_do_not_count_against_the_quota(app_with, make_token):
+    client = app_with(MAX_PENDING_UPLOADS_PER_OWNER="1").test_client()
+    headers = {"Authorization": f"Bearer {make_token('repeat-user')}", "Idempotency-Key": "only-one"}
+    for _ in range(3):
+        assert create(client, headers).status_code == 201
+
+
+def test_rate_limit_per_owner(app_with, make_token):
+    client = app_with(RATELIMIT_DEFAULT="5 per minute").test_client()
+    alice = {"Authorization": f"Bearer {make_token('rl-alice')}"}
+    for _ in range(5):
+        assert client.get("/api/audio-clips", headers=alice).status_code == 200
+    response = client.get("/api/audio-clips", headers=alice)
+    assert_error(response, 429, "too_many_requests")
+    assert int(response.headers["Retry-After"]) > 0
+    assert create(client, alice).status_code == 429  # one budget across the API
+    assert client.get("/api/audio-clips", headers={"Authorization": f"Bearer {make_token('rl-bob')}"}
+                      ).status_code == 200
+    assert client.get("/healthz").status_code == 200 and client.get("/api/openapi.json").status_code == 200
+
+
+def test_rate_limit_is_shared_through_redis(app_with, make_token):
+    redis_url = "redis://127.0.0.1:6379/0"
+    try:
+        import redis
+
+        redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
+    except Exception:  # noqa: BLE001
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
+    # Two app instances stand for two gunicorn workers sharing one Redis.
+    workers = [app_with(RATELIMIT_DEFAULT="6 per minute", RATELIMIT_STORAGE_URI=redis_url).test_client()
+               for _ in range(2)]
+    headers = {"Authorization": f"Bearer {make_token(f'shared-{uuid.uuid4().hex}')}"}
+    statuses = [workers[i % 2].get("/api/audio-clips", headers=headers).status_code for i in range(8)]
+    assert statuses == [200] * 6 + [429] * 2
+
+
+def test_bad_rate_limit_setting_is_a_startup_error(base_config):
+    from advanced_notes.config import ConfigError
+
+    with pytest.raises(ConfigError, match="RATELIMIT_DEFAULT"):
+        create_app({**base_config, "RATELIMIT_DEFAULT": "lots"})
+
+
+def test_request_body_limit(client, auth):
+    response = client.post("/api/audio-clips", data=b"{" + b" " * 70000 + b"}", content_type="application/json",
+                           headers=auth)
+    assert_error(response, 413, "payload_too_large")
