@@ -92,10 +92,14 @@ class DeletionQueue:
     def attempt(self, records: list[PendingDeletion]) -> AttemptResult:
         """Delete the objects of ``records`` now; finish, reschedule or back off each.
 
-        Never raises for a store failure: the record stays and the sweeper retries.
+        Never raises for a store failure: the record stays and the sweeper retries. Stops
+        at the first failure (the rest stay due, untouched), so an outage costs one
+        store timeout, not one per record.
         """
         result = AttemptResult()
         for record in records:
+            if result.failed:
+                break
             now = utcnow()
             try:
                 self.storage.delete(record.storage_key)

@@ -178,6 +178,8 @@ class Sweeper:
         total = AttemptResult()
         while records := self.queue.claim_due(self.batch_size, now):
             total.add(self.queue.attempt(records))
+            if total.failed:  # the store is failing: the rest waits for the next run
+                break
         return total
 
     # -- reconcile -----------------------------------------------------------------------

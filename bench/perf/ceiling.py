@@ -35,10 +35,17 @@ EXTENSIONS = {"audio/mp4": "m4a", "audio/m4a": "m4a", "audio/x-m4a": "m4a", "aud
               "audio/wave": "wav", "audio/webm": "webm", "audio/ogg": "ogg", "audio/opus": "opus",
               "audio/flac": "flac", "audio/x-flac": "flac", "audio/3gpp": "3gp"}
 MAX_UPLOAD_BYTES = 104_857_600
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    """An environment variable; empty counts as unset, as in the service's settings."""
+    return os.environ.get(name) or default
+
+
 #: Presigned URL lifetime, seconds (the service's default).
-EXPIRES_SECONDS = int(os.environ.get("S3_PRESIGN_GET_EXPIRES_SECONDS", "900"))
+EXPIRES_SECONDS = int(_env("S3_PRESIGN_GET_EXPIRES_SECONDS", "900"))
 #: Connections per worker process: enough for every gunicorn thread.
-POOL_MAX = int(os.environ.get("CEILING_POOL_MAX", "16"))
+POOL_MAX = int(_env("CEILING_POOL_MAX", "16"))
 
 CLIP_COLUMNS = ("id, note_id, status, mime_type, bytes, duration_ms, measured_duration_ms, checksum_sha256, "
                 "storage_key, etag, stored_bytes, created_at, updated_at, completed_at")
@@ -52,14 +59,14 @@ SQL_CREATE = ("INSERT INTO audio_clips (id, owner_id, note_id, status, mime_type
 app = Flask(__name__)
 _SECRET = os.environ["AUTH_JWT_SECRET"]
 _BUCKET = os.environ["S3_BUCKET"]
-_PREFIX = os.environ.get("S3_KEY_PREFIX", "perf")
+_PREFIX = _env("S3_KEY_PREFIX", "perf")
+_REGION = _env("AWS_REGION", "us-east-1")
 _S3 = boto3.session.Session(
-    aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
-    aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-    region_name=os.environ.get("AWS_REGION", "us-east-1"),
-).client("s3", endpoint_url=os.environ.get("S3_ENDPOINT_URL"), config=Config(
+    aws_access_key_id=_env("AWS_ACCESS_KEY_ID"), aws_secret_access_key=_env("AWS_SECRET_ACCESS_KEY"),
+    region_name=_REGION,
+).client("s3", endpoint_url=_env("S3_ENDPOINT_URL"), config=Config(
     signature_version="s3v4", s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
-    region_name=os.environ.get("AWS_REGION", "us-east-1")))
+    region_name=_REGION))
 _pool: psycopg2.pool.ThreadedConnectionPool | None = None
 _pool_lock = threading.Lock()
 

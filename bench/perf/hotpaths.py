@@ -50,6 +50,9 @@ CATEGORIES = (
     ("/puremagic/", "audio sniff + parse"),
     ("/enzyme/", "audio sniff + parse"),
     ("/logging/", "logging"),
+    ("/pythonjsonlogger/", "logging"),
+    ("/flask_limiter/", "flask-limiter (rate limit)"),
+    ("/limits/", "flask-limiter (rate limit)"),
     ("/json/", "json encode/decode"),
     ("/flask/", "Flask / Werkzeug"),
     ("/werkzeug/", "Flask / Werkzeug"),
@@ -72,6 +75,10 @@ INCLUSIVE = (
     ("dump", "marshmallow/schema.py", "marshmallow dump (response)"),
     ("head", "advanced_notes/storage.py", "store HEAD"),
     ("verify_audio", "advanced_notes/services/verification.py", "ranged GET + sniff + parse"),
+    ("_check_request_limit", "flask_limiter/_extension.py", "rate limit check (flask-limiter)"),
+    ("_finish_request", "advanced_notes/logs.py", "request log line (_finish_request)"),
+    ("_check_quotas", "advanced_notes/services/clips.py", "quota check (count of pending clips)"),
+    ("transaction", "advanced_notes/db.py", "Database.transaction (BEGIN, lock, COMMIT)"),
 )
 #: cProfile entries counted per request: (file fragment or "~", function fragment, label).
 COUNTED = (
@@ -190,9 +197,8 @@ def main(argv: list[str]) -> int:
     with open(argv[1]) as f:
         spec = json.load(f)
     setup_environment(spec["env"])
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
+    # No logging setup here: create_app configures it as in a gunicorn worker (one JSON
+    # line per request to stderr, which goes to this process's log file), so its cost counts.
     from advanced_notes import create_app
 
     apps = {"ours": create_app()}

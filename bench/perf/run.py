@@ -1,0 +1,514 @@
+"""Performance benchmark of the audio-clips service, side by side with the stack ceiling.
+
+    .venv/bin/python bench/perf/run.py            # full run, ~15 min: writes docs/performance.md + docs/perf-*.png
+    .venv/bin/python bench/perf/run.py --quick    # CI smoke, < 60 s: exit status 1 if any request failed
+
+Options: ``--workers N --threads N`` (gunicorn, both apps), ``--concurrency N`` (the
+stated concurrency of the main table), ``--duration S`` (seconds per measured run),
+``--rounds N``, ``--sweep 1,4,64``, ``--sizes 1000,...``, ``--report PATH``, ``--raw-dir DIR``.
+
+One run, everything on loopback and in its own resources:
+
+1. creates fresh PostgreSQL databases ``an_perf_<run id>_*`` and migrates them with the
+   service's Alembic revisions; starts ``moto_server`` and creates the bucket;
+2. throughput: bulk-loads clips with COPY, uploads the real ``note.m4a`` where requests
+   need objects, starts the service (``gunicorn wsgi:app``) and the ceiling
+   (``gunicorn ceiling:app``, see ceiling.py) with the same settings, and drives both from
+   a separate aiohttp process (loadgen.py), alternating which app goes first each round;
+3. profiles the hot paths in-process (hotpaths.py) and reads worker memory;
+4. scaling: grows a second table 10^3 -> 10^6 clips with COPY, measuring note-audio and
+   playback p50 and EXPLAIN (ANALYZE) plans of the service's own SQL at each size, and the
+   sweeper's time and peak RSS at 10^4..10^6 in fresh processes (sweepbench.py);
+5. times ``import advanced_notes`` + ``create_app()`` in fresh interpreters;
+6. writes the report (report.py). Every process started here is stopped and every
+   database dropped at the end, also on Ctrl-C or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parents[1]
+sys.path.insert(0, str(REPO_DIR))
+
+import boto3  # noqa: E402
+from botocore.config import Config  # noqa: E402
+
+import footprint  # noqa: E402
+import pgutil  # noqa: E402
+import report  # noqa: E402
+import seed  # noqa: E402
+import stats  # noqa: E402
+from procs import Children, free_port, run_checked, wait_for_http  # noqa: E402
+
+VENV_BIN = REPO_DIR / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+KEY_PREFIX = "perf"
+BUCKET = "an-perf"
+ENDPOINTS = ("create", "complete", "playback", "note_audio", "list")
+CEILING_ENDPOINTS = ("create", "playback", "note_audio")
+SCALING_ENDPOINTS = ("note_audio", "playback")
+EXPECT = {"create": 201, "complete": 200, "playback": 200, "note_audio": 200, "list": 200}
+#: Service settings that differ from the defaults, and why. Both checks still run on
+#: every request (their cost is measured); they just never trip.
+BENCH_OVERRIDES = {
+    # 300/min per owner would turn a load test from a few hundred synthetic owners into 429s.
+    "RATELIMIT_DEFAULT": "1000000 per minute",
+    # Every create leaves a pending clip: the default 20 per owner would 429 within a second.
+    "MAX_PENDING_UPLOADS_PER_OWNER": "1000000",
+}
+#: Settings not (yet) in .env.example that must not leak in from the caller's environment.
+EXTRA_SETTINGS = ("OWNER_QUOTA_BYTES", "RATELIMIT_STORAGE_URI", "LOG_LEVEL", "LOG_FORMAT", "ENV", "FLASK_ENV",
+                  "S3_BUCKET_NAME", "S3_REGION", "S3_ACCESS_KEY", "S3_SECRET_KEY")
+#: AWS variables botocore reads itself: removed, not blanked (an empty AWS_PROFILE is an error).
+AWS_REMOVED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE",
+               "AWS_SHARED_CREDENTIALS_FILE")
+
+
+@dataclass
+class Plan:
+    """What a run measures. Durations in seconds; sizes in clips (rows)."""
+
+    quick: bool
+    workers: int
+    threads: int
+    concurrency: int
+    duration_s: float
+    warmup_s: float
+    rounds: int
+    sweep: list[int]
+    sizes: list[int]
+    sweeper_sizes: list[int]
+    scale_duration_s: float
+    scale_concurrency: int
+    load_rows: int
+    targets: int
+    complete_cap: int
+    profile_n: int
+    profile_n_complete: int
+    startup_runs: int
+    report_path: Path
+    png_dir: Path
+    raw_dir: Path
+    command: str
+    run_id: str = field(default_factory=lambda: f"{os.getpid()}_{secrets.token_hex(3)}")
+
+
+def parse_plan(argv: list[str]) -> Plan:
+    """The run's Plan from the command line (``--quick`` changes the defaults)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke run (< 60 s), exit 1 on any failed request")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of both apps (default 2)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker, gthread (default 4)")
+    parser.add_argument("--concurrency", type=int, help="concurrent connections of the main table (16; quick 8)")
+    parser.add_argument("--duration", type=float, help="seconds measured per run (6; quick 2)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds at the main concurrency (3; quick 1)")
+    parser.add_argument("--sweep", help="other concurrencies for the throughput plot (1,4,64; quick none)")
+    parser.add_argument("--sizes", help="table sizes of the scaling test (1000,10000,100000,1000000; quick 1000,10000)")
+    parser.add_argument("--report", type=Path, help="markdown report (docs/performance.md; quick: in --raw-dir)")
+    parser.add_argument("--raw-dir", type=Path, help="raw results, logs, profiles (a new folder under /tmp)")
+    args = parser.parse_args(argv)
+
+    quick = args.quick
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    raw_dir = args.raw_dir or Path(f"/tmp/an-perf-{stamp}-{os.getpid()}")
+    report_path = args.report or (raw_dir / "performance.md" if quick else REPO_DIR / "docs" / "performance.md")
+    sizes = _ints(args.sizes) if args.sizes else ([1_000, 10_000] if quick else [1_000, 10_000, 100_000, 1_000_000])
+    concurrency = args.concurrency or (8 if quick else 16)
+    sweep = _ints(args.sweep) if args.sweep is not None else ([] if quick else [1, 4, 64])
+    return Plan(
+        quick=quick, workers=args.workers, threads=args.threads, concurrency=concurrency,
+        duration_s=args.duration or (2.0 if quick else 6.0), warmup_s=0.5 if quick else 1.0,
+        rounds=args.rounds or (1 if quick else 3), sweep=[c for c in sweep if c != concurrency],
+        sizes=sizes, sweeper_sizes=[s for s in sizes if s >= 10_000],
+        scale_duration_s=1.0 if quick else 4.0, scale_concurrency=1,
+        load_rows=1_000 if quick else 10_000, targets=50 if quick else 200,
+        complete_cap=150 if quick else 500, profile_n=30 if quick else 200,
+        profile_n_complete=10 if quick else 60, startup_runs=3 if quick else 7,
+        report_path=report_path, png_dir=report_path.parent if not quick else raw_dir, raw_dir=raw_dir,
+        command=".venv/bin/python bench/perf/run.py" + ("" if not argv else " " + " ".join(argv)),
+    )
+
+
+def _ints(text: str) -> list[int]:
+    return [int(float(part)) for part in text.split(",") if part.strip()]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def request_for(endpoint: str, target: seed.Target, token: str) -> list[Any]:
+    """A loadgen request ``[method, path, headers, json]`` of ``endpoint`` for ``target``."""
+    if endpoint == "create":
+        return ["POST", "/api/audio-clips", auth(token),
+                {"mime_type": seed.FIXTURE_MIME, "bytes": seed.FIXTURE_BYTES, "note_id": target.note_id}]
+    if endpoint == "playback":
+        return ["GET", f"/api/audio-clips/{target.clip_id}/playback", auth(token), None]
+    if endpoint == "note_audio":
+        return ["GET", f"/api/notes/{quote(target.note_id, safe='')}/audio", auth(token), None]
+    if endpoint == "list":
+        return ["GET", "/api/audio-clips?limit=20", auth(token), None]
+    raise ValueError(endpoint)
+
+
+@dataclass
+class Pair:
+    """The service and the ceiling, served by gunicorn with the same settings."""
+
+    ours_url: str
+    ceiling_url: str
+    ours: Any
+    ceiling: Any
+
+    def url(self, app: str) -> str:
+        return self.ours_url if app == "ours" else self.ceiling_url
+
+
+class Run:
+    """One benchmark run: its processes, databases, store and results."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        plan.raw_dir.mkdir(parents=True, exist_ok=True)
+        self.children = Children(plan.raw_dir)
+        self.databases: list[str] = []
+        self.secret = secrets.token_urlsafe(48)
+        self.s3_endpoint = ""
+        self.s3 = None
+        self.results: dict[str, Any] = {"plan": {k: str(v) if isinstance(v, Path) else v
+                                                 for k, v in asdict(plan).items()},
+                                        "overrides": BENCH_OVERRIDES}
+        self._tokens: dict[str, str] = {}
+
+    # -- resources -------------------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    def new_database(self, suffix: str) -> str:
+        """Create and migrate ``an_perf_<run id>_<suffix>`` (dropped by :meth:`cleanup`)."""
+        name = f"{pgutil.NAME_PREFIX}{self.plan.run_id}_{suffix}"
+        pgutil.create_database(name)
+        self.databases.append(name)
+        pgutil.migrate(name)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        pgutil.drop_database(name)
+        if name in self.databases:
+            self.databases.remove(name)
+
+    def start_store(self) -> None:
+        """moto's S3 server on a loopback port, and the bucket."""
+        port = free_port()
+        child = self.children.start("moto", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)])
+        self.s3_endpoint = f"http://127.0.0.1:{port}"
+        wait_for_http(self.s3_endpoint + "/", child)
+        self.s3 = boto3.session.Session(aws_access_key_id="perf", aws_secret_access_key="perf",
+                                        region_name="us-east-1").client(
+            "s3", endpoint_url=self.s3_endpoint,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, max_pool_connections=16))
+        self.s3.create_bucket(Bucket=BUCKET)
+
+    def service_env(self, dbname: str) -> dict[str, str]:
+        """The environment of both apps: every service setting explicit.
+
+        Settings of .env.example that are not set here are set to "" (= default), so
+        neither the caller's environment nor a developer's .env file (which wsgi.py
+        loads without overriding) can change what is measured.
+        """
+        env = dict(os.environ)
+        for line in (REPO_DIR / ".env.example").read_text().splitlines():
+            name, eq, _ = line.partition("=")
+            if eq and name.strip().isidentifier() and not line.startswith("#"):
+                env[name.strip()] = ""
+        env.update(dict.fromkeys(EXTRA_SETTINGS, ""))
+        for name in AWS_REMOVED:
+            env.pop(name, None)
+        env.update(BENCH_OVERRIDES)
+        env.update({
+            "APP_ENV": KEY_PREFIX, "S3_KEY_PREFIX": KEY_PREFIX, "DATABASE_URL": pgutil.sqlalchemy_url(dbname),
+            "S3_ENDPOINT_URL": self.s3_endpoint, "S3_BUCKET": BUCKET, "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "perf", "AWS_SECRET_ACCESS_KEY": "perf", "S3_ADDRESSING_STYLE": "path",
+            "AUTH_JWT_SECRET": self.secret, "AWS_EC2_METADATA_DISABLED": "true",
+            "CEILING_POOL_MAX": str(self.plan.threads), "PYTHONDONTWRITEBYTECODE": "1",
+        })
+        return env
+
+    def token(self, owner: str) -> str:
+        """An HS256 token for ``owner`` minted by the service's own ``mint_token`` (2 h)."""
+        if owner not in self._tokens:
+            from advanced_notes.auth import mint_token
+            from advanced_notes.config import load_settings
+
+            if not hasattr(self, "_settings"):
+                self._settings = load_settings(self.service_env("an_perf_x"))
+            self._tokens[owner] = mint_token(self._settings, owner, 7200)
+        return self._tokens[owner]
+
+    def start_pair(self, dbname: str) -> Pair:
+        """Start the service and the ceiling on ``dbname`` with identical gunicorn settings."""
+        env = self.service_env(dbname)
+        common = ["--workers", str(self.plan.workers), "--threads", str(self.plan.threads),
+                  "--worker-class", "gthread", "--backlog", "2048", "--keep-alive", "5",
+                  "--log-level", "warning", "--worker-tmp-dir", "/dev/shm", "--graceful-timeout", "5"]
+        ports = free_port(), free_port()
+        ours = self.children.start(f"gunicorn-ours-{dbname[-5:]}", [
+            str(VENV_BIN / "gunicorn"), *common, "--bind", f"127.0.0.1:{ports[0]}", "--chdir", str(REPO_DIR),
+            "wsgi:app"], env)
+        ceiling = self.children.start(f"gunicorn-ceiling-{dbname[-5:]}", [
+            str(VENV_BIN / "gunicorn"), *common, "--bind", f"127.0.0.1:{ports[1]}", "--chdir", str(BENCH_DIR),
+            "ceiling:app"], env)
+        pair = Pair(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", ours, ceiling)
+        wait_for_http(pair.ours_url + "/healthz", ours)
+        wait_for_http(pair.ceiling_url + "/healthz", ceiling)
+        return pair
+
+    def stop_pair(self, pair: Pair) -> None:
+        self.children.stop(pair.ours)
+        self.children.stop(pair.ceiling)
+
+    def cleanup(self) -> None:
+        """Stop every process started by this run and drop its databases (also after errors)."""
+        self.children.stop_all()
+        for name in list(self.databases):
+            try:
+                self.drop_database(name)
+            except Exception as exc:  # keep cleaning the others
+                print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
+
+    # -- helpers that run processes ------------------------------------------------------------
+
+    def loadgen(self, runs: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
+        """Run the load generator in its own process over ``runs``; its per-run results."""
+        plan_path, out_path = self.plan.raw_dir / f"loadgen-{tag}-plan.json", self.plan.raw_dir / f"loadgen-{tag}.json"
+        plan_path.write_text(json.dumps({"runs": runs}))
+        budget = sum(r["warmup_s"] + r["duration_s"] + 35 for r in runs) + 30
+        run_checked([PYTHON, str(BENCH_DIR / "loadgen.py"), str(plan_path), str(out_path)], None, budget,
+                    f"load generator ({tag})", self.children, f"loadgen-{tag}")
+        return json.loads(out_path.read_text())["runs"]
+
+    def helper(self, script: str, spec: dict[str, Any], tag: str, timeout_s: float) -> Any:
+        """Run ``bench/perf/<script> SPEC OUT`` in a fresh process; its JSON output."""
+        spec_path, out_path = self.plan.raw_dir / f"{tag}-spec.json", self.plan.raw_dir / f"{tag}.json"
+        spec_path.write_text(json.dumps(spec))
+        run_checked([PYTHON, str(BENCH_DIR / script), str(spec_path), str(out_path)], spec.get("env"), timeout_s,
+                    tag, self.children, tag)
+        return json.loads(out_path.read_text())
+
+    def run_spec(self, name: str, url: str, requests: list[list[Any]], concurrency: int, duration_s: float,
+                 expect: int, once: bool = False, max_requests: int | None = None) -> dict[str, Any]:
+        return {"name": name, "base_url": url, "concurrency": concurrency, "duration_s": duration_s,
+                "warmup_s": self.plan.warmup_s, "mode": "once" if once else "cycle", "expect": expect,
+                "max_requests": max_requests, "requests": requests}
+
+    # -- phases --------------------------------------------------------------------------------
+
+    def throughput(self) -> None:
+        """Main table, throughput vs concurrency, profiles, worker memory."""
+        plan = self.plan
+        db = self.new_database("load")
+        seed.copy_clips(db, 0, plan.load_rows, KEY_PREFIX)
+        targets = seed.sample_targets(db, plan.targets)
+        owners = sorted({t.owner_id for t in targets})
+        complete_runs = plan.rounds + len(plan.sweep)
+        profile_complete = 20 + 3 * plan.profile_n_complete  # hotpaths: warm-up + three passes
+        pending = seed.copy_pending_for_complete(db, owners, plan.complete_cap * complete_runs + profile_complete,
+                                                 KEY_PREFIX)
+        pgutil.vacuum_analyze(db)
+        self.log(f"load table: {pgutil.count_clips(db)} clips, {len(targets)} targets; uploading "
+                 f"{len(targets) + len(pending)} objects")
+        seed.upload_fixture(self.s3, BUCKET, [t.storage_key for t in targets] + [key for _, _, key in pending])
+
+        reqs = {e: [request_for(e, t, self.token(t.owner_id)) for t in targets] for e in ENDPOINTS if e != "complete"}
+        completes = [["POST", f"/api/audio-clips/{clip_id}/complete", auth(self.token(owner)), None]
+                     for owner, clip_id, _ in pending]
+        cursor = {"complete": 0}
+
+        def take_completes(n: int) -> list[list[Any]]:
+            start = cursor["complete"]
+            cursor["complete"] += n
+            return completes[start:start + n]
+
+        pair = self.start_pair(db)
+        self.results["sanity"] = self.sanity_check(pair, targets[0])
+        runs: list[dict[str, Any]] = []
+        for level_index, (level, rounds) in enumerate([(plan.concurrency, plan.rounds)]
+                                                      + [(c, 1) for c in plan.sweep]):
+            for round_no in range(rounds):
+                # Alternate who goes first, so drift on a shared machine hits both apps alike.
+                order = ("ours", "ceiling") if (round_no + level_index) % 2 == 0 else ("ceiling", "ours")
+                for endpoint in ENDPOINTS:
+                    for app in order:
+                        if app == "ceiling" and endpoint not in CEILING_ENDPOINTS:
+                            continue
+                        name = f"{app}/{endpoint}/c{level}/r{round_no}"
+                        if endpoint == "complete":
+                            runs.append(self.run_spec(name, pair.url(app), take_completes(plan.complete_cap), level,
+                                                      plan.duration_s, 200, once=True))
+                        else:
+                            runs.append(self.run_spec(name, pair.url(app), reqs[endpoint], level, plan.duration_s,
+                                                      EXPECT[endpoint]))
+        self.log(f"throughput: {len(runs)} runs of {plan.duration_s:.0f} s at concurrency "
+                 f"{[plan.concurrency] + plan.sweep}")
+        raw_runs = self.loadgen(runs, "throughput")
+        self.results["load_runs"] = [_brief(r) for r in raw_runs]
+        self.results["throughput"] = summarize_throughput(raw_runs, plan)
+        self.results["completed_ready"] = self.count_ready(db, [c for _, c, _ in pending[:cursor["complete"]]])
+        self.results["memory"] = {"ours": footprint.worker_memory(pair.ours.pid),
+                                  "ceiling": footprint.worker_memory(pair.ceiling.pid)}
+        self.stop_pair(pair)
+
+        self.log("profiling hot paths in-process")
+        profile_reqs = {e: reqs[e] for e in ("create", "playback", "note_audio", "list")}
+        profile_reqs["complete"] = take_completes(profile_complete)
+        self.results["profiles"] = self.helper("hotpaths.py", {
+            "env": self.service_env(db), "n": plan.profile_n, "n_complete": plan.profile_n_complete,
+            "requests": profile_reqs, "ceiling_endpoints": list(CEILING_ENDPOINTS), "expect": EXPECT,
+            "raw_dir": str(plan.raw_dir)}, "hotpaths", 600)
+        self.drop_database(db)
+
+    def sanity_check(self, pair: Pair, target: seed.Target) -> dict[str, Any]:
+        """Both apps' playback URLs fetch the real fixture bytes from the store."""
+        out = {}
+        for app in ("ours", "ceiling"):
+            req = urllib.request.Request(f"{pair.url(app)}/api/audio-clips/{target.clip_id}/playback",
+                                         headers=auth(self.token(target.owner_id)))
+            with urllib.request.urlopen(req, timeout=10) as response:
+                url = json.load(response)["url"]
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = response.read()
+            out[app] = body == seed.FIXTURE.read_bytes()
+        if not all(out.values()):
+            raise RuntimeError(f"playback URLs do not serve the uploaded fixture: {out}")
+        return out
+
+    def count_ready(self, db: str, clip_ids: list[str]) -> dict[str, int]:
+        """Status counts of the clips complete was sent for (were they really verified?)."""
+        with pgutil.connect(db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT status, count(*) FROM audio_clips WHERE id = ANY(%s::uuid[]) GROUP BY status",
+                        (clip_ids,))
+            return dict(cur.fetchall())
+
+    def scaling(self) -> None:
+        """p50 of note audio and playback, EXPLAIN plans and the sweeper as the table grows."""
+        plan = self.plan
+        db = self.new_database("scale")
+        pair = self.start_pair(db)
+        points, previous = [], 0
+        for size_index, size in enumerate(plan.sizes):
+            t0 = time.perf_counter()
+            seed.copy_clips(db, previous, size, KEY_PREFIX)
+            copy_s = time.perf_counter() - t0
+            pgutil.vacuum_analyze(db)
+            previous = size
+            targets = seed.sample_targets(db, plan.targets)
+            self.log(f"scaling: {size} clips (COPY {copy_s:.1f} s); measuring")
+            runs = []
+            order = ("ours", "ceiling") if size_index % 2 == 0 else ("ceiling", "ours")
+            for endpoint in SCALING_ENDPOINTS:
+                reqs = [request_for(endpoint, t, self.token(t.owner_id)) for t in targets]
+                for app in order:
+                    runs.append(self.run_spec(f"{app}/{endpoint}/n{size}", pair.url(app), reqs,
+                                              plan.scale_concurrency, plan.scale_duration_s, 200))
+            measured = self.loadgen(runs, f"scale-{size}")
+            explain = self.helper("explain.py", {"env": self.service_env(db), "requests": {
+                e: request_for(e, targets[0], self.token(targets[0].owner_id))
+                for e in ("note_audio", "playback", "list")}}, f"explain-{size}", 120)
+            point = {"size": size, "copy_s": round(copy_s, 2), "table_bytes": pgutil.table_bytes(db),
+                     "runs": [_brief(r) for r in measured],
+                     "explain": explain}
+            if size in plan.sweeper_sizes:
+                self.log(f"sweeper over {size} clips (fresh process)")
+                point["sweeper"] = self.helper("sweepbench.py", {"env": self.service_env(db),
+                                                                 "dsn": pgutil.dsn(db)}, f"sweeper-{size}", 900)
+            points.append(point)
+        self.results["scaling"] = points
+        self.stop_pair(pair)
+        self.drop_database(db)
+
+    def startup(self) -> None:
+        """Import + create_app times (fresh interpreters) and the heaviest imports."""
+        env = self.service_env("an_perf_unused")  # create_app does not connect
+        self.results["startup"] = footprint.startup_times(PYTHON, env, str(REPO_DIR), self.plan.startup_runs)
+        self.results["heaviest_imports"] = footprint.heaviest_imports(PYTHON, env, str(REPO_DIR))
+
+
+def _brief(run: dict[str, Any]) -> dict[str, Any]:
+    """A loadgen run without its latency list, with its percentiles (ms)."""
+    ordered = run["latencies_ms"]
+    return {k: v for k, v in run.items() if k != "latencies_ms"} | {
+        "p50_ms": stats.percentile(ordered, .5), "p95_ms": stats.percentile(ordered, .95),
+        "p99_ms": stats.percentile(ordered, .99)}
+
+
+def summarize_throughput(runs: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
+    """Per concurrency level and endpoint: each app's merged figures and the ours/ceiling ratio."""
+    grouped: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        app, endpoint, level, _round = run["name"].split("/")
+        grouped.setdefault((int(level[1:]), endpoint, app), []).append(run)
+    levels = sorted({level for level, _, _ in grouped})
+    table: dict[str, Any] = {}
+    for level in levels:
+        rows = {}
+        for endpoint in ENDPOINTS:
+            ours = grouped.get((level, endpoint, "ours"), [])
+            ceiling = grouped.get((level, endpoint, "ceiling"), [])
+            row = {"ours": stats.merge(ours)}
+            if ceiling:
+                row["ceiling"] = stats.merge(ceiling)
+                row["ratio"] = stats.ratio_summary([r["rps"] for r in ours], [r["rps"] for r in ceiling])
+            rows[endpoint] = row
+        table[str(level)] = rows
+    return {"main_concurrency": plan.concurrency, "levels": levels, "by_level": table}
+
+
+def total_errors(results: dict[str, Any]) -> int:
+    """Failed requests over every load run of the run."""
+    count = sum(r["errors"] for r in results.get("load_runs", []))
+    for point in results.get("scaling", []):
+        count += sum(r["errors"] for r in point["runs"])
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    plan = parse_plan(sys.argv[1:] if argv is None else argv)
+    # SIGTERM (CI cancelling, kill) unwinds like Ctrl-C, so cleanup always runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.time()
+    run = Run(plan)
+    run.results["machine"] = report.machine_info()
+    run.log(f"run {plan.run_id}: raw results in {plan.raw_dir}")
+    try:
+        run.start_store()
+        run.throughput()
+        run.scaling()
+        run.startup()
+    finally:
+        run.cleanup()
+    run.results["machine"]["load_average_end"] = os.getloadavg()
+    run.results["wall_s"] = round(time.time() - started, 1)
+    (plan.raw_dir / "results.json").write_text(json.dumps(run.results, indent=1, default=str))
+    report.write(run.results, plan.report_path, plan.png_dir)
+    errors = total_errors(run.results)
+    run.log(f"done in {run.results['wall_s']:.0f} s: report {plan.report_path}; {errors} failed requests")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
