@@ -22,8 +22,9 @@ def owner_key() -> str:
         try:
             authenticate_request()  # verified once; the blueprint hook then reuses g.owner_id
         except Unauthorized:
-            return f"ip:{request.remote_addr}"
-    return f"owner:{g.owner_id}"
+            pass
+    owner = getattr(g, "owner_id", None)  # None for bad tokens and CORS preflights (OPTIONS)
+    return f"owner:{owner}" if owner is not None else f"ip:{request.remote_addr}"
 
 
 def init_rate_limits(app: Flask, settings: Settings, blueprints: list) -> Limiter:
