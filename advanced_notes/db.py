@@ -84,6 +84,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 _WRITE = "advanced_notes_write"
+APPLICATION_NAME = "advanced-notes"
 
 
 def make_engine(url: str) -> Engine:
@@ -98,7 +99,8 @@ def make_engine(url: str) -> Engine:
         return engine
     connect_args: dict[str, Any] = {}
     if url.startswith("postgresql"):
-        connect_args["connect_timeout"] = 3
+        # application_name: operators (and the soak test) can see the pool in pg_stat_activity.
+        connect_args.update(connect_timeout=3, application_name=APPLICATION_NAME)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
                          pool_timeout=5, pool_recycle=1800, connect_args=connect_args)
 

@@ -1,0 +1,241 @@
+"""Chaos run: complete flows against the real stack while faults are injected, then invariants.
+
+1,000 flows (create -> PUT -> complete -> playback; some deleted, some abandoned after
+create) run against gunicorn + PostgreSQL + moto's server while a fault injector
+breaks the API's store calls at random (connections refused, reset, hanging, HTTP 500)
+and SIGKILLs gunicorn workers. Clients retry like a mobile app with an Idempotency-Key.
+Then the sweeper runs once (with the recorded deletions made due: time passes) and the
+invariants are checked:
+
+1. every ready clip's object exists, with its size;
+2. every object under the prefix is known to a row or a recorded deletion;
+3. no clip was lost or duplicated: one row per idempotency key, every acknowledged clip
+   exists unless deleted, every deleted one is gone;
+4. no response was a 500.
+
+    .venv/bin/python bench/chaos.py [--flows 1000 --concurrency 8 --seed 1]
+
+Exit status 0 only when every invariant holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stack import JWT_SECRET, Stack, running_stack  # noqa: E402
+
+import jwt  # noqa: E402
+import pgutil  # noqa: E402
+
+AUDIO = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "audio" / "note.ogg"
+OWNER = "chaos-user"
+RETRYABLE = {429, 502, 503, 504}
+
+
+@dataclass
+class Tally:
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    connection_errors: int = 0
+    retries: int = 0
+    faults: collections.Counter = field(default_factory=collections.Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, **counts: int) -> None:
+        with self.lock:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
+
+
+@dataclass
+class Flow:
+    key: str
+    kind: str  # complete, abandon, delete
+    clip_id: str | None = None
+    storage_key: str | None = None
+    ready: bool = False
+    deleted: bool = False
+
+
+class Client:
+    """The API as a flaky-network mobile client sees it: retries with backoff."""
+
+    def __init__(self, stack: Stack, tally: Tally):
+        token = jwt.encode({"sub": OWNER, "exp": int(time.time()) + 6 * 3600}, JWT_SECRET, algorithm="HS256")
+        self.api, self.tally = stack.api, tally
+        self.local = threading.local()
+        self.token = token
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+            self.local.session.headers["Authorization"] = f"Bearer {self.token}"
+        return self.local.session
+
+    def call(self, method: str, url: str, attempts: int = 60, **kw) -> tuple[requests.Response, int]:
+        """Send until an answer that is not retryable; returns (response, attempts used)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._session().request(method, url, timeout=15, **kw)
+            except (requests.ConnectionError, requests.Timeout):
+                self.tally.add(connection_errors=1, retries=1)
+                self.local.__dict__.pop("session", None)
+                time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.random())
+                continue
+            with self.tally.lock:
+                self.tally.statuses[response.status_code] += 1
+            if response.status_code not in RETRYABLE:
+                return response, attempt
+            self.tally.add(retries=1)
+            time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.random())
+        raise RuntimeError(f"{method} {url}: no answer after {attempts} attempts")
+
+
+def run_flow(client: Client, flow: Flow, audio: bytes) -> None:
+    api = client.api
+    created, _ = client.call("POST", f"{api}/api/audio-clips", headers={"Idempotency-Key": flow.key},
+                             json={"mime_type": "audio/ogg", "bytes": len(audio), "note_id": "chaos"})
+    assert created.status_code == 201, created.text
+    flow.clip_id, flow.storage_key = created.json()["clip"]["id"], created.json()["clip"]["storage_key"]
+    if flow.kind == "abandon":
+        return
+    upload = created.json()["upload"]
+    if upload is not None:  # None: a replay after a lost answer found the clip already ready
+        put, _ = client.call("PUT", upload["url"], data=audio, headers=upload["headers"])
+        assert put.status_code == 200, put.text
+    done, _ = client.call("POST", f"{api}/api/audio-clips/{flow.clip_id}/complete")
+    assert done.status_code == 200, done.text
+    flow.ready = True
+    playback, _ = client.call("GET", f"{api}/api/audio-clips/{flow.clip_id}/playback")
+    assert playback.status_code == 200, playback.text
+    if flow.kind == "delete":
+        gone, tries = client.call("DELETE", f"{api}/api/audio-clips/{flow.clip_id}")
+        # A 404 after a lost answer means an earlier attempt deleted it.
+        assert gone.status_code == 204 or (gone.status_code == 404 and tries > 1), gone.text
+        flow.deleted = True
+
+
+def inject_faults(stack: Stack, tally: Tally, stop: threading.Event, rng: random.Random) -> None:
+    """Break the API's store path or kill a worker, at random, until ``stop``."""
+    last_kill = time.monotonic()
+    while not stop.wait(rng.uniform(0.3, 1.2)):
+        if time.monotonic() - last_kill > 4 and rng.random() < 0.3:
+            workers = psutil.Process(stack.gunicorn_pid).children()
+            if workers:
+                rng.choice(workers).send_signal(signal.SIGKILL)
+                tally.faults["worker killed"] += 1
+                last_kill = time.monotonic()
+            continue
+        mode = rng.choice(["refuse", "reset", "hang", "http500"])
+        stack.proxy.set_mode(mode)
+        tally.faults[f"store {mode}"] += 1
+        stop.wait(rng.uniform(0.2, 1.0))
+        stack.proxy.set_mode("pass")
+
+
+def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str, int]:
+    """Run the sweeper once, then check the four invariants; return counts (failures included)."""
+    from advanced_notes import create_app
+    from advanced_notes.services.sweeper import Sweeper
+
+    with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:  # time passes: deletions are due
+        cur.execute("UPDATE pending_deletions SET next_attempt_at = now(), recheck_until = now()")
+    app = create_app(stack.settings_env())
+    services = app.extensions["advanced_notes"]
+    report = Sweeper(services.db, services.storage, services.settings).run(apply=True)
+    storage = services.storage
+    with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id::text, storage_key, status, bytes, idempotency_key FROM audio_clips "
+                    "WHERE owner_id = %s", (OWNER,))
+        rows = cur.fetchall()
+        cur.execute("SELECT storage_key FROM pending_deletions")
+        recorded = {r[0] for r in cur.fetchall()}
+    by_key = collections.Counter(r[4] for r in rows)
+    rows_by_id = {r[0]: r for r in rows}
+    objects = [o for page in storage.list_objects(f"{services.settings.key_prefix}/audio-clips/") for o in page]
+    known = {r[1] for r in rows} | recorded
+    missing = [r for r in rows if r[2] == "ready" and (storage.head(r[1]) is None or storage.head(r[1]).size != r[3])]
+    counts = {
+        "flows": len(flows),
+        "clips acknowledged (201)": sum(f.clip_id is not None for f in flows),
+        "ready": sum(r[2] == "ready" for r in rows),
+        "pending (abandoned)": sum(r[2] == "pending" for r in rows),
+        "deleted by clients": sum(f.deleted for f in flows),
+        "objects in the bucket": len(objects),
+        "sweeper: recorded deletions done": report.deletions.done,
+        "sweeper: late objects deleted": report.late_objects_deleted,
+        "FAIL ready clips without their object": len(missing),
+        "FAIL objects no row or deletion knows": sum(o.key not in known for o in objects),
+        "FAIL idempotency keys with more than one row": sum(n > 1 for n in by_key.values()),
+        "FAIL acknowledged clips lost": sum(1 for f in flows if f.clip_id and not f.deleted
+                                            and f.clip_id not in rows_by_id),
+        "FAIL deleted clips still present": sum(1 for f in flows if f.deleted and f.clip_id in rows_by_id),
+        "FAIL rows nobody asked for": sum(1 for k in by_key if k not in {f.key for f in flows}),
+        "FAIL completed flows not ready": sum(1 for f in flows if f.ready and not f.deleted
+                                              and rows_by_id.get(f.clip_id, ("",) * 3)[2] != "ready"),
+        "FAIL 500 responses": tally.statuses[500],
+    }
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flows", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    audio = AUDIO.read_bytes()
+    flows = [Flow(f"chaos-{args.seed}-{i}", rng.choices(["complete", "abandon", "delete"], [8, 1, 1])[0])
+             for i in range(args.flows)]
+    tally = Tally()
+    extra = {"S3_CONNECT_TIMEOUT_SECONDS": "1", "S3_READ_TIMEOUT_SECONDS": "2", "S3_MAX_ATTEMPTS": "2",
+             "RATELIMIT_DEFAULT": "1000000 per minute", "MAX_PENDING_UPLOADS_PER_OWNER": "0"}
+    started = time.monotonic()
+    with running_stack("chaos", workers=2, threads=4, fault_proxy=True, extra_env=extra) as stack:
+        client = Client(stack, tally)
+        stop = threading.Event()
+        injector = threading.Thread(target=inject_faults, args=(stack, tally, stop, rng), daemon=True)
+        injector.start()
+        errors = []
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            for future in [pool.submit(run_flow, client, flow, audio) for flow in flows]:
+                try:
+                    future.result()
+                except Exception as exc:  # noqa: BLE001 - counted and shown
+                    errors.append(repr(exc))
+        stop.set()
+        injector.join()
+        stack.proxy.set_mode("pass")
+        flow_seconds = time.monotonic() - started
+        counts = check_invariants(stack, flows, tally)
+    counts["FAIL flows that did not finish"] = len(errors)
+    print(f"chaos run: {args.flows} flows, concurrency {args.concurrency}, seed {args.seed}, "
+          f"{flow_seconds:.0f} s of flows; gunicorn 2 workers x 4 threads, PostgreSQL, moto")
+    print("faults injected: " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.faults.items())))
+    print(f"client: {sum(tally.statuses.values())} responses "
+          f"({', '.join(f'{s}: {n}' for s, n in sorted(tally.statuses.items()))}), "
+          f"{tally.connection_errors} connection errors, {tally.retries} retries")
+    for name, value in counts.items():
+        print(f"  {name}: {value}")
+    for error in errors[:5]:
+        print("  flow error:", error[:300])
+    failed = sum(v for k, v in counts.items() if k.startswith("FAIL"))
+    print("invariants: " + ("all hold" if not failed else f"{failed} violation(s)"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
