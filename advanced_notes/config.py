@@ -225,7 +225,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "S3_PRESIGN_GET_EXPIRES_SECONDS", 900, 1, SIGV4_MAX_EXPIRES_SECONDS, sigv4
         ),
         s3_connect_timeout_seconds=r.integer("S3_CONNECT_TIMEOUT_SECONDS", 3, 1, 60),
-        s3_read_timeout_seconds=r.integer("S3_READ_TIMEOUT_SECONDS", 10, 1, 300),
+        s3_read_timeout_seconds=r.integer("S3_READ_TIMEOUT_SECONDS", 5, 1, 300),
         s3_max_attempts=r.integer("S3_MAX_ATTEMPTS", 2, 1, 10),
         max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 104_857_600, 1, 5 * 1024**4, " (S3 objects max 5 TiB)"),
         max_duration_ms=r.integer("MAX_DURATION_MS", 10_800_000, 1, 2**31 - 1),

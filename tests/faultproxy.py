@@ -90,7 +90,10 @@ class FaultProxy:
 
     def _serve(self, client: socket.socket, mode: str) -> None:
         if mode == "reset":
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            try:  # linger 0: close() sends RST instead of FIN
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass  # already closed by a mode switch
             self._close(client)
         elif mode == "hang":
             while client in self._conns and not self._stop.wait(0.1):

@@ -33,7 +33,7 @@ def test_client_config_follows_the_storage_rules():
     assert config.request_checksum_calculation == "when_required"
     assert config.response_checksum_validation == "when_required"
     assert config.s3 == {"addressing_style": "path"}
-    assert config.connect_timeout == 3 and config.read_timeout == 10
+    assert config.connect_timeout == 3 and config.read_timeout == 5
     assert config.retries == {"total_max_attempts": 2, "mode": "standard"}
 
 
