@@ -72,7 +72,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized("The bearer token is invalid.") from exc
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH:
+        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH or "\x00" in sub:
             raise Unauthorized("The token's subject is invalid.")
         return claims
 

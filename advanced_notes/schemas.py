@@ -68,7 +68,13 @@ SHA256_BASE64 = validate.Regexp(r"^[A-Za-z0-9+/]{43}=$",
                                 error="Must be the base64 encoding of a 32-byte SHA-256 digest.")
 
 
-_NOTE_ID = validate.Length(1, MAX_NOTE_ID_LENGTH)
+def _no_nul(value: str) -> None:
+    # PostgreSQL text cannot hold U+0000; refuse it here rather than fail in the driver.
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+
+
+_NOTE_ID = [validate.Length(1, MAX_NOTE_ID_LENGTH), _no_nul]
 
 
 class CreateClipSchema(StrictSchema):

@@ -90,6 +90,7 @@ def test_missing_or_malformed_header(client, header):
     pytest.param(hs(sub=None), id="no-sub"),
     pytest.param(hs(sub=""), id="empty-sub"),
     pytest.param(hs(sub="x" * 256), id="long-sub"),
+    pytest.param(hs(sub="a\x00b"), id="nul-in-sub"),
     pytest.param(hs(nbf=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)), id="not-yet-valid"),
     pytest.param(jwt.encode(_claims(), None, algorithm="none"), id="alg-none"),
     pytest.param(jwt.encode(_claims(), RSA_KEY, algorithm="RS256"), id="rs256-without-jwks"),

@@ -5,10 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from ..auth import current_owner
-from ..schemas import DeletedSchema, NoteAudioSchema
+from ..errors import NotFound
+from ..schemas import MAX_NOTE_ID_LENGTH, DeletedSchema, NoteAudioSchema
 from .common import authenticated_blueprint, clip_service, error_responses, playback_body
 
 blp = authenticated_blueprint("notes", __name__, "Audio of a note.")
+
+
+def _valid_note_id(note_id: str) -> bool:
+    return len(note_id) <= MAX_NOTE_ID_LENGTH and "\x00" not in note_id
+
+
+def _check_note_id(note_id: str) -> None:
+    # A note id no clip can carry (too long; NUL, which PostgreSQL text cannot hold) has no audio.
+    if not _valid_note_id(note_id):
+        raise NotFound("The note has no ready audio clip.")
 
 
 # `path` so opaque note ids may contain "/" (sent URL-encoded).
@@ -17,6 +28,7 @@ blp = authenticated_blueprint("notes", __name__, "Audio of a note.")
 @error_responses(blp, {404: "not_found: the note has no ready clip."})
 def note_audio(note_id: str) -> dict[str, Any]:
     """The note's primary clip (most recent ready by created_at) with a playback URL."""
+    _check_note_id(note_id)
     playback = clip_service().note_audio(current_owner(), note_id)
     return {"clip": playback.clip, "playback": playback_body(playback)}
 
@@ -26,4 +38,6 @@ def note_audio(note_id: str) -> dict[str, Any]:
 @error_responses(blp)
 def delete_note_audio(note_id: str) -> dict[str, Any]:
     """Delete every clip of the note (any status) and their objects."""
+    if not _valid_note_id(note_id):
+        return {"deleted": 0}  # no clip can have such a note id
     return {"deleted": clip_service().delete_note_audio(current_owner(), note_id)}
