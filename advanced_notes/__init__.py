@@ -94,6 +94,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
              allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
              expose_headers=["Retry-After"], max_age=600)
 
+    from .metrics import init_metrics
+
+    init_metrics(app, db, __version__)
     from .cli import register_app_commands
 
     register_app_commands(app)

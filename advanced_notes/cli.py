@@ -18,8 +18,6 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from . import migrate
-
 
 def _database_url() -> str:
     return current_app.extensions["advanced_notes"].db.url
@@ -35,6 +33,8 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Upgrade the database to REVISION (default: head)."""
+    from . import migrate  # alembic is imported only when a db command runs
+
     migrate.upgrade(_database_url(), revision)
 
 
@@ -43,6 +43,8 @@ def db_upgrade(revision: str) -> None:
 @with_appcontext
 def db_downgrade(revision: str) -> None:
     """Downgrade the database to REVISION (`base` removes every table)."""
+    from . import migrate  # alembic is imported only when a db command runs
+
     migrate.downgrade(_database_url(), revision)
 
 
@@ -50,6 +52,8 @@ def db_downgrade(revision: str) -> None:
 @with_appcontext
 def db_current() -> None:
     """Show the database's current revision."""
+    from . import migrate  # alembic is imported only when a db command runs
+
     from alembic import command
 
     command.current(migrate.alembic_config(_database_url()), verbose=True)
@@ -61,6 +65,8 @@ def db_current() -> None:
 @with_appcontext
 def db_revision(message: str, autogenerate: bool) -> None:
     """Create a new revision file in migrations/versions (review it before committing)."""
+    from . import migrate  # alembic is imported only when a db command runs
+
     from alembic import command
 
     command.revision(migrate.alembic_config(_database_url()), message=message, autogenerate=autogenerate)
@@ -86,8 +92,11 @@ def token_command(subject: str, expires_in: int) -> None:
               help="Seconds an unknown object must have existed before it counts as an orphan.")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 1000),
               help="Rows per transaction and per query.")
+@click.option("--metrics-file", type=click.Path(dir_okay=False), default=None,
+              help="Write the results as Prometheus metrics to this file (node_exporter textfile collector).")
 @with_appcontext
-def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_size: int) -> None:
+def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_size: int,
+                  metrics_file: str | None) -> None:
     """Expire stale uploads, finish recorded deletions, reconcile the bucket with the database.
 
     Safe to run from cron on several machines at once. Exits 0 after a complete run
@@ -116,6 +125,54 @@ def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_
             raise click.ClickException(f"the database is unavailable: {exc.__class__.__name__}") from exc
     for line in report.summary():
         click.echo(line)
+    if metrics_file:
+        from .services.sweeper import write_report_metrics
+
+        write_report_metrics(report, metrics_file)
+
+
+@click.group("storage", help="Check and set up the bucket.")
+def storage_group() -> None:
+    pass
+
+
+@storage_group.command("check")
+@with_appcontext
+def storage_check() -> None:
+    """Try the upload path against the configured bucket; report what is wrong and the fix.
+
+    Exits 1 when a check fails.
+    """
+    from .doctor import FAIL, WARN, StorageDoctor
+
+    services = current_app.extensions["advanced_notes"]
+    failed = False
+    for finding in StorageDoctor(services.storage, services.settings).run():
+        failed |= finding.level == FAIL
+        click.echo(f"{finding.level.upper():<5} {finding.check}: {finding.detail}")
+        if finding.fix:
+            click.echo(f"      {'fix' if finding.level in (FAIL, WARN) else 'note'}: {finding.fix}")
+    if failed:
+        raise SystemExit(1)
+
+
+@storage_group.command("cors")
+@click.option("--origin", "origins", multiple=True, help="Browser origin (default: CORS_ORIGINS).")
+@click.option("--apply", is_flag=True, help="Write the rules to the bucket (default: print them).")
+@with_appcontext
+def storage_cors(origins: tuple[str, ...], apply: bool) -> None:
+    """Print, or with --apply write, the minimal bucket CORS rules for browser uploads."""
+    from .cors import required_cors_rules
+
+    services = current_app.extensions["advanced_notes"]
+    origins = origins or services.settings.cors_origins
+    if not origins:
+        raise click.UsageError("no origins: pass --origin or set CORS_ORIGINS")
+    rules = required_cors_rules(origins)
+    click.echo(json.dumps({"CORSRules": rules}, indent=2))
+    if apply:
+        services.storage.put_cors_rules(rules)
+        click.echo(f"applied to bucket {services.storage.bucket}")
 
 
 def register_app_commands(app: Flask) -> None:
@@ -123,6 +180,7 @@ def register_app_commands(app: Flask) -> None:
     app.cli.add_command(db_group)
     app.cli.add_command(token_command)
     app.cli.add_command(sweep_command)
+    app.cli.add_command(storage_group)
 
 
 def _create_app_for_cli() -> Flask:
@@ -156,38 +214,86 @@ def _embedded_client_defaults() -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-@main.command("upload")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--note-id", default=None, help="Attach the clip to this note.")
-@click.option("--mime-type", default=None, help="Override the type guessed from the extension.")
-@click.option("--api", envvar="ADVANCED_NOTES_API", default=None, help="API base URL [env ADVANCED_NOTES_API].")
-@click.option("--token", envvar="ADVANCED_NOTES_TOKEN", default=None, help="Bearer token [env ADVANCED_NOTES_TOKEN].")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def upload_command(file: str, note_id: str | None, mime_type: str | None, api: str | None,
-                   token: str | None, quiet: bool) -> None:
-    """Upload FILE: create an upload session, PUT to the bucket, complete; print clip and playback URL.
-
-    Without --api/--token it uses the running `advanced-notes dev` server's.
-    """
-    from .client import ApiClientError, AudioClipsClient
+def _client(api: str | None, token: str | None):
+    from .client import AudioClipsClient
 
     embedded = _embedded_client_defaults()
     api = api or embedded.get("api") or "http://127.0.0.1:8000"
     token = token or embedded.get("token")
     if not token:
         raise click.UsageError("no token: pass --token or set ADVANCED_NOTES_TOKEN")
-    from tqdm import tqdm
+    return AudioClipsClient(api, token)
 
-    client = AudioClipsClient(api, token)
-    with tqdm(total=os.path.getsize(file), unit="B", unit_scale=True, unit_divisor=1024,
-              desc="PUT", file=sys.stderr, disable=quiet) as bar:
+
+def _client_options(command):
+    command = click.option("--token", envvar="ADVANCED_NOTES_TOKEN", default=None,
+                           help="Bearer token [env ADVANCED_NOTES_TOKEN].")(command)
+    return click.option("--api", envvar="ADVANCED_NOTES_API", default=None,
+                        help="API base URL [env ADVANCED_NOTES_API].")(command)
+
+
+def _api_errors(fn):
+    """Turn client errors into a one-line message and exit status 1."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .client import ApiClientError
+
         try:
-            result: dict[str, Any] = client.upload_file(file, note_id=note_id, mime_type=mime_type,
-                                                        on_progress=bar.update)
+            return fn(*args, **kwargs)
         except (ApiClientError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
+    return wrapper
+
+
+def _print_playback(playback: dict[str, Any]) -> None:
+    click.echo(f"\nplayback URL (expires {playback['expires_at']}):\n{playback['url']}")
+
+
+@main.command("upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--note-id", default=None, help="Attach the clip to this note.")
+@click.option("--mime-type", default=None, help="Override the type detected from the file.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_client_options
+@_api_errors
+def upload_command(file: str, note_id: str | None, mime_type: str | None, api: str | None,
+                   token: str | None, quiet: bool) -> None:
+    """Upload FILE: create an upload session, PUT to the bucket, complete; print clip and playback URL.
+
+    Declares the file's type, size, duration and SHA-256; retries transient failures and
+    re-signs an expired PUT URL. Without --api/--token it uses the running
+    `advanced-notes dev` server's.
+    """
+    from tqdm import tqdm
+
+    client = _client(api, token)
+    with tqdm(total=os.path.getsize(file), unit="B", unit_scale=True, unit_divisor=1024,
+              desc="PUT", file=sys.stderr, disable=quiet) as bar:
+        result = client.upload_file(file, note_id=note_id, mime_type=mime_type, on_progress=bar.update)
     click.echo(json.dumps(result["clip"], indent=2))
-    click.echo(f"\nplayback URL (expires {result['playback']['expires_at']}):\n{result['playback']['url']}")
+    _print_playback(result["playback"])
+
+
+@main.command("play")
+@click.argument("clip_id")
+@_client_options
+@_api_errors
+def play_command(clip_id: str, api: str | None, token: str | None) -> None:
+    """Print a playback URL for CLIP_ID (a ready clip)."""
+    _print_playback(_client(api, token).playback(clip_id))
+
+
+@main.command("note-audio")
+@click.argument("note_id")
+@_client_options
+@_api_errors
+def note_audio_command(note_id: str, api: str | None, token: str | None) -> None:
+    """Print NOTE_ID's primary clip (most recent ready) and a playback URL."""
+    result = _client(api, token).note_audio(note_id)
+    click.echo(json.dumps(result["clip"], indent=2))
+    _print_playback(result["playback"])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ variable, so an operator fixes a deployment in one pass instead of one error per
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -21,6 +22,34 @@ DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 MIN_JWT_SECRET_BYTES = 32
 DEV_BUCKET = "advanced-notes-dev"
 ADDRESSING_STYLES = ("auto", "path", "virtual")
+PROVIDERS = ("aws", "r2", "spaces", "minio", "custom")
+_SPACES_HOST = re.compile(r"^https://([a-z0-9-]+)\.digitaloceanspaces\.com/?$")
+
+
+def provider_defaults(provider: str, env_endpoint: str | None, env_region: str | None) -> dict[str, str]:
+    """Defaults a provider preset fills in; explicit settings override every one.
+
+    - ``r2``: region ``auto`` (R2's only signing region). No ACL is ever signed anyway.
+    - ``spaces``: region from the endpoint's host (``nyc3.digitaloceanspaces.com`` -> ``nyc3``),
+      or the endpoint from the region.
+    - ``minio``: path-style addressing (MinIO behind one host name or an IP address).
+    - ``aws``, ``custom``: nothing.
+
+    Returns:
+        setting name -> default value.
+    """
+    if provider == "r2":
+        return {"AWS_REGION": "auto"}
+    if provider == "spaces":
+        match = _SPACES_HOST.match(env_endpoint or "")
+        if match:
+            return {"AWS_REGION": match.group(1)}
+        if env_region:
+            return {"S3_ENDPOINT_URL": f"https://{env_region}.digitaloceanspaces.com"}
+        return {}
+    if provider == "minio":
+        return {"S3_ADDRESSING_STYLE": "path"}
+    return {}
 
 # Canonical name first, then the aliases users of earlier setups have in their env files.
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -48,6 +77,7 @@ class Settings:
     key_prefix: str
     database_url: str | None
     s3_bucket: str
+    s3_provider: str
     aws_region: str
     aws_access_key_id: str | None
     aws_secret_access_key: str | None
@@ -161,6 +191,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             outside dev, ...).
     """
     r = _Reader(env)
+    provider = (r.text("S3_PROVIDER", "custom") or "custom").lower()
+    if provider not in PROVIDERS:
+        r.problems["S3_PROVIDER"] = f"must be one of {', '.join(PROVIDERS)}, got {provider!r}"
+        provider = "custom"
+    preset = provider_defaults(provider, r.text("S3_ENDPOINT_URL"), r.text("AWS_REGION"))
+    if provider in ("r2", "spaces", "minio") and not (r.text("S3_ENDPOINT_URL") or preset.get("S3_ENDPOINT_URL")):
+        example = {"r2": "https://<account id>.r2.cloudflarestorage.com",
+                   "spaces": "https://nyc3.digitaloceanspaces.com (or set AWS_REGION=nyc3)",
+                   "minio": "http://minio:9000"}[provider]
+        r.problems["S3_ENDPOINT_URL"] = f"is required for S3_PROVIDER={provider}, e.g. {example}"
     environment = environment_name(env)
     is_dev = environment == "dev"
     sigv4 = " (S3 SigV4 presigned URLs live at most 604800 s)"
@@ -173,7 +213,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             r.problems["S3_BUCKET"] = f"is required outside dev (environment is {environment!r})"
             bucket = ""
 
-    style = (r.text("S3_ADDRESSING_STYLE", "auto") or "auto").lower()
+    style = (r.text("S3_ADDRESSING_STYLE", preset.get("S3_ADDRESSING_STYLE", "auto")) or "auto").lower()
     if style not in ADDRESSING_STYLES:
         r.problems["S3_ADDRESSING_STYLE"] = f"must be one of {', '.join(ADDRESSING_STYLES)}, got {style!r}"
 
@@ -182,7 +222,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         name = "AWS_SECRET_ACCESS_KEY" if secret_key is None else "AWS_ACCESS_KEY_ID"
         r.problems[name] = "access key id and secret access key must be set together"
 
-    endpoint = r.url("S3_ENDPOINT_URL")
+    endpoint = r.url("S3_ENDPOINT_URL") or preset.get("S3_ENDPOINT_URL")
     public_endpoint = r.url("S3_PUBLIC_ENDPOINT_URL") or endpoint
 
     jwks_url = r.url("AUTH_JWKS_URL")
@@ -212,7 +252,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         key_prefix=resolve_prefix(env),
         database_url=r.text("DATABASE_URL"),
         s3_bucket=bucket,
-        aws_region=r.text("AWS_REGION", "us-east-1") or "us-east-1",
+        s3_provider=provider,
+        aws_region=r.text("AWS_REGION", preset.get("AWS_REGION", "us-east-1")) or "us-east-1",
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         s3_endpoint_url=endpoint,

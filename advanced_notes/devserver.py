@@ -18,6 +18,7 @@ from werkzeug.serving import run_simple
 
 from . import create_app, migrate
 from .auth import mint_token
+from .cors import required_cors_rules
 
 EMBEDDED_DB = "embedded.sqlite"
 #: Written at start so `advanced-notes upload` finds the running server without flags.
@@ -43,6 +44,17 @@ def _command_hint() -> str:
         return str(local.relative_to(Path.cwd()))
     except ValueError:
         return str(local)
+
+
+def browser_origins(host: str, port: int) -> list[str]:
+    """The origins a browser may show the API under, for the emulator bucket's CORS rules.
+
+    A CORS origin is compared as a string, so a page opened at ``localhost`` is another
+    origin than ``127.0.0.1``: on loopback both names are allowed.
+    """
+    loopback = ("127.0.0.1", "localhost")
+    hosts = loopback if host in loopback else (host,)
+    return [f"http://{name}:{port}" for name in hosts]
 
 
 def run_embedded(options: EmbeddedOptions) -> None:
@@ -73,6 +85,9 @@ def run_embedded(options: EmbeddedOptions) -> None:
     services = app.extensions["advanced_notes"]
     migrate.upgrade(services.db.url)
     services.storage.ensure_bucket()
+    # The demo page PUTs from the API's origin straight to the emulator (another port,
+    # so another origin): without rules moto answers the CORS preflight 403.
+    services.storage.put_cors_rules(required_cors_rules(browser_origins(options.host, options.port)))
     token = mint_token(services.settings, options.subject, TOKEN_SECONDS)
     api = f"http://{options.host}:{options.port}"
     (instance / CLIENT_FILE).write_text(json.dumps({"api": api, "token": token}))
@@ -85,6 +100,9 @@ Advanced Notes audio clips: embedded default
 
 Token for sub={options.subject} (24 h):
   export ADVANCED_NOTES_TOKEN={token}
+
+Browser demo (the token rides in the #fragment, which never reaches a server log):
+  {api}/demo#token={token}
 
 Try, in another terminal from this folder:
   {cmd} upload ../shared/fixtures/audio/note.m4a --note-id demo

@@ -128,7 +128,8 @@ class S3Storage:
             self._presigner = session.client("s3", endpoint_url=settings.s3_public_endpoint_url, config=config)
 
     def presign_put(self, key: str, content_type: str, content_length: int,
-                    checksum_sha256: str | None = None) -> PresignedRequest:
+                    checksum_sha256: str | None = None, *, expires_seconds: int | None = None,
+                    conditional: bool | None = None) -> PresignedRequest:
         """Presign a PUT of exactly ``content_length`` bytes of ``content_type`` to ``key``.
 
         With ``S3_CONDITIONAL_WRITES=on`` the URL also signs ``If-None-Match: *``: the
@@ -141,6 +142,8 @@ class S3Storage:
             content_length: bytes, signed as ``Content-Length``.
             checksum_sha256: base64 SHA-256, signed as ``x-amz-checksum-sha256`` when given;
                 the store then refuses a body with another digest.
+            expires_seconds: lifetime (default ``S3_PRESIGN_PUT_EXPIRES_SECONDS``).
+            conditional: sign ``If-None-Match: *`` (default ``S3_CONDITIONAL_WRITES``).
         Returns:
             the URL with ``headers`` = every signed header and its value. No ACL is ever
             signed (R2 answers 501 to ACL headers; the bucket stays private).
@@ -153,10 +156,10 @@ class S3Storage:
         if checksum_sha256:
             params["ChecksumSHA256"] = checksum_sha256
             headers["x-amz-checksum-sha256"] = checksum_sha256
-        if self.conditional_writes:
+        if self.conditional_writes if conditional is None else conditional:
             params["IfNoneMatch"] = "*"
             headers["If-None-Match"] = "*"
-        return self._presign("put_object", params, self.put_expires_seconds, "PUT", headers)
+        return self._presign("put_object", params, expires_seconds or self.put_expires_seconds, "PUT", headers)
 
     def presign_get(self, key: str, content_type: str, filename: str) -> PresignedRequest:
         """Presign a GET of ``key`` that the store answers with our content type.
@@ -245,6 +248,14 @@ class S3Storage:
         with _store_errors("DELETE"):
             self._client.delete_object(Bucket=self.bucket, Key=key)
 
+    @property
+    def signing(self) -> dict[str, str | None]:
+        """How URLs are signed: signature version, region, addressing style, public endpoint."""
+        config = self._presigner.meta.config
+        return {"signature_version": config.signature_version, "region": self._presigner.meta.region_name,
+                "addressing_style": (config.s3 or {}).get("addressing_style"),
+                "endpoint": self._presigner.meta.endpoint_url}
+
     def check_bucket(self) -> None:
         """HEAD the bucket; raises StorageUnavailable when it cannot be reached or read."""
         with _store_errors("HEAD bucket"):
@@ -263,6 +274,21 @@ class S3Storage:
             if self.region != "us-east-1":
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
             self._client.create_bucket(**kwargs)
+
+    def get_cors_rules(self) -> list[dict] | None:
+        """The bucket's CORS rules (S3's CORSRules shape), or None when it has none."""
+        with _store_errors("GET bucket CORS"):
+            try:
+                return self._client.get_bucket_cors(Bucket=self.bucket)["CORSRules"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "NoSuchCORSConfiguration":
+                    return None
+                raise
+
+    def put_cors_rules(self, rules: list[dict]) -> None:
+        """Replace the bucket's CORS rules (S3's CORSRules shape)."""
+        with _store_errors("PUT bucket CORS"):
+            self._client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": rules})
 
     def put_object(self, key: str, body: bytes, content_type: str) -> None:
         """Store ``body`` at ``key`` directly (tests and the storage check, never the upload path)."""

@@ -95,3 +95,34 @@ def test_one_message_names_every_bad_variable():
 def test_create_app_refuses_bad_configuration(tmp_path):
     with pytest.raises(ConfigError, match="S3_BUCKET"):
         create_app({"APP_ENV": "production", "AUTH_JWT_SECRET": "s" * 40, "DATABASE_URL": f"sqlite:///{tmp_path}/x"})
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"S3_PROVIDER": "r2", "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com"},
+     ("auto", "auto", "https://acc.r2.cloudflarestorage.com")),
+    ({"S3_PROVIDER": "spaces", "S3_ENDPOINT_URL": "https://fra1.digitaloceanspaces.com"},
+     ("fra1", "auto", "https://fra1.digitaloceanspaces.com")),
+    ({"S3_PROVIDER": "spaces", "S3_REGION": "sgp1"}, ("sgp1", "auto", "https://sgp1.digitaloceanspaces.com")),
+    ({"S3_PROVIDER": "minio", "S3_ENDPOINT_URL": "http://10.0.0.5:9000"}, ("us-east-1", "path", "http://10.0.0.5:9000")),
+    ({"S3_PROVIDER": "aws", "AWS_REGION": "eu-west-1"}, ("eu-west-1", "auto", None)),
+    # Explicit settings override the preset.
+    ({"S3_PROVIDER": "minio", "S3_ENDPOINT_URL": "http://minio:9000", "S3_ADDRESSING_STYLE": "virtual",
+      "AWS_REGION": "eu-1"}, ("eu-1", "virtual", "http://minio:9000")),
+    ({"S3_PROVIDER": "r2", "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com", "S3_REGION": "wnam"},
+     ("wnam", "auto", "https://acc.r2.cloudflarestorage.com")),
+])
+def test_provider_presets(env, expected):
+    s = load_settings(env)
+    assert (s.aws_region, s.s3_addressing_style, s.s3_endpoint_url) == expected
+    assert s.s3_provider == env["S3_PROVIDER"]
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"S3_PROVIDER": "r2"}, "S3_ENDPOINT_URL"),
+    ({"S3_PROVIDER": "minio"}, "S3_ENDPOINT_URL"),
+    ({"S3_PROVIDER": "backblaze"}, "S3_PROVIDER"),
+])
+def test_provider_preset_problems(env, variable):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert variable in info.value.problems

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
@@ -102,7 +104,27 @@ def test_client_command_uploads_a_real_file(live_server, make_token, audio):
     assert '"status": "ready"' in result.output
 
 
-def test_client_command_reports_api_errors(live_server):
-    result = CliRunner().invoke(cli_main, ["upload", __file__, "--api", live_server.url, "--token", "bad",
-                                           "--mime-type", "audio/mpeg", "--quiet"])
-    assert result.exit_code != 0 and "401 unauthorized" in result.output
+def test_client_command_reports_api_errors(live_server, audio):
+    result = CliRunner().invoke(cli_main, ["upload", str(audio["note.ogg"].path), "--api", live_server.url,
+                                           "--token", "bad", "--quiet"])
+    assert result.exit_code == 1 and "401 unauthorized" in result.output
+
+
+def test_client_command_refuses_a_file_that_is_not_audio(live_server, make_token, audio):
+    result = CliRunner().invoke(cli_main, ["upload", str(audio["not-audio.html"].path), "--api", live_server.url,
+                                           "--token", make_token("cli-user"), "--quiet"])
+    assert result.exit_code == 1 and "not audio" in result.output
+
+
+def test_play_and_note_audio_commands(live_server, make_token, audio):
+    token = make_token("cli-user")
+    upload = CliRunner().invoke(cli_main, ["upload", str(audio["note.flac"].path), "--note-id", "cli-play",
+                                           "--quiet", "--api", live_server.url, "--token", token])
+    clip_id = json.loads(upload.output[:upload.output.index("\n}") + 2])["id"]
+    for args in (["play", clip_id], ["note-audio", "cli-play"]):
+        result = CliRunner().invoke(cli_main, [*args, "--api", live_server.url, "--token", token])
+        assert result.exit_code == 0, result.output
+        url = result.output.strip().splitlines()[-1]
+        assert requests.get(url, timeout=30).content == audio["note.flac"].data
+    missing = CliRunner().invoke(cli_main, ["play", str(uuid.uuid4()), "--api", live_server.url, "--token", token])
+    assert missing.exit_code == 1 and "404 not_found" in missing.output

@@ -54,6 +54,9 @@ def init_api(app: Flask, settings: Settings) -> Api:
     for blueprint in (clips.blp, notes.blp, health.blp):
         api.register_blueprint(blueprint)
     init_rate_limits(app, settings, [clips.blp, notes.blp])
+    from . import demo
+
+    app.register_blueprint(demo.blp)  # a page, not part of the API document
     create = api.spec.components.schemas["CreateClip"]["properties"]
     create["bytes"].update(minimum=1, maximum=settings.max_upload_bytes)
     create["duration_ms"].update(minimum=0, maximum=settings.max_duration_ms)

@@ -269,3 +269,30 @@ class Sweeper:
                 if delete_orphans:
                     self.storage.delete(obj.key)
                     report.orphans_deleted += 1
+
+
+def write_report_metrics(report: SweepReport, path: str) -> None:
+    """Write a sweep's results as Prometheus gauges to ``path`` (node_exporter textfile format).
+
+    The file is replaced atomically, so node_exporter never reads half of it.
+    """
+    import time
+
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+    registry = CollectorRegistry()
+    gauges = {
+        "last_run_timestamp_seconds": ("When the last sweep finished (Unix time).", time.time()),
+        "applied": ("1 when the last sweep made changes, 0 for a dry run.", int(report.applied)),
+        "expired": ("Stale pending clips expired by the last sweep.", report.expired),
+        "deletions_done": ("Recorded deletions finished by the last sweep.", report.deletions.done),
+        "deletions_failed": ("Recorded deletions that failed in the last sweep.", report.deletions.failed),
+        "orphan_objects": ("Objects no row or recorded deletion knows.", report.orphans.count),
+        "orphans_deleted": ("Orphan objects deleted by the last sweep.", report.orphans_deleted),
+        "late_objects": ("Objects of rejected or expired clips found.", report.late_objects.count),
+        "missing_objects": ("Ready clips whose object is missing.", report.missing_objects.count),
+        "objects_scanned": ("Objects listed by the last sweep.", report.objects_scanned),
+    }
+    for name, (help_text, value) in gauges.items():
+        Gauge(f"advanced_notes_sweeper_{name}", help_text, registry=registry).set(value)
+    write_to_textfile(path, registry)

@@ -1,0 +1,91 @@
+"""Prometheus metrics: request counters, state gauges, sweeper results, and gunicorn's workers summed."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from .helpers import create
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} {labels} not in metrics")
+
+
+def test_requests_and_state(client, auth):
+    create(client, auth)
+    create(client, auth)
+    client.get("/api/audio-clips", headers={"Authorization": "Bearer bad"})
+    text = client.get("/metrics").get_data(as_text=True)
+    # Per route: the duration histogram's count (the _total counter has method and status only).
+    per_route = "flask_http_request_duration_seconds_count"
+    assert metric(text, per_route, method="POST", status="201", url_rule="/api/audio-clips") >= 2
+    assert metric(text, per_route, method="GET", status="401", url_rule="/api/audio-clips") >= 1
+    assert metric(text, "advanced_notes_clips", status="pending") == 2
+    assert metric(text, "advanced_notes_clips", status="ready") == 0
+    assert metric(text, "advanced_notes_pending_deletions") == 0
+    assert "/metrics" not in re.findall(r'url_rule="([^"]+)"', text)
+
+
+def test_sweeper_writes_its_results(app, tmp_path):
+    path = tmp_path / "sweeper.prom"
+    result = app.test_cli_runner().invoke(args=["sweep", "--metrics-file", str(path)])
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert metric(text, "advanced_notes_sweeper_applied") == 0
+    assert metric(text, "advanced_notes_sweeper_last_run_timestamp_seconds") > time.time() - 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gunicorn_config_sums_workers(base_config, make_token, tmp_path):
+    port = _free_port()
+    env = {**os.environ, **{k: str(v) for k, v in base_config.items()},
+           "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "2",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "LOG_LEVEL": "WARNING"}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{base}/healthz", timeout=5)
+                break
+            except requests.RequestException:  # workers still booting
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                time.sleep(0.2)
+        headers = {"Authorization": f"Bearer {make_token('gunicorn-user')}"}
+        sent = 0
+        # New connections until both workers have served some (each keeps its own counter file).
+        while sent < 20 or len(list(tmp_path.glob("counter_*.db"))) < 2:
+            assert sent < 1000, "one worker served every request"
+            assert requests.get(f"{base}/api/audio-clips", headers=headers, timeout=5).status_code == 200
+            sent += 1
+        text = requests.get(f"{base}/metrics", timeout=5).text
+        assert metric(text, "flask_http_request_duration_seconds_count", method="GET", status="200",
+                      url_rule="/api/audio-clips") == sent
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
