@@ -202,3 +202,32 @@ class ErrorSchema(Schema):
     """Every 4xx/5xx answer: ``{"error": {"code", "message", "details"?}}``."""
 
     error = fields.Nested(ErrorBodySchema)
+
+
+# Examples for the OpenAPI document (what /api/docs shows).
+_CLIP_ID = "3f0c6a2e-8d4b-4a7e-9b1c-2d5e6f708192"
+_KEY = f"prod/audio-clips/{_CLIP_ID}.m4a"
+CLIP_EXAMPLE = {
+    "id": _CLIP_ID, "note_id": "note-42", "status": "ready", "mime_type": "audio/mp4", "bytes": 54692,
+    "duration_ms": 6300, "measured_duration_ms": 6312,
+    "checksum_sha256": "u4kJ78aX//hbjMpcy/q+JelE8WdxZdF4I7pWxUC3Nbg=",
+    "storage_key": _KEY, "etag": '"712b298890187aa7b47bc2fc3f9acdb0"', "stored_bytes": 54692,
+    "created_at": "2026-11-21T08:10:08.188Z", "updated_at": "2026-11-21T08:10:09.214Z",
+    "completed_at": "2026-11-21T08:10:09.214Z",
+}
+PENDING_EXAMPLE = {**CLIP_EXAMPLE, "status": "pending", "measured_duration_ms": None, "etag": None,
+                   "stored_bytes": None, "completed_at": None, "updated_at": CLIP_EXAMPLE["created_at"]}
+UPLOAD_EXAMPLE = {
+    "method": "PUT", "storage_key": _KEY, "expires_at": "2026-11-21T08:25:08.000Z",
+    "url": f"https://advanced-notes-audio.s3.amazonaws.com/{_KEY}?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+           "&X-Amz-Credential=AKIA...%2F20261121%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261121T081008Z"
+           "&X-Amz-Expires=900&X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bx-amz-checksum-sha256"
+           "&X-Amz-Signature=...",
+    "headers": {"Content-Type": "audio/mp4", "Content-Length": "54692",
+                "x-amz-checksum-sha256": "u4kJ78aX//hbjMpcy/q+JelE8WdxZdF4I7pWxUC3Nbg="},
+}
+PLAYBACK_EXAMPLE = {
+    "url": f"https://advanced-notes-audio.s3.amazonaws.com/{_KEY}?response-content-type=audio%2Fmp4"
+           "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=...",
+    "expires_at": "2026-11-21T08:25:09.000Z",
+}

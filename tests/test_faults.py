@@ -134,7 +134,7 @@ def test_database_down_and_back(base_config, database_url, db_proxy, make_token)
     for mode in ("refuse", "reset"):
         db_proxy.set_mode(mode)
         for method, path, body in calls:
-            response, elapsed = timed(lambda: client.open(path, method=method, json=body, headers=auth))
+            response, elapsed = timed(lambda p=path, m=method, b=body: client.open(p, method=m, json=b, headers=auth))
             assert_error(response, 503, "database_unavailable")
             assert response.headers["Retry-After"] and elapsed < DB_BOUND_SECONDS, (method, path, elapsed)
         error = assert_error(client.get("/readyz"), 503, "database_unavailable")

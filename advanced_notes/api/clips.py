@@ -8,9 +8,9 @@ from typing import Any
 from marshmallow import RAISE
 
 from ..auth import current_owner
-from ..schemas import (ClipEnvelopeSchema, ClipPageSchema, CreateClipSchema, CreatedClipSchema,
-                       IdempotencyHeaderSchema, ListClipsQuerySchema, PlaybackSchema, UpdateClipSchema,
-                       UploadEnvelopeSchema)
+from ..schemas import (CLIP_EXAMPLE, PENDING_EXAMPLE, PLAYBACK_EXAMPLE, UPLOAD_EXAMPLE, ClipEnvelopeSchema,
+                       ClipPageSchema, CreateClipSchema, CreatedClipSchema, IdempotencyHeaderSchema,
+                       ListClipsQuerySchema, PlaybackSchema, UpdateClipSchema, UploadEnvelopeSchema)
 from .common import (NO_CLIP, authenticated_blueprint, clip_service, error_responses, playback_body,
                      upload_body)
 
@@ -37,7 +37,7 @@ _CREATED_LINKS = {
 @blp.doc(responses={201: {"links": _CREATED_LINKS}})
 @blp.arguments(CreateClipSchema)
 @blp.arguments(IdempotencyHeaderSchema, location="headers")
-@blp.response(201, CreatedClipSchema)
+@blp.response(201, CreatedClipSchema, example={"clip": PENDING_EXAMPLE, "upload": UPLOAD_EXAMPLE})
 @error_responses(blp, {
     409: "conflict: the Idempotency-Key was used with other values.",
     422: "validation_error: the body failed validation.",
@@ -60,7 +60,7 @@ def create_clip(body: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str
 # unknown=RAISE: webargs ignores unknown query parameters by default, and a typo such
 # as ?noteId= would silently list every clip.
 @blp.arguments(ListClipsQuerySchema, location="query", unknown=RAISE)
-@blp.response(200, ClipPageSchema)
+@blp.response(200, ClipPageSchema, example={"clips": [CLIP_EXAMPLE], "next_cursor": None})
 @error_responses(blp, {422: "validation_error: bad filter, limit or cursor."})
 def list_clips(query: dict[str, Any]) -> dict[str, Any]:
     """List the caller's clips, newest first (keyset pages via `next_cursor`)."""
@@ -94,7 +94,7 @@ def delete_clip(clip_id: uuid.UUID) -> None:
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/upload-url", methods=["POST"])
-@blp.response(200, UploadEnvelopeSchema)
+@blp.response(200, UploadEnvelopeSchema, example={"upload": UPLOAD_EXAMPLE})
 @error_responses(blp, {404: NO_CLIP, 409: "conflict: the clip is no longer pending."})
 def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
     """A freshly signed PUT URL for a pending clip whose previous URL expired."""
@@ -103,7 +103,7 @@ def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/complete", methods=["POST"])
-@blp.response(200, ClipEnvelopeSchema)
+@blp.response(200, ClipEnvelopeSchema, example={"clip": CLIP_EXAMPLE})
 @error_responses(blp, {
     404: NO_CLIP,
     409: "upload_missing (PUT first; clip stays pending) or conflict (clip rejected or expired).",
@@ -116,7 +116,7 @@ def complete_clip(clip_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/playback", methods=["GET"])
-@blp.response(200, PlaybackSchema)
+@blp.response(200, PlaybackSchema, example=PLAYBACK_EXAMPLE)
 @error_responses(blp, {404: NO_CLIP, 409: "clip_not_ready: the clip is not ready."})
 def playback(clip_id: uuid.UUID) -> dict[str, Any]:
     """A presigned GET URL for a ready clip (HTTP Range supported by the store)."""

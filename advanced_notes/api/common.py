@@ -23,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 NO_CLIP = "not_found: no such clip for this caller."
 #: Documented on every authenticated operation.
 _ALWAYS = {
-    400: "bad_request: the body is not valid JSON.",
+    400: "bad_request: The request body is not valid JSON.",
     401: "unauthorized: missing, malformed, expired or wrongly signed bearer token.",
     413: "payload_too_large: the request body is over MAX_REQUEST_BYTES.",
     429: "too_many_requests (RATELIMIT_DEFAULT per owner; see Retry-After) or quota_exceeded.",
@@ -41,7 +41,10 @@ def error_responses(blp: Blueprint, responses: dict[int, str] | None = None) -> 
     """
     def decorate(view: F) -> F:
         for status, description in sorted({**_ALWAYS, **(responses or {})}.items(), reverse=True):
-            view = blp.alt_response(status, description=description)(view)
+            # The description starts with the (first) error code: it makes the example.
+            code = description.split(":")[0].split()[0]
+            example = {"error": {"code": code, "message": description.split(":", 1)[-1].strip()}}
+            view = blp.alt_response(status, description=description, example=example)(view)
         return view
     return decorate
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..auth import current_owner
 from ..errors import NotFound
-from ..schemas import MAX_NOTE_ID_LENGTH, DeletedSchema, NoteAudioSchema
+from ..schemas import CLIP_EXAMPLE, MAX_NOTE_ID_LENGTH, PLAYBACK_EXAMPLE, DeletedSchema, NoteAudioSchema
 from .common import authenticated_blueprint, clip_service, error_responses, playback_body
 
 blp = authenticated_blueprint("notes", __name__, "Audio of a note.")
@@ -24,7 +24,7 @@ def _check_note_id(note_id: str) -> None:
 
 # `path` so opaque note ids may contain "/" (sent URL-encoded).
 @blp.route("/notes/<path:note_id>/audio", methods=["GET"])
-@blp.response(200, NoteAudioSchema)
+@blp.response(200, NoteAudioSchema, example={"clip": CLIP_EXAMPLE, "playback": PLAYBACK_EXAMPLE})
 @error_responses(blp, {404: "not_found: the note has no ready clip."})
 def note_audio(note_id: str) -> dict[str, Any]:
     """The note's primary clip (most recent ready by created_at) with a playback URL."""
@@ -34,7 +34,7 @@ def note_audio(note_id: str) -> dict[str, Any]:
 
 
 @blp.route("/notes/<path:note_id>/audio", methods=["DELETE"])
-@blp.response(200, DeletedSchema)
+@blp.response(200, DeletedSchema, example={"deleted": 2})
 @error_responses(blp)
 def delete_note_audio(note_id: str) -> dict[str, Any]:
     """Delete every clip of the note (any status) and their objects."""
