@@ -117,3 +117,20 @@ def test_request_body_limit(client, auth):
     response = client.post("/api/audio-clips", data=b"{" + b" " * 70000 + b"}", content_type="application/json",
                            headers=auth)
     assert_error(response, 413, "payload_too_large")
+
+
+def test_api_cors_for_configured_origins(app_with):
+    client = app_with(CORS_ORIGINS="https://notes.example.com").test_client()
+    preflight = client.options("/api/audio-clips", headers={
+        "Origin": "https://notes.example.com", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"})
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://notes.example.com"
+    allowed = {h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type", "idempotency-key"} <= allowed
+    other = client.options("/api/audio-clips", headers={"Origin": "https://evil.example.com",
+                                                        "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    plain = app_with().test_client().options("/api/audio-clips", headers={"Origin": "https://notes.example.com",
+                                                                          "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in plain.headers  # no CORS_ORIGINS: no cross-origin browser calls
