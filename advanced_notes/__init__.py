@@ -92,7 +92,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
         CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}},
              allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-             expose_headers=["Retry-After"], max_age=600)
+             expose_headers=["Retry-After", "X-Request-ID", "Idempotent-Replayed"], max_age=600)
 
     from .metrics import init_metrics
 
