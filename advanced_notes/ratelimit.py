@@ -34,7 +34,10 @@ def init_rate_limits(app: Flask, settings: Settings, blueprints: list) -> Limite
     """
     limiter = Limiter(
         key_func=owner_key, app=app, storage_uri=settings.ratelimit_storage_uri or "memory://",
-        default_limits=[], headers_enabled=True, strategy="moving-window",
+        # fixed-window: one counter per owner and window, the cheapest check per request
+        # (moving-window keeps a timestamp per request); a burst can reach twice the limit
+        # across a window edge, which is fine for abuse protection.
+        default_limits=[], headers_enabled=True, strategy="fixed-window",
         # A limiter whose storage (Redis) is down must not take the API down with it.
         swallow_errors=True, in_memory_fallback_enabled=True,
     )
