@@ -58,8 +58,8 @@ class AudioClip(Base):
         CheckConstraint(f"status IN ({_STATUSES})", name="status_valid"),
         CheckConstraint("bytes > 0", name="bytes_positive"),
         # The note's primary clip: WHERE owner_id=? AND note_id=? AND status='ready'
-        # ORDER BY created_at DESC LIMIT 1 is one index probe.
-        Index("ix_audio_clips_owner_note_status_created", "owner_id", "note_id", "status", "created_at"),
+        # ORDER BY created_at DESC, id DESC LIMIT 1 is one backward index scan, no sort.
+        Index("ix_audio_clips_owner_note_status_created", "owner_id", "note_id", "status", "created_at", "id"),
         # The caller's clips, newest first, keyset-paginated on (created_at, id).
         Index("ix_audio_clips_owner_created", "owner_id", "created_at", "id"),
         # The sweeper: status='pending' AND created_at < T.

@@ -35,7 +35,7 @@ def test_upgrade_downgrade_and_models_match(empty_database_url):
     engine = create_engine(url)
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("audio_clips")}
     engine.dispose()
-    assert indexes["ix_audio_clips_owner_note_status_created"] == ["owner_id", "note_id", "status", "created_at"]
+    assert indexes["ix_audio_clips_owner_note_status_created"] == ["owner_id", "note_id", "status", "created_at", "id"]
     assert indexes["ix_audio_clips_status_created"] == ["status", "created_at"]
     migrate.downgrade(url, "base")
     assert _tables(url) <= {"alembic_version"}
@@ -52,3 +52,28 @@ def test_db_cli_upgrade(empty_database_url, base_config):
     assert result.exit_code == 0, result.output
     assert "audio_clips" in _tables(url)
     app.extensions["advanced_notes"].db.dispose()
+
+
+def test_note_audio_query_is_one_index_scan_without_sort(empty_database_url):
+    """On PostgreSQL, EXPLAIN of the note-audio query uses the index and sorts nothing."""
+    url = empty_database_url()
+    if not url.startswith("postgresql"):
+        import pytest
+
+        pytest.skip("plans are PostgreSQL's; .ci/run runs this on PostgreSQL")
+    from sqlalchemy import text
+
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO audio_clips (id, owner_id, note_id, status, mime_type, bytes, storage_key, created_at, "
+            "updated_at) SELECT gen_random_uuid(), 'o' || (i % 500), 'n' || (i % 5000), "
+            "(ARRAY['ready','pending','rejected'])[1 + i % 3], 'audio/ogg', 10, 'k/' || i, "
+            "now() - i * interval '1 second', now() FROM generate_series(1, 20000) AS i"))
+        conn.execute(text("ANALYZE audio_clips"))
+        plan = "\n".join(conn.execute(text(
+            "EXPLAIN SELECT * FROM audio_clips WHERE owner_id = 'o7' AND note_id = 'n7' AND status = 'ready' "
+            "ORDER BY created_at DESC, id DESC LIMIT 1")).scalars())
+    engine.dispose()
+    assert "ix_audio_clips_owner_note_status_created" in plan and "Sort" not in plan, plan
