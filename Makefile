@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test install migrate clean
+.PHONY: dev test install migrate bench bench-quick clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,20 @@ dev: $(STAMP)
 ## Run the test suite (PostgreSQL when TEST_DATABASE_URL is set, SQLite otherwise).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+## The performance harness (PostgreSQL on 127.0.0.1): full run, writes docs/performance.md.
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/perf/run.py $(BENCH_ARGS)
+
+## The harness's smoke check (under a minute); fails on any failed request.
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python bench/perf/run.py --quick
 
 ## Migrate the database named by DATABASE_URL (default: the SQLite file in instance/).
 migrate: $(STAMP)

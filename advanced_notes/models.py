@@ -62,6 +62,8 @@ class AudioClip(Base):
         Index("ix_audio_clips_owner_note_status_created", "owner_id", "note_id", "status", "created_at", "id"),
         # The caller's clips, newest first, keyset-paginated on (created_at, id).
         Index("ix_audio_clips_owner_created", "owner_id", "created_at", "id"),
+        # The quota check at create: count pending, sum bytes of pending + ready, per owner.
+        Index("ix_audio_clips_owner_status_bytes", "owner_id", "status", "bytes"),
         # The sweeper: status='pending' AND created_at < T.
         Index("ix_audio_clips_status_created", "status", "created_at"),
     )

@@ -37,6 +37,7 @@ def test_upgrade_downgrade_and_models_match(empty_database_url):
     engine.dispose()
     assert indexes["ix_audio_clips_owner_note_status_created"] == ["owner_id", "note_id", "status", "created_at", "id"]
     assert indexes["ix_audio_clips_status_created"] == ["status", "created_at"]
+    assert indexes["ix_audio_clips_owner_status_bytes"] == ["owner_id", "status", "bytes"]
     migrate.downgrade(url, "base")
     assert _tables(url) <= {"alembic_version"}
     migrate.upgrade(url)
@@ -54,8 +55,8 @@ def test_db_cli_upgrade(empty_database_url, base_config):
     app.extensions["advanced_notes"].db.dispose()
 
 
-def test_note_audio_query_is_one_index_scan_without_sort(empty_database_url):
-    """On PostgreSQL, EXPLAIN of the note-audio query uses the index and sorts nothing."""
+def test_hot_queries_use_their_indexes(empty_database_url):
+    """On PostgreSQL: note audio is one index scan with no sort; the quota count uses its index."""
     url = empty_database_url()
     if not url.startswith("postgresql"):
         import pytest
@@ -75,5 +76,8 @@ def test_note_audio_query_is_one_index_scan_without_sort(empty_database_url):
         plan = "\n".join(conn.execute(text(
             "EXPLAIN SELECT * FROM audio_clips WHERE owner_id = 'o7' AND note_id = 'n7' AND status = 'ready' "
             "ORDER BY created_at DESC, id DESC LIMIT 1")).scalars())
+        quota_plan = "\n".join(conn.execute(text(
+            "EXPLAIN SELECT count(*) FROM audio_clips WHERE owner_id = 'o7' AND status = 'pending'")).scalars())
     engine.dispose()
     assert "ix_audio_clips_owner_note_status_created" in plan and "Sort" not in plan, plan
+    assert "ix_audio_clips_owner_status_bytes" in quota_plan, quota_plan

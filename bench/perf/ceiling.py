@@ -94,7 +94,7 @@ def connection() -> Iterator[Any]:
 def _iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    utc = value.astimezone(dt.timezone.utc)
+    utc = value.astimezone(dt.UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
@@ -106,7 +106,7 @@ def _error(status: int, code: str, message: str) -> tuple[dict[str, Any], int]:
 def authenticate() -> tuple[dict[str, Any], int] | None:
     if request.path == "/healthz":
         return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    _scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     try:
         g.owner_id = jwt.decode(token, _SECRET, algorithms=["HS256"], leeway=30,
                                 options={"require": ["exp", "sub"]})["sub"]
@@ -116,7 +116,7 @@ def authenticate() -> tuple[dict[str, Any], int] | None:
 
 
 def _presign_get(key: str, mime_type: str, clip_id: str) -> dict[str, str | None]:
-    signed_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    signed_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     url = _S3.generate_presigned_url("get_object", ExpiresIn=EXPIRES_SECONDS, Params={
         "Bucket": _BUCKET, "Key": key, "ResponseContentType": mime_type,
         "ResponseContentDisposition": f'inline; filename="{clip_id}.{EXTENSIONS[mime_type]}"'})
@@ -135,7 +135,7 @@ def create() -> tuple[dict[str, Any], int]:
         return _error(422, "validation_error", "Bad body.")
     clip_id = uuid.uuid4()
     key = f"{_PREFIX}/audio-clips/{clip_id}.{EXTENSIONS[mime]}"
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     url = _S3.generate_presigned_url("put_object", ExpiresIn=EXPIRES_SECONDS, Params={
         "Bucket": _BUCKET, "Key": key, "ContentType": mime, "ContentLength": size})
     expires = now.replace(microsecond=0) + dt.timedelta(seconds=EXPIRES_SECONDS)

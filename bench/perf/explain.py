@@ -2,12 +2,14 @@
 
     python explain.py SPEC.json OUT.json
 
-SPEC: ``{"env": {...service settings...}, "requests": {endpoint: loadgen request}}``.
+SPEC: ``{"env": {...service settings...}, "requests": {endpoint: [loadgen request, expected status]}}``.
 
 Runs each request in-process through the real app with a SQLAlchemy
 ``before_cursor_execute`` listener, so the statement and parameters explained are
 exactly what the service sent (not a hand-written equivalent), then explains them on
-the same connection pool. Each statement is explained twice and the second plan is
+the same connection pool. Per endpoint the last ``SELECT ... FROM audio_clips`` of the
+request is explained (for create: the per-owner count of pending clips of the quota
+check; a create adds one pending row). Each statement is explained twice and the second plan is
 kept: the first one pays for cold caches, the same as the warm-up of a load run.
 """
 
@@ -38,16 +40,16 @@ def main(argv: list[str]) -> int:
     captured: list[tuple[str, Any]] = []
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
-        if statement.lstrip().upper().startswith("SELECT") and "audio_clips" in statement:
+    def _capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM audio_clips" in statement:
             captured.append((statement, parameters))
 
     out: dict[str, Any] = {}
-    for endpoint, item in spec["requests"].items():
+    for endpoint, (item, expect) in spec["requests"].items():
         call(app, make_environ(item))  # warm-up (pool, caches)
         captured.clear()
         status = call(app, make_environ(item))
-        if status != 200 or not captured:
+        if status != expect or not captured:
             raise RuntimeError(f"{endpoint}: status {status}, {len(captured)} statements captured")
         statement, parameters = captured[-1]
         raw = engine.raw_connection()

@@ -42,7 +42,7 @@ def call(app: Any, environ: dict[str, Any]) -> int:
     """Run one request through ``app``; return the HTTP status code."""
     statuses: list[str] = []
 
-    def start_response(status: str, headers: list, exc_info: Any = None):  # noqa: ANN202
+    def start_response(status: str, headers: list, exc_info: Any = None):
         statuses.append(status)
         return lambda data: None
 

@@ -91,7 +91,7 @@ async def _run_one(run: dict[str, Any]) -> dict[str, Any]:
                     async with session.request(method, path, headers=headers, json=body) as response:
                         payload = await response.read()
                         status = str(response.status)
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     payload, status = repr(exc).encode(), "transport-error"
                 t1 = time.perf_counter()
                 if not recorded:

@@ -1,4 +1,4 @@
-"""The benchmark's own PostgreSQL databases: create, migrate, vacuum, drop.
+"""The benchmark's own PostgreSQL databases: create, vacuum, inspect, drop (run.py migrates them).
 
 Only databases whose name starts with ``an_perf_`` are ever created or dropped here,
 and each run names its databases after its own run id, so two runs (or a test suite
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 from psycopg2 import sql
@@ -61,13 +61,6 @@ def drop_database(dbname: str) -> None:
     _check_name(dbname)
     with connect("postgres") as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
-
-
-def migrate(dbname: str) -> None:
-    """Migrate ``dbname`` to head with the service's own Alembic revisions."""
-    from advanced_notes.migrate import upgrade
-
-    upgrade(sqlalchemy_url(dbname))
 
 
 def vacuum_analyze(dbname: str) -> None:

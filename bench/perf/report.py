@@ -8,6 +8,7 @@ machine, so the headline figures are ratios measured side by side in the same ru
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -27,6 +28,8 @@ ENDPOINT_TITLES = {"create": "create (POST /api/audio-clips)",
                    "list": "list (GET /api/audio-clips?limit=20)"}
 THROUGHPUT_TARGET = 0.8
 P50_GROWTH_TARGET = 1.2
+EXPLAIN_TITLES = {"note_audio": "note audio", "playback": "playback", "list": "list (first page)",
+                  "create": "create: the quota check's count of the owner's pending clips"}
 PNG_THROUGHPUT = "perf-throughput-vs-concurrency.png"
 PNG_SCALING = "perf-p50-vs-table-size.png"
 
@@ -50,21 +53,36 @@ def machine_info() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": len(os.sched_getaffinity(0)), "cpu_model": cpu, "memory_gib": round(mem_kib / 2**20, 1),
         "kernel": platform.release(), "python": platform.python_version(), "postgresql": pgutil.server_version(),
-        "packages": versions, "commit": _git("rev-parse", "--short", "HEAD"),
+        "packages": versions, "commit": git_output("rev-parse", "--short", "HEAD"),
         # Read-only (--no-optional-locks: never even refreshes the index): did the measured
         # code differ from the commit?
-        "uncommitted_changes": bool(_git("--no-optional-locks", "status", "--porcelain", "--",
+        "uncommitted_changes": bool(git_output("--no-optional-locks", "status", "--porcelain", "--",
                                          "advanced_notes", "migrations", "wsgi.py")),
-        "load_average_start": os.getloadavg(),
+        "load_average_start": os.getloadavg(), "code_fingerprint_start": code_fingerprint(),
     }
 
 
-def _git(*args: str) -> str:
+def code_fingerprint() -> str:
+    """SHA-256 (12 hex digits) of the service's code: advanced_notes, migrations, wsgi.py.
+
+    Taken at the start and the end of a run: the working tree is shared with other
+    engineers, and a run whose code changed midway measured two versions.
+    """
+    digest = hashlib.sha256()
+    files = sorted([*REPO_DIR.glob("advanced_notes/**/*.py"), *REPO_DIR.glob("migrations/**/*.py"),
+                    REPO_DIR / "wsgi.py"])
+    for path in files:
+        if path.is_file():
+            digest.update(str(path.relative_to(REPO_DIR)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def git_output(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(["git", *args], check=False, cwd=REPO_DIR, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -107,7 +125,9 @@ def plot_throughput(throughput: dict[str, Any], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     endpoints = list(ENDPOINT_TITLES)
-    fig, axes = plt.subplots(1, len(endpoints), figsize=(4 * len(endpoints), 3.6), sharex=True)
+    fig, grid = plt.subplots(2, 3, figsize=(12, 7))
+    axes = list(grid.flat)
+    axes[-1].axis("off")  # five endpoints, six cells
     for ax, endpoint in zip(axes, endpoints):
         for app, style in (("ours", "o-"), ("ceiling", "s--")):
             ys = [throughput["by_level"][str(c)][endpoint].get(app, {}).get("rps") for c in levels]
@@ -119,7 +139,8 @@ def plot_throughput(throughput: dict[str, Any], path: Path) -> bool:
         ax.set_xlabel("concurrent connections")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("requests/s")
+    for ax in (axes[0], axes[3]):
+        ax.set_ylabel("requests/s")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -139,6 +160,9 @@ def plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
     for endpoint, color in (("note_audio", "tab:blue"), ("playback", "tab:orange")):
         for app, style in (("ours", "o-"), ("ceiling", "s--")):
             ys = [_scale_run(p, app, endpoint).get("p50_ms") for p in points]
+            if all(y is None for y in ys):
+                continue
+            ys = [float("nan") if y is None else y for y in ys]
             label = f"{endpoint.replace('_', ' ')}, {'service' if app == 'ours' else 'ceiling'}"
             ax.plot(sizes, ys, style, color=color, label=label)
     ax.set_xscale("log")
@@ -165,25 +189,37 @@ def _header(r: dict[str, Any]) -> list[str]:
     m, p = r["machine"], r["plan"]
     pkgs = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     dirty = " plus uncommitted changes in the working tree" if m["uncommitted_changes"] else ""
+    changed = m.get("code_fingerprint_end") not in (None, m.get("code_fingerprint_start"))
+    warning = ["", (f"**Warning: the service's code changed during this run** (fingerprint "
+                    f"{m.get('code_fingerprint_start')} at the start, {m.get('code_fingerprint_end')} at the end, "
+                    f"commit `{m.get('commit_end')}`): the working tree is shared, so some phases measured one "
+                    "version and some the other. Run again for figures of a single version.")] if changed else []
     return [
         "# Performance",
         "",
         "Generated by `bench/perf/run.py` from one run; every figure below is what that run measured.",
         "The machine is shared (other test suites may run at the same time), so absolute figures drift",
         "from run to run: the figures to quote are the **ratios**, measured side by side in the same run.",
+        *warning,
         "",
-        f"- **Command**: `{p['command']}` (from the repository root; {r['wall_s'] / 60:.1f} min end to end)",
-        f"- **Date**: {m['date']}; code at commit `{m['commit']}`{dirty}",
-        f"- **Machine**: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB memory, Linux {m['kernel']}, "
-        f"Python {m['python']}, {m['postgresql']}",
-        f"- **Load average** (1/5/15 min) at start {_load(m['load_average_start'])}, at end "
-        f"{_load(m.get('load_average_end'))}",
+        f"- **Command**: `{p['command']}` (from the repository root; {r['wall_s'] / 60:.1f} min end to end: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in r.get("phase_s", {}).items()) + ")",
+        (f"- **Date**: {m['date']}; code at commit `{m['commit']}`{dirty} (code fingerprint "
+         f"{m.get('code_fingerprint_start')})"),
+        (f"- **Machine**: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB memory, Linux {m['kernel']}, "
+        f"Python {m['python']}, {m['postgresql']}"),
+        (f"- **Load average** (1/5/15 min) at start {_load(m['load_average_start'])}, at end "
+        f"{_load(m.get('load_average_end'))}"),
         f"- **Packages**: {pkgs}",
-        f"- **Servers**: gunicorn `--workers {p['workers']} --threads {p['threads']} --worker-class gthread` "
-        "for both apps, on loopback; PostgreSQL on 127.0.0.1; S3 is moto's server (`moto_server`) on loopback.",
-        "- **Load**: a separate process (`loadgen.py`, aiohttp), closed loop: N connections each sending the "
+        (f"- **Servers**: gunicorn `--workers {p['workers']} --threads {p['threads']} --worker-class "
+        f"{p['worker_class']}` for both apps (the README's production command is `gunicorn -w 4 wsgi:app`), on "
+        "loopback; PostgreSQL on 127.0.0.1; S3 is moto's server (`moto_server`) on loopback."),
+        ("- **Load**: a separate process (`loadgen.py`, aiohttp), closed loop: N connections each sending the "
         f"next request as soon as the previous answer arrived; {p['warmup_s']} s warm-up not recorded, "
-        f"then {p['duration_s']} s measured per run. Latency is client-side, ms.",
+        f"then {p['duration_s']} s measured per run. Latency is client-side, ms."),
+        "- **Service settings**: the defaults, except " + "; ".join(
+            f"`{k}={v}`" for k, v in r.get("overrides", {}).items()) + " (so a few hundred synthetic owners "
+        "hammering the API are neither rate-limited nor over quota; both checks still run on every request).",
         "",
     ]
 
@@ -202,14 +238,24 @@ def _summary(r: dict[str, Any]) -> list[str]:
                  f"c={t['main_concurrency']}) | " + ", ".join(f"{e.replace('_', ' ')} {v:.2f}" for e, v in
                                                            ratios.items()) + f" | {_verdict(worst and worst >= THROUGHPUT_TARGET)} |")
     growth = _growth(r.get("scaling", []))
-    if growth:
-        for endpoint, g in growth.items():
-            lines.append(f"| {endpoint.replace('_', ' ')} p50 at {_size(g['to'])} <= {P50_GROWTH_TARGET} x p50 at "
-                         f"{_size(g['from'])} | {g['ours']:.2f}x ({g['p50_from']:.2f} -> {g['p50_to']:.2f} ms) | "
-                         f"{_verdict(g['ours'] <= P50_GROWTH_TARGET)} |")
+    points = r.get("scaling", [])
+    for endpoint, g in growth.items():
+        measured = f"{g['ours']:.2f}x ({g['p50_from']:.2f} -> {g['p50_to']:.2f} ms)"
+        verdict = _verdict(g["ours"] <= P50_GROWTH_TARGET)
+        if g["ceiling"]:
+            # Sizes are measured minutes apart on a shared machine: the ceiling, measured
+            # alongside on the same table, shows how much of the change is the machine.
+            sql = [p["explain"][endpoint]["execution_ms"] for p in (points[0], points[-1])]
+            relative = g["ours"] / g["ceiling"]
+            measured += (f"; the ceiling's p50 changed {g['ceiling']:.2f}x alongside, so relative to it "
+                         f"{relative:.2f}x; SQL execution {sql[0]:.3f} -> {sql[1]:.3f} ms")
+            verdict += f" (relative to the ceiling: {_verdict(relative <= P50_GROWTH_TARGET)})"
+        lines.append(f"| {endpoint.replace('_', ' ')} p50 at {_size(g['to'])} <= {P50_GROWTH_TARGET} x p50 at "
+                     f"{_size(g['from'])} | {measured} | {verdict} |")
     sweeps = [(p["size"], p["sweeper"]) for p in r.get("scaling", []) if "sweeper" in p]
     if len(sweeps) >= 2:
         first, last = sweeps[0][1], sweeps[-1][1]
+        # "Flat": 100x the rows may cost at most 20% more peak memory.
         flat = last["peak_rss_kib"] <= first["peak_rss_kib"] * 1.2
         lines.append(f"| sweeper peak RSS flat from {_size(sweeps[0][0])} to {_size(sweeps[-1][0])} rows | "
                      f"{first['peak_rss_kib'] / 1024:.0f} -> {last['peak_rss_kib'] / 1024:.0f} MiB | "
@@ -242,11 +288,11 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
     main = t["by_level"][str(c)]
     rounds = r["plan"]["rounds"]
     lines = [f"## Throughput at concurrency {c}", "",
-             f"{rounds} alternating round(s) per app (service first, then ceiling first, ...), "
+             (f"{rounds} alternating round(s) per app (service first, then ceiling first, ...), "
              f"{r['plan']['duration_s']} s each; requests/s over all rounds, percentiles over every request. "
              "**ratio** is service / ceiling requests/s: the median of the per-round ratios, with their range. "
              "complete and list have no ceiling route (complete is bounded by moto, the store emulator: "
-             f"at most {r['plan']['complete_cap']} clips per run, each a real `note.m4a` to verify).", ""]
+             f"at most {r['plan']['complete_cap']} clips per run, each a real `note.m4a` to verify)."), ""]
     rows = []
     for endpoint in ENDPOINT_TITLES:
         row = main[endpoint]
@@ -262,16 +308,22 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
                          f"{m['cpu_pct']:.0f}%"])
     lines += _table(["endpoint", "app", "requests/s", "p50 ms", "p95 ms", "p99 ms", "requests", "errors",
                      "ratio", "loadgen CPU"], rows)
-    lines += ["", "loadgen CPU is the load generator's own CPU use (percent of one core); near 100% it, not the "
+    lines += ["", ("loadgen CPU is the load generator's own CPU use (percent of one core); near 100% it, not the "
               "server, would be the limit. The load generator, PostgreSQL, moto and gunicorn share the same "
-              f"{r['machine']['nproc']} CPUs.", ""]
+              f"{r['machine']['nproc']} CPUs."), ""]
+    other = r.get("other_load", {}).get("throughput")
+    if other:
+        lines += [_other_load_sentence(other, "the throughput runs"), ""]
     samples = [s for run in r.get("load_runs", []) for s in run["error_samples"]][:5]
     if samples:
         lines += ["Failed request samples:", "", "```", *samples, "```", ""]
     ready = r.get("completed_ready")
     if ready is not None:
-        lines += [f"Clips complete was sent for, by final status: {ready} (each verified request made a clip "
-                  "`ready` through HEAD + ranged GET + mutagen parse + compare-and-set UPDATE).", ""]
+        handed = sum(ready.values())
+        lines += [(f"Complete: of the {handed} pending clips (each with the real `note.m4a` uploaded) handed to the "
+                  f"complete runs, {ready.get('ready', 0)} became `ready` (warm-up and measured requests: HEAD + "
+                  f"ranged GET + mutagen parse + compare-and-set UPDATE), {ready.get('pending', 0)} were never sent "
+                  f"before a run's time was up, {ready.get('rejected', 0)} were rejected."), ""]
     if len(t["levels"]) > 1:
         lines += ["### Throughput vs concurrency", ""]
         if png:
@@ -295,64 +347,178 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
     return lines
 
 
+def _app_title(app: str) -> str:
+    return "service" if app == "ours" else "ceiling"
+
+
+def _category_ms(profile: dict[str, Any]) -> dict[str, float]:
+    return {c["name"]: c["ms_per_request"] for c in profile["categories"]}
+
+
+def _other_load_sentence(other: dict[str, Any], during: str) -> str:
+    top = ", ".join(f"`{t['command']}` {t['cpu_s']:.0f} s" for t in other["other_top"]) or "none"
+    capacity = other["seconds"] * _nproc()
+    return (f"During {during} ({other['seconds']:.0f} s, {capacity:.0f} CPU-seconds available) the machine's CPUs "
+            f"were {other['machine_busy_pct']:.0f}% busy. CPU-seconds used: this run's processes "
+            f"{other.get('ours_cpu_s', 0):.0f}, PostgreSQL (all databases) {other['postgres_cpu_s']:.0f}, "
+            f"processes this run did not start {other['other_cpu_s']:.0f} (sampled each second; top: {top}).")
+
+
+def _nproc() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _trips(profile: dict[str, Any]) -> str:
+    """``4 round trips (SELECT 1, BEGIN, SELECT, ROLLBACK)``: per request, and their kinds."""
+    kinds = profile.get("db_round_trips_by_kind", {})
+    parts = [k if abs(v - 1) < 0.01 else f"{k} x{v:g}" for k, v in kinds.items()]
+    n = profile["db_round_trips_per_request"]
+    return f"{n:g} round trip{'' if n == 1 else 's'}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _inclusive_ms(profile: dict[str, Any], prefix: str) -> float:
+    return sum(c["ms_per_request"] for c in profile["inclusive"] if c["name"].startswith(prefix))
+
+
+def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> list[str]:
+    """Bullet points computed from the profiles: what makes the service slower than the ceiling."""
+    out = []
+    for e in paired:
+        o, c = prof[f"ours/{e}"], prof[f"ceiling/{e}"]
+        gap = o["wall_ms_per_request"] - c["wall_ms_per_request"]
+        db_gap = o["db_ms_per_request"] - c["db_ms_per_request"]
+        cats_o, cats_c = _category_ms(o), _category_ms(c)
+        python = {n: cats_o.get(n, 0.0) - cats_c.get(n, 0.0) for n in set(cats_o) | set(cats_c)
+                  if not n.startswith("PostgreSQL")}
+        top = sorted(python.items(), key=lambda kv: -kv[1])[:4]
+        out.append(f"- **{e.replace('_', ' ')}**: {o['wall_ms_per_request']:.2f} vs {c['wall_ms_per_request']:.2f} ms "
+                   f"per request ({gap:+.2f} ms). PostgreSQL: {_trips(o)} in "
+                   f"{o['db_ms_per_request']:.2f} ms vs {_trips(c)} in {c['db_ms_per_request']:.2f} ms "
+                   f"({db_gap:+.2f} ms). Python side, the largest differences: "
+                   + ", ".join(f"{n} {v:+.2f} ms" for n, v in top) + ".")
+    presign = [(e, _inclusive_ms(prof[f"ours/{e}"], "presign"), _inclusive_ms(prof[f"ceiling/{e}"], "presign"),
+                prof[f"ours/{e}"]["wall_ms_per_request"], prof[f"ceiling/{e}"]["wall_ms_per_request"]) for e in paired]
+    if presign:
+        out.append("- **Presigning** is the same `generate_presigned_url` call in both apps: "
+                   + "; ".join(f"{e.replace('_', ' ')} {po:.2f} ms ({100 * po / wo:.0f}% of the service's time) vs "
+                               f"{pc:.2f} ms ({100 * pc / wc:.0f}% of the ceiling's)" for e, po, pc, wo, wc in presign)
+                   + ". It is the ceiling's largest cost, not where the gap is.")
+    pings = {e: prof[f"ours/{e}"]["calls_per_request"].get("pre-pings (SELECT 1)", 0) for e in endpoints}
+    if any(pings.values()):
+        out.append("- **Pre-ping**: every pool checkout first sends `SELECT 1` (SQLAlchemy's `pool_pre_ping`; "
+                   "psycopg2's dialect pings in autocommit, so one round trip each): "
+                   + ", ".join(f"{e.replace('_', ' ')} {n:g}" for e, n in pings.items()) + " per request.")
+    reads = [e for e in endpoints if {"BEGIN", "ROLLBACK"} <= set(prof[f"ours/{e}"].get("db_round_trips_by_kind", {}))
+             and "COMMIT" not in prof[f"ours/{e}"].get("db_round_trips_by_kind", {})]
+    if reads:
+        out.append("- **Reads inside a transaction**: " + ", ".join(e.replace("_", " ") for e in reads)
+                   + " send `BEGIN` before and `ROLLBACK` after their `SELECT` (a read session that opens a "
+                   "transaction and rolls it back): two round trips per request that an autocommit read would "
+                   "not make.")
+    limiter = {e: _inclusive_ms(prof[f"ours/{e}"], "rate limit") for e in endpoints}
+    tokens = {e: _inclusive_ms(prof[f"ours/{e}"], "token check") for e in endpoints}
+    logs = {e: _inclusive_ms(prof[f"ours/{e}"], "request log") for e in endpoints}
+    if any(limiter.values()):
+        out.append("- **Rate limiter** (flask-limiter): "
+                   + ", ".join(f"{e.replace('_', ' ')} {limiter[e]:.2f} ms" for e in endpoints)
+                   + " per request, of which the token check it triggers first "
+                   + ", ".join(f"{tokens[e]:.2f}" for e in endpoints) + " ms (the token is verified once).")
+    once = [("building the query's expressions", "query expressions built per request"),
+            ("SQLAlchemy statement cache key", "SQLAlchemy cache key computed per request"),
+            ("PyJWT HMAC key checks", "PyJWT re-checking the HMAC secret on every decode"),
+            ("rate-limit memory storage", "rate-limit storage starting a timer thread")]
+    parts = []
+    for prefix, text in once:
+        values = {e: _inclusive_ms(prof[f"ours/{e}"], prefix) for e in endpoints}
+        if any(v >= 0.005 for v in values.values()):
+            parts.append(f"{text}: " + ", ".join(f"{e.replace('_', ' ')} {v:.2f} ms" for e, v in values.items()))
+    if parts:
+        out.append("- **Per-request work that does not depend on the request** (could be done once): "
+                   + "; ".join(parts) + ".")
+    if any(logs.values()):
+        out.append("- **Request log line** (one JSON line per request): "
+                   + ", ".join(f"{e.replace('_', ' ')} {logs[e]:.2f} ms" for e in endpoints) + ".")
+    if "list" in endpoints:
+        lst = prof["ours/list"]
+        out.append(f"- **list**: marshmallow dump of the page {_inclusive_ms(lst, 'marshmallow dump'):.2f} ms, "
+                   f"SQLAlchemy {_category_ms(lst).get('SQLAlchemy (ORM, Core, pool)', 0):.2f} ms (21 ORM entities "
+                   f"per page), of {lst['wall_ms_per_request']:.2f} ms.")
+    if "complete" in endpoints:
+        cp = prof["ours/complete"]
+        store = _inclusive_ms(cp, "store HEAD") + _inclusive_ms(cp, "ranged GET")
+        out.append(f"- **complete**: the store calls (HEAD, ranged GET + sniff + parse) take {store:.2f} of "
+                   f"{cp['wall_ms_per_request']:.2f} ms (moto, the emulator, on loopback); PostgreSQL {_trips(cp)} in "
+                   f"{cp['db_ms_per_request']:.2f} ms, "
+                   f"{cp['calls_per_request'].get('SQLAlchemy pool checkouts', 0):g} pool checkouts.")
+    return out + [""]
+
+
 def _profiles(r: dict[str, Any]) -> list[str]:
     prof = r.get("profiles")
     if not prof:
         return []
-    lines = ["## Where the time goes (profiles)", "",
-             "In-process and single-threaded (`hotpaths.py`): each request's WSGI environ is built beforehand and "
-             "the app is called as gunicorn would call it, so the figures are the app's own work without "
-             "sockets or HTTP parsing; same database and store as the load runs. `ms/request` is wall time "
-             "(CPU time in brackets) over unprofiled calls; the shares come from a pyinstrument profile "
-             "(0.1 ms sampling), each sample attributed to the innermost library on its stack "
-             "(psycopg2 = the driver *and* waiting for PostgreSQL's answer).", ""]
     endpoints = [e for e in ENDPOINT_TITLES if f"ours/{e}" in prof]
+    paired = [e for e in endpoints if f"ceiling/{e}" in prof]
+    n = prof[f"ours/{endpoints[0]}"]["n"]
+    lines = ["## Where the time goes (profiles)", "",
+             (f"In-process and single-threaded (`hotpaths.py`, {n} requests per endpoint after a warm-up): each "
+             "request's WSGI environ is built beforehand and the app is called as gunicorn would call it, so these "
+             "are the app's own costs without sockets or HTTP parsing, on the same database and store as the load "
+             "runs. Every PostgreSQL round trip is counted and timed at the driver (`dbtiming.py`: an `execute` "
+             "outside a transaction also sends `BEGIN`, so it counts 2; its time includes waiting for the "
+             "PostgreSQL process to be scheduled). Shares come from a pyinstrument profile, each sample attributed "
+             "to the innermost library on its stack, and are applied to the unprofiled time per request."), ""]
     rows = []
     for e in endpoints:
         o, c = prof[f"ours/{e}"], prof.get(f"ceiling/{e}")
         rows.append([e.replace("_", " "), f"{o['wall_ms_per_request']:.2f} ({o['cpu_ms_per_request']:.2f})",
-                     f"{c['wall_ms_per_request']:.2f} ({c['cpu_ms_per_request']:.2f})" if c else "",
+                     f"{_trips(o)} / {o['db_ms_per_request']:.2f}",
+                     f"{c['wall_ms_per_request']:.2f} ({c['cpu_ms_per_request']:.2f})" if c else "-",
+                     f"{_trips(c)} / {c['db_ms_per_request']:.2f}" if c else "-",
                      f"{c['wall_ms_per_request'] / o['wall_ms_per_request']:.2f}" if c else ""])
-    lines += _table(["endpoint", "service ms/request", "ceiling ms/request", "ceiling / service time"], rows)
-    lines += ["", "### Calls per request", "",
-              "cProfile call counts divided by the number of requests: round trips to PostgreSQL (every "
-              "`execute`, `commit` and `rollback`; psycopg2 also sends a `BEGIN` before the first statement of "
-              "each transaction, which is not counted here), pool checkouts and pre-pings, signatures.", ""]
-    labels = sorted({k for e in endpoints for app in ("ours", "ceiling") for k in
-                     prof.get(f"{app}/{e}", {}).get("calls_per_request", {})})
-    header = ["per request"] + [f"{e.replace('_', ' ')} service / ceiling" for e in endpoints]
+    lines += _table(["endpoint", "service ms/request (CPU)", "service PostgreSQL / ms",
+                     "ceiling ms/request (CPU)", "ceiling PostgreSQL / ms", "ceiling / service time"], rows)
+    lines += ["", "### Findings", "", *_findings(prof, endpoints, paired)]
+    if paired:
+        lines += ["", "### Where the service's extra time goes", "",
+                  ("Service minus ceiling, ms per request, by library (innermost on the stack). Positive: what the "
+                  "service spends beyond the bare stack; the total is the difference of the wall times above."), ""]
+        names = sorted({n for e in paired for app in ("ours", "ceiling") for n in _category_ms(prof[f"{app}/{e}"])})
+        diffs = {e: {n: _category_ms(prof[f"ours/{e}"]).get(n, 0.0) - _category_ms(prof[f"ceiling/{e}"]).get(n, 0.0)
+                     for n in names} for e in paired}
+        names.sort(key=lambda n: -sum(diffs[e][n] for e in paired))
+        rows = [[n, *[f"{diffs[e][n]:+.2f}" for e in paired]] for n in names
+                if any(abs(diffs[e][n]) >= 0.005 for e in paired)]
+        rows.append(["**total**", *[f"**{sum(diffs[e].values()):+.2f}**" for e in paired]])
+        lines += _table(["library", *[e.replace("_", " ") for e in paired]], rows)
+    lines += ["", "### Calls per request", "", "cProfile call counts divided by the number of requests.", ""]
+    labels = sorted({k for e in endpoints for app in ("ours", "ceiling")
+                     for k in prof.get(f"{app}/{e}", {}).get("calls_per_request", {})})
     rows = []
     for label in labels:
         cells = []
         for e in endpoints:
             o = prof[f"ours/{e}"]["calls_per_request"].get(label, 0)
-            c = prof.get(f"ceiling/{e}", {}).get("calls_per_request", {}).get(label, 0) if f"ceiling/{e}" in prof \
-                else None
+            c = prof[f"ceiling/{e}"]["calls_per_request"].get(label, 0) if f"ceiling/{e}" in prof else None
             cells.append(f"{o:g} / {c:g}" if c is not None else f"{o:g} / -")
         rows.append([label, *cells])
-    lines += _table(header, rows) + [""]
-    lines += ["### Shares of request time by library", ""]
-    cats = []
-    for e in endpoints:
-        for app in ("ours", "ceiling"):
-            if f"{app}/{e}" in prof:
-                cats.append((f"{e.replace('_', ' ')} {'service' if app == 'ours' else 'ceiling'}",
-                             {c["name"]: c for c in prof[f"{app}/{e}"]["categories"]}))
-    names = sorted({n for _, cs in cats for n in cs}, key=lambda n: -max(cs.get(n, {}).get("ms_per_request", 0)
-                                                                         for _, cs in cats))
-    rows = [[n, *[f"{cs[n]['ms_per_request']:.3f} ({cs[n]['pct']:.0f}%)" if n in cs else "" for _, cs in cats]]
+    lines += _table(["per request", *[f"{e.replace('_', ' ')} service / ceiling" for e in endpoints]], rows)
+    lines += ["", "### Shares of request time by library", "", "ms per request (share of the request's time):", ""]
+    cols = [(f"{e.replace('_', ' ')} {_app_title(a)}", {c["name"]: c for c in prof[f"{a}/{e}"]["categories"]})
+            for e in endpoints for a in ("ours", "ceiling") if f"{a}/{e}" in prof]
+    names = sorted({n for _, cs in cols for n in cs}, key=lambda n: -max(cs.get(n, {}).get("ms_per_request", 0)
+                                                                         for _, cs in cols))
+    rows = [[n, *[f"{cs[n]['ms_per_request']:.2f} ({cs[n]['pct']:.0f}%)" if n in cs else "" for _, cs in cols]]
             for n in names]
-    lines += ["ms per request (share of the profiled time):", ""]
-    lines += _table(["library (innermost on the stack)", *[t for t, _ in cats]], rows) + [""]
-    lines += ["### Time under notable functions", "", "Inclusive (the function and everything it calls), ms per "
-              "request; each function counted once per stack.", ""]
-    incl = [(t, {c["name"]: c for c in prof[key]["inclusive"]}) for t, key in
-            [(f"{e.replace('_', ' ')} {'service' if a == 'ours' else 'ceiling'}", f"{a}/{e}")
-             for e in endpoints for a in ("ours", "ceiling") if f"{a}/{e}" in prof]]
-    names = sorted({n for _, cs in incl for n in cs})
-    rows = [[n, *[f"{cs[n]['ms_per_request']:.3f}" if n in cs else "" for _, cs in incl]] for n in names]
-    lines += _table(["function", *[t for t, _ in incl]], rows) + [""]
-    lines += ["### Functions with the most self time (service)", ""]
+    lines += _table(["library", *[t for t, _ in cols]], rows)
+    lines += ["", "### Time under notable functions", "", ("Inclusive (the function and everything it calls), ms per "
+              "request; each function counted once per stack."), ""]
+    cols = [(f"{e.replace('_', ' ')} {_app_title(a)}", {c["name"]: c for c in prof[f"{a}/{e}"]["inclusive"]})
+            for e in endpoints for a in ("ours", "ceiling") if f"{a}/{e}" in prof]
+    names = sorted({n for _, cs in cols for n in cs})
+    rows = [[n, *[f"{cs[n]['ms_per_request']:.2f}" if n in cs else "" for _, cs in cols]] for n in names]
+    lines += _table(["function", *[t for t, _ in cols]], rows)
+    lines += ["", "### Functions with the most self time (service)", ""]
     for e in endpoints:
         top = prof[f"ours/{e}"]["top_self"][:8]
         lines += [f"- **{e.replace('_', ' ')}**: " + "; ".join(f"`{t['name']}` {t['pct']:.0f}%" for t in top)]
@@ -366,13 +532,17 @@ def _scaling(r: dict[str, Any], png: bool) -> list[str]:
         return []
     p = r["plan"]
     lines = ["## p50 vs table size", "",
-             f"The table grows by COPY from {_size(points[0]['size'])} to {_size(points[-1]['size'])} clips "
+             (f"The table grows by COPY from {_size(points[0]['size'])} to {_size(points[-1]['size'])} clips "
              "(about 100 clips per owner over 20 notes, so growth adds owners; 85% ready, 4% pending, 3% rejected, "
              "8% expired; VACUUM ANALYZE after each load). At each size "
              f"{p['targets']} ready clips are drawn from the whole table; note audio and playback are measured "
-             f"against them at concurrency {p['scale_concurrency']} for {p['scale_duration_s']} s after a "
-             f"{p['warmup_s']} s warm-up, service and ceiling alternating. Playback and note audio only presign, "
-             "so this table has no objects in the store.", ""]
+             f"against them at concurrency {p['scale_concurrency']} for {p['scale_duration_s']} s per app, "
+             + ("in two alternating rounds (service, ceiling, ceiling, service)" if p.get("scale_ceiling", True)
+                else "service only") + f", each run after a {p['warmup_s']} s warm-up. Playback and note audio "
+             "only presign, so this table has no objects in the store."
+             + (" The sizes are measured minutes apart: the ceiling, on the same table at the same time, shows how "
+                "much of a change between sizes is the machine rather than the service."
+                if p.get("scale_ceiling", True) else "")), ""]
     if png:
         lines += [f"![p50 vs table size]({PNG_SCALING})", ""]
     rows = []
@@ -383,9 +553,13 @@ def _scaling(r: dict[str, Any], png: bool) -> list[str]:
                 run = _scale_run(point, app, endpoint)
                 row.append(f"{run['p50_ms']:.2f} / {run['p99_ms']:.2f}" if run else "")
         row += [f"{point['explain'][e]['execution_ms']:.3f}" for e in ("note_audio", "playback")]
+        other = point.get("other_load")
+        row.append(f"{other['machine_busy_pct']:.0f}% / {other['other_cpu_s'] / other['seconds']:.2f}"
+                   if other else "")
         rows.append(row)
     lines += _table(["clips", "table + indexes MiB", "note audio service p50 / p99 ms", "note audio ceiling",
-                     "playback service", "playback ceiling", "note audio SQL exec ms", "playback SQL exec ms"], rows)
+                     "playback service", "playback ceiling", "note audio SQL exec ms", "playback SQL exec ms",
+                     "machine busy / others' CPUs in use"], rows)
     growth = _growth(points)
     if growth:
         lines += ["", "Growth of p50 from the smallest to the largest table: " + "; ".join(
@@ -393,13 +567,13 @@ def _scaling(r: dict[str, Any], png: bool) -> list[str]:
                                                                   else "") for e, g in growth.items()) + "."]
     last = points[-1]
     lines += ["", f"### EXPLAIN (ANALYZE, BUFFERS) at {_size(last['size'])} clips", "",
-              "The service's own statements, captured from the running app (SQLAlchemy `before_cursor_execute`) "
+              ("The service's own statements, captured from the running app (SQLAlchemy `before_cursor_execute`) "
               "with their real parameters, explained on its connection (second execution; the first warms "
-              "the caches).", ""]
+              "the caches)."), ""]
     for endpoint, ex in last["explain"].items():
         used = ", ".join(f"`{i}`" for i in ex["indexes"]) or "none"
-        lines += [f"**{endpoint.replace('_', ' ')}**: indexes used {used}; sequential scan: "
-                  f"{'yes' if ex['seq_scan'] else 'no'}; execution {ex['execution_ms']} ms.", "",
+        lines += [(f"**{EXPLAIN_TITLES.get(endpoint, endpoint)}**: indexes used {used}; sequential scan: "
+                  f"{'yes' if ex['seq_scan'] else 'no'}; execution {ex['execution_ms']} ms."), "",
                   "```sql", ex["sql"].strip(), "```", "", "```", ex["plan"], "```", ""]
     rows = [[_size(pt["size"]), *[", ".join(pt["explain"][e]["indexes"]) + (" + Seq Scan" if pt["explain"][e]["seq_scan"]
                                                                             else "") for e in pt["explain"]]]
@@ -414,22 +588,29 @@ def _sweeper(r: dict[str, Any]) -> list[str]:
     if not sweeps:
         return []
     lines = ["## Sweeper at scale", "",
-             "`Sweeper(db, storage, settings).run(apply=False)` (dry run: reads everything, changes nothing), each "
-             "size in a fresh process (`sweepbench.py`). **The bucket listing is a stand-in**: moto lists ~1000 "
-             "keys per XML request and would dominate the measurement at 10^6, so a subclass of `S3Storage` "
-             "yields `ListedObject` pages generated from the table in key order through a server-side cursor: "
-             "one object per clip except every 500th ready clip (a missing object), plus an orphan after every "
-             "1000th clip. Everything else is the service's real code on PostgreSQL. Peak RSS is "
-             "`getrusage(RUSAGE_SELF).ru_maxrss`, read before the sweep (after imports and the first "
-             "connection) and after it.", ""]
+             ("`Sweeper(db, storage, settings).run(apply=False)` (dry run: reads everything, changes nothing) over the "
+             "scaling table, each size in a fresh process (`sweepbench.py`). **The bucket listing is a stand-in**: "
+             "moto lists ~1000 keys per XML request and would dominate the measurement at 10^6, so a subclass of "
+             "`S3Storage` yields `ListedObject` pages generated from the table in key order through a server-side "
+             "cursor: one object per clip except every 500th ready clip (a missing object), plus an orphan after "
+             "every 1000th clip, so objects match rows in number. Reading those pages from PostgreSQL is inside the "
+             "measured time (a real S3 listing, ~1000 keys per request, would be slower). Everything else is the "
+             "service's real code on PostgreSQL."), "",
+             ("Peak RSS is `getrusage(RUSAGE_SELF).ru_maxrss`, read after imports and the first connection "
+             "(before) and after the sweep; `VmHWM` (/proc/self/status) is the same peak for this process image "
+             "alone. They agree when the sweeper's own peak is above the harness's: on Linux a child's `ru_maxrss` "
+             "starts at its parent's peak, which is why the harness loads data in separate processes and stays "
+             "small (its peak at each spawn is shown)."), ""]
     rows = [[_size(size), s["rows_scanned"], s["objects_scanned"], f"{s['seconds']:.1f}",
              f"{s['rows_scanned'] / s['seconds']:,.0f}" if s["seconds"] else "",
-             f"{s['peak_rss_before_kib'] / 1024:.1f}", f"{s['peak_rss_kib'] / 1024:.1f}",
-             f"{(s['peak_rss_kib'] - s['peak_rss_before_kib']) / 1024:.1f}",
+             f"{s['peak_rss_before_kib'] / 1024:.0f} / {s['peak_rss_kib'] / 1024:.0f}",
+             f"{s.get('vm_hwm_before_kib', 0) / 1024:.0f} / {s.get('vm_hwm_kib', 0) / 1024:.0f}",
+             f"{s.get('harness_peak_rss_kib', 0) / 1024:.0f}",
              f"{s['would_expire']:,} / {s['orphans']:,} / {s['missing_objects']:,} / {s['late_objects']:,}"]
             for size, s in sweeps]
-    lines += _table(["clips", "rows scanned", "objects scanned", "seconds", "rows/s", "peak RSS before MiB",
-                     "peak RSS after MiB", "growth MiB", "would expire / orphans / missing / late"], rows) + [""]
+    lines += _table(["clips", "rows scanned", "objects scanned", "seconds", "rows/s",
+                     "ru_maxrss before / after MiB", "VmHWM before / after MiB", "harness peak MiB",
+                     "would expire / orphans / missing / late"], rows) + [""]
     return lines
 
 
@@ -437,17 +618,17 @@ def _footprint(r: dict[str, Any]) -> list[str]:
     lines = ["## Footprint", ""]
     mem = r.get("memory")
     if mem:
-        lines += ["gunicorn workers after the throughput runs (warm: pools filled, every route used), MiB. "
-                  "USS is the memory a worker does not share with others (what one more worker costs).", ""]
+        lines += [("gunicorn workers after the throughput runs (warm: pools filled, every route used), MiB. "
+                  "USS is the memory a worker does not share with others (what one more worker costs)."), ""]
         rows = [[("service" if app == "ours" else "ceiling"), w["pid"], w["rss_mib"], w["uss_mib"]]
                 for app in ("ours", "ceiling") for w in mem[app]]
         lines += _table(["app", "worker pid", "RSS MiB", "USS MiB"], rows) + [""]
     s = r.get("startup")
     if s:
-        lines += [f"`import advanced_notes` and `create_app()` in a fresh interpreter, median of {s['runs']} runs: "
+        lines += [(f"`import advanced_notes` and `create_app()` in a fresh interpreter, median of {s['runs']} runs: "
                   f"import **{s['import_ms_median']:.0f} ms**, create_app **{s['create_app_ms_median']:.0f} ms**, "
                   f"total **{s['total_ms_median']:.0f} ms** (all runs: import {s['import_ms_all']}, create_app "
-                  f"{s['create_app_ms_all']}).", ""]
+                  f"{s['create_app_ms_all']})."), ""]
     heavy = r.get("heaviest_imports")
     if heavy:
         lines += ["Heaviest top-level imports of that (`python -X importtime`, cumulative ms; a package's figure "
@@ -460,9 +641,9 @@ def _reproduce(r: dict[str, Any]) -> list[str]:
     return ["## Reproduce", "", "```sh",
             ".venv/bin/pip install aiohttp psutil matplotlib pyinstrument   # the bench extra",
             r["plan"]["command"], "```", "",
-            "`--quick` is the CI smoke run (under a minute, small tables, one concurrency; exits 1 if any "
+            ("`--quick` is the CI smoke run (under a minute, small tables, one concurrency; exits 1 if any "
             "request failed). Raw results (`results.json`, every loadgen run, pyinstrument trees, server logs) "
-            f"are written to the folder printed at start (this run: `{r['plan']['raw_dir']}`).", ""]
+            "are written to the folder printed at start (`/tmp/an-perf-<time>-<pid>/` unless `--raw-dir`)."), ""]
 
 
 def write(results: dict[str, Any], report_path: Path, png_dir: Path) -> None:

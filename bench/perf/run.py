@@ -30,6 +30,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import secrets
 import signal
 import sys
@@ -40,20 +41,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import boto3
+import footprint
+import jwt
+import pgutil
+import report
+import seed
+import stats
+from botocore.config import Config
+from procs import Children, free_port, run_checked, wait_for_http
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parents[1]
-sys.path.insert(0, str(REPO_DIR))
-
-import boto3  # noqa: E402
-from botocore.config import Config  # noqa: E402
-
-import footprint  # noqa: E402
-import pgutil  # noqa: E402
-import report  # noqa: E402
-import seed  # noqa: E402
-import stats  # noqa: E402
-from procs import Children, free_port, run_checked, wait_for_http  # noqa: E402
-
 VENV_BIN = REPO_DIR / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 KEY_PREFIX = "perf"
@@ -85,6 +84,7 @@ class Plan:
     quick: bool
     workers: int
     threads: int
+    worker_class: str
     concurrency: int
     duration_s: float
     warmup_s: float
@@ -94,11 +94,13 @@ class Plan:
     sweeper_sizes: list[int]
     scale_duration_s: float
     scale_concurrency: int
+    scale_ceiling: bool
     load_rows: int
     targets: int
     complete_cap: int
     profile_n: int
     profile_n_complete: int
+    profile_warmup: int
     startup_runs: int
     report_path: Path
     png_dir: Path
@@ -111,8 +113,11 @@ def parse_plan(argv: list[str]) -> Plan:
     """The run's Plan from the command line (``--quick`` changes the defaults)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run (< 60 s), exit 1 on any failed request")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of both apps (default 2)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker, gthread (default 4)")
+    # Defaults follow the README's production command (`gunicorn -w 4 wsgi:app`: sync workers).
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers of both apps (default 4)")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (default 1)")
+    parser.add_argument("--worker-class", choices=("sync", "gthread"),
+                        help="gunicorn worker class (default: sync with 1 thread, gthread with more, as gunicorn)")
     parser.add_argument("--concurrency", type=int, help="concurrent connections of the main table (16; quick 8)")
     parser.add_argument("--duration", type=float, help="seconds measured per run (6; quick 2)")
     parser.add_argument("--rounds", type=int, help="alternating rounds at the main concurrency (3; quick 1)")
@@ -130,14 +135,16 @@ def parse_plan(argv: list[str]) -> Plan:
     concurrency = args.concurrency or (8 if quick else 16)
     sweep = _ints(args.sweep) if args.sweep is not None else ([] if quick else [1, 4, 64])
     return Plan(
-        quick=quick, workers=args.workers, threads=args.threads, concurrency=concurrency,
-        duration_s=args.duration or (2.0 if quick else 6.0), warmup_s=0.5 if quick else 1.0,
+        quick=quick, workers=args.workers, threads=args.threads,
+        worker_class=args.worker_class or ("gthread" if args.threads > 1 else "sync"),
+        concurrency=concurrency,
+        duration_s=args.duration or (1.0 if quick else 6.0), warmup_s=0.3 if quick else 1.0,
         rounds=args.rounds or (1 if quick else 3), sweep=[c for c in sweep if c != concurrency],
         sizes=sizes, sweeper_sizes=[s for s in sizes if s >= 10_000],
-        scale_duration_s=1.0 if quick else 4.0, scale_concurrency=1,
+        scale_duration_s=0.7 if quick else 4.0, scale_concurrency=1, scale_ceiling=not quick,
         load_rows=1_000 if quick else 10_000, targets=50 if quick else 200,
-        complete_cap=150 if quick else 500, profile_n=30 if quick else 200,
-        profile_n_complete=10 if quick else 60, startup_runs=3 if quick else 7,
+        complete_cap=60 if quick else 500, profile_n=10 if quick else 300,
+        profile_n_complete=5 if quick else 60, profile_warmup=3 if quick else 20, startup_runs=2 if quick else 7,
         report_path=report_path, png_dir=report_path.parent if not quick else raw_dir, raw_dir=raw_dir,
         command=".venv/bin/python bench/perf/run.py" + ("" if not argv else " " + " ".join(argv)),
     )
@@ -163,6 +170,19 @@ def request_for(endpoint: str, target: seed.Target, token: str) -> list[Any]:
     if endpoint == "list":
         return ["GET", "/api/audio-clips?limit=20", auth(token), None]
     raise ValueError(endpoint)
+
+
+class Completes:
+    """Complete requests, each for its own pending clip, handed out once (a complete consumes its clip)."""
+
+    def __init__(self, requests: list[list[Any]]):
+        self._requests = requests
+        self._next = 0
+
+    def take(self, n: int) -> list[list[Any]]:
+        batch = self._requests[self._next:self._next + n]
+        self._next += n
+        return batch
 
 
 @dataclass
@@ -204,7 +224,10 @@ class Run:
         name = f"{pgutil.NAME_PREFIX}{self.plan.run_id}_{suffix}"
         pgutil.create_database(name)
         self.databases.append(name)
-        pgutil.migrate(name)
+        # Alembic runs in a child process, for the same reason as the COPY loads.
+        run_checked([PYTHON, "-c", "import sys; from advanced_notes.migrate import upgrade; upgrade(sys.argv[1])",
+                     pgutil.sqlalchemy_url(name)], None, 120, f"migration of {name}", self.children,
+                    f"migrate-{suffix}")
         return name
 
     def drop_database(self, name: str) -> None:
@@ -250,21 +273,22 @@ class Run:
         return env
 
     def token(self, owner: str) -> str:
-        """An HS256 token for ``owner`` minted by the service's own ``mint_token`` (2 h)."""
-        if owner not in self._tokens:
-            from advanced_notes.auth import mint_token
-            from advanced_notes.config import load_settings
+        """An HS256 token for ``owner`` (2 h), with the claims of the service's ``mint_token``.
 
-            if not hasattr(self, "_settings"):
-                self._settings = load_settings(self.service_env("an_perf_x"))
-            self._tokens[owner] = mint_token(self._settings, owner, 7200)
+        Minted here with PyJWT rather than by importing the service: the harness stays small
+        (see :meth:`copy_clips`), and what the apps verify is the same either way.
+        """
+        if owner not in self._tokens:
+            now = int(time.time())
+            self._tokens[owner] = jwt.encode({"sub": owner, "iat": now, "exp": now + 7200}, self.secret,
+                                             algorithm="HS256")
         return self._tokens[owner]
 
     def start_pair(self, dbname: str) -> Pair:
         """Start the service and the ceiling on ``dbname`` with identical gunicorn settings."""
         env = self.service_env(dbname)
         common = ["--workers", str(self.plan.workers), "--threads", str(self.plan.threads),
-                  "--worker-class", "gthread", "--backlog", "2048", "--keep-alive", "5",
+                  "--worker-class", self.plan.worker_class, "--backlog", "2048", "--keep-alive", "5",
                   "--log-level", "warning", "--worker-tmp-dir", "/dev/shm", "--graceful-timeout", "5"]
         ports = free_port(), free_port()
         ours = self.children.start(f"gunicorn-ours-{dbname[-5:]}", [
@@ -284,11 +308,14 @@ class Run:
 
     def cleanup(self) -> None:
         """Stop every process started by this run and drop its databases (also after errors)."""
+        # A second Ctrl-C must not cut the cleanup short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         self.children.stop_all()
         for name in list(self.databases):
             try:
                 self.drop_database(name)
-            except Exception as exc:  # keep cleaning the others
+            except Exception as exc:  # noqa: BLE001 - keep cleaning the others
                 print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
 
     # -- helpers that run processes ------------------------------------------------------------
@@ -301,6 +328,16 @@ class Run:
         run_checked([PYTHON, str(BENCH_DIR / "loadgen.py"), str(plan_path), str(out_path)], None, budget,
                     f"load generator ({tag})", self.children, f"loadgen-{tag}")
         return json.loads(out_path.read_text())["runs"]
+
+    def copy_clips(self, db: str, start: int, stop: int) -> None:
+        """Bulk-load clips ``start..stop-1`` with COPY in a child process.
+
+        The harness keeps heavy work (COPY text, Alembic, the service's imports) in child
+        processes so its own peak RSS stays below the sweeper's: on Linux a child's
+        ``ru_maxrss`` starts at its parent's peak, and the sweeper is the harness's child.
+        """
+        run_checked([PYTHON, str(BENCH_DIR / "seed.py"), "copy", db, str(start), str(stop), KEY_PREFIX], None,
+                    900, f"COPY of {stop - start} clips", self.children, f"seed-{db[-5:]}-{stop}")
 
     def helper(self, script: str, spec: dict[str, Any], tag: str, timeout_s: float) -> Any:
         """Run ``bench/perf/<script> SPEC OUT`` in a fresh process; its JSON output."""
@@ -319,33 +356,56 @@ class Run:
     # -- phases --------------------------------------------------------------------------------
 
     def throughput(self) -> None:
-        """Main table, throughput vs concurrency, profiles, worker memory."""
+        """Main table, throughput vs concurrency, worker memory, then the in-process profiles."""
         plan = self.plan
         db = self.new_database("load")
-        seed.copy_clips(db, 0, plan.load_rows, KEY_PREFIX)
+        targets, completes = self.seed_load_table(db)
+        reqs = {e: [request_for(e, t, self.token(t.owner_id)) for t in targets] for e in ENDPOINTS if e != "complete"}
+        pair = self.start_pair(db)
+        self.results["sanity"] = self.sanity_check(pair, targets[0])
+        runs = self.throughput_runs(pair, reqs, completes)
+        self.log(f"throughput: {len(runs)} runs of {plan.duration_s:.0f} s at concurrency "
+                 f"{[plan.concurrency] + plan.sweep}")
+        watch = footprint.OtherLoad()
+        raw_runs = self.loadgen(runs, "throughput")
+        self.results["other_load"] = {"throughput": watch.stop()}
+        self.results["load_runs"] = [_brief(r) for r in raw_runs]
+        self.results["throughput"] = summarize_throughput(raw_runs, plan)
+        sent = [r[1] for run in runs if run["mode"] == "once" for r in run["requests"]]
+        self.results["completed_ready"] = self.count_ready(db, [path.split("/")[3] for path in sent])
+        self.results["memory"] = {"ours": footprint.worker_memory(pair.ours.pid),
+                                  "ceiling": footprint.worker_memory(pair.ceiling.pid)}
+        self.stop_pair(pair)
+
+        self.log("profiling hot paths in-process")
+        profile_reqs = {e: reqs[e] for e in ("create", "playback", "note_audio", "list")}
+        profile_reqs["complete"] = completes.take(plan.profile_warmup + 3 * plan.profile_n_complete)
+        self.results["profiles"] = self.helper("hotpaths.py", {
+            "env": self.service_env(db), "n": plan.profile_n, "n_complete": plan.profile_n_complete,
+            "warmup": plan.profile_warmup, "requests": profile_reqs, "ceiling_endpoints": list(CEILING_ENDPOINTS),
+            "expect": EXPECT, "raw_dir": str(plan.raw_dir)}, "hotpaths", 600)
+        self.drop_database(db)
+
+    def seed_load_table(self, db: str) -> tuple[list[seed.Target], Completes]:
+        """Clips by COPY, targets drawn from them, pending clips for complete, objects in the store."""
+        plan = self.plan
+        self.copy_clips(db, 0, plan.load_rows)
         targets = seed.sample_targets(db, plan.targets)
         owners = sorted({t.owner_id for t in targets})
-        complete_runs = plan.rounds + len(plan.sweep)
-        profile_complete = 20 + 3 * plan.profile_n_complete  # hotpaths: warm-up + three passes
-        pending = seed.copy_pending_for_complete(db, owners, plan.complete_cap * complete_runs + profile_complete,
-                                                 KEY_PREFIX)
+        # Every complete consumes a pending clip: one batch per complete run, plus the profiles'
+        # warm-up and three passes.
+        count = plan.complete_cap * (plan.rounds + len(plan.sweep)) + plan.profile_warmup + 3 * plan.profile_n_complete
+        pending = seed.copy_pending_for_complete(db, owners, count, KEY_PREFIX)
         pgutil.vacuum_analyze(db)
         self.log(f"load table: {pgutil.count_clips(db)} clips, {len(targets)} targets; uploading "
                  f"{len(targets) + len(pending)} objects")
         seed.upload_fixture(self.s3, BUCKET, [t.storage_key for t in targets] + [key for _, _, key in pending])
+        return targets, Completes([["POST", f"/api/audio-clips/{clip_id}/complete", auth(self.token(owner)), None]
+                                   for owner, clip_id, _ in pending])
 
-        reqs = {e: [request_for(e, t, self.token(t.owner_id)) for t in targets] for e in ENDPOINTS if e != "complete"}
-        completes = [["POST", f"/api/audio-clips/{clip_id}/complete", auth(self.token(owner)), None]
-                     for owner, clip_id, _ in pending]
-        cursor = {"complete": 0}
-
-        def take_completes(n: int) -> list[list[Any]]:
-            start = cursor["complete"]
-            cursor["complete"] += n
-            return completes[start:start + n]
-
-        pair = self.start_pair(db)
-        self.results["sanity"] = self.sanity_check(pair, targets[0])
+    def throughput_runs(self, pair: Pair, reqs: dict[str, list[list[Any]]], completes: Completes) -> list[dict]:
+        """The load runs: ``rounds`` at the main concurrency, one at each sweep level, apps alternating."""
+        plan = self.plan
         runs: list[dict[str, Any]] = []
         for level_index, (level, rounds) in enumerate([(plan.concurrency, plan.rounds)]
                                                       + [(c, 1) for c in plan.sweep]):
@@ -358,29 +418,12 @@ class Run:
                             continue
                         name = f"{app}/{endpoint}/c{level}/r{round_no}"
                         if endpoint == "complete":
-                            runs.append(self.run_spec(name, pair.url(app), take_completes(plan.complete_cap), level,
+                            runs.append(self.run_spec(name, pair.url(app), completes.take(plan.complete_cap), level,
                                                       plan.duration_s, 200, once=True))
                         else:
                             runs.append(self.run_spec(name, pair.url(app), reqs[endpoint], level, plan.duration_s,
                                                       EXPECT[endpoint]))
-        self.log(f"throughput: {len(runs)} runs of {plan.duration_s:.0f} s at concurrency "
-                 f"{[plan.concurrency] + plan.sweep}")
-        raw_runs = self.loadgen(runs, "throughput")
-        self.results["load_runs"] = [_brief(r) for r in raw_runs]
-        self.results["throughput"] = summarize_throughput(raw_runs, plan)
-        self.results["completed_ready"] = self.count_ready(db, [c for _, c, _ in pending[:cursor["complete"]]])
-        self.results["memory"] = {"ours": footprint.worker_memory(pair.ours.pid),
-                                  "ceiling": footprint.worker_memory(pair.ceiling.pid)}
-        self.stop_pair(pair)
-
-        self.log("profiling hot paths in-process")
-        profile_reqs = {e: reqs[e] for e in ("create", "playback", "note_audio", "list")}
-        profile_reqs["complete"] = take_completes(profile_complete)
-        self.results["profiles"] = self.helper("hotpaths.py", {
-            "env": self.service_env(db), "n": plan.profile_n, "n_complete": plan.profile_n_complete,
-            "requests": profile_reqs, "ceiling_endpoints": list(CEILING_ENDPOINTS), "expect": EXPECT,
-            "raw_dir": str(plan.raw_dir)}, "hotpaths", 600)
-        self.drop_database(db)
+        return runs
 
     def sanity_check(self, pair: Pair, target: seed.Target) -> dict[str, Any]:
         """Both apps' playback URLs fetch the real fixture bytes from the store."""
@@ -410,42 +453,65 @@ class Run:
         db = self.new_database("scale")
         pair = self.start_pair(db)
         points, previous = [], 0
-        for size_index, size in enumerate(plan.sizes):
+        for size in plan.sizes:
             t0 = time.perf_counter()
-            seed.copy_clips(db, previous, size, KEY_PREFIX)
+            self.copy_clips(db, previous, size)
             copy_s = time.perf_counter() - t0
             pgutil.vacuum_analyze(db)
             previous = size
             targets = seed.sample_targets(db, plan.targets)
             self.log(f"scaling: {size} clips (COPY {copy_s:.1f} s); measuring")
-            runs = []
-            order = ("ours", "ceiling") if size_index % 2 == 0 else ("ceiling", "ours")
-            for endpoint in SCALING_ENDPOINTS:
-                reqs = [request_for(endpoint, t, self.token(t.owner_id)) for t in targets]
-                for app in order:
-                    runs.append(self.run_spec(f"{app}/{endpoint}/n{size}", pair.url(app), reqs,
-                                              plan.scale_concurrency, plan.scale_duration_s, 200))
-            measured = self.loadgen(runs, f"scale-{size}")
+            watch = footprint.OtherLoad()
+            measured = self.scale_runs(pair, size, targets)
+            other = watch.stop()
             explain = self.helper("explain.py", {"env": self.service_env(db), "requests": {
-                e: request_for(e, targets[0], self.token(targets[0].owner_id))
-                for e in ("note_audio", "playback", "list")}}, f"explain-{size}", 120)
+                e: [request_for(e, targets[0], self.token(targets[0].owner_id)), EXPECT[e]]
+                for e in ("note_audio", "playback", "list", "create")}}, f"explain-{size}", 120)
             point = {"size": size, "copy_s": round(copy_s, 2), "table_bytes": pgutil.table_bytes(db),
-                     "runs": [_brief(r) for r in measured],
-                     "explain": explain}
+                     "other_load": other, "runs": measured, "explain": explain}
             if size in plan.sweeper_sizes:
                 self.log(f"sweeper over {size} clips (fresh process)")
                 point["sweeper"] = self.helper("sweepbench.py", {"env": self.service_env(db),
                                                                  "dsn": pgutil.dsn(db)}, f"sweeper-{size}", 900)
+                # A child's ru_maxrss starts at the parent's peak (Linux keeps it across fork
+                # and exec): recorded so the report can show the sweeper's figure is its own.
+                point["sweeper"]["harness_peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             points.append(point)
         self.results["scaling"] = points
         self.stop_pair(pair)
         self.drop_database(db)
 
+    def scale_runs(self, pair: Pair, size: int, targets: list[seed.Target]) -> list[dict[str, Any]]:
+        """Note audio and playback at the scaling concurrency, per app merged over alternating rounds.
+
+        Two rounds of half the time each, in the order service, ceiling, ceiling, service, so a
+        drift during the measurement of one size weighs on both apps alike.
+        """
+        plan = self.plan
+        apps = ("ours", "ceiling") if plan.scale_ceiling else ("ours",)
+        rounds = 2 if plan.scale_ceiling else 1
+        runs = []
+        for endpoint in SCALING_ENDPOINTS:
+            reqs = [request_for(endpoint, t, self.token(t.owner_id)) for t in targets]
+            for round_no in range(rounds):
+                for app in (apps if round_no % 2 == 0 else tuple(reversed(apps))):
+                    runs.append(self.run_spec(f"{app}/{endpoint}/n{size}/r{round_no}", pair.url(app), reqs,
+                                              plan.scale_concurrency, plan.scale_duration_s / rounds, 200))
+        measured = self.loadgen(runs, f"scale-{size}")
+        merged = []
+        for endpoint in SCALING_ENDPOINTS:
+            for app in apps:
+                prefix = f"{app}/{endpoint}/n{size}/"
+                merged.append({"name": prefix.rstrip("/"), "concurrency": plan.scale_concurrency,
+                               **stats.merge(r for r in measured if r["name"].startswith(prefix))})
+        return merged
+
     def startup(self) -> None:
         """Import + create_app times (fresh interpreters) and the heaviest imports."""
         env = self.service_env("an_perf_unused")  # create_app does not connect
         self.results["startup"] = footprint.startup_times(PYTHON, env, str(REPO_DIR), self.plan.startup_runs)
-        self.results["heaviest_imports"] = footprint.heaviest_imports(PYTHON, env, str(REPO_DIR))
+        if not self.plan.quick:
+            self.results["heaviest_imports"] = footprint.heaviest_imports(PYTHON, env, str(REPO_DIR))
 
 
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
@@ -494,14 +560,17 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(plan)
     run.results["machine"] = report.machine_info()
     run.log(f"run {plan.run_id}: raw results in {plan.raw_dir}")
+    phases = run.results.setdefault("phase_s", {})
     try:
-        run.start_store()
-        run.throughput()
-        run.scaling()
-        run.startup()
+        for name, phase in (("store", run.start_store), ("throughput", run.throughput), ("scaling", run.scaling),
+                            ("startup", run.startup)):
+            t0 = time.perf_counter()
+            phase()
+            phases[name] = round(time.perf_counter() - t0, 1)
     finally:
         run.cleanup()
-    run.results["machine"]["load_average_end"] = os.getloadavg()
+    run.results["machine"].update(load_average_end=os.getloadavg(), code_fingerprint_end=report.code_fingerprint(),
+                                  commit_end=report.git_output("rev-parse", "--short", "HEAD"))
     run.results["wall_s"] = round(time.time() - started, 1)
     (plan.raw_dir / "results.json").write_text(json.dumps(run.results, indent=1, default=str))
     report.write(run.results, plan.report_path, plan.png_dir)
@@ -511,4 +580,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # cleanup already ran in main's finally
+        print("interrupted: every process started was stopped and the databases dropped", file=sys.stderr)
+        sys.exit(130)

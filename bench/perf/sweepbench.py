@@ -18,7 +18,8 @@ the table in key order, one page at a time through a server-side cursor:
 
 So the object count matches the row count, and reconcile does its real work: the
 merge, orphan checks against ``pending_deletions``, missing and late objects.
-Peak RSS is ``getrusage(RUSAGE_SELF).ru_maxrss`` (KiB on Linux), read before and after.
+Peak RSS is ``getrusage(RUSAGE_SELF).ru_maxrss`` (KiB on Linux), read before and after,
+with ``VmHWM`` from /proc/self/status as a cross-check.
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ ORPHAN_EVERY = 1000
 
 def _peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _vm_hwm_kib() -> int:
+    """Peak RSS of this process image alone (``VmHWM``): unlike ``ru_maxrss`` it does not
+    start at the parent's peak, so it cross-checks the figure above."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -92,12 +103,13 @@ def main(argv: list[str]) -> int:
     db = Database(settings.database_url)
     storage = TableListedStorage(settings, spec["dsn"])
     db.ping()
-    rss_before = _peak_rss_kib()
+    rss_before, hwm_before = _peak_rss_kib(), _vm_hwm_kib()
     started = time.perf_counter()
     report = Sweeper(db, storage, settings).run(apply=False)
     seconds = time.perf_counter() - started
     out = {
         "seconds": round(seconds, 3), "peak_rss_before_kib": rss_before, "peak_rss_kib": _peak_rss_kib(),
+        "vm_hwm_before_kib": hwm_before, "vm_hwm_kib": _vm_hwm_kib(),
         "rows_scanned": report.rows_scanned, "objects_scanned": report.objects_scanned,
         "objects_listed": storage.listed, "would_expire": report.expired, "orphans": report.orphans.count,
         "missing_objects": report.missing_objects.count, "late_objects": report.late_objects.count,
