@@ -11,20 +11,13 @@ times a full download of the same object.
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import struct
-import tempfile
-import threading
 import time
 
 import requests
-from moto.server import ThreadedMotoServer
-from werkzeug.serving import make_server
-
-from advanced_notes import create_app, migrate
-from advanced_notes.auth import mint_token
 from advanced_notes.storage import S3Storage
+from loopback import Loopback, serving
 
 
 def wav(total_bytes: int, rate: int = 16000) -> bytes:
@@ -39,8 +32,6 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-
     reads: list[int] = []
     original = S3Storage.get_range
 
@@ -51,26 +42,17 @@ def main() -> None:
 
     S3Storage.get_range = counting  # type: ignore[method-assign]
 
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    host, port = s3.get_host_and_port()
-    db_url = f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite"
-    migrate.upgrade(db_url)
-    app = create_app({"APP_ENV": "dev", "DATABASE_URL": db_url, "S3_ENDPOINT_URL": f"http://{host}:{port}",
-                      "S3_BUCKET": "bench", "S3_ADDRESSING_STYLE": "path", "AWS_ACCESS_KEY_ID": "bench",
-                      "AWS_SECRET_ACCESS_KEY": "bench", "MAX_UPLOAD_BYTES": str(args.mib * 1024**2),
-                      "AUTH_JWKS_URL": None, "AUTH_JWT_SECRET": None})
-    services = app.extensions["advanced_notes"]
-    services.storage.ensure_bucket()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    api = requests.Session()
-    api.headers["Authorization"] = f"Bearer {mint_token(services.settings, 'bench', 3600)}"
+    with serving(MAX_UPLOAD_BYTES=str(args.mib * 1024**2)) as service:
+        run(service, wav(args.mib * 1024**2), args.mib, args.rounds, reads)
 
-    data = wav(args.mib * 1024**2)
+
+def run(service: Loopback, data: bytes, mib: int, rounds: int, reads: list[int]) -> None:
+    """Upload ``data`` ``rounds`` times; time complete, count what it read; print the figures."""
+    base = service.base_url
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {service.token}"
     complete_ms, download_ms, read_bytes, read_requests = [], [], [], []
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         created = api.post(f"{base}/api/audio-clips", json={"mime_type": "audio/wav", "bytes": len(data)}).json()
         requests.put(created["upload"]["url"], data=data, headers=created["upload"]["headers"]).raise_for_status()
         reads.clear()
@@ -86,15 +68,13 @@ def main() -> None:
         assert len(requests.get(url).content) == len(data)
         download_ms.append((time.perf_counter() - t0) * 1000)
 
-    print(f"object: {len(data)} bytes ({args.mib} MiB WAV), store: moto threaded server on loopback, "
-          f"rounds: {args.rounds}")
+    print(f"object: {len(data)} bytes ({mib} MiB WAV), store: moto threaded server on loopback, "
+          f"rounds: {rounds}")
     print(f"complete (HEAD + ranged GETs + parse + UPDATE): median {statistics.median(complete_ms):.1f} ms, "
           f"max {max(complete_ms):.1f} ms")
     print(f"read from the store per complete: {max(read_bytes)} bytes in {max(read_requests)} ranged GET(s) "
           f"({100 * max(read_bytes) / len(data):.3f} % of the object)")
     print(f"for scale, a full download of the object: median {statistics.median(download_ms):.1f} ms")
-    server.shutdown()
-    s3.stop()
 
 
 if __name__ == "__main__":

@@ -13,19 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
-import threading
 import time
 from pathlib import Path
 
 import requests
-from moto.server import ThreadedMotoServer
-from werkzeug.serving import make_server
 
-import logging
-
-from advanced_notes import create_app, migrate
-from advanced_notes.auth import mint_token
+from loopback import Loopback, serving
 
 STEPS = ("create", "put", "complete", "playback", "total")
 
@@ -41,29 +34,19 @@ def main() -> None:
     parser.add_argument("--file", default=str(Path(__file__).resolve().parents[2] / "shared/fixtures/audio/note.m4a"))
     args = parser.parse_args()
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    host, port = s3.get_host_and_port()
-    db_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite"
-    migrate.upgrade(db_url)
-    app = create_app({
-        "APP_ENV": "dev", "DATABASE_URL": db_url, "S3_ENDPOINT_URL": f"http://{host}:{port}",
-        "S3_BUCKET": "bench", "S3_ADDRESSING_STYLE": "path", "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench", "AUTH_JWKS_URL": None, "AUTH_JWT_SECRET": None,
-    })
-    services = app.extensions["advanced_notes"]
-    services.storage.ensure_bucket()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
+    database_url = os.environ.get("BENCH_DATABASE_URL")
+    with serving(database_url) as service:
+        measure(service, Path(args.file).read_bytes(), args.rounds, (database_url or "sqlite").split(":", 1)[0])
 
-    data = Path(args.file).read_bytes()
+
+def measure(service: Loopback, data: bytes, rounds: int, backend: str) -> None:
+    """Run ``rounds`` sequential round trips of ``data`` and print the percentiles."""
+    base = service.base_url
     api = requests.Session()
-    api.headers["Authorization"] = f"Bearer {mint_token(services.settings, 'bench', 3600)}"
+    api.headers["Authorization"] = f"Bearer {service.token}"
     store = requests.Session()
     timings: dict[str, list[float]] = {step: [] for step in STEPS}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         t0 = time.perf_counter()
         created = api.post(f"{base}/api/audio-clips", json={"mime_type": "audio/mp4", "bytes": len(data)}).json()
         t1 = time.perf_counter()
@@ -76,15 +59,12 @@ def main() -> None:
         for step, ms in zip(STEPS, ((t1 - t0), (t2 - t1), (t3 - t2), (t4 - t3), (t4 - t0)), strict=True):
             timings[step].append(ms * 1000)
 
-    backend = db_url.split(":", 1)[0]
-    print(f"round trips: {args.rounds}, object {len(data)} bytes, database {backend}, store moto (threaded, loopback)")
+    print(f"round trips: {rounds}, object {len(data)} bytes, database {backend}, store moto (threaded, loopback)")
     print(f"{'step':<10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
     for step in STEPS:
         values = timings[step]
         print(f"{step:<10}{percentile(values, .5):>10.2f}{percentile(values, .95):>10.2f}"
               f"{percentile(values, .99):>10.2f}{statistics.fmean(values):>10.2f}")
-    server.shutdown()
-    s3.stop()
 
 
 if __name__ == "__main__":

@@ -8,17 +8,16 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from fuzz import run_schemathesis, serve  # noqa: E402
+from fuzz import run_schemathesis  # noqa: E402
+from loopback import serving  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
 
 def test_short_schema_fuzz_run_finds_nothing():
-    base_url, token, counter, stop = serve()
-    try:
-        code, output = run_schemathesis(base_url, token, max_examples=8, seed=20261121)
-    finally:
-        stop()
-    assert sum(counter.counts.values()) > 300
-    assert not [s for s in counter.counts if s >= 500], counter.counts
+    with serving() as service:
+        code, output = run_schemathesis(service.base_url, service.token, max_examples=8, seed=20261121)
+    counts = service.counter.counts
+    assert sum(counts.values()) > 300
+    assert not [s for s in counts if s >= 500], counts
     assert code == 0, output[-4000:]
