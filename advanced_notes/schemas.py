@@ -68,8 +68,13 @@ SHA256_BASE64 = validate.Regexp(r"^[A-Za-z0-9+/]{43}=$",
                                 error="Must be the base64 encoding of a 32-byte SHA-256 digest.")
 
 
+def is_storable_note_id(value: str) -> bool:
+    """True when ``value`` can be a note id: 1..255 characters and no NUL (PostgreSQL text
+    cannot hold U+0000, and the driver would fail on it)."""
+    return 0 < len(value) <= MAX_NOTE_ID_LENGTH and "\x00" not in value
+
+
 def _no_nul(value: str) -> None:
-    # PostgreSQL text cannot hold U+0000; refuse it here rather than fail in the driver.
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
 

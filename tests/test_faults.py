@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
@@ -82,8 +83,7 @@ def test_store_faults(faulty_store_app, store_proxy, auth, mode):
     # Deleting records the object's deletion and answers within the bound.
     deleted, elapsed = timed(lambda: client.delete(f"/api/audio-clips/{ready['id']}", headers=auth))
     assert deleted.status_code == 204 and elapsed < STORE_BOUND_SECONDS
-    record, = faulty_store_app.extensions["advanced_notes"].clips.pending_deletions(
-        __import__("uuid").UUID(ready["id"]))
+    (record,) = faulty_store_app.extensions["advanced_notes"].clips.pending_deletions(uuid.UUID(ready["id"]))
     assert record.attempts == 1 and record.last_error
 
     store_proxy.set_mode("pass")  # the store comes back: no restart needed

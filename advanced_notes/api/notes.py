@@ -6,19 +6,15 @@ from typing import Any
 
 from ..auth import current_owner
 from ..errors import NotFound
-from ..schemas import CLIP_EXAMPLE, MAX_NOTE_ID_LENGTH, PLAYBACK_EXAMPLE, DeletedSchema, NoteAudioSchema
+from ..schemas import CLIP_EXAMPLE, PLAYBACK_EXAMPLE, DeletedSchema, NoteAudioSchema, is_storable_note_id
 from .common import authenticated_blueprint, clip_service, error_responses, playback_body
 
 blp = authenticated_blueprint("notes", __name__, "Audio of a note.")
 
 
-def _valid_note_id(note_id: str) -> bool:
-    return len(note_id) <= MAX_NOTE_ID_LENGTH and "\x00" not in note_id
-
-
 def _check_note_id(note_id: str) -> None:
-    # A note id no clip can carry (too long; NUL, which PostgreSQL text cannot hold) has no audio.
-    if not _valid_note_id(note_id):
+    # A note id no clip can carry (too long, or with NUL) has no audio.
+    if not is_storable_note_id(note_id):
         raise NotFound("The note has no ready audio clip.")
 
 
@@ -38,6 +34,6 @@ def note_audio(note_id: str) -> dict[str, Any]:
 @error_responses(blp)
 def delete_note_audio(note_id: str) -> dict[str, Any]:
     """Delete every clip of the note (any status) and their objects."""
-    if not _valid_note_id(note_id):
+    if not is_storable_note_id(note_id):
         return {"deleted": 0}  # no clip can have such a note id
     return {"deleted": clip_service().delete_note_audio(current_owner(), note_id)}

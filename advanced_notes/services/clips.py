@@ -84,6 +84,13 @@ def cas_transition(session: Session, clip_id: uuid.UUID, to: str, **values: Any)
     return session.execute(statement).rowcount == 1
 
 
+def _ready_or_conflict(clip: AudioClip) -> AudioClip:
+    """What complete answers for a clip that is no longer pending: itself when ready."""
+    if clip.status == READY:
+        return clip
+    raise Conflict(f"The clip is {clip.status} and cannot be completed.", {"status": clip.status})
+
+
 class ClipService:
     """Create, verify, list, play back, re-sign, attach and delete audio clips.
 
@@ -276,10 +283,8 @@ class ClipService:
             StorageUnavailable (nothing changed).
         """
         clip = self.get(owner_id, clip_id)
-        if clip.status == READY:
-            return clip
         if clip.status != PENDING:
-            raise Conflict(f"The clip is {clip.status} and cannot be completed.", {"status": clip.status})
+            return _ready_or_conflict(clip)
         info = self.storage.head(clip.storage_key, with_checksum=bool(clip.checksum_sha256))
         if info is None:
             raise UploadMissing("No object has been uploaded for this clip yet; PUT it, then complete.",
@@ -313,10 +318,7 @@ class ClipService:
 
     def _after_lost_race(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
         # Another complete made the transition between our read and our update.
-        clip = self.get(owner_id, clip_id)
-        if clip.status == READY:
-            return clip
-        raise Conflict(f"The clip is {clip.status} and cannot be completed.", {"status": clip.status})
+        return _ready_or_conflict(self.get(owner_id, clip_id))
 
     # -- playback -----------------------------------------------------------------
 
