@@ -1,11 +1,29 @@
 """gunicorn settings for the service: ``gunicorn -c gunicorn.conf.py wsgi:app``.
 
-Every value can be overridden with the environment variable named beside it.
+Every value can be overridden with the environment variable named beside it. gunicorn
+reads ``./gunicorn.conf.py`` by default, so a plain ``gunicorn wsgi:app`` run from the
+project folder uses these settings too.
+
+The hooks below run in the **master** process, and ``child_exit`` runs inside its SIGCHLD
+handler: a second worker that exits while the handler is still busy re-enters it. So a
+hook must never import anything (a re-entered import sees a half-initialised module and
+raises) and must never raise (an exception there ends the master's main loop, and the
+whole service with it). Everything a hook needs is imported here, when the config loads.
 """
 
 import multiprocessing
 import os
+import shutil
 import tempfile
+
+# Prometheus counters summed over workers (see advanced_notes/api/metrics.py). The
+# directory must be set before prometheus_client is imported: it picks its value class
+# (per-process files or in-memory) at import time, and workers inherit the master's modules.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="advanced-notes-metrics-")
+
+from prometheus_client.multiprocess import mark_process_dead  # noqa: E402
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # The API waits on the database and the store, not the CPU: (2 x cores) + 1 workers,
@@ -25,14 +43,26 @@ max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", 1000))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
+# gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl):
+# two servers on one machine (the API and the benchmark's ceiling, two tenants) would fight
+# over it. Give each server its own path to turn it on.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or "gunicorn.ctl"
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-
-# Prometheus counters summed over workers (see advanced_notes/metrics.py).
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="advanced-notes-metrics-"))
 
 
 def child_exit(server, worker):
-    """Drop a dead worker's live gauges from the Prometheus multi-process files."""
-    from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+    """Drop a dead worker's live gauges (``gauge_live*_<pid>.db``) from the metrics directory.
 
-    GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
+    Runs in the master's SIGCHLD handler, possibly re-entered: no import, no raise.
+    """
+    try:
+        mark_process_dead(worker.pid)
+    except OSError as exc:  # a stale gauge is a wrong number; a dead master is an outage
+        server.log.warning("could not drop metrics of worker %s: %s", worker.pid, exc)
+
+
+def on_exit(server):
+    """Remove the metrics directory this config created (never one given by the operator)."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

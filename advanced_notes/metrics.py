@@ -5,6 +5,9 @@
 - State, read from the database at scrape time: ``advanced_notes_clips{status}``,
   ``advanced_notes_pending_deletions`` and ``advanced_notes_pending_deletions_due``
   (the sweeper's backlog; a growing one means deletions keep failing).
+- ``advanced_notes_workers``: 1 per live process serving the app (summed over gunicorn
+  workers in multi-process mode, ``livesum``). More than the configured worker count
+  means dead workers' files were not dropped (gunicorn.conf.py's ``child_exit``).
 - Sweeper runs (a separate cron process) write their results to a textfile for
   node_exporter: ``sweep --metrics-file``.
 
@@ -15,11 +18,18 @@ worker's counters are added up; without it, each process reports its own.
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
+from typing import Any
 
 from flask import Flask
-from prometheus_client import CollectorRegistry
+from prometheus_flask_exporter import PrometheusMetrics
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -54,17 +64,62 @@ class StateCollector(Collector):
         yield from (clips, backlog, due)
 
 
+class _MultiProcessCollector(MultiProcessCollector):
+    """prometheus_client's multi-process collector, minus files still being created.
+
+    A worker that is booting creates its metrics file and sizes it a moment later; a scrape
+    in between fails on the empty file and answers 500 (prometheus/client_python#1199, open).
+    Worker recycling makes that window frequent, so empty files are skipped: they hold no
+    sample yet. A file removed between the listing and the read is handled upstream.
+    """
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            with suppress(FileNotFoundError):
+                if os.path.getsize(path) > 0:
+                    files.append(path)
+        return self.merge(files, accumulate=True)
+
+
+class _MultiProcessMetrics(PrometheusMetrics):
+    """prometheus-flask-exporter for gunicorn workers: every worker's files, plus the state.
+
+    The library's multi-process export builds a fresh registry per scrape with only the
+    stock file collector, so collectors of the app's own registry (the clip states here)
+    never reached ``/metrics`` under gunicorn. This export reads the files with the
+    collector above and adds the app's ``extra`` collectors.
+    """
+
+    def __init__(self, app: Flask, extra: list[Collector], **kwargs: Any):
+        self._extra = extra
+        super().__init__(app=app, path="/metrics", **kwargs)
+
+    def generate_metrics(self, accept_header: str | None = None, names: list[str] | None = None) -> tuple[str, str]:
+        registry = CollectorRegistry()
+        _MultiProcessCollector(registry)
+        for collector in self._extra:
+            registry.register(collector)
+        if names:
+            registry = registry.restricted_registry(names)
+        generate_latest, content_type = choose_encoder(accept_header)
+        return generate_latest(registry).decode("utf-8"), content_type
+
+
 def init_metrics(app: Flask, db: Database, version: str) -> None:
     """Serve ``/metrics`` for ``app`` (multi-process when ``PROMETHEUS_MULTIPROC_DIR`` is set)."""
     registry = CollectorRegistry()
-    registry.register(StateCollector(db))
+    state = StateCollector(db)
     options = {"registry": registry, "group_by": "url_rule", "excluded_paths": ["^/metrics$"]}
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
-
-        metrics = GunicornInternalPrometheusMetrics(app, **options)
+    multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    if multiprocess:
+        metrics: PrometheusMetrics = _MultiProcessMetrics(app, [state], **options)
     else:
-        from prometheus_flask_exporter import PrometheusMetrics
-
+        registry.register(state)
         metrics = PrometheusMetrics(app, path="/metrics", **options)
     metrics.info("advanced_notes_info", "Advanced Notes audio clips service.", version=version)
+    # In multi-process mode the value lives in a file of this pid (read by the collector
+    # from the directory, so the gauge must not be registered as well), and the master's
+    # child_exit hook removes that file when the worker exits.
+    Gauge("advanced_notes_workers", "Live processes serving the app.", multiprocess_mode="livesum",
+          registry=None if multiprocess else registry).set(1)
