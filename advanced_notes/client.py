@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-
 import os
 import time
 import uuid
@@ -30,8 +29,13 @@ from requests.adapters import HTTPAdapter
 from tqdm.utils import CallbackIOWrapper
 from urllib3.util.retry import Retry
 
-from .audio import SNIFF_BYTES, UnreadableAudio, measure_duration_ms, sniff_container
-from .mime import mime_type_for_filename
+from advanced_notes.domain.audio import (
+    SNIFF_BYTES,
+    UnreadableAudio,
+    measure_duration_ms,
+    sniff_container,
+)
+from advanced_notes.domain.mime import mime_type_for_filename
 
 #: Read size for hashing, bytes.
 CHUNK_BYTES = 256 * 1024

@@ -35,10 +35,11 @@ import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stack import JWT_SECRET, Stack, running_stack  # noqa: E402
-
 import jwt  # noqa: E402
 import pgutil  # noqa: E402
+from stack import JWT_SECRET, Stack, running_stack  # noqa: E402
+
+from advanced_notes.api.context import services_of
 
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "audio" / "note.ogg"
 OWNER = "chaos-user"
@@ -147,13 +148,13 @@ def inject_faults(stack: Stack, tally: Tally, stop: threading.Event, rng: random
 
 def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str, int]:
     """Run the sweeper once, then check the four invariants; return counts (failures included)."""
-    from advanced_notes import create_app
+    from advanced_notes.app import create_app
     from advanced_notes.services.sweeper import Sweeper
 
     with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:  # time passes: deletions are due
         cur.execute("UPDATE pending_deletions SET next_attempt_at = now(), recheck_until = now()")
     app = create_app(stack.settings_env())
-    services = app.extensions["advanced_notes"]
+    services = services_of(app)
     report = Sweeper(services.db, services.storage, services.settings).run(apply=True)
     storage = services.storage
     with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:

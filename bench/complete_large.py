@@ -16,8 +16,9 @@ import struct
 import time
 
 import requests
-from advanced_notes.storage import S3Storage
 from loopback import Loopback, serving
+
+from advanced_notes.adapters.storage import S3Storage
 
 
 def wav(total_bytes: int, rate: int = 16000) -> bytes:

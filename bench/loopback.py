@@ -18,8 +18,10 @@ from typing import Any
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
-from advanced_notes import create_app, migrate
-from advanced_notes.auth import mint_token
+from advanced_notes.adapters import migrate
+from advanced_notes.api.auth import mint_token
+from advanced_notes.api.context import services_of
+from advanced_notes.app import create_app
 
 #: Scripts hammer the API as one owner: limits get their own tests.
 DEFAULT_SETTINGS = {
@@ -75,7 +77,7 @@ def serving(database_url: str | None = None, **settings: str | None) -> Iterator
         migrate.upgrade(db_url)
         app = create_app({**DEFAULT_SETTINGS, "DATABASE_URL": db_url, "S3_ENDPOINT_URL": f"http://{host}:{port}",
                           **settings})
-        services = app.extensions["advanced_notes"]
+        services = services_of(app)
         services.storage.ensure_bucket()
         counter = StatusCounter(app)
         server = make_server("127.0.0.1", 0, counter, threaded=True)

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from loopback import Loopback, serving
 
 STEPS = ("create", "put", "complete", "playback", "total")

@@ -27,11 +27,10 @@ import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pgutil  # noqa: E402
 from stack import JWT_SECRET, Stack, running_stack  # noqa: E402
 
-import pgutil  # noqa: E402
-
-from advanced_notes.db import APPLICATION_NAME  # noqa: E402
+from advanced_notes.adapters.db import APPLICATION_NAME  # noqa: E402
 
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "audio" / "note.ogg"
 WARMUP_SECONDS = 15

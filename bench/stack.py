@@ -24,6 +24,7 @@ sys.path[:0] = [str(REPO / "bench" / "perf"), str(REPO)]
 import pgutil  # noqa: E402
 from procs import Children, free_port, wait_for_http  # noqa: E402
 
+from advanced_notes.api.context import services_of
 from tests.faultproxy import FaultProxy  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -71,9 +72,9 @@ def running_stack(name: str, *, workers: int = 2, threads: int = 4, fault_proxy:
             "AUTH_JWT_SECRET": JWT_SECRET, "LOG_LEVEL": "WARNING",
             **(extra_env or {}),
         }
-        from advanced_notes import create_app
+        from advanced_notes.app import create_app
 
-        create_app({**env, "S3_ENDPOINT_URL": store}).extensions["advanced_notes"].storage.ensure_bucket()
+        services_of(create_app({**env, "S3_ENDPOINT_URL": store})).storage.ensure_bucket()
         gunicorn = children.start("gunicorn", [
             str(BIN / "gunicorn"), "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{api_port}",
             "--graceful-timeout", "5", "--timeout", "30", "wsgi:app"], env=env, cwd=REPO)

@@ -8,8 +8,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from advanced_notes import models  # noqa: F401 - registers the tables on Base.metadata
-from advanced_notes.db import Base
+from advanced_notes.adapters import models  # noqa: F401 - registers the tables on Base.metadata
+from advanced_notes.adapters.db import Base
+from advanced_notes.api.context import services_of
 
 config = context.config
 # Only configure logging when nobody has (the alembic command line, `flask db`): a
@@ -27,10 +28,10 @@ def _database_url() -> str:
     # Standalone `alembic -c migrations/alembic.ini ...`: same URL the app would use.
     from dotenv import load_dotenv
 
-    from advanced_notes import create_app
+    from advanced_notes.app import create_app
 
     load_dotenv(override=False)
-    return create_app().extensions["advanced_notes"].db.url
+    return services_of(create_app()).db.url
 
 
 def _configure(**kwargs: object) -> None:

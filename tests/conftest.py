@@ -32,11 +32,13 @@ for _name in list(os.environ):
 
 import logging  # noqa: E402
 
-from advanced_notes import create_app, migrate  # noqa: E402
+from advanced_notes.adapters import migrate  # noqa: E402
+from advanced_notes.app import create_app
 
 # moto's server logs every request at INFO through werkzeug; failures are what matter.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
-from advanced_notes.auth import mint_token  # noqa: E402
+from advanced_notes.api.auth import mint_token  # noqa: E402
+from advanced_notes.api.context import services_of
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("AUDIO_FIXTURES_DIR", REPO.parent / "shared" / "fixtures" / "audio"))
@@ -149,7 +151,7 @@ def base_config(database_url: str, s3_endpoint: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def app(base_config: dict[str, Any]):
     application = create_app(base_config)
-    application.extensions["advanced_notes"].storage.ensure_bucket()
+    services_of(application).storage.ensure_bucket()
     return application
 
 
@@ -157,7 +159,7 @@ def app(base_config: dict[str, Any]):
 def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "app" in request.fixturenames:
-        db = request.getfixturevalue("app").extensions["advanced_notes"].db
+        db = services_of(request.getfixturevalue("app")).db
         with db.engine.begin() as conn:
             conn.execute(text("DELETE FROM audio_clips"))
             conn.execute(text("DELETE FROM pending_deletions"))
@@ -170,7 +172,7 @@ def client(app):
 
 @pytest.fixture(scope="session")
 def make_token(app):
-    settings = app.extensions["advanced_notes"].settings
+    settings = services_of(app).settings
 
     def make(sub: str = "alice", expires_in: int = 3600) -> str:
         return mint_token(settings, sub, expires_in)
@@ -247,3 +249,11 @@ def api(live_server, make_token) -> Api:
 def put_upload(upload: dict[str, Any], body: bytes) -> requests.Response:
     """PUT ``body`` to a presigned upload with exactly the returned headers (a real HTTP client)."""
     return requests.put(upload["url"], data=body, headers=upload["headers"], timeout=30)
+
+
+def run_cli(app, args: list[str]):
+    """Invoke a ``flask --app wsgi`` command on ``app`` (commands added as wsgi.py adds them)."""
+    from advanced_notes.tools.cli import register_app_commands
+
+    register_app_commands(app)
+    return app.test_cli_runner().invoke(args=args)

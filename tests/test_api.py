@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from advanced_notes.api.context import services_of
+
 from .conftest import BUCKET, put_upload
 from .helpers import assert_error, create, upload_ready
 
@@ -106,7 +108,7 @@ def test_unknown_route_and_method_have_the_error_shape(client, auth):
 
 
 def test_unexpected_exception_is_a_json_500(base_config):
-    from advanced_notes import create_app
+    from advanced_notes.app import create_app
 
     app = create_app(base_config)
 
@@ -147,7 +149,7 @@ def test_size_mismatch_rejects_and_deletes_the_object(app, client, auth):
     assert error["details"] == {"reason": "size_mismatch", "expected_bytes": 100, "stored_bytes": 50}
     clip = client.get(f"/api/audio-clips/{clip_id}", headers=auth).get_json()["clip"]
     assert clip["status"] == "rejected" and clip["stored_bytes"] == 50
-    assert app.extensions["advanced_notes"].storage.head(clip["storage_key"]) is None
+    assert services_of(app).storage.head(clip["storage_key"]) is None
     assert_error(client.post(f"/api/audio-clips/{clip_id}/complete", headers=auth), 409, "conflict")
     assert_error(client.get(f"/api/audio-clips/{clip_id}/playback", headers=auth), 409, "clip_not_ready")
 
@@ -250,7 +252,7 @@ def test_owner_isolation_on_every_clip_endpoint(client, auth, other_auth):
 # -- dependencies down ------------------------------------------------------------------------
 
 def test_store_down_gives_503_and_changes_nothing(base_config, client, auth, app):
-    from advanced_notes import create_app
+    from advanced_notes.app import create_app
 
     clip = create(client, auth)["clip"]
     dead = create_app({**base_config, "S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3_CONNECT_TIMEOUT_SECONDS": "1"})
@@ -264,7 +266,7 @@ def test_store_down_gives_503_and_changes_nothing(base_config, client, auth, app
 
 
 def test_database_down_gives_503(base_config, auth):
-    from advanced_notes import create_app
+    from advanced_notes.app import create_app
 
     dead = create_app({**base_config, "DATABASE_URL": "postgresql+psycopg2://postgres@127.0.0.1:9/none"})
     response = dead.test_client().get("/api/audio-clips", headers=auth)

@@ -7,10 +7,15 @@ import struct
 
 import pytest
 
-from advanced_notes.audio import (CONTAINERS_BY_MIME, UnreadableAudio, container_fits, measure_duration_ms,
-                                  sniff_container)
-from advanced_notes.mime import MIME_EXTENSIONS
-from advanced_notes.rangeio import RangedReader, ReadBudgetExceeded
+from advanced_notes.domain.audio import (
+    CONTAINERS_BY_MIME,
+    UnreadableAudio,
+    container_fits,
+    measure_duration_ms,
+    sniff_container,
+)
+from advanced_notes.domain.mime import MIME_EXTENSIONS
+from advanced_notes.domain.rangeio import RangedReader, ReadBudgetExceeded
 
 from .conftest import AUDIO_FILES
 

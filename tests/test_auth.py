@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from advanced_notes import create_app
+from advanced_notes.app import create_app
 
-from .conftest import JWT_SECRET
+from .conftest import JWT_SECRET, run_cli
 from .helpers import assert_error
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -162,7 +162,7 @@ def test_owner_is_the_sub_never_the_body(client, make_token):
 
 
 def test_token_cli_mints_a_working_token(app, client):
-    result = app.test_cli_runner().invoke(args=["token", "--sub", "cli-user", "--expires-in", "60"])
+    result = run_cli(app, ["token", "--sub", "cli-user", "--expires-in", "60"])
     assert result.exit_code == 0, result.output
     token = result.output.strip()
     assert jwt.decode(token, JWT_SECRET, algorithms=["HS256"])["sub"] == "cli-user"

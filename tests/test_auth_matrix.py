@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import event
 
-from advanced_notes.storage import S3Storage
+from advanced_notes.adapters.storage import S3Storage
+from advanced_notes.api.context import services_of
 
 from .conftest import JWT_SECRET, put_upload
 from .helpers import REAL_AUDIO, create
@@ -136,8 +137,8 @@ class WorkCounter:
     def __init__(self, app, monkeypatch):
         self.sql = 0
         self.store: list[str] = []
-        event.listen(app.extensions["advanced_notes"].db.engine, "before_cursor_execute", self._count)
-        self._engine = app.extensions["advanced_notes"].db.engine
+        event.listen(services_of(app).db.engine, "before_cursor_execute", self._count)
+        self._engine = services_of(app).db.engine
         for name in self.STORE_CALLS:
             original = getattr(S3Storage, name)
             monkeypatch.setattr(S3Storage, name, self._spy(name, original))

@@ -24,7 +24,8 @@ import boto3
 import pytest
 import requests
 
-from advanced_notes.cors import required_cors_rules
+from advanced_notes.api.context import services_of
+from advanced_notes.domain.bucket_cors import required_cors_rules
 
 from .conftest import ACCESS_KEY, BUCKET, REGION, SECRET_KEY
 from .sigv4 import signature_matches
@@ -87,7 +88,7 @@ def bucket_cors(app, s3_endpoint) -> Iterator[Callable[[list[dict] | None], None
 
     The session shares one bucket, and other tests may inspect its CORS rules.
     """
-    storage = app.extensions["advanced_notes"].storage
+    storage = services_of(app).storage
     before = storage.get_cors_rules()
 
     def set_rules(rules: list[dict] | None) -> None:

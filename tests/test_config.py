@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from advanced_notes import create_app
-from advanced_notes.config import DEV_JWT_SECRET, ConfigError, load_settings
+from advanced_notes.app import create_app
+from advanced_notes.settings import DEV_JWT_SECRET, ConfigError, load_settings
 
 GOOD_PROD = {"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWT_SECRET": "s" * 40}
 

@@ -6,7 +6,10 @@ import uuid
 
 import pytest
 
-from advanced_notes import create_app
+from advanced_notes.api.context import services_of
+from advanced_notes.app import create_app
+
+from .conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -19,11 +22,11 @@ def doctor_app(app, base_config):  # app: the session bucket exists
 
 
 def run(app, *args):
-    return app.test_cli_runner().invoke(args=["storage", *args])
+    return run_cli(app, ["storage", *args])
 
 
 def test_report_against_moto_is_honest(doctor_app):
-    storage = doctor_app.extensions["advanced_notes"].storage
+    storage = services_of(doctor_app).storage
     storage.put_cors_rules([{"AllowedOrigins": ["https://other.example.com"], "AllowedMethods": ["GET"]}])
     result = run(doctor_app, "check")
     out = result.output
@@ -37,12 +40,12 @@ def test_report_against_moto_is_honest(doctor_app):
         assert line in out, (line, out)
     assert "fix: Run `advanced-notes storage cors --apply`" in out
     # The probe object is gone, and nothing was left under the clips folder.
-    prefix = doctor_app.extensions["advanced_notes"].settings.key_prefix
+    prefix = services_of(doctor_app).settings.key_prefix
     assert [o for page in storage.list_objects(f"{prefix}/") for o in page] == []
 
 
 def test_cors_apply_fixes_the_rules(doctor_app):
-    storage = doctor_app.extensions["advanced_notes"].storage
+    storage = services_of(doctor_app).storage
     before = storage.get_cors_rules()  # the bucket is shared by the session's tests
     printed = run(doctor_app, "cors")
     assert printed.exit_code == 0 and '"AllowedOrigins"' in printed.output and "applied" not in printed.output

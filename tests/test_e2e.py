@@ -12,7 +12,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from advanced_notes.cli import main as cli_main
+from advanced_notes.tools.cli import main as cli_main
 
 from .conftest import AUDIO_FILES, SECRET_KEY, put_upload
 from .sigv4 import signature_matches, signed_params

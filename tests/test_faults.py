@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy.engine import make_url
 
-from advanced_notes import create_app
+from advanced_notes.api.context import services_of
+from advanced_notes.app import create_app
 
 from .conftest import put_upload
 from .faultproxy import FaultProxy
@@ -83,7 +84,7 @@ def test_store_faults(faulty_store_app, store_proxy, auth, mode):
     # Deleting records the object's deletion and answers within the bound.
     deleted, elapsed = timed(lambda: client.delete(f"/api/audio-clips/{ready['id']}", headers=auth))
     assert deleted.status_code == 204 and elapsed < STORE_BOUND_SECONDS
-    (record,) = faulty_store_app.extensions["advanced_notes"].clips.pending_deletions(uuid.UUID(ready["id"]))
+    (record,) = services_of(faulty_store_app).clips.pending_deletions(uuid.UUID(ready["id"]))
     assert record.attempts == 1 and record.last_error
 
     store_proxy.set_mode("pass")  # the store comes back: no restart needed
@@ -143,4 +144,4 @@ def test_database_down_and_back(base_config, database_url, db_proxy, make_token)
         assert client.get("/readyz").status_code == 200
         again = client.get(f"/api/audio-clips/{clip['id']}", headers=auth)
         assert again.status_code == 200 and again.get_json()["clip"] == clip  # nothing changed
-    app.extensions["advanced_notes"].db.dispose()
+    services_of(app).db.dispose()

@@ -12,11 +12,12 @@ import pytest
 import requests
 from sqlalchemy import text, update
 
-from advanced_notes import create_app
-from advanced_notes.models import PendingDeletion
+from advanced_notes.adapters.models import PendingDeletion
+from advanced_notes.api.context import services_of
+from advanced_notes.app import create_app
 from advanced_notes.services import clips as clips_module
 
-from .conftest import AUDIO_FILES, SECRET_KEY, Api, LiveServer, put_upload
+from .conftest import AUDIO_FILES, SECRET_KEY, Api, LiveServer, put_upload, run_cli
 from .sigv4 import signature_matches, signed_params
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +32,7 @@ def assert_rejected(api: Api, app, clip: dict, response: requests.Response, reas
     error = response.json()["error"]
     assert error["code"] == "upload_rejected" and error["details"]["reason"] == reason, error
     assert api("GET", f"/api/audio-clips/{clip['id']}").json()["clip"]["status"] == "rejected"
-    assert app.extensions["advanced_notes"].storage.head(clip["storage_key"]) is None
+    assert services_of(app).storage.head(clip["storage_key"]) is None
     return error
 
 
@@ -169,7 +170,7 @@ def test_playback_forces_audio_type_even_if_the_object_is_swapped(api, app, audi
     f = audio["note.ogg"]
     clip = api.upload(f)
     # A reused PUT URL (or a bucket write) replaces the verified bytes with HTML.
-    app.extensions["advanced_notes"].storage.put_object(clip["storage_key"], b"<script>alert(1)</script>", "text/html")
+    services_of(app).storage.put_object(clip["storage_key"], b"<script>alert(1)</script>", "text/html")
     got = requests.get(api("GET", f"/api/audio-clips/{clip['id']}/playback").json()["url"], timeout=30)
     assert got.headers["Content-Type"] == "audio/ogg"
     assert got.headers["Content-Disposition"] == f'inline; filename="{clip["id"]}.ogg"'
@@ -198,7 +199,7 @@ def test_idempotent_create_under_20_concurrent_repeats(api, app, audio):
     assert len({a.json()["clip"]["id"] for a in answers}) == 1
     assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 19
     assert all(a.json()["upload"]["url"] for a in answers)
-    with app.extensions["advanced_notes"].db.engine.connect() as conn:
+    with services_of(app).db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audio_clips WHERE note_id = 'idem'")).scalar() == 1
 
 
@@ -278,14 +279,14 @@ def test_attach_and_detach(api, live_server, make_token, audio):
 def pending_deletions(app, clip_id: str) -> list:
     import uuid
 
-    return app.extensions["advanced_notes"].clips.pending_deletions(uuid.UUID(clip_id))
+    return services_of(app).clips.pending_deletions(uuid.UUID(clip_id))
 
 
 def test_delete_with_the_store_up(api, app, audio):
     clip = api.upload(audio["note.mp3"])
     assert api("DELETE", f"/api/audio-clips/{clip['id']}").status_code == 204
     assert api("GET", f"/api/audio-clips/{clip['id']}").status_code == 404
-    assert app.extensions["advanced_notes"].storage.head(clip["storage_key"]) is None
+    assert services_of(app).storage.head(clip["storage_key"]) is None
     # Its PUT URL is still valid: the record stays to delete once more after the URL expires.
     (record,) = pending_deletions(app, clip["id"])
     assert record.attempts == 1 and record.next_attempt_at == record.recheck_until
@@ -294,7 +295,7 @@ def test_delete_with_the_store_up(api, app, audio):
 
 def test_delete_with_the_store_down_is_finished_by_the_sweeper(api, app, server_with, audio):
     clip = api.upload(audio["note.flac"])
-    storage = app.extensions["advanced_notes"].storage
+    storage = services_of(app).storage
     dead_api, _ = server_with(S3_ENDPOINT_URL="http://127.0.0.1:9", S3_CONNECT_TIMEOUT_SECONDS="1")
     assert dead_api("DELETE", f"/api/audio-clips/{clip['id']}").status_code == 204
     assert api("GET", f"/api/audio-clips/{clip['id']}").status_code == 404
@@ -303,9 +304,9 @@ def test_delete_with_the_store_down_is_finished_by_the_sweeper(api, app, server_
     assert record.attempts == 1 and "could not be reached" in record.last_error
     # Time passes: the retry is due and the URL has expired.
     past = record.created_at.replace(year=2000)
-    with app.extensions["advanced_notes"].db.transaction() as session:
+    with services_of(app).db.transaction() as session:
         session.execute(update(PendingDeletion).values(next_attempt_at=past, recheck_until=past))
-    result = app.test_cli_runner().invoke(args=["sweep", "--apply", "--min-orphan-age", "0"])
+    result = run_cli(app, ["sweep", "--apply", "--min-orphan-age", "0"])
     assert result.exit_code == 0, result.output
     assert "recorded deletions due: 1 (done 1" in result.output
     assert storage.head(clip["storage_key"]) is None and pending_deletions(app, clip["id"]) == []
@@ -317,7 +318,7 @@ def test_delete_note_audio(api, app, audio):
     answer = api("DELETE", "/api/notes/doomed/audio")
     assert answer.status_code == 200 and answer.json() == {"deleted": 2}
     assert api("DELETE", "/api/notes/doomed/audio").json() == {"deleted": 0}
-    storage = app.extensions["advanced_notes"].storage
+    storage = services_of(app).storage
     assert storage.head(clips[0]["storage_key"]) is None
     assert all(pending_deletions(app, c["id"]) for c in clips)
     assert api("GET", "/api/notes/kept/audio").json()["clip"]["id"] == keep["id"]

@@ -9,8 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from advanced_notes.keys import build_object_key, environment_name, normalize_prefix, resolve_prefix
-from advanced_notes.mime import MIME_EXTENSIONS, extension_for
+from advanced_notes.domain.keys import (
+    build_object_key,
+    environment_name,
+    normalize_prefix,
+    resolve_prefix,
+)
+from advanced_notes.domain.mime import MIME_EXTENSIONS, extension_for
 
 SAFE_KEY = re.compile(r"^[a-z0-9._-]+(/[a-z0-9._-]+)*$")
 

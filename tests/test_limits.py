@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from advanced_notes import create_app
+from advanced_notes.app import create_app
 
 from .conftest import Api, LiveServer, put_upload
 from .helpers import assert_error
@@ -107,7 +107,7 @@ def test_rate_limit_is_shared_through_redis(app_with, make_token):
 
 
 def test_bad_rate_limit_setting_is_a_startup_error(base_config):
-    from advanced_notes.config import ConfigError
+    from advanced_notes.settings import ConfigError
 
     with pytest.raises(ConfigError, match="RATELIMIT_DEFAULT"):
         create_app({**base_config, "RATELIMIT_DEFAULT": "lots"})

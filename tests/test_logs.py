@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from advanced_notes.logs import configure_logging
+from advanced_notes.api.context import services_of
+from advanced_notes.api.logs import configure_logging
 
 from .conftest import put_upload
 from .helpers import create
@@ -45,7 +46,7 @@ def test_json_lines(monkeypatch, app):
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])  # as in a fresh process
     level = root.level
-    configure_logging(app.extensions["advanced_notes"].settings)
+    configure_logging(services_of(app).settings)
     stream = io.StringIO()
     root.handlers[0].setStream(stream)
     try:
@@ -59,7 +60,7 @@ def test_json_lines(monkeypatch, app):
 
 
 def test_signatures_and_tokens_never_reach_the_logs(app, client, auth, caplog, audio):
-    configure_logging(app.extensions["advanced_notes"].settings)  # holds botocore & co at WARNING
+    configure_logging(services_of(app).settings)  # holds botocore & co at WARNING
     caplog.set_level(logging.DEBUG)
     token = auth["Authorization"].split()[1]
     f = audio["note.ogg"]
@@ -80,5 +81,5 @@ def test_signatures_and_tokens_never_reach_the_logs(app, client, auth, caplog, a
 
 @pytest.mark.parametrize("name", ["botocore", "botocore.auth", "urllib3.connectionpool"])
 def test_signing_libraries_stay_quiet_even_at_debug(app, name):
-    configure_logging(app.extensions["advanced_notes"].settings)
+    configure_logging(services_of(app).settings)
     assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from .conftest import run_cli
 from .helpers import create
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def test_requests_and_state(client, auth):
 
 def test_sweeper_writes_its_results(app, tmp_path):
     path = tmp_path / "sweeper.prom"
-    result = app.test_cli_runner().invoke(args=["sweep", "--metrics-file", str(path)])
+    result = run_cli(app, ["sweep", "--metrics-file", str(path)])
     assert result.exit_code == 0, result.output
     text = path.read_text()
     assert metric(text, "advanced_notes_sweeper_applied") == 0

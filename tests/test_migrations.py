@@ -6,8 +6,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from advanced_notes import migrate
-from advanced_notes.db import Base
+from advanced_notes.adapters import migrate
+from advanced_notes.adapters.db import Base
+from advanced_notes.api.context import services_of
+
+from .conftest import run_cli
 
 
 def _diff(url: str) -> list:
@@ -45,14 +48,14 @@ def test_upgrade_downgrade_and_models_match(empty_database_url):
 
 
 def test_db_cli_upgrade(empty_database_url, base_config):
-    from advanced_notes import create_app
+    from advanced_notes.app import create_app
 
     url = empty_database_url()
     app = create_app({**base_config, "DATABASE_URL": url})
-    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    result = run_cli(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert "audio_clips" in _tables(url)
-    app.extensions["advanced_notes"].db.dispose()
+    services_of(app).db.dispose()
 
 
 def test_hot_queries_use_their_indexes(empty_database_url):

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 
-from advanced_notes.config import load_settings
-from advanced_notes.storage import S3Storage
+from advanced_notes.adapters.storage import S3Storage
+from advanced_notes.api.context import services_of
+from advanced_notes.settings import load_settings
 
 from .conftest import ACCESS_KEY, SECRET_KEY
 from .sigv4 import signature_matches, signed_params
@@ -119,7 +120,7 @@ def test_without_s3v4_boto3_would_sign_sigv2():
 
 
 def test_head_put_delete_against_moto(app):
-    s = app.extensions["advanced_notes"].storage
+    s = services_of(app).storage
     key = "test/audio-clips/head-probe.m4a"
     assert s.head(key) is None
     s.put_object(key, b"0123456789", "audio/mp4")

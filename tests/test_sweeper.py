@@ -13,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select, update
 
-from advanced_notes import create_app
-from advanced_notes.db import utcnow
-from advanced_notes.models import AudioClip, PendingDeletion
+from advanced_notes.adapters.models import AudioClip, PendingDeletion
+from advanced_notes.api.context import services_of
+from advanced_notes.app import create_app
+from advanced_notes.domain.clock import utcnow
 from advanced_notes.services.sweeper import Sweeper
 
-from .conftest import Api, LiveServer, put_upload
+from .conftest import Api, LiveServer, put_upload, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -34,14 +35,14 @@ def env(base_config, make_token):
 
 
 def sweep(app, *args: str) -> str:
-    result = app.test_cli_runner().invoke(args=["sweep", *args])
+    result = run_cli(app, ["sweep", *args])
     assert result.exit_code == 0, result.output
     return result.output
 
 
 def age_clips(app, hours: float, **where) -> None:
     ago = utcnow() - dt.timedelta(hours=hours)
-    with app.extensions["advanced_notes"].db.transaction() as session:
+    with services_of(app).db.transaction() as session:
         session.execute(update(AudioClip).filter_by(**where).values(created_at=ago))
 
 
@@ -51,7 +52,7 @@ def status(api: Api, clip_id: str) -> str:
 
 def test_expiry_dry_run_then_apply_then_a_late_upload(env, audio):
     api, app = env
-    storage = app.extensions["advanced_notes"].storage
+    storage = services_of(app).storage
     f = audio["note.ogg"]
     stale = api.create(f)
     fresh = api.create(f)
@@ -79,7 +80,7 @@ def test_expired_clip_deletion_waits_for_the_url_to_expire(env, audio):
     created = api.create(audio["note.ogg"])
     age_clips(app, 2)
     sweep(app, "--apply")
-    (record,) = app.extensions["advanced_notes"].clips.pending_deletions(uuid.UUID(created["clip"]["id"]))
+    (record,) = services_of(app).clips.pending_deletions(uuid.UUID(created["clip"]["id"]))
     assert record.reason == "expired"
     assert record.recheck_until >= utcnow() + dt.timedelta(minutes=14)  # URL expiry + clock skew
     assert record.next_attempt_at == record.recheck_until
@@ -87,7 +88,7 @@ def test_expired_clip_deletion_waits_for_the_url_to_expire(env, audio):
 
 def test_reconcile_finds_orphans_and_missing_objects(env, audio):
     api, app = env
-    services = app.extensions["advanced_notes"]
+    services = services_of(app)
     storage, folder = services.storage, f"{services.settings.key_prefix}/audio-clips/"
     kept = api.upload(audio["note.ogg"])
     missing = api.upload(audio["note.mp3"])
@@ -117,9 +118,9 @@ def test_reconcile_finds_orphans_and_missing_objects(env, audio):
 def test_objects_with_a_recorded_deletion_are_not_orphans(env, audio, base_config):
     api, app = env
     clip = api.upload(audio["note.ogg"])
-    dead = create_app({**base_config, "S3_KEY_PREFIX": app.extensions["advanced_notes"].settings.key_prefix,
+    dead = create_app({**base_config, "S3_KEY_PREFIX": services_of(app).settings.key_prefix,
                        "S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3_CONNECT_TIMEOUT_SECONDS": "1"})
-    dead.extensions["advanced_notes"].clips.delete("sweep-user", uuid.UUID(clip["id"]))
+    services_of(dead).clips.delete("sweep-user", uuid.UUID(clip["id"]))
     report = sweep(app, "--min-orphan-age", "0")
     assert "objects with a recorded deletion: 1" in report
     assert "orphan objects (no row, no recorded deletion): 0" in report
@@ -127,7 +128,7 @@ def test_objects_with_a_recorded_deletion_are_not_orphans(env, audio, base_confi
 
 def test_small_batches_and_several_sweepers_at_once(env, audio):
     api, app = env
-    services = app.extensions["advanced_notes"]
+    services = services_of(app)
     stale = [api.create(audio["note.ogg"])["clip"]["id"] for _ in range(7)]
     age_clips(app, 3)
     dry = Sweeper(services.db, services.storage, services.settings, batch_size=2).run(apply=False)
@@ -143,11 +144,11 @@ def test_small_batches_and_several_sweepers_at_once(env, audio):
 
 def test_delete_needs_apply(env):
     _, app = env
-    result = app.test_cli_runner().invoke(args=["sweep", "--delete"])
+    result = run_cli(app, ["sweep", "--delete"])
     assert result.exit_code != 0 and "--delete needs --apply" in result.output
 
 
 def test_sweep_reports_an_unreachable_store(base_config):
     dead = create_app({**base_config, "S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3_CONNECT_TIMEOUT_SECONDS": "1"})
-    result = dead.test_cli_runner().invoke(args=["sweep"])
+    result = run_cli(dead, ["sweep"])
     assert result.exit_code == 1 and "could not be reached" in result.output

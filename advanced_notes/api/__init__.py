@@ -6,10 +6,10 @@ from flask import Flask
 from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
-from ..config import Settings
-from ..errors import http_exception_response
-from ..ratelimit import init_rate_limits
-from ..schemas import ErrorSchema
+from advanced_notes.api.errors import http_exception_response
+from advanced_notes.api.ratelimit import init_rate_limits
+from advanced_notes.api.schemas import ErrorSchema
+from advanced_notes.settings import Settings
 
 API_TITLE = "Advanced Notes audio clips"
 API_VERSION = "1.0.0"
@@ -35,7 +35,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     The limits that are settings are written into the document, so clients (and
     schema fuzzers) see the bounds this deployment enforces.
     """
-    from . import clips, health, notes
+    from advanced_notes.api import clips, health, notes
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -54,7 +54,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     for blueprint in (clips.blp, notes.blp, health.blp):
         api.register_blueprint(blueprint)
     init_rate_limits(app, settings, [clips.blp, notes.blp])
-    from . import demo
+    from advanced_notes.api import demo
 
     app.register_blueprint(demo.blp)  # a page, not part of the API document
     create = api.spec.components.schemas["CreateClip"]["properties"]

@@ -7,12 +7,30 @@ from typing import Any
 
 from marshmallow import RAISE
 
-from ..auth import current_owner
-from ..schemas import (CLIP_EXAMPLE, PENDING_EXAMPLE, PLAYBACK_EXAMPLE, UPLOAD_EXAMPLE, ClipEnvelopeSchema,
-                       ClipPageSchema, CreateClipSchema, CreatedClipSchema, IdempotencyHeaderSchema,
-                       ListClipsQuerySchema, PlaybackSchema, UpdateClipSchema, UploadEnvelopeSchema)
-from .common import (NO_CLIP, authenticated_blueprint, clip_service, error_responses, playback_body,
-                     upload_body)
+from advanced_notes.api.auth import current_owner
+from advanced_notes.api.common import (
+    NO_CLIP,
+    authenticated_blueprint,
+    clip_service,
+    error_responses,
+    playback_body,
+    upload_body,
+)
+from advanced_notes.api.schemas import (
+    CLIP_EXAMPLE,
+    PENDING_EXAMPLE,
+    PLAYBACK_EXAMPLE,
+    UPLOAD_EXAMPLE,
+    ClipEnvelopeSchema,
+    ClipPageSchema,
+    CreateClipSchema,
+    CreatedClipSchema,
+    IdempotencyHeaderSchema,
+    ListClipsQuerySchema,
+    PlaybackSchema,
+    UpdateClipSchema,
+    UploadEnvelopeSchema,
+)
 
 blp = authenticated_blueprint("audio-clips", __name__, "Audio clips: upload sessions, completion, playback.")
 

@@ -8,14 +8,15 @@ from typing import Any, TypeVar
 from flask import current_app
 from flask_smorest import Blueprint
 
-from ..auth import authenticate_request
-from ..services.clips import ClipService, Playback
-from ..storage import PresignedRequest
+from advanced_notes.adapters.storage import PresignedRequest
+from advanced_notes.api.auth import authenticate_request
+from advanced_notes.api.context import current_services
+from advanced_notes.services.clips import ClipService, Playback
 
 
 def clip_service() -> ClipService:
     """The process-wide ClipService of the running app."""
-    return current_app.extensions["advanced_notes"].clips
+    return current_services().clips
 
 
 F = TypeVar("F", bound=Callable[..., Any])

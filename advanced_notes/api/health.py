@@ -8,8 +8,13 @@ from flask import current_app
 from flask_smorest import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import ApiError, DatabaseUnavailable, StorageUnavailable
-from ..schemas import HealthSchema, ReadinessSchema
+from advanced_notes.api.context import current_services
+from advanced_notes.api.schemas import HealthSchema, ReadinessSchema
+from advanced_notes.domain.errors import (
+    ApiError,
+    DatabaseUnavailable,
+    StorageUnavailable,
+)
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes (no auth).")
 
@@ -28,7 +33,7 @@ def healthz() -> dict[str, Any]:
 @blp.alt_response(503, description="database_unavailable or storage_unavailable; details say which.")
 def readyz() -> dict[str, Any]:
     """Readiness: 200 when the database answers and the bucket is reachable, else 503."""
-    ext = current_app.extensions["advanced_notes"]
+    ext = current_services()
     checks: dict[str, str] = {}
     failure: ApiError | None = None
     try:

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..auth import current_owner
-from ..errors import NotFound
-from ..schemas import CLIP_EXAMPLE, PLAYBACK_EXAMPLE, DeletedSchema, NoteAudioSchema, is_storable_note_id
-from .common import authenticated_blueprint, clip_service, error_responses, playback_body
+from advanced_notes.api.auth import current_owner
+from advanced_notes.api.common import (
+    authenticated_blueprint,
+    clip_service,
+    error_responses,
+    playback_body,
+)
+from advanced_notes.api.schemas import (
+    CLIP_EXAMPLE,
+    PLAYBACK_EXAMPLE,
+    DeletedSchema,
+    NoteAudioSchema,
+    is_storable_note_id,
+)
+from advanced_notes.domain.errors import NotFound
 
 blp = authenticated_blueprint("notes", __name__, "Audio of a note.")
 

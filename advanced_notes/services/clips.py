@@ -18,17 +18,25 @@ from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..config import Settings
-from ..db import Database, utcnow
-from ..errors import (ClipNotReady, Conflict, NotFound, QuotaExceeded, UploadMissing, UploadRejected,
-                      ValidationFailed)
-from ..keys import build_object_key
-from ..mime import extension_for
-from ..models import AudioClip, ClipStatus, PendingDeletion
-from ..pagination import decode_cursor, encode_cursor
-from ..storage import PresignedRequest, S3Storage
-from .deletions import DeletionQueue
-from .verification import check_declaration, verify_audio
+from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
+from advanced_notes.adapters.storage import PresignedRequest, S3Storage
+from advanced_notes.domain.clock import utcnow
+from advanced_notes.domain.errors import (
+    ClipNotReady,
+    Conflict,
+    NotFound,
+    QuotaExceeded,
+    UploadMissing,
+    UploadRejected,
+    ValidationFailed,
+)
+from advanced_notes.domain.keys import build_object_key
+from advanced_notes.domain.mime import extension_for
+from advanced_notes.domain.pagination import decode_cursor, encode_cursor
+from advanced_notes.services.deletions import DeletionQueue
+from advanced_notes.services.verification import check_declaration, verify_audio
+from advanced_notes.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ..db import Database, utcnow
-from ..errors import StorageUnavailable
-from ..models import AudioClip, PendingDeletion
-from ..storage import S3Storage
+from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.models import AudioClip, PendingDeletion
+from advanced_notes.adapters.storage import S3Storage
+from advanced_notes.domain.clock import utcnow
+from advanced_notes.domain.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 

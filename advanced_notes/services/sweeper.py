@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select, tuple_, update
 
-from ..config import Settings
-from ..db import Database, utcnow
-from ..errors import StorageUnavailable
-from ..keys import clip_id_from_key, clips_folder
-from ..models import AudioClip, ClipStatus, PendingDeletion
-from ..storage import ListedObject, S3Storage
-from .deletions import AttemptResult, DeletionQueue
+from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
+from advanced_notes.adapters.storage import ListedObject, S3Storage
+from advanced_notes.domain.clock import utcnow
+from advanced_notes.domain.errors import StorageUnavailable
+from advanced_notes.domain.keys import clip_id_from_key, clips_folder
+from advanced_notes.services.deletions import AttemptResult, DeletionQueue
+from advanced_notes.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..audio import SNIFF_BYTES, UnreadableAudio, container_fits, measure_duration_ms, sniff_container
-from ..errors import UploadRejected
-from ..mime import normalize_mime_type
-from ..models import AudioClip
-from ..rangeio import ReadBudgetExceeded
-from ..storage import ObjectInfo, S3Storage
+from advanced_notes.adapters.models import AudioClip
+from advanced_notes.adapters.storage import ObjectInfo, S3Storage
+from advanced_notes.domain.audio import (
+    SNIFF_BYTES,
+    UnreadableAudio,
+    container_fits,
+    measure_duration_ms,
+    sniff_container,
+)
+from advanced_notes.domain.errors import UploadRejected
+from advanced_notes.domain.mime import normalize_mime_type
+from advanced_notes.domain.rangeio import ReadBudgetExceeded
 
 log = logging.getLogger(__name__)
 

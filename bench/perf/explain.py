@@ -22,6 +22,8 @@ from typing import Any
 
 from inproc import call, make_environ, setup_environment
 
+from advanced_notes.api.context import services_of
+
 _EXECUTION = re.compile(r"Execution Time: ([0-9.]+) ms")
 _PLANNING = re.compile(r"Planning Time: ([0-9.]+) ms")
 _INDEX = re.compile(r"(Index Only Scan|Index Scan Backward|Index Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\w+)")
@@ -33,10 +35,10 @@ def main(argv: list[str]) -> int:
     setup_environment(spec["env"])
     from sqlalchemy import event
 
-    from advanced_notes import create_app
+    from advanced_notes.app import create_app
 
     app = create_app()
-    engine = app.extensions["advanced_notes"].db.engine
+    engine = services_of(app).db.engine
     captured: list[tuple[str, Any]] = []
 
     @event.listens_for(engine, "before_cursor_execute")

@@ -22,13 +22,12 @@ For each app and endpoint, single-threaded, after ``warmup`` unmeasured calls:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cProfile
 import json
 import pstats
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import dbtiming
@@ -228,7 +227,7 @@ def main(argv: list[str]) -> int:
     dbtiming.install()  # before any app opens a connection
     # No logging setup here: create_app configures it as in a gunicorn worker (one JSON
     # line per request to stderr, which goes to this process's log file), so its cost counts.
-    from advanced_notes import create_app
+    from advanced_notes.app import create_app
 
     apps = {"ours": create_app()}
     import ceiling

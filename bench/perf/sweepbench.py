@@ -60,10 +60,10 @@ def main(argv: list[str]) -> int:
 
     import psycopg2
 
-    from advanced_notes.config import load_settings
-    from advanced_notes.db import Database
+    from advanced_notes.adapters.db import Database
+    from advanced_notes.adapters.storage import ListedObject, S3Storage
     from advanced_notes.services.sweeper import Sweeper
-    from advanced_notes.storage import ListedObject, S3Storage
+    from advanced_notes.settings import load_settings
 
     class TableListedStorage(S3Storage):
         """S3Storage whose listing is generated from the table (see the module docstring)."""

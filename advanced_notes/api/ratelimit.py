@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask import Flask, g, request
 from flask_limiter import Limiter
 
-from .auth import authenticate_request
-from .config import Settings
-from .errors import Unauthorized
+from advanced_notes.api.auth import authenticate_request
+from advanced_notes.domain.errors import Unauthorized
+from advanced_notes.settings import Settings
 
 
 def owner_key() -> str:

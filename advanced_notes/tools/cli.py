@@ -18,9 +18,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from advanced_notes.api.context import current_services
+
 
 def _database_url() -> str:
-    return current_app.extensions["advanced_notes"].db.url
+    return current_services().db.url
 
 
 @click.group("db", help="Schema migrations (Alembic).")
@@ -33,7 +35,9 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     """Upgrade the database to REVISION (default: head)."""
-    from . import migrate  # alembic is imported only when a db command runs
+    from advanced_notes.adapters import (
+        migrate,  # alembic is imported only when a db command runs
+    )
 
     migrate.upgrade(_database_url(), revision)
 
@@ -43,7 +47,9 @@ def db_upgrade(revision: str) -> None:
 @with_appcontext
 def db_downgrade(revision: str) -> None:
     """Downgrade the database to REVISION (`base` removes every table)."""
-    from . import migrate  # alembic is imported only when a db command runs
+    from advanced_notes.adapters import (
+        migrate,  # alembic is imported only when a db command runs
+    )
 
     migrate.downgrade(_database_url(), revision)
 
@@ -52,9 +58,11 @@ def db_downgrade(revision: str) -> None:
 @with_appcontext
 def db_current() -> None:
     """Show the database's current revision."""
-    from . import migrate  # alembic is imported only when a db command runs
-
     from alembic import command
+
+    from advanced_notes.adapters import (
+        migrate,  # alembic is imported only when a db command runs
+    )
 
     command.current(migrate.alembic_config(_database_url()), verbose=True)
 
@@ -65,9 +73,11 @@ def db_current() -> None:
 @with_appcontext
 def db_revision(message: str, autogenerate: bool) -> None:
     """Create a new revision file in migrations/versions (review it before committing)."""
-    from . import migrate  # alembic is imported only when a db command runs
-
     from alembic import command
+
+    from advanced_notes.adapters import (
+        migrate,  # alembic is imported only when a db command runs
+    )
 
     command.revision(migrate.alembic_config(_database_url()), message=message, autogenerate=autogenerate)
 
@@ -79,9 +89,9 @@ def db_revision(message: str, autogenerate: bool) -> None:
 @with_appcontext
 def token_command(subject: str, expires_in: int) -> None:
     """Mint an HS256 bearer token with AUTH_JWT_SECRET (for local use and scripts)."""
-    from .auth import mint_token
+    from advanced_notes.api.auth import mint_token
 
-    click.echo(mint_token(current_app.extensions["advanced_notes"].settings, subject, expires_in))
+    click.echo(mint_token(current_services().settings, subject, expires_in))
 
 
 @click.command("sweep")
@@ -107,12 +117,12 @@ def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_
     from sqlalchemy.exc import SQLAlchemyError
     from tqdm import tqdm
 
-    from .errors import ApiError
-    from .services.sweeper import Sweeper
+    from advanced_notes.domain.errors import ApiError
+    from advanced_notes.services.sweeper import Sweeper
 
     if delete_orphans and not apply:
         raise click.UsageError("--delete needs --apply")
-    services = current_app.extensions["advanced_notes"]
+    services = current_services()
     sweeper = Sweeper(services.db, services.storage, services.settings, batch_size=batch_size)
     # disable=None: the progress bar shows on a terminal and stays out of cron mail.
     with tqdm(unit=" objects", desc="reconcile", file=sys.stderr, disable=None) as bar:
@@ -126,7 +136,7 @@ def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_
     for line in report.summary():
         click.echo(line)
     if metrics_file:
-        from .services.sweeper import write_report_metrics
+        from advanced_notes.services.sweeper import write_report_metrics
 
         write_report_metrics(report, metrics_file)
 
@@ -143,9 +153,9 @@ def storage_check() -> None:
 
     Exits 1 when a check fails.
     """
-    from .doctor import FAIL, WARN, StorageDoctor
+    from advanced_notes.tools.doctor import FAIL, WARN, StorageDoctor
 
-    services = current_app.extensions["advanced_notes"]
+    services = current_services()
     failed = False
     for finding in StorageDoctor(services.storage, services.settings).run():
         failed |= finding.level == FAIL
@@ -162,9 +172,9 @@ def storage_check() -> None:
 @with_appcontext
 def storage_cors(origins: tuple[str, ...], apply: bool) -> None:
     """Print, or with --apply write, the minimal bucket CORS rules for browser uploads."""
-    from .cors import required_cors_rules
+    from advanced_notes.domain.bucket_cors import required_cors_rules
 
-    services = current_app.extensions["advanced_notes"]
+    services = current_services()
     origins = origins or services.settings.cors_origins
     if not origins:
         raise click.UsageError("no origins: pass --origin or set CORS_ORIGINS")
@@ -183,13 +193,16 @@ def register_app_commands(app: Flask) -> None:
     app.cli.add_command(storage_group)
 
 
-def _create_app_for_cli() -> Flask:
-    from . import create_app
+def create_cli_app() -> Flask:
+    """The app with its commands, as ``flask --app wsgi`` and ``advanced-notes`` see it."""
+    from advanced_notes.app import create_app
 
-    return create_app()
+    app = create_app()
+    register_app_commands(app)
+    return app
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app_for_cli, add_default_commands=False,
+@click.group(cls=FlaskGroup, create_app=create_cli_app, add_default_commands=False,
              help="Advanced Notes audio clips.")
 def main() -> None:
     pass
@@ -202,20 +215,20 @@ def main() -> None:
 @click.option("--sub", "subject", default="dev-user", show_default=True, help="Owner of the printed token.")
 def dev_command(host: str, port: int, s3_port: int, subject: str) -> None:
     """Run the API on the embedded default: SQLite + moto's S3 server on loopback."""
-    from .devserver import EmbeddedOptions, run_embedded
+    from advanced_notes.tools.devserver import EmbeddedOptions, run_embedded
 
     run_embedded(EmbeddedOptions(host=host, port=port, s3_port=s3_port, subject=subject))
 
 
 def _embedded_client_defaults() -> dict[str, str]:
-    from .devserver import CLIENT_FILE
+    from advanced_notes.tools.devserver import CLIENT_FILE
 
     path = Path("instance") / CLIENT_FILE
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _client(api: str | None, token: str | None):
-    from .client import AudioClipsClient
+    from advanced_notes.client import AudioClipsClient
 
     embedded = _embedded_client_defaults()
     api = api or embedded.get("api") or "http://127.0.0.1:8000"
@@ -238,7 +251,7 @@ def _api_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .client import ApiClientError
+        from advanced_notes.client import ApiClientError
 
         try:
             return fn(*args, **kwargs)

@@ -12,9 +12,10 @@ import datetime as dt
 from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from .config import Settings
-from .mime import normalize_mime_type
-from .models import ClipStatus
+from advanced_notes.adapters.models import ClipStatus
+from advanced_notes.api.context import current_services
+from advanced_notes.domain.mime import normalize_mime_type
+from advanced_notes.settings import Settings
 
 MAX_NOTE_ID_LENGTH = 255
 MAX_PAGE_SIZE = 100
@@ -22,7 +23,7 @@ DEFAULT_PAGE_SIZE = 20
 
 
 def _settings() -> Settings:
-    return current_app.extensions["advanced_notes"].settings
+    return current_services().settings
 
 
 class UTCDateTime(fields.DateTime):

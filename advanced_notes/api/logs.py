@@ -19,7 +19,7 @@ import uuid
 from flask import Flask, Response, g, request
 from pythonjsonlogger.json import JsonFormatter
 
-from .config import Settings
+from advanced_notes.settings import Settings
 
 log = logging.getLogger("advanced_notes.request")
 

@@ -25,18 +25,19 @@ from contextlib import suppress
 from typing import Any
 
 from flask import Flask
-from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_flask_exporter import PrometheusMetrics
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import Database, utcnow
-from .models import AudioClip, ClipStatus, PendingDeletion
+from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
+from advanced_notes.domain.clock import utcnow
 
 
 class StateCollector(Collector):

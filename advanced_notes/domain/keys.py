@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Mapping
 
-from .mime import extension_for
+from advanced_notes.domain.mime import extension_for
 
 #: Aliases that collapse onto the three canonical environment names.
 ENVIRONMENT_ALIASES: Mapping[str, str] = {

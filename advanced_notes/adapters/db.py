@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -57,11 +57,6 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.timezone.utc)
         return value.astimezone(dt.timezone.utc)
-
-
-def utcnow() -> dt.datetime:
-    """The current time, aware, in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _configure_sqlite(engine: Engine) -> None:

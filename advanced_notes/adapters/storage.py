@@ -10,18 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator
-from functools import partial
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import Settings
-from .db import utcnow
-from .errors import StorageUnavailable
-from .rangeio import RangedReader
+from advanced_notes.domain.clock import utcnow
+from advanced_notes.domain.errors import StorageUnavailable
+from advanced_notes.domain.rangeio import RangedReader
+from advanced_notes.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from .config import Settings
-from .cors import cors_problems
-from .errors import StorageUnavailable
-from .storage import S3Storage
+from advanced_notes.adapters.storage import S3Storage
+from advanced_notes.domain.bucket_cors import cors_problems
+from advanced_notes.domain.errors import StorageUnavailable
+from advanced_notes.settings import Settings
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 PROBE_BODY = b"advanced-notes storage probe \x00\x01\x02" * 8

@@ -11,8 +11,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .keys import environment_name, resolve_prefix
-from .mime import DEFAULT_ALLOWED_MIME_TYPES, parse_allowed_mime_types
+from advanced_notes.domain.keys import environment_name, resolve_prefix
+from advanced_notes.domain.mime import (
+    DEFAULT_ALLOWED_MIME_TYPES,
+    parse_allowed_mime_types,
+)
 
 #: S3 SigV4 presigned URLs live at most 7 days (604800 s); AWS refuses longer ones.
 SIGV4_MAX_EXPIRES_SECONDS = 604_800
@@ -162,7 +165,9 @@ class _Reader:
 
     def rate_limit(self, name: str, default: str) -> str:
         raw = self.text(name, default) or default
-        from limits import parse_many  # flask-limiter's own parser: the same syntax it enforces
+        from limits import (
+            parse_many,  # flask-limiter's own parser: the same syntax it enforces
+        )
 
         try:
             parse_many(raw)

@@ -6,10 +6,19 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import Base, UTCDateTime, utcnow
+from advanced_notes.adapters.db import Base, UTCDateTime
+from advanced_notes.domain.clock import utcnow
 
 
 class ClipStatus(str, enum.Enum):

@@ -14,8 +14,9 @@ from typing import Any
 import jwt
 from flask import current_app, g, request
 
-from .config import Settings
-from .errors import Unauthorized
+from advanced_notes.api.context import current_services
+from advanced_notes.domain.errors import Unauthorized
+from advanced_notes.settings import Settings
 
 HMAC_ALGORITHMS = ("HS256",)
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
@@ -111,7 +112,7 @@ def authenticate_request() -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <token>'.")
-    verifier: TokenVerifier = current_app.extensions["advanced_notes"].verifier
+    verifier: TokenVerifier = current_services().verifier
     g.owner_id = verifier.verify(token.strip())["sub"]
 
 

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from werkzeug.serving import run_simple
 
-from . import create_app, migrate
-from .auth import mint_token
-from .cors import required_cors_rules
+from advanced_notes.adapters import migrate
+from advanced_notes.api.auth import mint_token
+from advanced_notes.api.context import services_of
+from advanced_notes.app import create_app
+from advanced_notes.domain.bucket_cors import required_cors_rules
 
 EMBEDDED_DB = "embedded.sqlite"
 #: Written at start so `advanced-notes upload` finds the running server without flags.
@@ -82,7 +84,7 @@ def run_embedded(options: EmbeddedOptions) -> None:
         "AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded-secret",
         "AUTH_JWKS_URL": None,
     })
-    services = app.extensions["advanced_notes"]
+    services = services_of(app)
     migrate.upgrade(services.db.url)
     services.storage.ensure_bucket()
     # The demo page PUTs from the API's origin straight to the emulator (another port,

@@ -2,9 +2,9 @@
 
     {"error": {"code": "validation_error", "message": "...", "details": {...}}}
 
-Domain code raises :class:`ApiError` subclasses; werkzeug's HTTP errors, webargs'
-validation aborts, database outages and unexpected exceptions are converted here, so
-no response is ever HTML and no 5xx leaks a traceback.
+Services raise the :mod:`advanced_notes.domain.errors` classes; werkzeug's HTTP errors,
+webargs' validation aborts, database outages and unexpected exceptions are converted
+here, so no response is ever HTML and no 5xx leaks a traceback.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-log = logging.getLogger(__name__)
+from advanced_notes.domain.errors import ApiError, DatabaseUnavailable
 
-#: Seconds a client should wait before retrying after a dependency outage.
-RETRY_AFTER_SECONDS = 5
+log = logging.getLogger(__name__)
 
 # werkzeug status -> our code; anything not listed falls back to a lower-cased name.
 _HTTP_CODES = {
@@ -37,97 +36,6 @@ _HTTP_CODES = {
     500: "internal_error",
 }
 
-
-class ApiError(Exception):
-    """An error with an HTTP status, a stable machine code, a message and optional details.
-
-    Args:
-        message: human-readable, safe to show to the client.
-        details: JSON-serializable extra information (field errors, a rejection reason).
-        headers: extra response headers (``Retry-After``, ``WWW-Authenticate``).
-    """
-
-    status = 500
-    code = "internal_error"
-
-    def __init__(self, message: str, details: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.details = details
-        self.headers = headers or {}
-
-
-class BadRequest(ApiError):
-    status, code = 400, "bad_request"
-
-
-class Unauthorized(ApiError):
-    """401; always carries ``WWW-Authenticate: Bearer`` (RFC 6750 §3)."""
-
-    status, code = 401, "unauthorized"
-
-    def __init__(self, message: str = "A valid bearer token is required.", **kw: Any):
-        super().__init__(message, **kw)
-        self.headers.setdefault("WWW-Authenticate", 'Bearer realm="advanced-notes"')
-
-
-class NotFound(ApiError):
-    status, code = 404, "not_found"
-
-
-class Conflict(ApiError):
-    status, code = 409, "conflict"
-
-
-class UploadMissing(ApiError):
-    """409: complete was called but no object is at the clip's key yet."""
-
-    status, code = 409, "upload_missing"
-
-
-class ClipNotReady(ApiError):
-    status, code = 409, "clip_not_ready"
-
-
-class ValidationFailed(ApiError):
-    status, code = 422, "validation_error"
-
-
-class UploadRejected(ApiError):
-    """422: the stored object is not what was declared; ``details.reason`` says why.
-
-    Reasons: ``size_mismatch``, ``checksum_mismatch``, ``type_mismatch``, ``not_audio``,
-    ``unreadable_audio``.
-    """
-
-    status, code = 422, "upload_rejected"
-
-    def __init__(self, reason: str, message: str, **details: Any):
-        super().__init__(message, details={"reason": reason, **details})
-        self.reason = reason
-
-
-class QuotaExceeded(ApiError):
-    """429: creating this upload session would exceed a per-owner quota (details say which)."""
-
-    status, code = 429, "quota_exceeded"
-
-
-class _Unavailable(ApiError):
-    def __init__(self, message: str, **kw: Any):
-        super().__init__(message, **kw)
-        self.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
-
-
-class StorageUnavailable(_Unavailable):
-    """503: the object store could not be reached or answered with a server error."""
-
-    status, code = 503, "storage_unavailable"
-
-
-class DatabaseUnavailable(_Unavailable):
-    status, code = 503, "database_unavailable"
 
 
 def error_response(status: int, code: str, message: str, details: Any = None,

@@ -1,0 +1,50 @@
+"""The process-wide services an app holds, and the typed way to reach them.
+
+``create_app`` builds one :class:`AppServices` per process (settings, the engine and its
+pool, the boto3 client, the token verifier, the services) and stores it on the app;
+blueprints, commands and tests read it through :func:`services_of` or
+:func:`current_services` instead of spelling out ``app.extensions[...]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import Flask, current_app
+
+if TYPE_CHECKING:  # the blueprints that read this module are imported by those below
+    from advanced_notes.adapters.db import Database
+    from advanced_notes.adapters.storage import S3Storage
+    from advanced_notes.api.auth import TokenVerifier
+    from advanced_notes.services.clips import ClipService
+    from advanced_notes.settings import Settings
+
+_EXTENSION = "advanced_notes"
+
+
+@dataclass(frozen=True)
+class AppServices:
+    """Process-wide objects, shared by every request and thread of one process."""
+
+    settings: Settings
+    db: Database
+    storage: S3Storage
+    verifier: TokenVerifier
+    clips: ClipService
+
+
+def attach_services(app: Flask, services: AppServices) -> None:
+    """Store ``services`` on ``app`` (once, at creation)."""
+    app.extensions[_EXTENSION] = services
+
+
+def services_of(app: Flask) -> AppServices:
+    """The :class:`AppServices` of ``app``. Raises KeyError for an app not built by create_app."""
+    services: AppServices = app.extensions[_EXTENSION]
+    return services
+
+
+def current_services() -> AppServices:
+    """The :class:`AppServices` of the app handling the current request or command."""
+    return services_of(current_app)  # type: ignore[arg-type]

@@ -1,0 +1,99 @@
+"""The composition root: ``create_app`` builds the process-wide services and the Flask app.
+
+Each ``register_*`` step wires one concern onto the app, in the order requests meet
+them. Command-line commands are not registered here: ``wsgi.py`` and the
+``advanced-notes`` entry point add them (:mod:`advanced_notes.tools.cli`), so building
+an app never imports the tools.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from advanced_notes import __version__
+from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.storage import S3Storage
+from advanced_notes.api import init_api
+from advanced_notes.api.auth import TokenVerifier
+from advanced_notes.api.context import AppServices, attach_services
+from advanced_notes.api.cors import init_cors
+from advanced_notes.api.errors import register_error_handlers
+from advanced_notes.api.logs import configure_logging, init_request_logging
+from advanced_notes.api.metrics import init_metrics
+from advanced_notes.services.clips import ClipService
+from advanced_notes.settings import Settings, load_settings
+
+__all__ = ["create_app"]
+
+DEFAULT_SQLITE_FILENAME = "advanced_notes.sqlite"
+
+
+def default_database_url(instance_path: str) -> str:
+    """The embedded default: a SQLite file under the app's ``instance/`` folder."""
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(instance_path) / DEFAULT_SQLITE_FILENAME}"
+
+
+def environment_with(overrides: Mapping[str, Any] | None) -> dict[str, str]:
+    """``os.environ`` with ``overrides`` applied; an override of None removes the variable."""
+    env = dict(os.environ)
+    for name, value in (overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(value)
+    return env
+
+
+def build_services(settings: Settings, instance_path: str) -> AppServices:
+    """The process-wide objects: engine and pool, boto3 client, token verifier, services."""
+    db = Database(settings.database_url or default_database_url(instance_path))
+    storage = S3Storage(settings)
+    return AppServices(settings=settings, db=db, storage=storage, verifier=TokenVerifier(settings),
+                       clips=ClipService(db, storage, settings))
+
+
+def register_extensions(app: Flask, services: AppServices) -> None:
+    """Logging, request logs, CORS and metrics: what wraps every request."""
+    configure_logging(services.settings)
+    init_request_logging(app)
+    init_cors(app, services.settings)
+    init_metrics(app, services.db, __version__)
+
+
+def register_blueprints(app: Flask, services: AppServices) -> None:
+    """The API (flask-smorest, OpenAPI document), its rate limits, and the demo page."""
+    init_api(app, services.settings)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app.
+
+    Args:
+        test_config: settings by environment-variable name (``{"DATABASE_URL": ...,
+            "S3_ENDPOINT_URL": ...}``) applied over ``os.environ``; None removes one.
+    Returns:
+        the app; its :class:`~advanced_notes.api.context.AppServices` through
+        :func:`~advanced_notes.api.context.services_of`.
+    Raises:
+        ConfigError: one message naming every bad setting.
+    """
+    settings = load_settings(environment_with(test_config))
+    app = Flask(__name__, instance_relative_config=True)
+    # Audio never passes through the API: a JSON body over this limit is a 413.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    services = build_services(settings, app.instance_path)
+    attach_services(app, services)
+    register_error_handlers(app)
+    register_extensions(app, services)
+    register_blueprints(app, services)
+    logging.getLogger(__name__).debug("app created: env=%s prefix=%s", settings.environment, settings.key_prefix)
+    return app

@@ -1,0 +1,104 @@
+"""The failures of the service, as exception classes with their place in the error shape.
+
+Each class carries the HTTP status and the stable ``code`` of DESIGN §4's error shape
+(``{"error": {"code", "message", "details"}}``), so services and adapters raise them
+without knowing about HTTP frameworks; ``api/errors.py`` turns them into responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Seconds a client should wait before retrying after a dependency outage.
+RETRY_AFTER_SECONDS = 5
+
+class ApiError(Exception):
+    """An error with an HTTP status, a stable machine code, a message and optional details.
+
+    Args:
+        message: human-readable, safe to show to the client.
+        details: JSON-serializable extra information (field errors, a rejection reason).
+        headers: extra response headers (``Retry-After``, ``WWW-Authenticate``).
+    """
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    """401; always carries ``WWW-Authenticate: Bearer`` (RFC 6750 §3)."""
+
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str = "A valid bearer token is required.", **kw: Any):
+        super().__init__(message, **kw)
+        self.headers.setdefault("WWW-Authenticate", 'Bearer realm="advanced-notes"')
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class UploadMissing(ApiError):
+    """409: complete was called but no object is at the clip's key yet."""
+
+    status, code = 409, "upload_missing"
+
+
+class ClipNotReady(ApiError):
+    status, code = 409, "clip_not_ready"
+
+
+class ValidationFailed(ApiError):
+    status, code = 422, "validation_error"
+
+
+class UploadRejected(ApiError):
+    """422: the stored object is not what was declared; ``details.reason`` says why.
+
+    Reasons: ``size_mismatch``, ``checksum_mismatch``, ``type_mismatch``, ``not_audio``,
+    ``unreadable_audio``.
+    """
+
+    status, code = 422, "upload_rejected"
+
+    def __init__(self, reason: str, message: str, **details: Any):
+        super().__init__(message, details={"reason": reason, **details})
+        self.reason = reason
+
+
+class QuotaExceeded(ApiError):
+    """429: creating this upload session would exceed a per-owner quota (details say which)."""
+
+    status, code = 429, "quota_exceeded"
+
+
+class _Unavailable(ApiError):
+    def __init__(self, message: str, **kw: Any):
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+
+
+class StorageUnavailable(_Unavailable):
+    """503: the object store could not be reached or answered with a server error."""
+
+    status, code = 503, "storage_unavailable"
+
+
+class DatabaseUnavailable(_Unavailable):
+    status, code = 503, "database_unavailable"

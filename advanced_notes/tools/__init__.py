@@ -1,0 +1,1 @@
+"""Operator and developer tools: the command line, the embedded dev runner, the storage doctor."""
