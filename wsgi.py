@@ -9,6 +9,6 @@ from dotenv import load_dotenv
 
 load_dotenv(override=False)
 
-from advanced_notes.tools.cli import create_cli_app  # noqa: E402
+from advanced_notes.tools.cli import create_cli_app
 
 app = create_cli_app()

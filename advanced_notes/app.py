@@ -55,8 +55,13 @@ def build_services(settings: Settings, instance_path: str) -> AppServices:
     """The process-wide objects: engine and pool, boto3 client, token verifier, services."""
     db = Database(settings.database_url or default_database_url(instance_path))
     storage = S3Storage(settings)
-    return AppServices(settings=settings, db=db, storage=storage, verifier=TokenVerifier(settings),
-                       clips=ClipService(db, storage, settings))
+    return AppServices(
+        settings=settings,
+        db=db,
+        storage=storage,
+        verifier=TokenVerifier(settings),
+        clips=ClipService(db, storage, settings),
+    )
 
 
 def register_extensions(app: Flask, services: AppServices) -> None:

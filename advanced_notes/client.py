@@ -22,6 +22,8 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
+from types import ModuleType
 from typing import Any
 
 import requests
@@ -29,19 +31,20 @@ from requests.adapters import HTTPAdapter
 from tqdm.utils import CallbackIOWrapper
 from urllib3.util.retry import Retry
 
-from advanced_notes.domain.audio import (
-    SNIFF_BYTES,
-    UnreadableAudio,
-    measure_duration_ms,
-    sniff_container,
-)
 from advanced_notes.domain.mime import mime_type_for_filename
 
 #: Read size for hashing, bytes.
 CHUNK_BYTES = 256 * 1024
 #: The type to declare for a sniffed container when the file name says nothing.
-MIME_BY_CONTAINER = {"mp4": "audio/mp4", "mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg",
-                     "webm": "audio/webm", "flac": "audio/flac", "aac": "audio/aac"}
+MIME_BY_CONTAINER = {
+    "mp4": "audio/mp4",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "ogg": "audio/ogg",
+    "webm": "audio/webm",
+    "flac": "audio/flac",
+    "aac": "audio/aac",
+}
 #: Attempts for the PUT to the bucket, and for complete when the store is briefly behind.
 PUT_ATTEMPTS = 5
 COMPLETE_ATTEMPTS = 4
@@ -64,6 +67,20 @@ def sha256_base64(path: str) -> str:
     return base64.b64encode(digest.digest()).decode()
 
 
+def _audio_parsing() -> ModuleType | None:
+    """The audio sniffing and parsing module, or None where its libraries are not installed.
+
+    The SDK needs only ``requests`` (and ``tqdm``): a client installed without mutagen,
+    enzyme and puremagic takes the type from the file name and leaves the duration to
+    the server, which measures it at complete anyway.
+    """
+    try:
+        from advanced_notes.domain import audio
+    except ImportError:
+        return None
+    return audio
+
+
 def describe_file(path: str) -> dict[str, Any]:
     """What to declare for an audio file: ``mime_type``, ``bytes``, ``duration_ms``, ``checksum_sha256``.
 
@@ -73,18 +90,22 @@ def describe_file(path: str) -> dict[str, Any]:
     Raises:
         ValueError: the file is not audio of a known container.
     """
+    audio = _audio_parsing()
     with open(path, "rb") as f:
-        head = f.read(SNIFF_BYTES)
-        container = sniff_container(head)
+        container = audio.sniff_container(f.read(audio.SNIFF_BYTES)) if audio else None
         mime_type = mime_type_for_filename(path) or (MIME_BY_CONTAINER.get(container) if container else None)
         if mime_type is None:
             raise ValueError(f"{path!r} is not audio of a known type")
-        try:
-            duration_ms = measure_duration_ms(f, container) if container else None
-        except UnreadableAudio:
-            duration_ms = None  # the server measures and decides; the declaration is optional
-    return {"mime_type": mime_type, "bytes": os.path.getsize(path), "duration_ms": duration_ms,
-            "checksum_sha256": sha256_base64(path)}
+        duration_ms = None  # the server measures and decides; the declaration is optional
+        if audio and container:
+            with suppress(audio.UnreadableAudio):
+                duration_ms = audio.measure_duration_ms(f, container)
+    return {
+        "mime_type": mime_type,
+        "bytes": os.path.getsize(path),
+        "duration_ms": duration_ms,
+        "checksum_sha256": sha256_base64(path),
+    }
 
 
 def _expired(response: requests.Response) -> bool:
@@ -103,15 +124,22 @@ class AudioClipsClient:
         backoff_seconds: first backoff delay; doubles per retry.
     """
 
-    def __init__(self, base_url: str, token: str, timeout: float = 30.0, retries: int = 5,
-                 backoff_seconds: float = 0.5):
+    def __init__(
+        self, base_url: str, token: str, timeout: float = 30.0, retries: int = 5, backoff_seconds: float = 0.5
+    ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.backoff_seconds = backoff_seconds
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
-        retry = Retry(total=retries, backoff_factor=backoff_seconds, status_forcelist=(429, 502, 503, 504),
-                      allowed_methods=None, respect_retry_after_header=True, raise_on_status=False)
+        retry = Retry(
+            total=retries,
+            backoff_factor=backoff_seconds,
+            status_forcelist=(429, 502, 503, 504),
+            allowed_methods=None,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
         self.http.mount("http://", HTTPAdapter(max_retries=retry))
         self.http.mount("https://", HTTPAdapter(max_retries=retry))
 
@@ -122,12 +150,21 @@ class AudioClipsClient:
                 error = response.json()["error"]
             except (ValueError, KeyError, TypeError):
                 error = {"code": "http_error", "message": response.text[:200]}
-            raise ApiClientError(response.status_code, error.get("code", "?"), error.get("message", ""),
-                                 error.get("details"))
+            raise ApiClientError(
+                response.status_code, error.get("code", "?"), error.get("message", ""), error.get("details")
+            )
         return response.json() if response.content else None
 
-    def create(self, *, mime_type: str, bytes: int, note_id: str | None = None, duration_ms: int | None = None,
-               checksum_sha256: str | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+    def create(
+        self,
+        *,
+        mime_type: str,
+        bytes: int,
+        note_id: str | None = None,
+        duration_ms: int | None = None,
+        checksum_sha256: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
         """``POST /api/audio-clips`` -> ``{clip, upload}`` (with an Idempotency-Key, new unless given)."""
         body = {"mime_type": mime_type, "bytes": bytes, "note_id": note_id}
         if duration_ms is not None:
@@ -141,8 +178,14 @@ class AudioClipsClient:
         """``POST /api/audio-clips/<id>/upload-url`` -> a freshly signed ``upload``."""
         return self._call("POST", f"/api/audio-clips/{clip_id}/upload-url")["upload"]
 
-    def put(self, clip_id: str, upload: dict[str, Any], path: str,
-            on_progress: Callable[[int], object] | None = None, timeout: float = 300.0) -> None:
+    def put(
+        self,
+        clip_id: str,
+        upload: dict[str, Any],
+        path: str,
+        on_progress: Callable[[int], object] | None = None,
+        timeout: float = 300.0,
+    ) -> None:
         """PUT the file to ``upload.url`` with exactly ``upload.headers``; retry, re-sign when expired.
 
         Args:
@@ -167,7 +210,7 @@ class AudioClipsClient:
                 continue
             if response is not None and response.status_code < 500:
                 raise ApiClientError(response.status_code, "store_error", response.text[:500])
-            time.sleep(self.backoff_seconds * 2 ** attempt)
+            time.sleep(self.backoff_seconds * 2**attempt)
         raise ApiClientError(503, "store_error", f"the PUT failed {PUT_ATTEMPTS} times")
 
     def complete(self, clip_id: str) -> dict[str, Any]:
@@ -179,7 +222,7 @@ class AudioClipsClient:
                 # Some stores list a fresh object a moment after the PUT returns.
                 if exc.code != "upload_missing" or attempt == COMPLETE_ATTEMPTS - 1:
                     raise
-                time.sleep(self.backoff_seconds * 2 ** attempt)
+                time.sleep(self.backoff_seconds * 2**attempt)
         raise AssertionError("unreachable")
 
     def get(self, clip_id: str) -> dict[str, Any]:
@@ -194,8 +237,14 @@ class AudioClipsClient:
         """``GET /api/notes/<note_id>/audio`` -> ``{clip, playback}``."""
         return self._call("GET", f"/api/notes/{requests.utils.quote(note_id, safe='')}/audio")
 
-    def upload_file(self, path: str, *, note_id: str | None = None, mime_type: str | None = None,
-                    on_progress: Callable[[int], object] | None = None) -> dict[str, Any]:
+    def upload_file(
+        self,
+        path: str,
+        *,
+        note_id: str | None = None,
+        mime_type: str | None = None,
+        on_progress: Callable[[int], object] | None = None,
+    ) -> dict[str, Any]:
         """Upload the file at ``path`` through the three steps and return ``{clip, playback}``.
 
         Declares type, size, duration and SHA-256 from the file (see :func:`describe_file`).
@@ -222,4 +271,4 @@ class AudioClipsClient:
         return {"clip": clip, "playback": self.playback(clip_id)}
 
 
-__all__ = ["AudioClipsClient", "ApiClientError", "describe_file", "sha256_base64"]
+__all__ = ["ApiClientError", "AudioClipsClient", "describe_file", "sha256_base64"]

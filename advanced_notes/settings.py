@@ -54,6 +54,7 @@ def provider_defaults(provider: str, env_endpoint: str | None, env_region: str |
         return {"S3_ADDRESSING_STYLE": "path"}
     return {}
 
+
 # Canonical name first, then the aliases users of earlier setups have in their env files.
 _ALIASES: dict[str, tuple[str, ...]] = {
     "S3_BUCKET": ("S3_BUCKET", "S3_BUCKET_NAME"),
@@ -148,8 +149,16 @@ class _Reader:
         raw = self.text(name)
         if raw is None:
             return default
-        value = {"1": True, "true": True, "on": True, "yes": True,
-                 "0": False, "false": False, "off": False, "no": False}.get(raw.lower())
+        value = {
+            "1": True,
+            "true": True,
+            "on": True,
+            "yes": True,
+            "0": False,
+            "false": False,
+            "off": False,
+            "no": False,
+        }.get(raw.lower())
         if value is None:
             self.problems[name] = f"must be on or off, got {raw!r}"
             return default
@@ -202,9 +211,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         provider = "custom"
     preset = provider_defaults(provider, r.text("S3_ENDPOINT_URL"), r.text("AWS_REGION"))
     if provider in ("r2", "spaces", "minio") and not (r.text("S3_ENDPOINT_URL") or preset.get("S3_ENDPOINT_URL")):
-        example = {"r2": "https://<account id>.r2.cloudflarestorage.com",
-                   "spaces": "https://nyc3.digitaloceanspaces.com (or set AWS_REGION=nyc3)",
-                   "minio": "http://minio:9000"}[provider]
+        example = {
+            "r2": "https://<account id>.r2.cloudflarestorage.com",
+            "spaces": "https://nyc3.digitaloceanspaces.com (or set AWS_REGION=nyc3)",
+            "minio": "http://minio:9000",
+        }[provider]
         r.problems["S3_ENDPOINT_URL"] = f"is required for S3_PROVIDER={provider}, e.g. {example}"
     environment = environment_name(env)
     is_dev = environment == "dev"

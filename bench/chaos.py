@@ -35,9 +35,9 @@ import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import jwt  # noqa: E402
-import pgutil  # noqa: E402
-from stack import JWT_SECRET, Stack, running_stack  # noqa: E402
+import jwt
+import pgutil
+from stack import JWT_SECRET, Stack, running_stack
 
 from advanced_notes.api.context import services_of
 
@@ -93,21 +93,25 @@ class Client:
             except (requests.ConnectionError, requests.Timeout):
                 self.tally.add(connection_errors=1, retries=1)
                 self.local.__dict__.pop("session", None)
-                time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.random())
+                time.sleep(min(0.05 * 2**attempt, 1.0) * random.random())
                 continue
             with self.tally.lock:
                 self.tally.statuses[response.status_code] += 1
             if response.status_code not in RETRYABLE:
                 return response, attempt
             self.tally.add(retries=1)
-            time.sleep(min(0.05 * 2 ** attempt, 1.0) * random.random())
+            time.sleep(min(0.05 * 2**attempt, 1.0) * random.random())
         raise RuntimeError(f"{method} {url}: no answer after {attempts} attempts")
 
 
 def run_flow(client: Client, flow: Flow, audio: bytes) -> None:
     api = client.api
-    created, _ = client.call("POST", f"{api}/api/audio-clips", headers={"Idempotency-Key": flow.key},
-                             json={"mime_type": "audio/ogg", "bytes": len(audio), "note_id": "chaos"})
+    created, _ = client.call(
+        "POST",
+        f"{api}/api/audio-clips",
+        headers={"Idempotency-Key": flow.key},
+        json={"mime_type": "audio/ogg", "bytes": len(audio), "note_id": "chaos"},
+    )
     assert created.status_code == 201, created.text
     flow.clip_id, flow.storage_key = created.json()["clip"]["id"], created.json()["clip"]["storage_key"]
     if flow.kind == "abandon":
@@ -158,8 +162,10 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
     report = Sweeper(services.db, services.storage, services.settings).run(apply=True)
     storage = services.storage
     with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:
-        cur.execute("SELECT id::text, storage_key, status, bytes, idempotency_key FROM audio_clips "
-                    "WHERE owner_id = %s", (OWNER,))
+        cur.execute(
+            "SELECT id::text, storage_key, status, bytes, idempotency_key FROM audio_clips WHERE owner_id = %s",
+            (OWNER,),
+        )
         rows = cur.fetchall()
         cur.execute("SELECT storage_key FROM pending_deletions")
         recorded = {r[0] for r in cur.fetchall()}
@@ -180,12 +186,14 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
         "FAIL ready clips without their object": len(missing),
         "FAIL objects no row or deletion knows": sum(o.key not in known for o in objects),
         "FAIL idempotency keys with more than one row": sum(n > 1 for n in by_key.values()),
-        "FAIL acknowledged clips lost": sum(1 for f in flows if f.clip_id and not f.deleted
-                                            and f.clip_id not in rows_by_id),
+        "FAIL acknowledged clips lost": sum(
+            1 for f in flows if f.clip_id and not f.deleted and f.clip_id not in rows_by_id
+        ),
         "FAIL deleted clips still present": sum(1 for f in flows if f.deleted and f.clip_id in rows_by_id),
         "FAIL rows nobody asked for": sum(1 for k in by_key if k not in {f.key for f in flows}),
-        "FAIL completed flows not ready": sum(1 for f in flows if f.ready and not f.deleted
-                                              and rows_by_id.get(f.clip_id, ("",) * 3)[2] != "ready"),
+        "FAIL completed flows not ready": sum(
+            1 for f in flows if f.ready and not f.deleted and rows_by_id.get(f.clip_id, ("",) * 3)[2] != "ready"
+        ),
         "FAIL 500 responses": tally.statuses[500],
     }
     return counts
@@ -199,11 +207,18 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     audio = AUDIO.read_bytes()
-    flows = [Flow(f"chaos-{args.seed}-{i}", rng.choices(["complete", "abandon", "delete"], [8, 1, 1])[0])
-             for i in range(args.flows)]
+    flows = [
+        Flow(f"chaos-{args.seed}-{i}", rng.choices(["complete", "abandon", "delete"], [8, 1, 1])[0])
+        for i in range(args.flows)
+    ]
     tally = Tally()
-    extra = {"S3_CONNECT_TIMEOUT_SECONDS": "1", "S3_READ_TIMEOUT_SECONDS": "2", "S3_MAX_ATTEMPTS": "2",
-             "RATELIMIT_DEFAULT": "1000000 per minute", "MAX_PENDING_UPLOADS_PER_OWNER": "0"}
+    extra = {
+        "S3_CONNECT_TIMEOUT_SECONDS": "1",
+        "S3_READ_TIMEOUT_SECONDS": "2",
+        "S3_MAX_ATTEMPTS": "2",
+        "RATELIMIT_DEFAULT": "1000000 per minute",
+        "MAX_PENDING_UPLOADS_PER_OWNER": "0",
+    }
     started = time.monotonic()
     with running_stack("chaos", workers=2, threads=4, fault_proxy=True, extra_env=extra) as stack:
         client = Client(stack, tally)
@@ -215,7 +230,7 @@ def main() -> int:
             for future in [pool.submit(run_flow, client, flow, audio) for flow in flows]:
                 try:
                     future.result()
-                except Exception as exc:  # noqa: BLE001 - counted and shown
+                except Exception as exc:
                     errors.append(repr(exc))
         stop.set()
         injector.join()
@@ -223,12 +238,16 @@ def main() -> int:
         flow_seconds = time.monotonic() - started
         counts = check_invariants(stack, flows, tally)
     counts["FAIL flows that did not finish"] = len(errors)
-    print(f"chaos run: {args.flows} flows, concurrency {args.concurrency}, seed {args.seed}, "
-          f"{flow_seconds:.0f} s of flows; gunicorn 2 workers x 4 threads, PostgreSQL, moto")
+    print(
+        f"chaos run: {args.flows} flows, concurrency {args.concurrency}, seed {args.seed}, "
+        f"{flow_seconds:.0f} s of flows; gunicorn 2 workers x 4 threads, PostgreSQL, moto"
+    )
     print("faults injected: " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.faults.items())))
-    print(f"client: {sum(tally.statuses.values())} responses "
-          f"({', '.join(f'{s}: {n}' for s, n in sorted(tally.statuses.items()))}), "
-          f"{tally.connection_errors} connection errors, {tally.retries} retries")
+    print(
+        f"client: {sum(tally.statuses.values())} responses "
+        f"({', '.join(f'{s}: {n}' for s, n in sorted(tally.statuses.items()))}), "
+        f"{tally.connection_errors} connection errors, {tally.retries} retries"
+    )
     for name, value in counts.items():
         print(f"  {name}: {value}")
     for error in errors[:5]:

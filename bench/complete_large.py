@@ -23,8 +23,14 @@ from advanced_notes.adapters.storage import S3Storage
 
 def wav(total_bytes: int, rate: int = 16000) -> bytes:
     pcm = total_bytes - 44
-    header = b"RIFF" + struct.pack("<I", 36 + pcm) + b"WAVEfmt " + struct.pack(
-        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", pcm)
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + pcm)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", pcm)
+    )
     return header + bytes(pcm)
 
 
@@ -69,12 +75,15 @@ def run(service: Loopback, data: bytes, mib: int, rounds: int, reads: list[int])
         assert len(requests.get(url).content) == len(data)
         download_ms.append((time.perf_counter() - t0) * 1000)
 
-    print(f"object: {len(data)} bytes ({mib} MiB WAV), store: moto threaded server on loopback, "
-          f"rounds: {rounds}")
-    print(f"complete (HEAD + ranged GETs + parse + UPDATE): median {statistics.median(complete_ms):.1f} ms, "
-          f"max {max(complete_ms):.1f} ms")
-    print(f"read from the store per complete: {max(read_bytes)} bytes in {max(read_requests)} ranged GET(s) "
-          f"({100 * max(read_bytes) / len(data):.3f} % of the object)")
+    print(f"object: {len(data)} bytes ({mib} MiB WAV), store: moto threaded server on loopback, rounds: {rounds}")
+    print(
+        f"complete (HEAD + ranged GETs + parse + UPDATE): median {statistics.median(complete_ms):.1f} ms, "
+        f"max {max(complete_ms):.1f} ms"
+    )
+    print(
+        f"read from the store per complete: {max(read_bytes)} bytes in {max(read_requests)} ranged GET(s) "
+        f"({100 * max(read_bytes) / len(data):.3f} % of the object)"
+    )
     print(f"for scale, a full download of the object: median {statistics.median(download_ms):.1f} ms")
 
 

@@ -28,13 +28,25 @@ from loopback import serving
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_schemathesis(base_url: str, token: str, max_examples: int, seed: int | None = None,
-                     workers: int = 1) -> tuple[int, str]:
+def run_schemathesis(
+    base_url: str, token: str, max_examples: int, seed: int | None = None, workers: int = 1
+) -> tuple[int, str]:
     """Run the schemathesis CLI (from the repository root, for schemathesis.toml)."""
     cli = Path(sys.executable).parent / "schemathesis"
-    command = [str(cli), "run", f"{base_url}/api/openapi.json", "-H", f"Authorization: Bearer {token}",
-               "--max-examples", str(max_examples), "--workers", str(workers), "--no-color",
-               "--suppress-health-check", "too_slow,filter_too_much"]
+    command = [
+        str(cli),
+        "run",
+        f"{base_url}/api/openapi.json",
+        "-H",
+        f"Authorization: Bearer {token}",
+        "--max-examples",
+        str(max_examples),
+        "--workers",
+        str(workers),
+        "--no-color",
+        "--suppress-health-check",
+        "too_slow,filter_too_much",
+    ]
     if seed is not None:
         command += ["--seed", str(seed)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600)
@@ -45,13 +57,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-examples", type=int, default=500, help="per operation and phase")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=1,
-                        help="schemathesis workers; >1 has hit thread-safety errors inside schemathesis 4.32")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="schemathesis workers; >1 has hit thread-safety errors inside schemathesis 4.32",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with serving(os.environ.get("FUZZ_DATABASE_URL")) as service:
-        code, output = run_schemathesis(service.base_url, service.token, args.max_examples, args.seed,
-                                        args.workers)
+        code, output = run_schemathesis(service.base_url, service.token, args.max_examples, args.seed, args.workers)
         counts = service.counter.counts
     summary = [line for line in output.splitlines() if re.search(r"generated|passed|failed|Seed:|ST\d{3} ", line)]
     print("\n".join(summary[-12:]))

@@ -25,10 +25,16 @@ from advanced_notes.app import create_app
 
 #: Scripts hammer the API as one owner: limits get their own tests.
 DEFAULT_SETTINGS = {
-    "APP_ENV": "test", "S3_BUCKET": "loopback", "S3_ADDRESSING_STYLE": "path",
-    "AWS_ACCESS_KEY_ID": "loopback", "AWS_SECRET_ACCESS_KEY": "loopback-secret",
-    "AUTH_JWT_SECRET": "loopback-" + "s" * 40, "AUTH_JWKS_URL": None, "LOG_LEVEL": "WARNING",
-    "RATELIMIT_DEFAULT": "1000000 per minute", "MAX_PENDING_UPLOADS_PER_OWNER": "0",
+    "APP_ENV": "test",
+    "S3_BUCKET": "loopback",
+    "S3_ADDRESSING_STYLE": "path",
+    "AWS_ACCESS_KEY_ID": "loopback",
+    "AWS_SECRET_ACCESS_KEY": "loopback-secret",
+    "AUTH_JWT_SECRET": "loopback-" + "s" * 40,
+    "AUTH_JWKS_URL": None,
+    "LOG_LEVEL": "WARNING",
+    "RATELIMIT_DEFAULT": "1000000 per minute",
+    "MAX_PENDING_UPLOADS_PER_OWNER": "0",
 }
 
 
@@ -45,6 +51,7 @@ class StatusCounter:
             with self._lock:
                 self.counts[int(status.split()[0])] += 1
             return start_response(status, headers, exc_info)
+
         return self.app(environ, counting_start_response)
 
 
@@ -75,15 +82,17 @@ def serving(database_url: str | None = None, **settings: str | None) -> Iterator
         host, port = s3.get_host_and_port()
         db_url = database_url or f"sqlite:///{tempfile.mkdtemp()}/loopback.sqlite"
         migrate.upgrade(db_url)
-        app = create_app({**DEFAULT_SETTINGS, "DATABASE_URL": db_url, "S3_ENDPOINT_URL": f"http://{host}:{port}",
-                          **settings})
+        app = create_app(
+            {**DEFAULT_SETTINGS, "DATABASE_URL": db_url, "S3_ENDPOINT_URL": f"http://{host}:{port}", **settings}
+        )
         services = services_of(app)
         services.storage.ensure_bucket()
         counter = StatusCounter(app)
         server = make_server("127.0.0.1", 0, counter, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield Loopback(f"http://127.0.0.1:{server.server_port}", mint_token(services.settings, "loopback", 6 * 3600),
-                       app, counter)
+        yield Loopback(
+            f"http://127.0.0.1:{server.server_port}", mint_token(services.settings, "loopback", 6 * 3600), app, counter
+        )
         services.db.dispose()
     finally:
         if server is not None:

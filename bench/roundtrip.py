@@ -24,7 +24,7 @@ STEPS = ("create", "put", "complete", "playback", "total")
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -62,8 +62,10 @@ def measure(service: Loopback, data: bytes, rounds: int, backend: str) -> None:
     print(f"{'step':<10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
     for step in STEPS:
         values = timings[step]
-        print(f"{step:<10}{percentile(values, .5):>10.2f}{percentile(values, .95):>10.2f}"
-              f"{percentile(values, .99):>10.2f}{statistics.fmean(values):>10.2f}")
+        print(
+            f"{step:<10}{percentile(values, 0.5):>10.2f}{percentile(values, 0.95):>10.2f}"
+            f"{percentile(values, 0.99):>10.2f}{statistics.fmean(values):>10.2f}"
+        )
 
 
 if __name__ == "__main__":

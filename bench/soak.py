@@ -27,10 +27,10 @@ import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pgutil  # noqa: E402
-from stack import JWT_SECRET, Stack, running_stack  # noqa: E402
+import pgutil
+from stack import JWT_SECRET, Stack, running_stack
 
-from advanced_notes.adapters.db import APPLICATION_NAME  # noqa: E402
+from advanced_notes.adapters.db import APPLICATION_NAME
 
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "audio" / "note.ogg"
 WARMUP_SECONDS = 15
@@ -40,8 +40,11 @@ def snapshot(stack: Stack) -> dict[str, float]:
     """Worker RSS (MiB, each) and the app's database connections right now."""
     workers = psutil.Process(stack.gunicorn_pid).children()
     with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
-                    "WHERE datname = %s AND application_name = %s", (stack.dbname, APPLICATION_NAME))
+        cur.execute(
+            "SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
+            "WHERE datname = %s AND application_name = %s",
+            (stack.dbname, APPLICATION_NAME),
+        )
         total, active = cur.fetchone()
     rss = sorted(round(w.memory_info().rss / 2**20, 1) for w in workers)
     return {"worker_rss_mib": rss, "db_connections": total, "db_connections_active": active}
@@ -56,9 +59,12 @@ def main() -> int:
     results: collections.Counter = collections.Counter()
     latencies: list[float] = []
     lock = threading.Lock()
-    with running_stack("soak", workers=2, threads=4,
-                       extra_env={"RATELIMIT_DEFAULT": "1000000 per minute",
-                                  "MAX_PENDING_UPLOADS_PER_OWNER": "0"}) as stack:
+    with running_stack(
+        "soak",
+        workers=2,
+        threads=4,
+        extra_env={"RATELIMIT_DEFAULT": "1000000 per minute", "MAX_PENDING_UPLOADS_PER_OWNER": "0"},
+    ) as stack:
         token = jwt.encode({"sub": "soak-user", "exp": int(time.time()) + 86400}, JWT_SECRET, algorithm="HS256")
         local = threading.local()
         ready: list[tuple[str, str]] = []  # (clip id, note id) of ready clips
@@ -79,8 +85,14 @@ def main() -> int:
         def upload(n: int) -> None:
             s = session()
             note = f"soak-{n % 50}"
-            created = check(s.post(f"{stack.api}/api/audio-clips", json={
-                "mime_type": "audio/ogg", "bytes": len(audio), "note_id": note}), 201, "create")
+            created = check(
+                s.post(
+                    f"{stack.api}/api/audio-clips",
+                    json={"mime_type": "audio/ogg", "bytes": len(audio), "note_id": note},
+                ),
+                201,
+                "create",
+            )
             if created.status_code != 201:
                 return
             body = created.json()
@@ -124,9 +136,11 @@ def main() -> int:
         end_snapshot = snapshot(stack)
     ops = len(latencies)
     latencies.sort()
-    print(f"soak: {args.seconds} s at {args.rate:g} operations/s ({ops} operations, "
-          f"{sum(v for k, v in results.items() if k != 'errors')} HTTP requests); gunicorn 2 workers x 4 threads, "
-          "PostgreSQL, moto")
+    print(
+        f"soak: {args.seconds} s at {args.rate:g} operations/s ({ops} operations, "
+        f"{sum(v for k, v in results.items() if k != 'errors')} HTTP requests); gunicorn 2 workers x 4 threads, "
+        "PostgreSQL, moto"
+    )
     print(f"errors: {results['errors']}")
     print("answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(results.items()) if k != "errors"))
     print(f"operation latency ms: p50 {latencies[ops // 2]:.1f}, p99 {latencies[int(ops * 0.99)]:.1f}")

@@ -21,11 +21,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "bench" / "perf"), str(REPO)]
 
-import pgutil  # noqa: E402
-from procs import Children, free_port, wait_for_http  # noqa: E402
+import pgutil
+from procs import Children, free_port, wait_for_http
 
 from advanced_notes.api.context import services_of
-from tests.faultproxy import FaultProxy  # noqa: E402
+from tests.faultproxy import FaultProxy
 
 BIN = Path(sys.executable).parent
 JWT_SECRET = "stack-" + "s" * 40
@@ -49,8 +49,9 @@ class Stack:
 
 
 @contextmanager
-def running_stack(name: str, *, workers: int = 2, threads: int = 4, fault_proxy: bool = False,
-                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+def running_stack(
+    name: str, *, workers: int = 2, threads: int = 4, fault_proxy: bool = False, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """Start database, store and API; yield the :class:`Stack`; tear everything down."""
     dbname = f"an_perf_{name}_{uuid.uuid4().hex[:8]}"
     children = Children(Path(tempfile.mkdtemp(prefix=f"an-{name}-")))
@@ -65,19 +66,42 @@ def running_stack(name: str, *, workers: int = 2, threads: int = 4, fault_proxy:
         if fault_proxy:
             proxy = FaultProxy("127.0.0.1", store_port)
         env = {
-            **os.environ, "APP_ENV": "test", "DATABASE_URL": pgutil.sqlalchemy_url(dbname),
-            "S3_BUCKET": name.replace("_", "-"), "S3_ADDRESSING_STYLE": "path", "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "stack", "AWS_SECRET_ACCESS_KEY": "stack-secret",
-            "S3_ENDPOINT_URL": proxy.url if proxy else store, "S3_PUBLIC_ENDPOINT_URL": store,
-            "AUTH_JWT_SECRET": JWT_SECRET, "LOG_LEVEL": "WARNING",
+            **os.environ,
+            "APP_ENV": "test",
+            "DATABASE_URL": pgutil.sqlalchemy_url(dbname),
+            "S3_BUCKET": name.replace("_", "-"),
+            "S3_ADDRESSING_STYLE": "path",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "stack",
+            "AWS_SECRET_ACCESS_KEY": "stack-secret",
+            "S3_ENDPOINT_URL": proxy.url if proxy else store,
+            "S3_PUBLIC_ENDPOINT_URL": store,
+            "AUTH_JWT_SECRET": JWT_SECRET,
+            "LOG_LEVEL": "WARNING",
             **(extra_env or {}),
         }
         from advanced_notes.app import create_app
 
         services_of(create_app({**env, "S3_ENDPOINT_URL": store})).storage.ensure_bucket()
-        gunicorn = children.start("gunicorn", [
-            str(BIN / "gunicorn"), "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{api_port}",
-            "--graceful-timeout", "5", "--timeout", "30", "wsgi:app"], env=env, cwd=REPO)
+        gunicorn = children.start(
+            "gunicorn",
+            [
+                str(BIN / "gunicorn"),
+                "-w",
+                str(workers),
+                "--threads",
+                str(threads),
+                "-b",
+                f"127.0.0.1:{api_port}",
+                "--graceful-timeout",
+                "5",
+                "--timeout",
+                "30",
+                "wsgi:app",
+            ],
+            env=env,
+            cwd=REPO,
+        )
         api = f"http://127.0.0.1:{api_port}"
         wait_for_http(f"{api}/healthz", gunicorn, timeout_s=60)
         yield Stack(api, store, env, dbname, gunicorn.pid, proxy, children)

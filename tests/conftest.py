@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import threading
 import uuid
@@ -23,32 +24,49 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-# Settings of the developer's shell or .env must not leak into tests.
-for _name in list(os.environ):
-    if _name.startswith(("S3_", "AWS_", "AUTH_", "APP_", "MAX_", "UPLOAD_", "CORS_", "RATELIMIT_", "LOG_",
-                          "OWNER_", "AUDIO_")) \
-            or _name in ("ENV", "FLASK_ENV", "DATABASE_URL", "ALLOWED_MIME_TYPES"):
-        del os.environ[_name]
-
-import logging  # noqa: E402
-
-from advanced_notes.adapters import migrate  # noqa: E402
-from advanced_notes.app import create_app
-
-# moto's server logs every request at INFO through werkzeug; failures are what matter.
-logging.getLogger("werkzeug").setLevel(logging.WARNING)
-from advanced_notes.api.auth import mint_token  # noqa: E402
+from advanced_notes.adapters import migrate
+from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
+from advanced_notes.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("AUDIO_FIXTURES_DIR", REPO.parent / "shared" / "fixtures" / "audio"))
 AUDIO_FILES = ["note.m4a", "note.mp3", "note.wav", "note.ogg", "note.webm", "note.flac"]
-MIME_BY_EXT = {"m4a": "audio/mp4", "mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg",
-               "webm": "audio/webm", "flac": "audio/flac"}
+MIME_BY_EXT = {
+    "m4a": "audio/mp4",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "ogg": "audio/ogg",
+    "webm": "audio/webm",
+    "flac": "audio/flac",
+}
 JWT_SECRET = "test-secret-" + "x" * 40
 BUCKET = "advanced-notes-test"
 REGION = "us-east-1"
 ACCESS_KEY, SECRET_KEY = "AKIATESTKEY", "test-secret-access-key"
+
+
+#: Test settings, not the app's: kept when the app's settings are cleared below.
+TEST_VARIABLES = ("AUDIO_FIXTURES_DIR", "TEST_DATABASE_URL")
+
+
+def _is_app_setting(name: str) -> bool:
+    if name in TEST_VARIABLES:
+        return False
+    return name.startswith(
+        ("S3_", "AWS_", "AUTH_", "APP_", "MAX_", "UPLOAD_", "CORS_", "RATELIMIT_", "LOG_", "OWNER_", "AUDIO_")
+    ) or name in ("ENV", "FLASK_ENV", "DATABASE_URL", "ALLOWED_MIME_TYPES", "PROMETHEUS_MULTIPROC_DIR")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment() -> Iterator[None]:
+    """Settings of the developer's shell or .env must not leak into tests (restored afterwards)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if _is_app_setting(n)]:
+            patch.delenv(name)
+        # moto's server logs every request at INFO through werkzeug; failures are what matter.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        yield
 
 
 @dataclass(frozen=True)
@@ -77,8 +95,13 @@ def audio() -> dict[str, AudioFixture]:
     with manifest.open() as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return {
-        r["file"]: AudioFixture(r["file"], FIXTURES / r["file"], int(r["bytes"]), r["sha256_base64"],
-                                int(r["duration_ms"]) if r["duration_ms"] else None)
+        r["file"]: AudioFixture(
+            r["file"],
+            FIXTURES / r["file"],
+            int(r["bytes"]),
+            r["sha256_base64"],
+            int(r["duration_ms"]) if r["duration_ms"] else None,
+        )
         for r in rows
     }
 
@@ -140,9 +163,15 @@ def database_url(empty_database_url: Any) -> str:
 def base_config(database_url: str, s3_endpoint: str) -> dict[str, Any]:
     """Settings of a non-dev deployment ("test") against the session's database and moto."""
     return {
-        "APP_ENV": "test", "DATABASE_URL": database_url, "S3_BUCKET": BUCKET, "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "S3_ENDPOINT_URL": s3_endpoint, "S3_ADDRESSING_STYLE": "path", "AUTH_JWT_SECRET": JWT_SECRET,
+        "APP_ENV": "test",
+        "DATABASE_URL": database_url,
+        "S3_BUCKET": BUCKET,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "S3_ENDPOINT_URL": s3_endpoint,
+        "S3_ADDRESSING_STYLE": "path",
+        "AUTH_JWT_SECRET": JWT_SECRET,
         # Limits get their own tests; the rest of the suite must not trip over them.
         "RATELIMIT_DEFAULT": "100000 per minute",
     }

@@ -13,6 +13,7 @@ Switching mode drops every open connection, as a real outage would.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -74,10 +75,8 @@ class FaultProxy:
 
     def _close(self, conn: socket.socket) -> None:
         self._conns.discard(conn)
-        try:
+        with contextlib.suppress(OSError):
             conn.close()
-        except OSError:
-            pass
 
     def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stop.is_set():
@@ -111,8 +110,10 @@ class FaultProxy:
                 if not chunk:
                     return
                 data += chunk
-            client.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\n"
-                           b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            client.sendall(
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\n"
+                b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
         except OSError:
             pass
         finally:

@@ -19,8 +19,9 @@ def create(client: Any, headers: dict[str, str], **body: Any) -> dict[str, Any]:
     return response.get_json()
 
 
-def upload_ready(client: Any, headers: dict[str, str], data: bytes = REAL_AUDIO, mime_type: str = "audio/ogg",
-                 **body: Any) -> dict[str, Any]:
+def upload_ready(
+    client: Any, headers: dict[str, str], data: bytes = REAL_AUDIO, mime_type: str = "audio/ogg", **body: Any
+) -> dict[str, Any]:
     """Create, PUT ``data`` (real audio) over HTTP with the signed headers, complete; return the ready clip."""
     created = create(client, headers, mime_type=mime_type, bytes=len(data), **body)
     assert put_upload(created["upload"], data).status_code == 200

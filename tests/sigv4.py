@@ -43,17 +43,22 @@ def signature_matches(url: str, method: str, headers: dict[str, str], secret_key
     if any(name not in sent for name in signed):
         return False
     canonical_query = "&".join(
-        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
-        for k, v in sorted(params) if k != "X-Amz-Signature"
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params) if k != "X-Amz-Signature"
     )
-    canonical_request = "\n".join([
-        method, quote(parts.path, safe="/-_.~%"), canonical_query,
-        "".join(f"{name}:{sent[name]}\n" for name in signed),
-        ";".join(signed), "UNSIGNED-PAYLOAD",
-    ])
+    canonical_request = "\n".join(
+        [
+            method,
+            quote(parts.path, safe="/-_.~%"),
+            canonical_query,
+            "".join(f"{name}:{sent[name]}\n" for name in signed),
+            ";".join(signed),
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
     scope = f"{day}/{region}/{service}/aws4_request"
-    string_to_sign = "\n".join(["AWS4-HMAC-SHA256", date, scope,
-                                hashlib.sha256(canonical_request.encode()).hexdigest()])
+    string_to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+    )
     key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret_key}".encode(), day), region), service), "aws4_request")
     expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, given["X-Amz-Signature"])

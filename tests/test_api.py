@@ -17,6 +17,7 @@ ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 # -- create -------------------------------------------------------------------------
 
+
 def test_create_returns_pending_clip_and_signed_upload(client, auth):
     body = create(client, auth, note_id="note-1", mime_type="Audio/X-M4A", bytes=123456, duration_ms=42000)
     clip, upload = body["clip"], body["upload"]
@@ -38,37 +39,43 @@ def test_create_with_checksum_signs_it(client, auth):
     assert "x-amz-checksum-sha256" in upload["url"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"bytes": 10}, "mime_type"),
-    ({"mime_type": "audio/mp4"}, "bytes"),
-    ({"mime_type": "text/html", "bytes": 10}, "mime_type"),
-    ({"mime_type": "video/mp4", "bytes": 10}, "mime_type"),
-    ({"mime_type": "audio/mp4", "bytes": "12"}, "bytes"),
-    ({"mime_type": "audio/mp4", "bytes": 12.5}, "bytes"),
-    ({"mime_type": "audio/mp4", "bytes": True}, "bytes"),
-    ({"mime_type": "audio/mp4", "bytes": 0}, "bytes"),
-    ({"mime_type": "audio/mp4", "bytes": 104857601}, "bytes"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "duration_ms": -1}, "duration_ms"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "duration_ms": 10800001}, "duration_ms"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "duration_ms": "5"}, "duration_ms"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "note_id": ""}, "note_id"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "note_id": "n" * 256}, "note_id"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "note_id": 5}, "note_id"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "note_id": "a\x00b"}, "note_id"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "checksum_sha256": "not-base64!"}, "checksum_sha256"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "checksum_sha256": "YWJj"}, "checksum_sha256"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "owner_id": "mallory"}, "owner_id"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "storage_key": "prod/x"}, "storage_key"),
-    ({"mime_type": "audio/mp4", "bytes": 10, "status": "ready"}, "status"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"bytes": 10}, "mime_type"),
+        ({"mime_type": "audio/mp4"}, "bytes"),
+        ({"mime_type": "text/html", "bytes": 10}, "mime_type"),
+        ({"mime_type": "video/mp4", "bytes": 10}, "mime_type"),
+        ({"mime_type": "audio/mp4", "bytes": "12"}, "bytes"),
+        ({"mime_type": "audio/mp4", "bytes": 12.5}, "bytes"),
+        ({"mime_type": "audio/mp4", "bytes": True}, "bytes"),
+        ({"mime_type": "audio/mp4", "bytes": 0}, "bytes"),
+        ({"mime_type": "audio/mp4", "bytes": 104857601}, "bytes"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "duration_ms": -1}, "duration_ms"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "duration_ms": 10800001}, "duration_ms"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "duration_ms": "5"}, "duration_ms"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "note_id": ""}, "note_id"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "note_id": "n" * 256}, "note_id"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "note_id": 5}, "note_id"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "note_id": "a\x00b"}, "note_id"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "checksum_sha256": "not-base64!"}, "checksum_sha256"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "checksum_sha256": "YWJj"}, "checksum_sha256"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "owner_id": "mallory"}, "owner_id"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "storage_key": "prod/x"}, "storage_key"),
+        ({"mime_type": "audio/mp4", "bytes": 10, "status": "ready"}, "status"),
+    ],
+)
 def test_create_validation(client, auth, body, field):
     error = assert_error(client.post("/api/audio-clips", json=body, headers=auth), 422, "validation_error")
     assert field in error["details"], error
 
 
 def test_max_upload_bytes_message_names_the_range(client, auth):
-    error = assert_error(client.post("/api/audio-clips", json={"mime_type": "audio/mp4", "bytes": 0}, headers=auth),
-                         422, "validation_error")
+    error = assert_error(
+        client.post("/api/audio-clips", json={"mime_type": "audio/mp4", "bytes": 0}, headers=auth),
+        422,
+        "validation_error",
+    )
     assert error["details"]["bytes"] == ["Must be between 1 and 104857600."]
 
 
@@ -76,11 +83,14 @@ def test_null_note_id_is_allowed(client, auth):
     assert create(client, auth, note_id=None)["clip"]["note_id"] is None
 
 
-@pytest.mark.parametrize("data, content_type, status, code", [
-    (b"{not json", "application/json", 400, "bad_request"),
-    (b"[1, 2]", "application/json", 422, "validation_error"),
-    (b"\xff\xfe\x00garbage", "application/json", 400, "bad_request"),
-])
+@pytest.mark.parametrize(
+    "data, content_type, status, code",
+    [
+        (b"{not json", "application/json", 400, "bad_request"),
+        (b"[1, 2]", "application/json", 422, "validation_error"),
+        (b"\xff\xfe\x00garbage", "application/json", 400, "bad_request"),
+    ],
+)
 def test_malformed_bodies(client, auth, data, content_type, status, code):
     assert_error(client.post("/api/audio-clips", data=data, content_type=content_type, headers=auth), status, code)
 
@@ -97,6 +107,7 @@ def test_nothing_stored_on_bad_input(client, auth):
 
 
 # -- errors everywhere ----------------------------------------------------------------
+
 
 def test_unknown_route_and_method_have_the_error_shape(client, auth):
     assert_error(client.get("/nope"), 404, "not_found")
@@ -122,6 +133,7 @@ def test_unexpected_exception_is_a_json_500(base_config):
 
 
 # -- complete ---------------------------------------------------------------------------
+
 
 def test_complete_before_put_is_409_and_stays_pending(client, auth):
     clip = create(client, auth)["clip"]
@@ -157,12 +169,14 @@ def test_size_mismatch_rejects_and_deletes_the_object(app, client, auth):
 def test_type_mismatch_rejects(client, auth):
     created = create(client, auth, bytes=4)
     put_upload({**created["upload"], "headers": {"Content-Type": "text/html"}}, b"<h1>")
-    error = assert_error(client.post(f"/api/audio-clips/{created['clip']['id']}/complete", headers=auth),
-                         422, "upload_rejected")
+    error = assert_error(
+        client.post(f"/api/audio-clips/{created['clip']['id']}/complete", headers=auth), 422, "upload_rejected"
+    )
     assert error["details"]["reason"] == "type_mismatch" and error["details"]["stored_type"] == "text/html"
 
 
 # -- playback, note audio, get, list -----------------------------------------------------
+
 
 def test_playback_requires_ready(client, auth):
     clip = create(client, auth)["clip"]
@@ -223,17 +237,26 @@ def test_list_status_filter(client, auth):
     assert [c["id"] for c in body["clips"]] == [ready["id"]]
 
 
-@pytest.mark.parametrize("query, field", [
-    ("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"), ("status=done", "status"),
-    ("cursor=garbage", "cursor"), ("cursor=WyJ4Il0", "cursor"), ("colour=red", "colour"),
-    ("note_id=a%00b", "note_id"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=x", "limit"),
+        ("status=done", "status"),
+        ("cursor=garbage", "cursor"),
+        ("cursor=WyJ4Il0", "cursor"),
+        ("colour=red", "colour"),
+        ("note_id=a%00b", "note_id"),
+    ],
+)
 def test_list_validation(client, auth, query, field):
     error = assert_error(client.get(f"/api/audio-clips?{query}", headers=auth), 422, "validation_error")
     assert field in error["details"]
 
 
 # -- owners -------------------------------------------------------------------------------
+
 
 def test_owner_isolation_on_every_clip_endpoint(client, auth, other_auth):
     ready = upload_ready(client, auth, note_id="shared-note")
@@ -250,6 +273,7 @@ def test_owner_isolation_on_every_clip_endpoint(client, auth, other_auth):
 
 
 # -- dependencies down ------------------------------------------------------------------------
+
 
 def test_store_down_gives_503_and_changes_nothing(base_config, client, auth, app):
     from advanced_notes.app import create_app
@@ -278,6 +302,7 @@ def test_database_down_gives_503(base_config, auth):
 
 # -- health and docs ------------------------------------------------------------------------------
 
+
 def test_health_needs_no_auth(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").get_json() == {"status": "ready", "checks": {"database": "ok", "storage": "ok"}}
@@ -287,9 +312,16 @@ def test_openapi_document_is_generated_from_the_schemas(client):
     spec = client.get("/api/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
     paths = spec["paths"]
-    for path in ("/api/audio-clips", "/api/audio-clips/{clip_id}", "/api/audio-clips/{clip_id}/complete",
-                 "/api/audio-clips/{clip_id}/playback", "/api/notes/{note_id}/audio", "/healthz", "/readyz",
-                 "/api/audio-clips/{clip_id}/upload-url"):
+    for path in (
+        "/api/audio-clips",
+        "/api/audio-clips/{clip_id}",
+        "/api/audio-clips/{clip_id}/complete",
+        "/api/audio-clips/{clip_id}/playback",
+        "/api/notes/{note_id}/audio",
+        "/healthz",
+        "/readyz",
+        "/api/audio-clips/{clip_id}/upload-url",
+    ):
         assert path in paths, path
     assert {"get", "patch", "delete"} <= set(paths["/api/audio-clips/{clip_id}"])
     assert {"get", "delete"} <= set(paths["/api/notes/{note_id}/audio"])

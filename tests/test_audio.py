@@ -19,12 +19,18 @@ from advanced_notes.domain.rangeio import RangedReader, ReadBudgetExceeded
 
 from .conftest import AUDIO_FILES
 
-EXPECTED_CONTAINER = {"note.m4a": "mp4", "note.mp3": "mp3", "note.wav": "wav", "note.ogg": "ogg",
-                      "note.webm": "webm", "note.flac": "flac"}
+EXPECTED_CONTAINER = {
+    "note.m4a": "mp4",
+    "note.mp3": "mp3",
+    "note.wav": "wav",
+    "note.ogg": "ogg",
+    "note.webm": "webm",
+    "note.flac": "flac",
+}
 
 
 def reader_over(data: bytes, **kw) -> RangedReader:
-    return RangedReader(lambda start, end: data[start:end + 1], len(data), **kw)
+    return RangedReader(lambda start, end: data[start : end + 1], len(data), **kw)
 
 
 @pytest.mark.parametrize("name", AUDIO_FILES)
@@ -42,8 +48,9 @@ def test_html_is_not_audio(audio, name):
     assert sniff_container(audio[name].data) is None
 
 
-@pytest.mark.parametrize("data", [b"", b"\x00" * 1000, b"hello world", b"%PDF-1.7\n...",
-                                  b"\x89PNG\r\n\x1a\n" + b"\0" * 64])
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00" * 1000, b"hello world", b"%PDF-1.7\n...", b"\x89PNG\r\n\x1a\n" + b"\0" * 64]
+)
 def test_other_bytes_are_not_audio(data):
     assert sniff_container(data) is None
 
@@ -64,7 +71,7 @@ def test_damaged_headers_are_unreadable(audio, name, cut):
 def test_mp3_without_id3_is_found_by_frame_sync(audio):
     data = audio["note.mp3"].data
     id3_size = (data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]
-    bare = data[10 + id3_size:]
+    bare = data[10 + id3_size :]
     assert bare[:2] == b"\xff\xfb"
     assert sniff_container(bare) == "mp3"
 
@@ -84,13 +91,14 @@ def test_storage_errors_are_not_bad_audio(audio):
     def fetch(start, end):
         if start > 0:
             raise StoreDown
-        return data[start:end + 1]
+        return data[start : end + 1]
 
     with pytest.raises(StoreDown):
         measure_duration_ms(RangedReader(fetch, len(data), block_bytes=1024), "mp4")
 
 
 # -- the ranged reader ----------------------------------------------------------------
+
 
 def test_reader_behaves_like_a_file():
     data = bytes(range(256)) * 1000
@@ -128,8 +136,15 @@ def test_reader_budget():
 
 def _wav(seconds: int, rate: int = 8000) -> bytes:
     data_bytes = seconds * rate * 2
-    header = b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE" + b"fmt " + struct.pack(
-        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", data_bytes)
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
     return header + bytes(data_bytes)
 
 

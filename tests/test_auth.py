@@ -24,7 +24,7 @@ EC_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
 def _claims(**overrides):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     claims = {"sub": "alice", "iat": now, "exp": now + dt.timedelta(minutes=5)}
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -75,27 +75,31 @@ def test_valid_token(client):
     assert call(client, hs()).status_code == 200
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic YWxpY2U6cHc=", "Token abc",
-                                    "Bearer not.a.jwt", "Bearer a.b"])
+@pytest.mark.parametrize(
+    "header", [None, "", "Bearer", "Bearer ", "Basic YWxpY2U6cHc=", "Token abc", "Bearer not.a.jwt", "Bearer a.b"]
+)
 def test_missing_or_malformed_header(client, header):
     response = client.get("/api/audio-clips", headers={} if header is None else {"Authorization": header})
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("token", [
-    pytest.param(hs(exp=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)), id="expired"),
-    pytest.param(hs(secret="another-secret-" + "y" * 40), id="wrong-signature"),
-    pytest.param(hs(exp=None), id="no-exp"),
-    pytest.param(hs(sub=None), id="no-sub"),
-    pytest.param(hs(sub=""), id="empty-sub"),
-    pytest.param(hs(sub="x" * 256), id="long-sub"),
-    pytest.param(hs(sub="a\x00b"), id="nul-in-sub"),
-    pytest.param(hs(nbf=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)), id="not-yet-valid"),
-    pytest.param(jwt.encode(_claims(), None, algorithm="none"), id="alg-none"),
-    pytest.param(jwt.encode(_claims(), RSA_KEY, algorithm="RS256"), id="rs256-without-jwks"),
-    pytest.param(_hs512_with_our_secret(), id="hs512-not-accepted"),
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(hs(exp=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)), id="expired"),
+        pytest.param(hs(secret="another-secret-" + "y" * 40), id="wrong-signature"),
+        pytest.param(hs(exp=None), id="no-exp"),
+        pytest.param(hs(sub=None), id="no-sub"),
+        pytest.param(hs(sub=""), id="empty-sub"),
+        pytest.param(hs(sub="x" * 256), id="long-sub"),
+        pytest.param(hs(sub="a\x00b"), id="nul-in-sub"),
+        pytest.param(hs(nbf=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)), id="not-yet-valid"),
+        pytest.param(jwt.encode(_claims(), None, algorithm="none"), id="alg-none"),
+        pytest.param(jwt.encode(_claims(), RSA_KEY, algorithm="RS256"), id="rs256-without-jwks"),
+        pytest.param(_hs512_with_our_secret(), id="hs512-not-accepted"),
+    ],
+)
 def test_bad_tokens_are_401(client, token):
     assert_error(call(client, token), 401, "unauthorized")
 
@@ -126,13 +130,16 @@ def test_jwks_rs256_and_es256(base_config, jwks_url):
     es = jwt.encode(_claims(sub="ec-user"), EC_KEY, algorithm="ES256", headers={"kid": "ec-1"})
     assert call(c, rs).status_code == 200 and call(c, es).status_code == 200
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    assert_error(call(c, jwt.encode(_claims(), other, algorithm="RS256", headers={"kid": "rsa-1"})),
-                 401, "unauthorized")
-    assert_error(call(c, jwt.encode(_claims(), RSA_KEY, algorithm="RS256", headers={"kid": "unknown"})),
-                 401, "unauthorized")
+    assert_error(
+        call(c, jwt.encode(_claims(), other, algorithm="RS256", headers={"kid": "rsa-1"})), 401, "unauthorized"
+    )
+    assert_error(
+        call(c, jwt.encode(_claims(), RSA_KEY, algorithm="RS256", headers={"kid": "unknown"})), 401, "unauthorized"
+    )
     # HS/RS confusion: HS256 signed with the RSA *public* key as the HMAC secret.
-    public_pem = RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = RSA_KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     forged = _forge_hs256(_claims(), public_pem, kid="rsa-1")
     assert_error(call(c, forged), 401, "unauthorized")
 
@@ -146,8 +153,9 @@ def _forge_hs256(claims, secret: bytes, kid: str) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
     body = {k: int(v.timestamp()) if isinstance(v, dt.datetime) else v for k, v in claims.items()}
-    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': kid}).encode())}." \
-                    f"{b64(json.dumps(body).encode())}"
+    signing_input = (
+        f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': kid}).encode())}.{b64(json.dumps(body).encode())}"
+    )
     signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(signature)}"
 
@@ -157,8 +165,10 @@ def test_owner_is_the_sub_never_the_body(client, make_token):
     created = client.post("/api/audio-clips", json={"mime_type": "audio/mp4", "bytes": 3}, headers=headers)
     clip_id = created.get_json()["clip"]["id"]
     assert client.get(f"/api/audio-clips/{clip_id}", headers=headers).status_code == 200
-    assert client.get(f"/api/audio-clips/{clip_id}", headers={"Authorization": f"Bearer {make_token('eve')}"}
-                      ).status_code == 404
+    assert (
+        client.get(f"/api/audio-clips/{clip_id}", headers={"Authorization": f"Bearer {make_token('eve')}"}).status_code
+        == 404
+    )
 
 
 def test_token_cli_mints_a_working_token(app, client):

@@ -37,7 +37,7 @@ def _b64(data: bytes) -> str:
 
 
 def _claims(sub: str = OWNER, minutes: int = 5) -> dict:
-    now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+    now = int(dt.datetime.now(dt.UTC).timestamp())
     return {"sub": sub, "iat": now, "exp": now + minutes * 60}
 
 
@@ -46,8 +46,9 @@ def _hs256_with(secret: bytes, claims: dict) -> str:
     return f"{signing_input}.{_b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
 
 
-PUBLIC_PEM = RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+PUBLIC_PEM = RSA_KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
 BAD_HEADERS: dict[str, dict[str, str]] = {
     "no token": {},
     "malformed header": {"Authorization": "Token abc.def.ghi"},
@@ -72,8 +73,16 @@ class Operation:
 
 
 OPERATIONS = [
-    Operation("create", "POST", "/api/audio-clips", {"mime_type": "audio/ogg", "bytes": 10}, 201, "pending", 201,
-              per_clip=False),
+    Operation(
+        "create",
+        "POST",
+        "/api/audio-clips",
+        {"mime_type": "audio/ogg", "bytes": 10},
+        201,
+        "pending",
+        201,
+        per_clip=False,
+    ),
     Operation("list", "GET", "/api/audio-clips", None, 200, "pending", 200, per_clip=False),
     Operation("get", "GET", "/api/audio-clips/{clip}", None, 200, "pending", 404),
     Operation("patch", "PATCH", "/api/audio-clips/{clip}", {"note_id": "moved"}, 200, "pending", 404),
@@ -93,6 +102,7 @@ def token_header(make_token: Callable[[str], str], sub: str) -> dict[str, str]:
 @pytest.fixture
 def prepared(client, make_token):
     """Make the owner's clip (in the state ``op.prepare``) on a fresh note; return (clip, note)."""
+
     def make(op: Operation) -> tuple[dict, str]:
         note = f"note-{uuid.uuid4().hex[:8]}"
         owner = token_header(make_token, OWNER)
@@ -102,6 +112,7 @@ def prepared(client, make_token):
         if op.prepare == "ready":
             assert client.post(f"/api/audio-clips/{created['clip']['id']}/complete", headers=owner).status_code == 200
         return created["clip"], note
+
     return make
 
 
@@ -150,6 +161,7 @@ class WorkCounter:
         def spy(storage, *args, **kwargs):  # the real call, recorded
             self.store.append(name)
             return original(storage, *args, **kwargs)
+
         return spy
 
     def measure(self, fn):
@@ -162,8 +174,9 @@ class WorkCounter:
 
 
 @pytest.mark.parametrize("op", [o for o in OPERATIONS if o.name != "create"], ids=lambda o: o.name)
-def test_another_owner_sees_exactly_what_a_stranger_to_the_resource_sees(app, client, make_token, prepared,
-                                                                          monkeypatch, op):
+def test_another_owner_sees_exactly_what_a_stranger_to_the_resource_sees(
+    app, client, make_token, prepared, monkeypatch, op
+):
     clip, note = prepared(op)
     other = token_header(make_token, OTHER)
     counter = WorkCounter(app, monkeypatch)
@@ -171,7 +184,8 @@ def test_another_owner_sees_exactly_what_a_stranger_to_the_resource_sees(app, cl
         theirs, theirs_sql, theirs_store = counter.measure(lambda: call(client, op, other, clip["id"], note))
         missing_note = f"missing-{uuid.uuid4().hex[:8]}"
         nothing, nothing_sql, nothing_store = counter.measure(
-            lambda: call(client, op, other, str(uuid.uuid4()), missing_note))
+            lambda: call(client, op, other, str(uuid.uuid4()), missing_note)
+        )
     finally:
         counter.close()
     assert theirs.status_code == nothing.status_code == op.other_owner

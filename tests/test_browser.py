@@ -34,8 +34,16 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 #: Headless, and nothing that reaches for the network on its own (the machine is offline).
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 #: Chromium's fake microphone (a beep) and an auto-accepted permission prompt.
 FAKE_MICROPHONE_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 #: The README's screenshot is this test's. A run writes it to a temporary folder (a test run
@@ -58,8 +66,10 @@ METADATA_JS = """() => { const a = document.getElementById('player');
 def playwright() -> Iterator[Any]:
     """A playwright driver, or a clear failure naming what CI must install."""
     if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install it (apt-get install -y chromium) "
-                    "or point CHROMIUM_PATH at a Chromium binary.")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install it (apt-get install -y chromium) "
+            "or point CHROMIUM_PATH at a Chromium binary."
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -70,8 +80,7 @@ def playwright() -> Iterator[Any]:
 
 def launch(playwright: Any, extra_args: Sequence[str] = ()) -> Any:
     """Launch the system Chromium headless with :data:`LAUNCH_ARGS` (plus ``extra_args``)."""
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=[*LAUNCH_ARGS, *extra_args])
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*LAUNCH_ARGS, *extra_args])
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +104,13 @@ def bucket_cors(app, s3_endpoint) -> Iterator[Callable[[list[dict] | None], None
         if rules is not None:
             storage.put_cors_rules(rules)
         else:  # S3Storage has no delete (the app never needs one): boto3 directly.
-            boto3.client("s3", endpoint_url=s3_endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY,
-                         aws_secret_access_key=SECRET_KEY).delete_bucket_cors(Bucket=BUCKET)
+            boto3.client(
+                "s3",
+                endpoint_url=s3_endpoint,
+                region_name=REGION,
+                aws_access_key_id=ACCESS_KEY,
+                aws_secret_access_key=SECRET_KEY,
+            ).delete_bucket_cors(Bucket=BUCKET)
 
     yield set_rules
     set_rules(before)
@@ -117,8 +131,12 @@ class DemoPage:
         self.problems: list[str] = []  # uncaught exceptions and console errors
         self.puts: list[Any] = []  # the browser's PUTs to the store
         self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        self.page.on("console", lambda msg: msg.type == "error" and self.problems.append(
-            f"console: {msg.text} ({msg.location.get('url')})"))
+        self.page.on(
+            "console",
+            lambda msg: (
+                msg.type == "error" and self.problems.append(f"console: {msg.text} ({msg.location.get('url')})")
+            ),
+        )
         self.page.on("request", lambda req: req.method == "PUT" and self.puts.append(req))
         self.page.set_default_timeout(STEP_TIMEOUT_MS)
         # The fragment carries the token, as the link `advanced-notes dev` prints.
@@ -146,8 +164,7 @@ class DemoPage:
         self.context.close()
 
 
-def test_demo_page_uploads_a_file_and_plays_it(browser, live_server, make_token, audio, page_origin_cors,
-                                               tmp_path):
+def test_demo_page_uploads_a_file_and_plays_it(browser, live_server, make_token, audio, page_origin_cors, tmp_path):
     f = audio["note.ogg"]  # Ogg Opus: open codecs, which Debian's Chromium always has
     token = make_token("browser-user")
     demo = DemoPage(browser, live_server.url, token)
@@ -179,8 +196,9 @@ def test_demo_page_uploads_a_file_and_plays_it(browser, live_server, make_token,
 
         # The API agrees: the clip is ready, whole, checksummed and measured.
         clip_id = demo.text("#clip-id")
-        got = requests.get(f"{live_server.url}/api/audio-clips/{clip_id}", timeout=30,
-                           headers={"Authorization": f"Bearer {token}"})
+        got = requests.get(
+            f"{live_server.url}/api/audio-clips/{clip_id}", timeout=30, headers={"Authorization": f"Bearer {token}"}
+        )
         assert got.status_code == 200, got.text
         clip = got.json()["clip"]
         assert clip["status"] == "ready" and clip["note_id"] == "browser-note"
@@ -217,23 +235,30 @@ def test_demo_page_shows_the_store_error_code(browser, live_server, make_token, 
     # error shape, with the CORS header a real store adds when a rule matches.
     demo = DemoPage(browser, live_server.url, make_token("browser-user"))
     try:
-        demo.page.route("**/audio-clips/*.ogg?*", lambda route: route.fulfill(
-            status=403, content_type="application/xml",
-            headers={"Access-Control-Allow-Origin": live_server.url},
-            body="<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code>"
-                 "<Message>The request signature we calculated does not match.</Message></Error>"))
+        demo.page.route(
+            "**/audio-clips/*.ogg?*",
+            lambda route: route.fulfill(
+                status=403,
+                content_type="application/xml",
+                headers={"Access-Control-Allow-Origin": live_server.url},
+                body="<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code>"
+                "<Message>The request signature we calculated does not match.</Message></Error>",
+            ),
+        )
         demo.page.set_input_files("#file", str(audio["note.ogg"].path))
         demo.page.click("#upload")
         demo.page.wait_for_function(FINISHED_JS)
-        assert demo.text("#error") == ("Store 403 SignatureDoesNotMatch: "
-                                       "The request signature we calculated does not match.")
+        assert demo.text("#error") == (
+            "Store 403 SignatureDoesNotMatch: The request signature we calculated does not match."
+        )
         assert demo.page.get_attribute("li[data-step=put]", "data-state") == "failed"
     finally:
         demo.close()
 
 
-def test_demo_page_explains_a_bucket_cors_that_refuses_its_origin(playwright, live_server, make_token, audio,
-                                                                 bucket_cors):
+def test_demo_page_explains_a_bucket_cors_that_refuses_its_origin(
+    playwright, live_server, make_token, audio, bucket_cors
+):
     # Rules for another origin: moto then answers the page's preflight 403 and the browser
     # never sends the PUT. (With no rules at all moto's server allows every origin, unlike
     # S3, so "no rules" would prove nothing here.)
@@ -268,8 +293,9 @@ def test_demo_page_records_the_microphone_and_uploads(playwright, live_server, m
         demo.upload()
 
         clip_id = demo.text("#clip-id")
-        clip = requests.get(f"{live_server.url}/api/audio-clips/{clip_id}", timeout=30,
-                            headers={"Authorization": f"Bearer {token}"}).json()["clip"]
+        clip = requests.get(
+            f"{live_server.url}/api/audio-clips/{clip_id}", timeout=30, headers={"Authorization": f"Bearer {token}"}
+        ).json()["clip"]
         # MediaRecorder writes WebM (or Ogg) Opus; the API dropped the codecs parameter.
         assert clip["status"] == "ready" and clip["mime_type"] in ("audio/webm", "audio/ogg")
         assert clip["stored_bytes"] > 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 import requests
@@ -33,8 +34,11 @@ class StubStore:
     URLs and never fails on purpose. It answers each PUT with the next scripted
     status (and S3's body for it), and records what it got."""
 
-    BODIES = {403: b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
-              500: b"<Error><Code>InternalError</Code></Error>", 200: b""}
+    BODIES: ClassVar[dict[int, bytes]] = {
+        403: b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+        500: b"<Error><Code>InternalError</Code></Error>",
+        200: b"",
+    }
 
     def __init__(self, script: list[int]):
         store = self
@@ -88,7 +92,10 @@ def test_creates_carry_an_idempotency_key(live_server, make_token, monkeypatch):
     client = AudioClipsClient(live_server.url, make_token("client-user"))
     sent = []
     original = requests.Session.request
-    monkeypatch.setattr(requests.Session, "request",
-                        lambda self, m, u, **kw: sent.append(kw.get("headers", {})) or original(self, m, u, **kw))
+    monkeypatch.setattr(
+        requests.Session,
+        "request",
+        lambda self, m, u, **kw: sent.append(kw.get("headers", {})) or original(self, m, u, **kw),
+    )
     client.create(mime_type="audio/ogg", bytes=10)
     assert len(sent[0]["Idempotency-Key"]) == 36

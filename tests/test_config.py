@@ -20,17 +20,37 @@ def test_dev_defaults():
 
 
 def test_aliases_of_earlier_setups():
-    s = load_settings({**GOOD_PROD, "S3_BUCKET": None, "S3_BUCKET_NAME": "spaces-bucket", "S3_REGION": "nyc3",
-                       "S3_ACCESS_KEY": "DO00KEY", "S3_SECRET_KEY": "do-secret", "APP_ENV": None,
-                       "ENV": "live"})
-    assert (s.s3_bucket, s.aws_region, s.aws_access_key_id, s.aws_secret_access_key) == \
-        ("spaces-bucket", "nyc3", "DO00KEY", "do-secret")
+    s = load_settings(
+        {
+            **GOOD_PROD,
+            "S3_BUCKET": None,
+            "S3_BUCKET_NAME": "spaces-bucket",
+            "S3_REGION": "nyc3",
+            "S3_ACCESS_KEY": "DO00KEY",
+            "S3_SECRET_KEY": "do-secret",
+            "APP_ENV": None,
+            "ENV": "live",
+        }
+    )
+    assert (s.s3_bucket, s.aws_region, s.aws_access_key_id, s.aws_secret_access_key) == (
+        "spaces-bucket",
+        "nyc3",
+        "DO00KEY",
+        "do-secret",
+    )
     assert s.environment == "prod"
 
 
 def test_canonical_names_win_over_aliases():
-    s = load_settings({**GOOD_PROD, "S3_BUCKET_NAME": "old", "AWS_REGION": "eu-west-1",
-                       "AWS_DEFAULT_REGION": "us-west-2", "S3_REGION": "nyc3"})
+    s = load_settings(
+        {
+            **GOOD_PROD,
+            "S3_BUCKET_NAME": "old",
+            "AWS_REGION": "eu-west-1",
+            "AWS_DEFAULT_REGION": "us-west-2",
+            "S3_REGION": "nyc3",
+        }
+    )
     assert (s.s3_bucket, s.aws_region) == ("b", "eu-west-1")
     assert load_settings({**GOOD_PROD, "AWS_DEFAULT_REGION": "us-west-2"}).aws_region == "us-west-2"
 
@@ -42,19 +62,25 @@ def test_public_endpoint_defaults_to_endpoint():
     assert s.s3_public_endpoint_url == "https://s3.example.com"
 
 
-@pytest.mark.parametrize("env, variable, words", [
-    ({"S3_PRESIGN_PUT_EXPIRES_SECONDS": "abc"}, "S3_PRESIGN_PUT_EXPIRES_SECONDS", "integer from 1 to 604800"),
-    ({"S3_PRESIGN_PUT_EXPIRES_SECONDS": "0"}, "S3_PRESIGN_PUT_EXPIRES_SECONDS", "604800"),
-    ({"S3_PRESIGN_GET_EXPIRES_SECONDS": "604801"}, "S3_PRESIGN_GET_EXPIRES_SECONDS", "604800"),
-    ({"MAX_UPLOAD_BYTES": "1.5"}, "MAX_UPLOAD_BYTES", "integer"),
-    ({"MAX_DURATION_MS": "-1"}, "MAX_DURATION_MS", "integer"),
-    ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE", "auto, path, virtual"),
-    ({"S3_ENDPOINT_URL": "minio:9000"}, "S3_ENDPOINT_URL", "http"),
-    ({"AWS_ACCESS_KEY_ID": "only-the-id"}, "AWS_SECRET_ACCESS_KEY", "together"),
-    ({"ALLOWED_MIME_TYPES": "audio/mpeg text/html"}, "ALLOWED_MIME_TYPES", "text/html"),
-    ({"S3_PRESIGN_PUT_EXPIRES_SECONDS": "7200", "UPLOAD_RESERVATION_SECONDS": "3600"},
-     "UPLOAD_RESERVATION_SECONDS", "S3_PRESIGN_PUT_EXPIRES_SECONDS"),
-])
+@pytest.mark.parametrize(
+    "env, variable, words",
+    [
+        ({"S3_PRESIGN_PUT_EXPIRES_SECONDS": "abc"}, "S3_PRESIGN_PUT_EXPIRES_SECONDS", "integer from 1 to 604800"),
+        ({"S3_PRESIGN_PUT_EXPIRES_SECONDS": "0"}, "S3_PRESIGN_PUT_EXPIRES_SECONDS", "604800"),
+        ({"S3_PRESIGN_GET_EXPIRES_SECONDS": "604801"}, "S3_PRESIGN_GET_EXPIRES_SECONDS", "604800"),
+        ({"MAX_UPLOAD_BYTES": "1.5"}, "MAX_UPLOAD_BYTES", "integer"),
+        ({"MAX_DURATION_MS": "-1"}, "MAX_DURATION_MS", "integer"),
+        ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE", "auto, path, virtual"),
+        ({"S3_ENDPOINT_URL": "minio:9000"}, "S3_ENDPOINT_URL", "http"),
+        ({"AWS_ACCESS_KEY_ID": "only-the-id"}, "AWS_SECRET_ACCESS_KEY", "together"),
+        ({"ALLOWED_MIME_TYPES": "audio/mpeg text/html"}, "ALLOWED_MIME_TYPES", "text/html"),
+        (
+            {"S3_PRESIGN_PUT_EXPIRES_SECONDS": "7200", "UPLOAD_RESERVATION_SECONDS": "3600"},
+            "UPLOAD_RESERVATION_SECONDS",
+            "S3_PRESIGN_PUT_EXPIRES_SECONDS",
+        ),
+    ],
+)
 def test_each_bad_setting_is_named(env, variable, words):
     with pytest.raises(ConfigError) as info:
         load_settings(env)
@@ -63,12 +89,15 @@ def test_each_bad_setting_is_named(env, variable, words):
     assert variable in str(info.value)
 
 
-@pytest.mark.parametrize("env, variable", [
-    ({"APP_ENV": "production", "AUTH_JWT_SECRET": "s" * 40}, "S3_BUCKET"),
-    ({"APP_ENV": "production", "S3_BUCKET": "b"}, "AUTH_JWT_SECRET"),
-    ({"APP_ENV": "staging", "S3_BUCKET": "b", "AUTH_JWT_SECRET": DEV_JWT_SECRET}, "AUTH_JWT_SECRET"),
-    ({"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWT_SECRET": "short"}, "AUTH_JWT_SECRET"),
-])
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({"APP_ENV": "production", "AUTH_JWT_SECRET": "s" * 40}, "S3_BUCKET"),
+        ({"APP_ENV": "production", "S3_BUCKET": "b"}, "AUTH_JWT_SECRET"),
+        ({"APP_ENV": "staging", "S3_BUCKET": "b", "AUTH_JWT_SECRET": DEV_JWT_SECRET}, "AUTH_JWT_SECRET"),
+        ({"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWT_SECRET": "short"}, "AUTH_JWT_SECRET"),
+    ],
+)
 def test_outside_dev_bucket_and_real_secret_are_required(env, variable):
     with pytest.raises(ConfigError) as info:
         load_settings(env)
@@ -81,13 +110,22 @@ def test_jwks_alone_is_enough_outside_dev():
 
 
 def test_one_message_names_every_bad_variable():
-    env = {"APP_ENV": "production", "S3_ADDRESSING_STYLE": "weird", "S3_PRESIGN_GET_EXPIRES_SECONDS": "9999999",
-           "MAX_UPLOAD_BYTES": "lots"}
+    env = {
+        "APP_ENV": "production",
+        "S3_ADDRESSING_STYLE": "weird",
+        "S3_PRESIGN_GET_EXPIRES_SECONDS": "9999999",
+        "MAX_UPLOAD_BYTES": "lots",
+    }
     with pytest.raises(ConfigError) as info:
         load_settings(env)
     message = str(info.value)
-    for name in ("S3_BUCKET", "AUTH_JWT_SECRET", "S3_ADDRESSING_STYLE", "S3_PRESIGN_GET_EXPIRES_SECONDS",
-                 "MAX_UPLOAD_BYTES"):
+    for name in (
+        "S3_BUCKET",
+        "AUTH_JWT_SECRET",
+        "S3_ADDRESSING_STYLE",
+        "S3_PRESIGN_GET_EXPIRES_SECONDS",
+        "MAX_UPLOAD_BYTES",
+    ):
         assert name in message
     assert message.startswith("Invalid configuration (5 problem(s))")
 
@@ -97,31 +135,53 @@ def test_create_app_refuses_bad_configuration(tmp_path):
         create_app({"APP_ENV": "production", "AUTH_JWT_SECRET": "s" * 40, "DATABASE_URL": f"sqlite:///{tmp_path}/x"})
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"S3_PROVIDER": "r2", "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com"},
-     ("auto", "auto", "https://acc.r2.cloudflarestorage.com")),
-    ({"S3_PROVIDER": "spaces", "S3_ENDPOINT_URL": "https://fra1.digitaloceanspaces.com"},
-     ("fra1", "auto", "https://fra1.digitaloceanspaces.com")),
-    ({"S3_PROVIDER": "spaces", "S3_REGION": "sgp1"}, ("sgp1", "auto", "https://sgp1.digitaloceanspaces.com")),
-    ({"S3_PROVIDER": "minio", "S3_ENDPOINT_URL": "http://10.0.0.5:9000"}, ("us-east-1", "path", "http://10.0.0.5:9000")),
-    ({"S3_PROVIDER": "aws", "AWS_REGION": "eu-west-1"}, ("eu-west-1", "auto", None)),
-    # Explicit settings override the preset.
-    ({"S3_PROVIDER": "minio", "S3_ENDPOINT_URL": "http://minio:9000", "S3_ADDRESSING_STYLE": "virtual",
-      "AWS_REGION": "eu-1"}, ("eu-1", "virtual", "http://minio:9000")),
-    ({"S3_PROVIDER": "r2", "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com", "S3_REGION": "wnam"},
-     ("wnam", "auto", "https://acc.r2.cloudflarestorage.com")),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        (
+            {"S3_PROVIDER": "r2", "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com"},
+            ("auto", "auto", "https://acc.r2.cloudflarestorage.com"),
+        ),
+        (
+            {"S3_PROVIDER": "spaces", "S3_ENDPOINT_URL": "https://fra1.digitaloceanspaces.com"},
+            ("fra1", "auto", "https://fra1.digitaloceanspaces.com"),
+        ),
+        ({"S3_PROVIDER": "spaces", "S3_REGION": "sgp1"}, ("sgp1", "auto", "https://sgp1.digitaloceanspaces.com")),
+        (
+            {"S3_PROVIDER": "minio", "S3_ENDPOINT_URL": "http://10.0.0.5:9000"},
+            ("us-east-1", "path", "http://10.0.0.5:9000"),
+        ),
+        ({"S3_PROVIDER": "aws", "AWS_REGION": "eu-west-1"}, ("eu-west-1", "auto", None)),
+        # Explicit settings override the preset.
+        (
+            {
+                "S3_PROVIDER": "minio",
+                "S3_ENDPOINT_URL": "http://minio:9000",
+                "S3_ADDRESSING_STYLE": "virtual",
+                "AWS_REGION": "eu-1",
+            },
+            ("eu-1", "virtual", "http://minio:9000"),
+        ),
+        (
+            {"S3_PROVIDER": "r2", "S3_ENDPOINT_URL": "https://acc.r2.cloudflarestorage.com", "S3_REGION": "wnam"},
+            ("wnam", "auto", "https://acc.r2.cloudflarestorage.com"),
+        ),
+    ],
+)
 def test_provider_presets(env, expected):
     s = load_settings(env)
     assert (s.aws_region, s.s3_addressing_style, s.s3_endpoint_url) == expected
     assert s.s3_provider == env["S3_PROVIDER"]
 
 
-@pytest.mark.parametrize("env, variable", [
-    ({"S3_PROVIDER": "r2"}, "S3_ENDPOINT_URL"),
-    ({"S3_PROVIDER": "minio"}, "S3_ENDPOINT_URL"),
-    ({"S3_PROVIDER": "backblaze"}, "S3_PROVIDER"),
-])
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({"S3_PROVIDER": "r2"}, "S3_ENDPOINT_URL"),
+        ({"S3_PROVIDER": "minio"}, "S3_ENDPOINT_URL"),
+        ({"S3_PROVIDER": "backblaze"}, "S3_PROVIDER"),
+    ],
+)
 def test_provider_preset_problems(env, variable):
     with pytest.raises(ConfigError) as info:
         load_settings(env)

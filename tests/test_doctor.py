@@ -16,8 +16,13 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def doctor_app(app, base_config):  # app: the session bucket exists
-    doctor = create_app({**base_config, "S3_KEY_PREFIX": f"doctor-{uuid.uuid4().hex[:6]}",
-                      "CORS_ORIGINS": "http://127.0.0.1:8000 https://notes.example.com"})
+    doctor = create_app(
+        {
+            **base_config,
+            "S3_KEY_PREFIX": f"doctor-{uuid.uuid4().hex[:6]}",
+            "CORS_ORIGINS": "http://127.0.0.1:8000 https://notes.example.com",
+        }
+    )
     return doctor
 
 
@@ -31,12 +36,19 @@ def test_report_against_moto_is_honest(doctor_app):
     result = run(doctor_app, "check")
     out = result.output
     assert result.exit_code == 1  # the CORS rules are wrong for our origins
-    for line in ("OK    bucket reachable", "OK    signature: AWS4-HMAC-SHA256, credential scope region us-east-1",
-                 "OK    presigned PUT", "OK    HEAD: size", "OK    presigned GET with Range: 206",
-                 "WARN  signed Content-Type enforced: NOT enforced", "WARN  signed Content-Length enforced: NOT",
-                 "WARN  signed checksum enforced: NOT", "WARN  URL expiry enforced: NOT",
-                 "OK    conditional writes (If-None-Match: *): supported",
-                 "FAIL  bucket CORS: No CORS rule allows the origin http://127.0.0.1:8000."):
+    for line in (
+        "OK    bucket reachable",
+        "OK    signature: AWS4-HMAC-SHA256, credential scope region us-east-1",
+        "OK    presigned PUT",
+        "OK    HEAD: size",
+        "OK    presigned GET with Range: 206",
+        "WARN  signed Content-Type enforced: NOT enforced",
+        "WARN  signed Content-Length enforced: NOT",
+        "WARN  signed checksum enforced: NOT",
+        "WARN  URL expiry enforced: NOT",
+        "OK    conditional writes (If-None-Match: *): supported",
+        "FAIL  bucket CORS: No CORS rule allows the origin http://127.0.0.1:8000.",
+    ):
         assert line in out, (line, out)
     assert "fix: Run `advanced-notes storage cors --apply`" in out
     # The probe object is gone, and nothing was left under the clips folder.
@@ -54,8 +66,10 @@ def test_cors_apply_fixes_the_rules(doctor_app):
     assert applied.exit_code == 0 and "applied to bucket" in applied.output
     result = run(doctor_app, "check")
     assert result.exit_code == 0, result.output
-    assert "OK    bucket CORS: browsers at http://127.0.0.1:8000, https://notes.example.com may PUT and GET" \
+    assert (
+        "OK    bucket CORS: browsers at http://127.0.0.1:8000, https://notes.example.com may PUT and GET"
         in result.output
+    )
 
 
 def test_a_dead_store_fails_first_and_plainly(base_config):

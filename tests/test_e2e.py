@@ -23,9 +23,17 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.parametrize("name", AUDIO_FILES)
 def test_three_step_upload_and_playback(api, audio, name):
     f = audio[name]
-    created = api("POST", "/api/audio-clips", json={
-        "note_id": "e2e-note", "mime_type": f.mime_type, "bytes": f.size, "duration_ms": f.duration_ms,
-        "checksum_sha256": f.sha256_base64})
+    created = api(
+        "POST",
+        "/api/audio-clips",
+        json={
+            "note_id": "e2e-note",
+            "mime_type": f.mime_type,
+            "bytes": f.size,
+            "duration_ms": f.duration_ms,
+            "checksum_sha256": f.sha256_base64,
+        },
+    )
     assert created.status_code == 201, created.text
     clip, upload = created.json()["clip"], created.json()["upload"]
 
@@ -57,8 +65,9 @@ def test_note_audio_returns_the_newest_ready_clip(api, audio):
     ids = []
     for name in ("note.ogg", "note.webm"):
         f = audio[name]
-        created = api("POST", "/api/audio-clips", json={"note_id": "e2e/primary", "mime_type": f.mime_type,
-                                                         "bytes": f.size}).json()
+        created = api(
+            "POST", "/api/audio-clips", json={"note_id": "e2e/primary", "mime_type": f.mime_type, "bytes": f.size}
+        ).json()
         assert put_upload(created["upload"], f.data).status_code == 200
         assert api("POST", f"/api/audio-clips/{created['clip']['id']}/complete").status_code == 200
         ids.append(created["clip"]["id"])
@@ -75,8 +84,12 @@ def test_complete_before_put_then_wrong_size(api, audio):
     assert early.status_code == 409 and early.json()["error"]["code"] == "upload_missing"
     assert api("GET", f"/api/audio-clips/{clip_id}").json()["clip"]["status"] == "pending"
     short = f.data[:1000]
-    assert requests.put(created["upload"]["url"], data=short, timeout=30,
-                        headers={"Content-Type": "audio/wav"}).status_code == 200
+    assert (
+        requests.put(
+            created["upload"]["url"], data=short, timeout=30, headers={"Content-Type": "audio/wav"}
+        ).status_code
+        == 200
+    )
     late = api("POST", f"/api/audio-clips/{clip_id}/complete")
     assert late.status_code == 422 and late.json()["error"]["details"]["reason"] == "size_mismatch"
     assert api("GET", f"/api/audio-clips/{clip_id}").json()["clip"]["status"] == "rejected"
@@ -94,9 +107,20 @@ def test_concurrent_completes_agree(api, audio):
 
 
 def test_client_command_uploads_a_real_file(live_server, make_token, audio):
-    result = CliRunner().invoke(cli_main, [
-        "upload", str(audio["note.m4a"].path), "--note-id", "cli-note", "--quiet",
-        "--api", live_server.url, "--token", make_token("cli-user")])
+    result = CliRunner().invoke(
+        cli_main,
+        [
+            "upload",
+            str(audio["note.m4a"].path),
+            "--note-id",
+            "cli-note",
+            "--quiet",
+            "--api",
+            live_server.url,
+            "--token",
+            make_token("cli-user"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     url = result.output.strip().splitlines()[-1]
     assert url.startswith("http://127.0.0.1:") and "X-Amz-Signature=" in url
@@ -105,22 +129,45 @@ def test_client_command_uploads_a_real_file(live_server, make_token, audio):
 
 
 def test_client_command_reports_api_errors(live_server, audio):
-    result = CliRunner().invoke(cli_main, ["upload", str(audio["note.ogg"].path), "--api", live_server.url,
-                                           "--token", "bad", "--quiet"])
+    result = CliRunner().invoke(
+        cli_main, ["upload", str(audio["note.ogg"].path), "--api", live_server.url, "--token", "bad", "--quiet"]
+    )
     assert result.exit_code == 1 and "401 unauthorized" in result.output
 
 
 def test_client_command_refuses_a_file_that_is_not_audio(live_server, make_token, audio):
-    result = CliRunner().invoke(cli_main, ["upload", str(audio["not-audio.html"].path), "--api", live_server.url,
-                                           "--token", make_token("cli-user"), "--quiet"])
+    result = CliRunner().invoke(
+        cli_main,
+        [
+            "upload",
+            str(audio["not-audio.html"].path),
+            "--api",
+            live_server.url,
+            "--token",
+            make_token("cli-user"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 1 and "not audio" in result.output
 
 
 def test_play_and_note_audio_commands(live_server, make_token, audio):
     token = make_token("cli-user")
-    upload = CliRunner().invoke(cli_main, ["upload", str(audio["note.flac"].path), "--note-id", "cli-play",
-                                           "--quiet", "--api", live_server.url, "--token", token])
-    clip_id = json.loads(upload.output[:upload.output.index("\n}") + 2])["id"]
+    upload = CliRunner().invoke(
+        cli_main,
+        [
+            "upload",
+            str(audio["note.flac"].path),
+            "--note-id",
+            "cli-play",
+            "--quiet",
+            "--api",
+            live_server.url,
+            "--token",
+            token,
+        ],
+    )
+    clip_id = json.loads(upload.output[: upload.output.index("\n}") + 2])["id"]
     for args in (["play", clip_id], ["note-audio", "cli-play"]):
         result = CliRunner().invoke(cli_main, [*args, "--api", live_server.url, "--token", token])
         assert result.exit_code == 0, result.output

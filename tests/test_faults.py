@@ -79,8 +79,7 @@ def test_store_faults(faulty_store_app, store_proxy, auth, mode):
 
     # What needs no store call keeps working: presigning is local.
     assert client.get(f"/api/audio-clips/{ready['id']}/playback", headers=auth).status_code == 200
-    assert client.post("/api/audio-clips", json={"mime_type": "audio/ogg", "bytes": 5}, headers=auth
-                       ).status_code == 201
+    assert client.post("/api/audio-clips", json={"mime_type": "audio/ogg", "bytes": 5}, headers=auth).status_code == 201
     # Deleting records the object's deletion and answers within the bound.
     deleted, elapsed = timed(lambda: client.delete(f"/api/audio-clips/{ready['id']}", headers=auth))
     assert deleted.status_code == 204 and elapsed < STORE_BOUND_SECONDS

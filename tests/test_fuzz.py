@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from fuzz import run_schemathesis  # noqa: E402
-from loopback import serving  # noqa: E402
+from fuzz import run_schemathesis
+from loopback import serving
 
 pytestmark = pytest.mark.e2e
 

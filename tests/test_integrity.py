@@ -54,6 +54,7 @@ def server_with(base_config, make_token):
 
 # -- audio-aware complete ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", AUDIO_FILES)
 def test_measured_duration_of_each_format(api, audio, name):
     f = audio[name]
@@ -62,10 +63,13 @@ def test_measured_duration_of_each_format(api, audio, name):
     assert abs(clip["measured_duration_ms"] - f.duration_ms) <= 100, clip
 
 
-@pytest.mark.parametrize("name, declared_type", [
-    ("impostor-html.m4a", "audio/mp4"),
-    ("not-audio.html", "audio/mpeg"),
-])
+@pytest.mark.parametrize(
+    "name, declared_type",
+    [
+        ("impostor-html.m4a", "audio/mp4"),
+        ("not-audio.html", "audio/mpeg"),
+    ],
+)
 def test_html_impostors_are_not_audio(api, app, audio, name, declared_type):
     f = audio[name]
     created = api("POST", "/api/audio-clips", json={"mime_type": declared_type, "bytes": f.size}).json()
@@ -114,21 +118,32 @@ def test_checksum_is_signed_and_compared(api, app, audio):
     # Real S3 refuses a body whose SHA-256 differs from the signed one; moto does not, and
     # only records a checksum sent with x-amz-sdk-checksum-algorithm. Plant what a store
     # that kept another body would report: same size, another digest.
-    body = (other.data * 2)[:f.size]
+    body = (other.data * 2)[: f.size]
     digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    put = requests.put(upload["url"], data=body, timeout=30, headers={
-        **upload["headers"], "x-amz-checksum-sha256": digest, "x-amz-sdk-checksum-algorithm": "SHA256"})
+    put = requests.put(
+        upload["url"],
+        data=body,
+        timeout=30,
+        headers={**upload["headers"], "x-amz-checksum-sha256": digest, "x-amz-sdk-checksum-algorithm": "SHA256"},
+    )
     assert put.status_code == 200
     error = assert_rejected(api, app, created["clip"], complete(api, created["clip"]["id"]), "checksum_mismatch")
-    assert error["details"] == {"reason": "checksum_mismatch", "expected_sha256": f.sha256_base64,
-                                "stored_sha256": digest}
+    assert error["details"] == {
+        "reason": "checksum_mismatch",
+        "expected_sha256": f.sha256_base64,
+        "stored_sha256": digest,
+    }
 
 
 def test_matching_checksum_is_accepted(api, audio):
     f = audio["note.flac"]
     created = api.create(f, checksum_sha256=f.sha256_base64)
-    requests.put(created["upload"]["url"], data=f.data, timeout=30,
-                 headers={**created["upload"]["headers"], "x-amz-sdk-checksum-algorithm": "SHA256"})
+    requests.put(
+        created["upload"]["url"],
+        data=f.data,
+        timeout=30,
+        headers={**created["upload"]["headers"], "x-amz-sdk-checksum-algorithm": "SHA256"},
+    )
     assert complete(api, created["clip"]["id"]).json()["clip"]["status"] == "ready"
 
 
@@ -146,8 +161,15 @@ def test_complete_reads_only_the_start_of_a_large_object(api, audio, monkeypatch
     rate, seconds = 44100, 476
     pcm = seconds * rate * 2
     import struct
-    header = b"RIFF" + struct.pack("<I", 36 + pcm) + b"WAVEfmt " + struct.pack(
-        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", pcm)
+
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + pcm)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", pcm)
+    )
     data = header + bytes(pcm)
     fetched: list[tuple[int, int]] = []
     original = clips_module.S3Storage.get_range
@@ -165,6 +187,7 @@ def test_complete_reads_only_the_start_of_a_large_object(api, audio, monkeypatch
 
 
 # -- safe playback, write-once ------------------------------------------------------------------
+
 
 def test_playback_forces_audio_type_even_if_the_object_is_swapped(api, app, audio):
     f = audio["note.ogg"]
@@ -188,6 +211,7 @@ def test_conditional_writes_make_upload_urls_write_once(server_with, audio):
 
 
 # -- idempotency and concurrency ----------------------------------------------------------------
+
 
 def test_idempotent_create_under_20_concurrent_repeats(api, app, audio):
     f = audio["note.m4a"]
@@ -218,8 +242,12 @@ def test_idempotency_key_rules(api, live_server, make_token, audio):
     replay = api("POST", "/api/audio-clips", json={"mime_type": f.mime_type, "bytes": f.size}, headers=key)
     assert replay.status_code == 201 and replay.json()["upload"] is None  # no new URL onto a verified object
     assert replay.json()["clip"]["status"] == "ready"
-    bad = api("POST", "/api/audio-clips", json={"mime_type": f.mime_type, "bytes": f.size},
-              headers={"Idempotency-Key": "x" * 256})
+    bad = api(
+        "POST",
+        "/api/audio-clips",
+        json={"mime_type": f.mime_type, "bytes": f.size},
+        headers={"Idempotency-Key": "x" * 256},
+    )
     assert bad.status_code == 422 and "Idempotency-Key" in bad.json()["error"]["details"]
 
 
@@ -245,6 +273,7 @@ def test_50_concurrent_completes_make_one_transition(api, audio, monkeypatch):
 
 
 # -- refresh, attach, delete --------------------------------------------------------------------
+
 
 def test_upload_url_refresh(api, live_server, make_token, audio):
     f = audio["note.webm"]

@@ -20,31 +20,56 @@ from advanced_notes.domain.mime import MIME_EXTENSIONS, extension_for
 SAFE_KEY = re.compile(r"^[a-z0-9._-]+(/[a-z0-9._-]+)*$")
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("production", "prod"), ("prod", "prod"), ("live", "prod"), ("PRODUCTION", "prod"),
-    (" Production/ ", "prod"), ("/Live/", "prod"),
-    ("development", "dev"), ("dev", "dev"), ("local", "dev"), ("  LOCAL  ", "dev"), ("/Development", "dev"),
-    ("staging", "staging"), ("stage", "staging"), ("Stage/", "staging"),
-    ("tenants/Acme Corp", "tenants/acme-corp"),
-    ("Feature_Branch-42", "feature_branch-42"),
-    ("a//b", "a/b"), ("a/./b", "a/b"), ("../etc/passwd", "etc/passwd"), ("a/../b", "a/b"),
-    ("préprod", "pr-prod"), ("qa.v1", "qa.v1"),
-    ("", "dev"), ("   ", "dev"), ("/", "dev"), ("//..//.", "dev"), ("???", "dev"), (None, "dev"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("production", "prod"),
+        ("prod", "prod"),
+        ("live", "prod"),
+        ("PRODUCTION", "prod"),
+        (" Production/ ", "prod"),
+        ("/Live/", "prod"),
+        ("development", "dev"),
+        ("dev", "dev"),
+        ("local", "dev"),
+        ("  LOCAL  ", "dev"),
+        ("/Development", "dev"),
+        ("staging", "staging"),
+        ("stage", "staging"),
+        ("Stage/", "staging"),
+        ("tenants/Acme Corp", "tenants/acme-corp"),
+        ("Feature_Branch-42", "feature_branch-42"),
+        ("a//b", "a/b"),
+        ("a/./b", "a/b"),
+        ("../etc/passwd", "etc/passwd"),
+        ("a/../b", "a/b"),
+        ("préprod", "pr-prod"),
+        ("qa.v1", "qa.v1"),
+        ("", "dev"),
+        ("   ", "dev"),
+        ("/", "dev"),
+        ("//..//.", "dev"),
+        ("???", "dev"),
+        (None, "dev"),
+    ],
+)
 def test_normalize_prefix_table(raw, expected):
     assert normalize_prefix(raw) == expected
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({}, "dev"),
-    ({"FLASK_ENV": "production"}, "prod"),
-    ({"ENV": "staging", "FLASK_ENV": "production"}, "staging"),
-    ({"APP_ENV": "live", "ENV": "staging", "FLASK_ENV": "development"}, "prod"),
-    ({"APP_ENV": "  ", "ENV": "stage"}, "staging"),
-    ({"S3_KEY_PREFIX": "tenants/Acme Corp", "APP_ENV": "production"}, "tenants/acme-corp"),
-    ({"S3_KEY_PREFIX": " Production/ ", "APP_ENV": "dev"}, "prod"),
-    ({"S3_KEY_PREFIX": "", "APP_ENV": "production"}, "prod"),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, "dev"),
+        ({"FLASK_ENV": "production"}, "prod"),
+        ({"ENV": "staging", "FLASK_ENV": "production"}, "staging"),
+        ({"APP_ENV": "live", "ENV": "staging", "FLASK_ENV": "development"}, "prod"),
+        ({"APP_ENV": "  ", "ENV": "stage"}, "staging"),
+        ({"S3_KEY_PREFIX": "tenants/Acme Corp", "APP_ENV": "production"}, "tenants/acme-corp"),
+        ({"S3_KEY_PREFIX": " Production/ ", "APP_ENV": "dev"}, "prod"),
+        ({"S3_KEY_PREFIX": "", "APP_ENV": "production"}, "prod"),
+    ],
+)
 def test_prefix_resolution_order(env, expected):
     assert resolve_prefix(env) == expected
 
@@ -75,8 +100,11 @@ def test_any_input_gives_a_safe_prefix(raw):
     assert normalize_prefix(prefix) == prefix  # idempotent
 
 
-@given(st.dictionaries(st.sampled_from(["S3_KEY_PREFIX", "APP_ENV", "ENV", "FLASK_ENV"]), st.text()),
-       st.uuids(), st.sampled_from(sorted(MIME_EXTENSIONS)))
+@given(
+    st.dictionaries(st.sampled_from(["S3_KEY_PREFIX", "APP_ENV", "ENV", "FLASK_ENV"]), st.text()),
+    st.uuids(),
+    st.sampled_from(sorted(MIME_EXTENSIONS)),
+)
 def test_any_settings_give_a_safe_key(env, clip_id, mime_type):
     key = build_object_key(resolve_prefix(env), clip_id, mime_type)
     assert SAFE_KEY.match(key), key

@@ -17,6 +17,7 @@ from .helpers import assert_error
 def app_with(base_config):
     def make(**overrides: str):
         return create_app({**base_config, **overrides})
+
     return make
 
 
@@ -43,8 +44,11 @@ def test_pending_quota_is_exact_under_concurrent_creates(app_with, make_token):
     try:
         api = Api(server.url, make_token(f"racer-{uuid.uuid4().hex[:6]}"))
         with ThreadPoolExecutor(12) as pool:
-            answers = list(pool.map(
-                lambda _: api("POST", "/api/audio-clips", json={"mime_type": "audio/ogg", "bytes": 10}), range(12)))
+            answers = list(
+                pool.map(
+                    lambda _: api("POST", "/api/audio-clips", json={"mime_type": "audio/ogg", "bytes": 10}), range(12)
+                )
+            )
     finally:
         server.stop()
     statuses = sorted(a.status_code for a in answers)
@@ -76,8 +80,9 @@ def test_rate_limit_per_owner(app_with, make_token):
     assert_error(response, 429, "too_many_requests")
     assert int(response.headers["Retry-After"]) > 0
     assert create(client, alice).status_code == 429  # one budget across the API
-    assert client.get("/api/audio-clips", headers={"Authorization": f"Bearer {make_token('rl-bob')}"}
-                      ).status_code == 200
+    assert (
+        client.get("/api/audio-clips", headers={"Authorization": f"Bearer {make_token('rl-bob')}"}).status_code == 200
+    )
     assert client.get("/healthz").status_code == 200 and client.get("/api/openapi.json").status_code == 200
 
 
@@ -96,11 +101,12 @@ def test_rate_limit_is_shared_through_redis(app_with, make_token):
         import redis
 
         redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pytest.fail("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
     # Two app instances stand for two gunicorn workers sharing one Redis.
-    workers = [app_with(RATELIMIT_DEFAULT="6 per minute", RATELIMIT_STORAGE_URI=redis_url).test_client()
-               for _ in range(2)]
+    workers = [
+        app_with(RATELIMIT_DEFAULT="6 per minute", RATELIMIT_STORAGE_URI=redis_url).test_client() for _ in range(2)
+    ]
     headers = {"Authorization": f"Bearer {make_token(f'shared-{uuid.uuid4().hex}')}"}
     statuses = [workers[i % 2].get("/api/audio-clips", headers=headers).status_code for i in range(8)]
     assert statuses == [200] * 6 + [429] * 2
@@ -114,23 +120,35 @@ def test_bad_rate_limit_setting_is_a_startup_error(base_config):
 
 
 def test_request_body_limit(client, auth):
-    response = client.post("/api/audio-clips", data=b"{" + b" " * 70000 + b"}", content_type="application/json",
-                           headers=auth)
+    response = client.post(
+        "/api/audio-clips", data=b"{" + b" " * 70000 + b"}", content_type="application/json", headers=auth
+    )
     assert_error(response, 413, "payload_too_large")
 
 
 def test_api_cors_for_configured_origins(app_with):
     client = app_with(CORS_ORIGINS="https://notes.example.com").test_client()
-    preflight = client.options("/api/audio-clips", headers={
-        "Origin": "https://notes.example.com", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"})
+    preflight = client.options(
+        "/api/audio-clips",
+        headers={
+            "Origin": "https://notes.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+        },
+    )
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://notes.example.com"
     allowed = {h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
     assert {"authorization", "content-type", "idempotency-key"} <= allowed
-    other = client.options("/api/audio-clips", headers={"Origin": "https://evil.example.com",
-                                                        "Access-Control-Request-Method": "POST"})
+    other = client.options(
+        "/api/audio-clips", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"}
+    )
     assert "Access-Control-Allow-Origin" not in other.headers
-    plain = app_with().test_client().options("/api/audio-clips", headers={"Origin": "https://notes.example.com",
-                                                                          "Access-Control-Request-Method": "POST"})
+    plain = (
+        app_with()
+        .test_client()
+        .options(
+            "/api/audio-clips", headers={"Origin": "https://notes.example.com", "Access-Control-Request-Method": "POST"}
+        )
+    )
     assert "Access-Control-Allow-Origin" not in plain.headers  # no CORS_ORIGINS: no cross-origin browser calls

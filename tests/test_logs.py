@@ -36,8 +36,14 @@ def test_one_line_per_request_with_its_fields(client, auth, caplog):
     records = request_records(caplog)
     assert len(records) == 3
     read = records[1]
-    assert (read.request_id, read.method, read.path, read.status, read.owner, read.clip_id) == \
-        ("rid-1", "GET", f"/api/audio-clips/{clip['id']}", 200, "alice", clip["id"])
+    assert (read.request_id, read.method, read.path, read.status, read.owner, read.clip_id) == (
+        "rid-1",
+        "GET",
+        f"/api/audio-clips/{clip['id']}",
+        200,
+        "alice",
+        clip["id"],
+    )
     assert isinstance(read.duration_ms, float) and read.duration_ms >= 0
     assert (records[2].status, records[2].owner) == (401, None)
 
@@ -70,8 +76,13 @@ def test_signatures_and_tokens_never_reach_the_logs(app, client, auth, caplog, a
     playback = client.get(f"/api/audio-clips/{created['clip']['id']}/playback", headers=auth).get_json()
     client.get("/api/notes/secret-check/audio", headers=auth)
     client.get("/api/audio-clips", headers={"Authorization": f"Bearer {token}x"})  # a rejected token too
-    secrets = [token, "X-Amz-Signature", "Signature=", created["upload"]["url"].rsplit("=", 1)[1],
-               playback["url"].rsplit("=", 1)[1]]
+    secrets = [
+        token,
+        "X-Amz-Signature",
+        "Signature=",
+        created["upload"]["url"].rsplit("=", 1)[1],
+        playback["url"].rsplit("=", 1)[1],
+    ]
     assert len(caplog.records) > 5
     for record in caplog.records:
         text = record.getMessage() + " " + " ".join(str(v) for v in vars(record).values())

@@ -60,12 +60,24 @@ def _free_port() -> int:
 
 def test_gunicorn_config_sums_workers(base_config, make_token, tmp_path):
     port = _free_port()
-    env = {**os.environ, **{k: str(v) for k, v in base_config.items()},
-           "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "2",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in base_config.items()},
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+    }
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -84,8 +96,16 @@ def test_gunicorn_config_sums_workers(base_config, make_token, tmp_path):
             assert requests.get(f"{base}/api/audio-clips", headers=headers, timeout=5).status_code == 200
             sent += 1
         text = requests.get(f"{base}/metrics", timeout=5).text
-        assert metric(text, "flask_http_request_duration_seconds_count", method="GET", status="200",
-                      url_rule="/api/audio-clips") == sent
+        assert (
+            metric(
+                text,
+                "flask_http_request_duration_seconds_count",
+                method="GET",
+                status="200",
+                url_rule="/api/audio-clips",
+            )
+            == sent
+        )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(15)

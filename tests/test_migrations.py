@@ -70,17 +70,28 @@ def test_hot_queries_use_their_indexes(empty_database_url):
     migrate.upgrade(url)
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO audio_clips (id, owner_id, note_id, status, mime_type, bytes, storage_key, created_at, "
-            "updated_at) SELECT gen_random_uuid(), 'o' || (i % 500), 'n' || (i % 5000), "
-            "(ARRAY['ready','pending','rejected'])[1 + i % 3], 'audio/ogg', 10, 'k/' || i, "
-            "now() - i * interval '1 second', now() FROM generate_series(1, 20000) AS i"))
+        conn.execute(
+            text(
+                "INSERT INTO audio_clips (id, owner_id, note_id, status, mime_type, bytes, storage_key, created_at, "
+                "updated_at) SELECT gen_random_uuid(), 'o' || (i % 500), 'n' || (i % 5000), "
+                "(ARRAY['ready','pending','rejected'])[1 + i % 3], 'audio/ogg', 10, 'k/' || i, "
+                "now() - i * interval '1 second', now() FROM generate_series(1, 20000) AS i"
+            )
+        )
         conn.execute(text("ANALYZE audio_clips"))
-        plan = "\n".join(conn.execute(text(
-            "EXPLAIN SELECT * FROM audio_clips WHERE owner_id = 'o7' AND note_id = 'n7' AND status = 'ready' "
-            "ORDER BY created_at DESC, id DESC LIMIT 1")).scalars())
-        quota_plan = "\n".join(conn.execute(text(
-            "EXPLAIN SELECT count(*) FROM audio_clips WHERE owner_id = 'o7' AND status = 'pending'")).scalars())
+        plan = "\n".join(
+            conn.execute(
+                text(
+                    "EXPLAIN SELECT * FROM audio_clips WHERE owner_id = 'o7' AND note_id = 'n7' AND status = 'ready' "
+                    "ORDER BY created_at DESC, id DESC LIMIT 1"
+                )
+            ).scalars()
+        )
+        quota_plan = "\n".join(
+            conn.execute(
+                text("EXPLAIN SELECT count(*) FROM audio_clips WHERE owner_id = 'o7' AND status = 'pending'")
+            ).scalars()
+        )
     engine.dispose()
     assert "ix_audio_clips_owner_note_status_created" in plan and "Sort" not in plan, plan
     assert "ix_audio_clips_owner_status_bytes" in quota_plan, quota_plan

@@ -48,16 +48,23 @@ def gunicorn_server(app, base_config, tmp_path):  # app: the bucket exists
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update({k: str(v) for k, v in base_config.items()})
-    env.update({
-        "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(WORKERS), "GUNICORN_THREADS": "2",
-        "GUNICORN_MAX_REQUESTS": "30", "GUNICORN_MAX_REQUESTS_JITTER": "5", "LOG_LEVEL": "WARNING",
-        "MAX_PENDING_UPLOADS_PER_OWNER": "0",
-    })
+    env.update(
+        {
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "GUNICORN_WORKERS": str(WORKERS),
+            "GUNICORN_THREADS": "2",
+            "GUNICORN_MAX_REQUESTS": "30",
+            "GUNICORN_MAX_REQUESTS_JITTER": "5",
+            "LOG_LEVEL": "WARNING",
+            "MAX_PENDING_UPLOADS_PER_OWNER": "0",
+        }
+    )
     log_path = tmp_path / "gunicorn.log"
     log = log_path.open("wb")
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -90,16 +97,19 @@ def _workers_gauge(base: str) -> float:
 def test_recycling_workers_under_load_keeps_the_master_and_metrics(gunicorn_server, audio):
     base, proc, log_path = gunicorn_server
     note = audio["note.ogg"]
-    tokens = [jwt.encode({"sub": f"recycle-{i}", "exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256")
-              for i in range(8)]
+    tokens = [
+        jwt.encode({"sub": f"recycle-{i}", "exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256")
+        for i in range(8)
+    ]
     statuses: collections.Counter[tuple[str, int]] = collections.Counter()
     errors: list[str] = []
     ready: dict[int, tuple[str, str]] = {}  # owner index -> (clip id, note id) of a ready clip
 
     def call(method: str, path: str, owner: int, **kw) -> requests.Response | None:
         try:
-            response = requests.request(method, base + path, timeout=30,
-                                        headers={"Authorization": f"Bearer {tokens[owner]}"}, **kw)
+            response = requests.request(
+                method, base + path, timeout=30, headers={"Authorization": f"Bearer {tokens[owner]}"}, **kw
+            )
         except requests.ConnectionError as exc:
             errors.append(f"{method} {path}: {exc!r}")
             return None
@@ -108,8 +118,12 @@ def test_recycling_workers_under_load_keeps_the_master_and_metrics(gunicorn_serv
 
     def upload(owner: int) -> None:
         note_id = f"note-{uuid.uuid4().hex[:8]}"
-        created = call("POST", "/api/audio-clips", owner,
-                       json={"mime_type": note.mime_type, "bytes": note.size, "note_id": note_id})
+        created = call(
+            "POST",
+            "/api/audio-clips",
+            owner,
+            json={"mime_type": note.mime_type, "bytes": note.size, "note_id": note_id},
+        )
         if created is None or created.status_code != 201:
             return
         body = created.json()

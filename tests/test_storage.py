@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC
 from urllib.parse import urlsplit
 
 import boto3
@@ -40,7 +41,8 @@ def test_client_config_follows_the_storage_rules():
 
 def test_put_url_is_sigv4_and_binds_type_and_length():
     upload = storage(S3_ENDPOINT_URL="http://127.0.0.1:9000", AWS_REGION="us-east-1").presign_put(
-        KEY, "audio/mp4", 54692)
+        KEY, "audio/mp4", 54692
+    )
     params = signed_params(upload.url)
     assert params["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert params["X-Amz-SignedHeaders"] == "content-length;content-type;host"
@@ -54,8 +56,7 @@ def test_put_url_is_sigv4_and_binds_type_and_length():
 
 def test_upload_headers_are_exactly_what_was_signed():
     upload = storage(S3_ENDPOINT_URL="http://127.0.0.1:9000").presign_put(KEY, "audio/mp4", 54692, CHECKSUM)
-    assert signed_params(upload.url)["X-Amz-SignedHeaders"] == \
-        "content-length;content-type;host;x-amz-checksum-sha256"
+    assert signed_params(upload.url)["X-Amz-SignedHeaders"] == "content-length;content-type;host;x-amz-checksum-sha256"
     assert upload.headers["x-amz-checksum-sha256"] == CHECKSUM
     assert signature_matches(upload.url, "PUT", upload.headers, SECRET_KEY)
     # The verifier can fail: any other value of a signed header breaks the signature.
@@ -71,8 +72,9 @@ def test_expiry_comes_from_settings_and_expires_at_is_consistent():
     get = s.presign_get(KEY, "audio/mp4", "x.m4a")
     assert signed_params(put.url)["X-Amz-Expires"] == "60"
     assert signed_params(get.url)["X-Amz-Expires"] == "604800"
-    from datetime import datetime, timezone
-    signed_at = datetime.strptime(signed_params(put.url)["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    from datetime import datetime
+
+    signed_at = datetime.strptime(signed_params(put.url)["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     assert 59 <= (put.expires_at - signed_at).total_seconds() <= 60
 
 
@@ -83,8 +85,12 @@ def test_credential_scope_uses_the_configured_region(region):
 
 
 def test_public_endpoint_is_the_host_signed_into_urls():
-    s = storage(S3_ENDPOINT_URL="http://minio.internal:9000", S3_PUBLIC_ENDPOINT_URL="https://media.example.com",
-                S3_ADDRESSING_STYLE="path", S3_BUCKET="clips")
+    s = storage(
+        S3_ENDPOINT_URL="http://minio.internal:9000",
+        S3_PUBLIC_ENDPOINT_URL="https://media.example.com",
+        S3_ADDRESSING_STYLE="path",
+        S3_BUCKET="clips",
+    )
     for presigned in (s.presign_put(KEY, "audio/mp4", 5), s.presign_get(KEY, "audio/mp4", "a.m4a")):
         parts = urlsplit(presigned.url)
         assert parts.netloc == "media.example.com" and parts.path.startswith("/clips/")
@@ -92,13 +98,19 @@ def test_public_endpoint_is_the_host_signed_into_urls():
     assert s._client.meta.endpoint_url == "http://minio.internal:9000"
 
 
-@pytest.mark.parametrize("style, host, path_prefix", [
-    ("path", "localhost:9000", "/clips/"),
-    ("virtual", "clips.localhost:9000", "/prod/"),
-])
+@pytest.mark.parametrize(
+    "style, host, path_prefix",
+    [
+        ("path", "localhost:9000", "/clips/"),
+        ("virtual", "clips.localhost:9000", "/prod/"),
+    ],
+)
 def test_addressing_style(style, host, path_prefix):
-    url = storage(S3_ENDPOINT_URL="http://localhost:9000", S3_ADDRESSING_STYLE=style,
-                  S3_BUCKET="clips").presign_put(KEY, "audio/mp4", 5).url
+    url = (
+        storage(S3_ENDPOINT_URL="http://localhost:9000", S3_ADDRESSING_STYLE=style, S3_BUCKET="clips")
+        .presign_put(KEY, "audio/mp4", 5)
+        .url
+    )
     parts = urlsplit(url)
     assert parts.netloc == host and parts.path.startswith(path_prefix)
 

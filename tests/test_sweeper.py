@@ -27,8 +27,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def env(base_config, make_token):
     """An app on its own key prefix, served on loopback; yields (api, app)."""
-    app = create_app({**base_config, "S3_KEY_PREFIX": f"sweep-{uuid.uuid4().hex[:8]}",
-                      "UPLOAD_RESERVATION_SECONDS": "3600"})
+    app = create_app(
+        {**base_config, "S3_KEY_PREFIX": f"sweep-{uuid.uuid4().hex[:8]}", "UPLOAD_RESERVATION_SECONDS": "3600"}
+    )
     server = LiveServer(app)
     yield Api(server.url, make_token("sweep-user")), app
     server.stop()
@@ -118,8 +119,14 @@ def test_reconcile_finds_orphans_and_missing_objects(env, audio):
 def test_objects_with_a_recorded_deletion_are_not_orphans(env, audio, base_config):
     api, app = env
     clip = api.upload(audio["note.ogg"])
-    dead = create_app({**base_config, "S3_KEY_PREFIX": services_of(app).settings.key_prefix,
-                       "S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3_CONNECT_TIMEOUT_SECONDS": "1"})
+    dead = create_app(
+        {
+            **base_config,
+            "S3_KEY_PREFIX": services_of(app).settings.key_prefix,
+            "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+            "S3_CONNECT_TIMEOUT_SECONDS": "1",
+        }
+    )
     services_of(dead).clips.delete("sweep-user", uuid.UUID(clip["id"]))
     report = sweep(app, "--min-orphan-age", "0")
     assert "objects with a recorded deletion: 1" in report

@@ -49,14 +49,14 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime: pass an aware UTC datetime")
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -98,8 +98,9 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql"):
         # application_name: operators (and the soak test) can see the pool in pg_stat_activity.
         connect_args.update(connect_timeout=3, application_name=APPLICATION_NAME)
-    engine = create_engine(url, pool_size=5, max_overflow=10, pool_timeout=5, pool_recycle=1800,
-                           connect_args=connect_args)
+    engine = create_engine(
+        url, pool_size=5, max_overflow=10, pool_timeout=5, pool_recycle=1800, connect_args=connect_args
+    )
     _ping_idle_connections(engine)
     return engine
 
@@ -118,6 +119,7 @@ def _ping_idle_connections(engine: Engine) -> None:
     connection found while in use raises a disconnect error, which invalidates the
     whole pool: one 503 per worker, then fresh connections.
     """
+
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
         record.info["checked_in_at"] = time.monotonic()
@@ -146,8 +148,11 @@ class Database:
         # a single SELECT (2 of the 4 round trips of a playback). psycopg2's autocommit is a
         # client-side flag, reset when the connection returns to the pool. SQLite keeps
         # the explicit BEGIN of _configure_sqlite (its round trips are function calls).
-        readers = self.engine.execution_options(isolation_level="AUTOCOMMIT") \
-            if self.engine.dialect.name == "postgresql" else self.engine
+        readers = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else self.engine
+        )
         self._read_sessions = sessionmaker(readers, expire_on_commit=False)
 
     @contextmanager

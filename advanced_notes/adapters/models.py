@@ -21,7 +21,7 @@ from advanced_notes.adapters.db import Base, UTCDateTime
 from advanced_notes.domain.clock import utcnow
 
 
-class ClipStatus(str, enum.Enum):
+class ClipStatus(enum.StrEnum):
     """Lifecycle of a clip: pending -> ready | rejected | expired (DESIGN §3 states)."""
 
     PENDING = "pending"

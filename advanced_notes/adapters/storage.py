@@ -127,9 +127,16 @@ class S3Storage:
         else:
             self._presigner = session.client("s3", endpoint_url=settings.s3_public_endpoint_url, config=config)
 
-    def presign_put(self, key: str, content_type: str, content_length: int,
-                    checksum_sha256: str | None = None, *, expires_seconds: int | None = None,
-                    conditional: bool | None = None) -> PresignedRequest:
+    def presign_put(
+        self,
+        key: str,
+        content_type: str,
+        content_length: int,
+        checksum_sha256: str | None = None,
+        *,
+        expires_seconds: int | None = None,
+        conditional: bool | None = None,
+    ) -> PresignedRequest:
         """Presign a PUT of exactly ``content_length`` bytes of ``content_type`` to ``key``.
 
         With ``S3_CONDITIONAL_WRITES=on`` the URL also signs ``If-None-Match: *``: the
@@ -149,8 +156,10 @@ class S3Storage:
             signed (R2 answers 501 to ACL headers; the bucket stays private).
         """
         params: dict[str, object] = {
-            "Bucket": self.bucket, "Key": key,
-            "ContentType": content_type, "ContentLength": content_length,
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ContentLength": content_length,
         }
         headers = {"Content-Type": content_type, "Content-Length": str(content_length)}
         if checksum_sha256:
@@ -168,14 +177,16 @@ class S3Storage:
         so whatever bytes sit at the key are never served as HTML. Range requests work.
         """
         params = {
-            "Bucket": self.bucket, "Key": key,
+            "Bucket": self.bucket,
+            "Key": key,
             "ResponseContentType": content_type,
             "ResponseContentDisposition": f'inline; filename="{filename}"',
         }
         return self._presign("get_object", params, self.get_expires_seconds, "GET", {})
 
-    def _presign(self, operation: str, params: dict[str, object], expires: int,
-                 method: str, headers: dict[str, str]) -> PresignedRequest:
+    def _presign(
+        self, operation: str, params: dict[str, object], expires: int, method: str, headers: dict[str, str]
+    ) -> PresignedRequest:
         # Taken before signing so the reported expiry is never later than the real one.
         signed_at = utcnow().replace(microsecond=0)
         with _store_errors("presigning"):
@@ -252,9 +263,12 @@ class S3Storage:
     def signing(self) -> dict[str, str | None]:
         """How URLs are signed: signature version, region, addressing style, public endpoint."""
         config = self._presigner.meta.config
-        return {"signature_version": config.signature_version, "region": self._presigner.meta.region_name,
-                "addressing_style": (config.s3 or {}).get("addressing_style"),
-                "endpoint": self._presigner.meta.endpoint_url}
+        return {
+            "signature_version": config.signature_version,
+            "region": self._presigner.meta.region_name,
+            "addressing_style": (config.s3 or {}).get("addressing_style"),
+            "endpoint": self._presigner.meta.endpoint_url,
+        }
 
     def check_bucket(self) -> None:
         """HEAD the bucket; raises StorageUnavailable when it cannot be reached or read."""

@@ -46,10 +46,13 @@ def init_api(app: Flask, settings: Settings) -> Api:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
     )
-    api = Api(app, spec_kwargs={
-        "info": {"description": "Direct-to-bucket audio uploads with presigned S3 URLs."},
-        "security": [{"bearerAuth": []}],
-    })
+    api = Api(
+        app,
+        spec_kwargs={
+            "info": {"description": "Direct-to-bucket audio uploads with presigned S3 URLs."},
+            "security": [{"bearerAuth": []}],
+        },
+    )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for blueprint in (clips.blp, notes.blp, health.blp):
         api.register_blueprint(blueprint)

@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 import jwt
-from flask import current_app, g, request
+from flask import g, request
 
 from advanced_notes.api.context import current_services
 from advanced_notes.domain.errors import Unauthorized
@@ -37,8 +37,9 @@ class TokenVerifier:
         self.issuer = settings.auth_jwt_issuer
         self.audience = settings.auth_jwt_audience
         # PyJWKClient caches the key set and refetches on an unknown kid (key rotation).
-        self.jwks = jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True, timeout=5) \
-            if settings.auth_jwks_url else None
+        self.jwks = (
+            jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True, timeout=5) if settings.auth_jwks_url else None
+        )
 
     def verify(self, token: str) -> dict[str, Any]:
         """Verify ``token`` and return its claims.
@@ -64,8 +65,12 @@ class TokenVerifier:
             raise Unauthorized(f"Tokens signed with {alg!r} are not accepted.")
         try:
             claims = jwt.decode(
-                token, key, algorithms=[alg], leeway=LEEWAY_SECONDS,
-                issuer=self.issuer, audience=self.audience,
+                token,
+                key,
+                algorithms=[alg],
+                leeway=LEEWAY_SECONDS,
+                issuer=self.issuer,
+                audience=self.audience,
                 options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
             )
         except jwt.ExpiredSignatureError as exc:
@@ -90,7 +95,7 @@ def mint_token(settings: Settings, subject: str, expires_in_seconds: int = 3600)
     """
     if not settings.auth_jwt_secret:
         raise RuntimeError("AUTH_JWT_SECRET is not set; tokens for JWKS deployments come from your IdP")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + dt.timedelta(seconds=expires_in_seconds)}
     if settings.auth_jwt_issuer:
         claims["iss"] = settings.auth_jwt_issuer

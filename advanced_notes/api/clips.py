@@ -36,8 +36,11 @@ blp = authenticated_blueprint("audio-clips", __name__, "Audio clips: upload sess
 
 
 def _clip_link(path: str, method: str, description: str) -> dict[str, Any]:
-    return {"operationRef": f"#/paths/{path.replace('/', '~1')}/{method}",
-            "parameters": {"clip_id": "$response.body#/clip/id"}, "description": description}
+    return {
+        "operationRef": f"#/paths/{path.replace('/', '~1')}/{method}",
+        "parameters": {"clip_id": "$response.body#/clip/id"},
+        "description": description,
+    }
 
 
 # OpenAPI links: what a client (or a stateful fuzzer) can do with the clip it created.
@@ -56,10 +59,13 @@ _CREATED_LINKS = {
 @blp.arguments(CreateClipSchema)
 @blp.arguments(IdempotencyHeaderSchema, location="headers")
 @blp.response(201, CreatedClipSchema, example={"clip": PENDING_EXAMPLE, "upload": UPLOAD_EXAMPLE})
-@error_responses(blp, {
-    409: "conflict: the Idempotency-Key was used with other values.",
-    422: "validation_error: the body failed validation.",
-})
+@error_responses(
+    blp,
+    {
+        409: "conflict: the Idempotency-Key was used with other values.",
+        422: "validation_error: the body failed validation.",
+    },
+)
 def create_clip(body: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create an upload session.
 
@@ -70,8 +76,11 @@ def create_clip(body: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str
     """
     session = clip_service().create(current_owner(), idempotency_key=headers.get("idempotency_key"), **body)
     response_headers = {"Idempotent-Replayed": "true"} if session.replayed else {}
-    return {"clip": session.clip, "upload": upload_body(session.upload, session.clip.storage_key)}, 201, \
-        response_headers
+    return (
+        {"clip": session.clip, "upload": upload_body(session.upload, session.clip.storage_key)},
+        201,
+        response_headers,
+    )
 
 
 @blp.route("/audio-clips", methods=["GET"])
@@ -122,12 +131,15 @@ def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
 
 @blp.route("/audio-clips/<uuid:clip_id>/complete", methods=["POST"])
 @blp.response(200, ClipEnvelopeSchema, example={"clip": CLIP_EXAMPLE})
-@error_responses(blp, {
-    404: NO_CLIP,
-    409: "upload_missing (PUT first; clip stays pending) or conflict (clip rejected or expired).",
-    422: "upload_rejected: details.reason is size_mismatch, checksum_mismatch, type_mismatch, not_audio, "
-         "unreadable_audio or duration_exceeded; the clip is rejected and the object deleted.",
-})
+@error_responses(
+    blp,
+    {
+        404: NO_CLIP,
+        409: "upload_missing (PUT first; clip stays pending) or conflict (clip rejected or expired).",
+        422: "upload_rejected: details.reason is size_mismatch, checksum_mismatch, type_mismatch, not_audio, "
+        "unreadable_audio or duration_exceeded; the clip is rejected and the object deleted.",
+    },
+)
 def complete_clip(clip_id: uuid.UUID) -> dict[str, Any]:
     """Verify the uploaded object and mark the clip ready (idempotent)."""
     return {"clip": clip_service().complete(current_owner(), clip_id)}

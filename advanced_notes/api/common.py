@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app
 from flask_smorest import Blueprint
 
 from advanced_notes.adapters.storage import PresignedRequest
@@ -40,6 +39,7 @@ def error_responses(blp: Blueprint, responses: dict[int, str] | None = None) -> 
         responses: status -> description of the errors specific to this operation;
             401 and 503 are always added.
     """
+
     def decorate(view: F) -> F:
         for status, description in sorted({**_ALWAYS, **(responses or {})}.items(), reverse=True):
             # The description starts with the (first) error code: it makes the example.
@@ -47,6 +47,7 @@ def error_responses(blp: Blueprint, responses: dict[int, str] | None = None) -> 
             example = {"error": {"code": code, "message": description.split(":", 1)[-1].strip()}}
             view = blp.alt_response(status, description=description, example=example)(view)
         return view
+
     return decorate
 
 
@@ -61,8 +62,13 @@ def upload_body(upload: PresignedRequest | None, storage_key: str) -> dict[str, 
     """The ``upload`` object of a response (UploadSchema), None for no upload."""
     if upload is None:
         return None
-    return {"method": upload.method, "url": upload.url, "storage_key": storage_key,
-            "headers": upload.headers, "expires_at": upload.expires_at}
+    return {
+        "method": upload.method,
+        "url": upload.url,
+        "storage_key": storage_key,
+        "headers": upload.headers,
+        "expires_at": upload.expires_at,
+    }
 
 
 def playback_body(playback: Playback) -> dict[str, Any]:

@@ -16,6 +16,10 @@ def init_cors(app: Flask, settings: Settings) -> None:
     """Answer preflights and add CORS headers on ``/api/*`` for the configured origins (none: off)."""
     if not settings.cors_origins:
         return
-    CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}},
-         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-         expose_headers=["Retry-After", "X-Request-ID", "Idempotent-Replayed"], max_age=600)
+    CORS(
+        app,
+        resources={r"/api/*": {"origins": list(settings.cors_origins)}},
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        expose_headers=["Retry-After", "X-Request-ID", "Idempotent-Replayed"],
+        max_age=600,
+    )

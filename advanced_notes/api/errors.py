@@ -37,9 +37,9 @@ _HTTP_CODES = {
 }
 
 
-
-def error_response(status: int, code: str, message: str, details: Any = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
     """Build a response in the DESIGN §4 error shape (``details`` omitted when None)."""
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
@@ -84,8 +84,7 @@ def _api_error(exc: ApiError) -> Response:
 
 
 def _database_error(exc: DBAPIError | PoolTimeoutError) -> Response:
-    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError) \
-            and not exc.connection_invalidated:
+    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError) and not exc.connection_invalidated:
         return _unexpected(exc)
     log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
     return _api_error(DatabaseUnavailable("The database is unavailable; retry later."))

@@ -41,8 +41,12 @@ def configure_logging(settings: Settings) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
-                                           rename_fields={"asctime": "time", "levelname": "level"}))
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level"},
+            )
+        )
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
@@ -60,12 +64,18 @@ def _finish_request(response: Response) -> Response:
     response.headers["X-Request-ID"] = request_id
     started = getattr(g, "request_started", None)
     clip_id = (request.view_args or {}).get("clip_id")
-    log.info("request", extra={
-        "request_id": request_id, "method": request.method, "path": request.path,
-        "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-        "owner": getattr(g, "owner_id", None), "clip_id": str(clip_id) if clip_id else None,
-    })
+    log.info(
+        "request",
+        extra={
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "owner": getattr(g, "owner_id", None),
+            "clip_id": str(clip_id) if clip_id else None,
+        },
+    )
     return response
 
 

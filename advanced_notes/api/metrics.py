@@ -54,8 +54,14 @@ class StateCollector(Collector):
             with self.db.read() as session:
                 counts = dict(session.execute(select(AudioClip.status, func.count()).group_by(AudioClip.status)).all())
                 total = session.scalar(select(func.count()).select_from(PendingDeletion)) or 0
-                ready = session.scalar(select(func.count()).select_from(PendingDeletion)
-                                       .where(PendingDeletion.next_attempt_at <= utcnow())) or 0
+                ready = (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(PendingDeletion)
+                        .where(PendingDeletion.next_attempt_at <= utcnow())
+                    )
+                    or 0
+                )
         except SQLAlchemyError:
             return  # a scrape during a database outage shows the request metrics only
         for status in ClipStatus:
@@ -122,5 +128,9 @@ def init_metrics(app: Flask, db: Database, version: str) -> None:
     # In multi-process mode the value lives in a file of this pid (read by the collector
     # from the directory, so the gauge must not be registered as well), and the master's
     # child_exit hook removes that file when the worker exits.
-    Gauge("advanced_notes_workers", "Live processes serving the app.", multiprocess_mode="livesum",
-          registry=None if multiprocess else registry).set(1)
+    Gauge(
+        "advanced_notes_workers",
+        "Live processes serving the app.",
+        multiprocess_mode="livesum",
+        registry=None if multiprocess else registry,
+    ).set(1)

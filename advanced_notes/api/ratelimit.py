@@ -8,6 +8,8 @@ memory otherwise (per worker: fine for one process, approximate for several).
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from flask import Flask, g, request
 from flask_limiter import Limiter
 
@@ -19,10 +21,8 @@ from advanced_notes.settings import Settings
 def owner_key() -> str:
     """The rate-limit key of the current request: ``owner:<sub>`` or ``ip:<address>``."""
     if getattr(g, "owner_id", None) is None:
-        try:
+        with suppress(Unauthorized):
             authenticate_request()  # verified once; the blueprint hook then reuses g.owner_id
-        except Unauthorized:
-            pass
     owner = getattr(g, "owner_id", None)  # None for bad tokens and CORS preflights (OPTIONS)
     return f"owner:{owner}" if owner is not None else f"ip:{request.remote_addr}"
 
@@ -33,13 +33,18 @@ def init_rate_limits(app: Flask, settings: Settings, blueprints: list) -> Limite
     Health checks and the API docs are not limited.
     """
     limiter = Limiter(
-        key_func=owner_key, app=app, storage_uri=settings.ratelimit_storage_uri or "memory://",
+        key_func=owner_key,
+        app=app,
+        storage_uri=settings.ratelimit_storage_uri or "memory://",
         # fixed-window: one counter per owner and window, the cheapest check per request
         # (moving-window keeps a timestamp per request); a burst can reach twice the limit
         # across a window edge, which is fine for abuse protection.
-        default_limits=[], headers_enabled=True, strategy="fixed-window",
+        default_limits=[],
+        headers_enabled=True,
+        strategy="fixed-window",
         # A limiter whose storage (Redis) is down must not take the API down with it.
-        swallow_errors=True, in_memory_fallback_enabled=True,
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
     )
     shared = limiter.shared_limit(settings.ratelimit_default, scope="api", key_func=owner_key)
     for blueprint in blueprints:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from advanced_notes.adapters.models import ClipStatus
@@ -32,7 +31,7 @@ class UTCDateTime(fields.DateTime):
     def _serialize(self, value: dt.datetime | None, attr: str | None, obj: object, **kwargs: object) -> str | None:
         if value is None:
             return None
-        utc = value.astimezone(dt.timezone.utc)
+        utc = value.astimezone(dt.UTC)
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
@@ -65,8 +64,9 @@ def _validate_duration(value: int) -> None:
 
 
 #: Base64 of 32 bytes: 43 characters and one "=" of padding.
-SHA256_BASE64 = validate.Regexp(r"^[A-Za-z0-9+/]{43}=$",
-                                error="Must be the base64 encoding of a 32-byte SHA-256 digest.")
+SHA256_BASE64 = validate.Regexp(
+    r"^[A-Za-z0-9+/]{43}=$", error="Must be the base64 encoding of a 32-byte SHA-256 digest."
+)
 
 
 def is_storable_note_id(value: str) -> bool:
@@ -86,25 +86,44 @@ _NOTE_ID = [validate.Length(1, MAX_NOTE_ID_LENGTH), _no_nul]
 class CreateClipSchema(StrictSchema):
     """Body of ``POST /api/audio-clips``."""
 
-    note_id = fields.String(load_default=None, allow_none=True, validate=_NOTE_ID,
-                            metadata={"description": "Opaque note identifier (1..255 chars)."})
-    mime_type = MimeType(required=True, metadata={"example": "audio/mp4",
-                                                  "description": "Audio MIME type from the allow-list."})
-    bytes = fields.Integer(strict=True, required=True, validate=_validate_bytes,
-                           metadata={"example": 54692, "description": "Exact size in bytes (1..MAX_UPLOAD_BYTES)."})
-    duration_ms = fields.Integer(strict=True, load_default=None, allow_none=True, validate=_validate_duration,
-                                 metadata={"example": 6289, "description": "Declared duration (ms)."})
-    checksum_sha256 = fields.String(load_default=None, allow_none=True, validate=SHA256_BASE64,
-                                    metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."})
+    note_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_NOTE_ID,
+        metadata={"description": "Opaque note identifier (1..255 chars)."},
+    )
+    mime_type = MimeType(
+        required=True, metadata={"example": "audio/mp4", "description": "Audio MIME type from the allow-list."}
+    )
+    bytes = fields.Integer(
+        strict=True,
+        required=True,
+        validate=_validate_bytes,
+        metadata={"example": 54692, "description": "Exact size in bytes (1..MAX_UPLOAD_BYTES)."},
+    )
+    duration_ms = fields.Integer(
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=_validate_duration,
+        metadata={"example": 6289, "description": "Declared duration (ms)."},
+    )
+    checksum_sha256 = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=SHA256_BASE64,
+        metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."},
+    )
 
 
 class IdempotencyHeaderSchema(Schema):
     """Headers of ``POST /api/audio-clips`` (other headers are ignored)."""
 
     idempotency_key = fields.String(
-        data_key="Idempotency-Key", validate=validate.Regexp(r"^[\x21-\x7e]{1,255}$",
-                                                            error="Must be 1 to 255 visible ASCII characters."),
-        metadata={"description": "Repeats with the same key by the same owner return the same clip."})
+        data_key="Idempotency-Key",
+        validate=validate.Regexp(r"^[\x21-\x7e]{1,255}$", error="Must be 1 to 255 visible ASCII characters."),
+        metadata={"description": "Repeats with the same key by the same owner return the same clip."},
+    )
 
 
 class UpdateClipSchema(StrictSchema):
@@ -119,8 +138,9 @@ class ListClipsQuerySchema(StrictSchema):
     note_id = fields.String(validate=_NOTE_ID)
     status = fields.String(validate=validate.OneOf([s.value for s in ClipStatus]))
     limit = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(1, MAX_PAGE_SIZE))
-    cursor = fields.String(validate=validate.Length(1, 512),
-                           metadata={"description": "next_cursor of the previous page."})
+    cursor = fields.String(
+        validate=validate.Length(1, 512), metadata={"description": "next_cursor of the previous page."}
+    )
 
 
 class ClipSchema(Schema):
@@ -148,8 +168,11 @@ class UploadSchema(Schema):
     method = fields.String(metadata={"example": "PUT"})
     url = fields.String()
     storage_key = fields.String()
-    headers = fields.Dict(keys=fields.String(), values=fields.String(),
-                          metadata={"description": "Every header signed into the URL, with its exact value."})
+    headers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "Every header signed into the URL, with its exact value."},
+    )
     expires_at = UTCDateTime()
 
 
@@ -166,8 +189,11 @@ class ClipEnvelopeSchema(Schema):
 
 class CreatedClipSchema(Schema):
     clip = fields.Nested(ClipSchema)
-    upload = fields.Nested(UploadSchema, allow_none=True,
-                           metadata={"description": "null on an idempotent repeat once the clip is no longer pending"})
+    upload = fields.Nested(
+        UploadSchema,
+        allow_none=True,
+        metadata={"description": "null on an idempotent repeat once the clip is no longer pending"},
+    )
 
 
 class UploadEnvelopeSchema(Schema):
@@ -194,8 +220,9 @@ class HealthSchema(Schema):
 
 class ReadinessSchema(Schema):
     status = fields.String(metadata={"example": "ready"})
-    checks = fields.Dict(keys=fields.String(), values=fields.String(),
-                         metadata={"example": {"database": "ok", "storage": "ok"}})
+    checks = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"example": {"database": "ok", "storage": "ok"}}
+    )
 
 
 class ErrorBodySchema(Schema):
@@ -214,26 +241,46 @@ class ErrorSchema(Schema):
 _CLIP_ID = "3f0c6a2e-8d4b-4a7e-9b1c-2d5e6f708192"
 _KEY = f"prod/audio-clips/{_CLIP_ID}.m4a"
 CLIP_EXAMPLE = {
-    "id": _CLIP_ID, "note_id": "note-42", "status": "ready", "mime_type": "audio/mp4", "bytes": 54692,
-    "duration_ms": 6300, "measured_duration_ms": 6312,
+    "id": _CLIP_ID,
+    "note_id": "note-42",
+    "status": "ready",
+    "mime_type": "audio/mp4",
+    "bytes": 54692,
+    "duration_ms": 6300,
+    "measured_duration_ms": 6312,
     "checksum_sha256": "u4kJ78aX//hbjMpcy/q+JelE8WdxZdF4I7pWxUC3Nbg=",
-    "storage_key": _KEY, "etag": '"712b298890187aa7b47bc2fc3f9acdb0"', "stored_bytes": 54692,
-    "created_at": "2026-11-21T08:10:08.188Z", "updated_at": "2026-11-21T08:10:09.214Z",
+    "storage_key": _KEY,
+    "etag": '"712b298890187aa7b47bc2fc3f9acdb0"',
+    "stored_bytes": 54692,
+    "created_at": "2026-11-21T08:10:08.188Z",
+    "updated_at": "2026-11-21T08:10:09.214Z",
     "completed_at": "2026-11-21T08:10:09.214Z",
 }
-PENDING_EXAMPLE = {**CLIP_EXAMPLE, "status": "pending", "measured_duration_ms": None, "etag": None,
-                   "stored_bytes": None, "completed_at": None, "updated_at": CLIP_EXAMPLE["created_at"]}
+PENDING_EXAMPLE = {
+    **CLIP_EXAMPLE,
+    "status": "pending",
+    "measured_duration_ms": None,
+    "etag": None,
+    "stored_bytes": None,
+    "completed_at": None,
+    "updated_at": CLIP_EXAMPLE["created_at"],
+}
 UPLOAD_EXAMPLE = {
-    "method": "PUT", "storage_key": _KEY, "expires_at": "2026-11-21T08:25:08.000Z",
+    "method": "PUT",
+    "storage_key": _KEY,
+    "expires_at": "2026-11-21T08:25:08.000Z",
     "url": f"https://advanced-notes-audio.s3.amazonaws.com/{_KEY}?X-Amz-Algorithm=AWS4-HMAC-SHA256"
-           "&X-Amz-Credential=AKIA...%2F20261121%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261121T081008Z"
-           "&X-Amz-Expires=900&X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bx-amz-checksum-sha256"
-           "&X-Amz-Signature=...",
-    "headers": {"Content-Type": "audio/mp4", "Content-Length": "54692",
-                "x-amz-checksum-sha256": "u4kJ78aX//hbjMpcy/q+JelE8WdxZdF4I7pWxUC3Nbg="},
+    "&X-Amz-Credential=AKIA...%2F20261121%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261121T081008Z"
+    "&X-Amz-Expires=900&X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bx-amz-checksum-sha256"
+    "&X-Amz-Signature=...",
+    "headers": {
+        "Content-Type": "audio/mp4",
+        "Content-Length": "54692",
+        "x-amz-checksum-sha256": "u4kJ78aX//hbjMpcy/q+JelE8WdxZdF4I7pWxUC3Nbg=",
+    },
 }
 PLAYBACK_EXAMPLE = {
     "url": f"https://advanced-notes-audio.s3.amazonaws.com/{_KEY}?response-content-type=audio%2Fmp4"
-           "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=...",
+    "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=...",
     "expires_at": "2026-11-21T08:25:09.000Z",
 }

@@ -38,13 +38,26 @@ SNIFF_BYTES = 64 * 1024
 
 # puremagic names a file by extension and MIME type; both map onto container families.
 _FAMILY_BY_EXTENSION = {
-    ".mp4": "mp4", ".m4a": "mp4", ".f4a": "mp4", ".m4b": "mp4", ".3gp": "mp4", ".3g2": "mp4", ".mov": "mp4",
-    ".mp3": "mp3", ".mpga": "mp3",
+    ".mp4": "mp4",
+    ".m4a": "mp4",
+    ".f4a": "mp4",
+    ".m4b": "mp4",
+    ".3gp": "mp4",
+    ".3g2": "mp4",
+    ".mov": "mp4",
+    ".mp3": "mp3",
+    ".mpga": "mp3",
     ".wav": "wav",
-    ".ogg": "ogg", ".oga": "ogg", ".opus": "ogg", ".spx": "ogg",
-    ".webm": "webm", ".mkv": "webm", ".mka": "webm",
+    ".ogg": "ogg",
+    ".oga": "ogg",
+    ".opus": "ogg",
+    ".spx": "ogg",
+    ".webm": "webm",
+    ".mkv": "webm",
+    ".mka": "webm",
     ".flac": "flac",
-    ".aac": "aac", ".adts": "aac",
+    ".aac": "aac",
+    ".adts": "aac",
 }
 
 #: Which containers may carry each declared MIME type.
@@ -60,7 +73,11 @@ CONTAINERS_BY_MIME: dict[str, frozenset[str]] = {
 }
 
 _MUTAGEN_TYPES: dict[str, list[type]] = {
-    "mp4": [MP4], "mp3": [MP3], "wav": [WAVE], "flac": [FLAC], "aac": [AAC],
+    "mp4": [MP4],
+    "mp3": [MP3],
+    "wav": [WAVE],
+    "flac": [FLAC],
+    "aac": [AAC],
     "ogg": [OggOpus, OggVorbis, OggFLAC, OggSpeex],
 }
 

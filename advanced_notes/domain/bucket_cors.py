@@ -23,13 +23,15 @@ def required_cors_rules(origins: Sequence[str]) -> list[dict]:
         the upload headers, exposing ETag (clients may show it) and Content-Range (for
         ranged playback).
     """
-    return [{
-        "AllowedOrigins": list(origins),
-        "AllowedMethods": ["PUT", "GET", "HEAD"],
-        "AllowedHeaders": list(UPLOAD_HEADERS),
-        "ExposeHeaders": ["ETag", "Content-Range", "Content-Length"],
-        "MaxAgeSeconds": MAX_AGE_SECONDS,
-    }]
+    return [
+        {
+            "AllowedOrigins": list(origins),
+            "AllowedMethods": ["PUT", "GET", "HEAD"],
+            "AllowedHeaders": list(UPLOAD_HEADERS),
+            "ExposeHeaders": ["ETag", "Content-Range", "Content-Length"],
+            "MaxAgeSeconds": MAX_AGE_SECONDS,
+        }
+    ]
 
 
 def cors_problems(rules: list[dict] | None, origins: Sequence[str]) -> list[str]:

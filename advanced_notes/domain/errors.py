@@ -12,6 +12,7 @@ from typing import Any
 #: Seconds a client should wait before retrying after a dependency outage.
 RETRY_AFTER_SECONDS = 5
 
+
 class ApiError(Exception):
     """An error with an HTTP status, a stable machine code, a message and optional details.
 
@@ -24,8 +25,7 @@ class ApiError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(self, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         self.details = details

@@ -117,7 +117,7 @@ def clip_id_from_key(folder: str, key: str) -> uuid.UUID | None:
     """
     if not key.startswith(folder):
         return None
-    stem, dot, ext = key[len(folder):].partition(".")
+    stem, dot, ext = key[len(folder) :].partition(".")
     if not dot or "/" in ext:
         return None
     try:

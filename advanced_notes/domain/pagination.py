@@ -16,7 +16,7 @@ import uuid
 
 def encode_cursor(created_at: dt.datetime, clip_id: uuid.UUID) -> str:
     """Encode a keyset position as URL-safe base64 (no padding)."""
-    raw = json.dumps([created_at.astimezone(dt.timezone.utc).isoformat(), str(clip_id)], separators=(",", ":"))
+    raw = json.dumps([created_at.astimezone(dt.UTC).isoformat(), str(clip_id)], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

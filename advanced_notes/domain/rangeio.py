@@ -38,9 +38,15 @@ class RangedReader(io.RawIOBase):
         bytes_fetched: bytes fetched so far; ``requests``: fetch calls so far.
     """
 
-    def __init__(self, fetch: Callable[[int, int], bytes], size: int, *,
-                 block_bytes: int = DEFAULT_BLOCK_BYTES, max_fetch_bytes: int | None = None,
-                 cached_blocks: int = DEFAULT_CACHED_BLOCKS):
+    def __init__(
+        self,
+        fetch: Callable[[int, int], bytes],
+        size: int,
+        *,
+        block_bytes: int = DEFAULT_BLOCK_BYTES,
+        max_fetch_bytes: int | None = None,
+        cached_blocks: int = DEFAULT_CACHED_BLOCKS,
+    ):
         super().__init__()
         self._fetch = fetch
         self.size = size
@@ -95,10 +101,10 @@ class RangedReader(io.RawIOBase):
         while done < wanted:
             index, offset = divmod(self._pos, self.block_bytes)
             block = self._block(index)
-            chunk = block[offset:offset + (wanted - done)]
+            chunk = block[offset : offset + (wanted - done)]
             if not chunk:  # the store returned less than HEAD said: treat as end of data
                 break
-            view[done:done + len(chunk)] = chunk
+            view[done : done + len(chunk)] = chunk
             done += len(chunk)
             self._pos += len(chunk)
         return done

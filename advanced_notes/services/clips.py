@@ -123,9 +123,17 @@ class ClipService:
 
     # -- create -------------------------------------------------------------------
 
-    def create(self, owner_id: str, *, mime_type: str, bytes: int, duration_ms: int | None = None,
-               note_id: str | None = None, checksum_sha256: str | None = None,
-               idempotency_key: str | None = None) -> UploadSession:
+    def create(
+        self,
+        owner_id: str,
+        *,
+        mime_type: str,
+        bytes: int,
+        duration_ms: int | None = None,
+        note_id: str | None = None,
+        checksum_sha256: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> UploadSession:
         """Reserve a clip (``pending``) and presign the PUT for its bytes.
 
         Args:
@@ -145,8 +153,12 @@ class ClipService:
                 pending + ready bytes would pass ``OWNER_QUOTA_BYTES``. Counted here, at
                 presign time, so minting URLs cannot fill the bucket.
         """
-        declared = {"mime_type": mime_type, "bytes": bytes, "duration_ms": duration_ms,
-                    "checksum_sha256": checksum_sha256}
+        declared = {
+            "mime_type": mime_type,
+            "bytes": bytes,
+            "duration_ms": duration_ms,
+            "checksum_sha256": checksum_sha256,
+        }
         if idempotency_key is not None:
             existing = self._by_idempotency_key(owner_id, idempotency_key)
             if existing is not None:
@@ -154,9 +166,15 @@ class ClipService:
         clip_id = uuid.uuid4()
         now = utcnow()
         clip = AudioClip(
-            id=clip_id, owner_id=owner_id, note_id=note_id, status=PENDING,
+            id=clip_id,
+            owner_id=owner_id,
+            note_id=note_id,
+            status=PENDING,
             storage_key=build_object_key(self.key_prefix, clip_id, mime_type),
-            idempotency_key=idempotency_key, created_at=now, updated_at=now, **declared,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+            **declared,
         )
         # Sign first: a failed signature (e.g. no credentials) then leaves no orphan row.
         upload = self._presign_put(clip)
@@ -183,27 +201,37 @@ class ClipService:
             if pending >= self.max_pending_uploads:
                 raise QuotaExceeded(
                     f"You have {pending} pending uploads; complete or delete some first.",
-                    {"quota": "pending_uploads", "limit": self.max_pending_uploads, "current": pending})
+                    {"quota": "pending_uploads", "limit": self.max_pending_uploads, "current": pending},
+                )
         if self.owner_quota_bytes:
             # int(): PostgreSQL sums bigint as numeric (a Decimal).
-            used = int(session.scalar(select(func.coalesce(func.sum(AudioClip.bytes), 0))
-                                      .where(owned, AudioClip.status.in_([PENDING, READY]))) or 0)
+            used = int(
+                session.scalar(
+                    select(func.coalesce(func.sum(AudioClip.bytes), 0)).where(
+                        owned, AudioClip.status.in_([PENDING, READY])
+                    )
+                )
+                or 0
+            )
             if used + new_bytes > self.owner_quota_bytes:
                 raise QuotaExceeded(
                     f"This upload would use {used + new_bytes} bytes of your {self.owner_quota_bytes}-byte quota.",
-                    {"quota": "owner_bytes", "limit": self.owner_quota_bytes, "current": used,
-                     "requested": new_bytes})
+                    {"quota": "owner_bytes", "limit": self.owner_quota_bytes, "current": used, "requested": new_bytes},
+                )
 
     def _by_idempotency_key(self, owner_id: str, key: str) -> AudioClip | None:
         with self.db.read() as session:
-            return session.scalar(select(AudioClip).where(AudioClip.owner_id == owner_id,
-                                                          AudioClip.idempotency_key == key))
+            return session.scalar(
+                select(AudioClip).where(AudioClip.owner_id == owner_id, AudioClip.idempotency_key == key)
+            )
 
     def _replay(self, clip: AudioClip, declared: dict[str, Any]) -> UploadSession:
         different = sorted(k for k in _IMMUTABLE_DECLARATION if getattr(clip, k) != declared[k])
         if different:
-            raise Conflict("This Idempotency-Key was used for a different request.",
-                           {"idempotency_key": ["Reused with other values of: " + ", ".join(different) + "."]})
+            raise Conflict(
+                "This Idempotency-Key was used for a different request.",
+                {"idempotency_key": ["Reused with other values of: " + ", ".join(different) + "."]},
+            )
         if clip.status == PENDING:
             upload = self._presign_put(clip)
             if self._record_upload_expiry(clip, upload):
@@ -217,10 +245,15 @@ class ClipService:
     def _record_upload_expiry(self, clip: AudioClip, upload: PresignedRequest) -> bool:
         expires_at = max(upload.expires_at, clip.upload_expires_at or upload.expires_at)
         with self.db.transaction() as session:
-            won = session.execute(
-                update(AudioClip).where(AudioClip.id == clip.id, AudioClip.status == PENDING)
-                .values(upload_expires_at=expires_at, updated_at=utcnow())
-                .execution_options(synchronize_session=False)).rowcount == 1
+            won = (
+                session.execute(
+                    update(AudioClip)
+                    .where(AudioClip.id == clip.id, AudioClip.status == PENDING)
+                    .values(upload_expires_at=expires_at, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
         clip.upload_expires_at = expires_at
         return won
 
@@ -248,8 +281,15 @@ class ClipService:
             raise NotFound("No such audio clip.")
         return clip
 
-    def list(self, owner_id: str, *, note_id: str | None = None, status: str | None = None,
-             limit: int = 20, cursor: str | None = None) -> ClipPage:
+    def list(
+        self,
+        owner_id: str,
+        *,
+        note_id: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> ClipPage:
         """The owner's clips, newest first, ``limit`` per page (keyset pagination).
 
         Raises:
@@ -295,22 +335,36 @@ class ClipService:
             return _ready_or_conflict(clip)
         info = self.storage.head(clip.storage_key, with_checksum=bool(clip.checksum_sha256))
         if info is None:
-            raise UploadMissing("No object has been uploaded for this clip yet; PUT it, then complete.",
-                                {"storage_key": clip.storage_key})
+            raise UploadMissing(
+                "No object has been uploaded for this clip yet; PUT it, then complete.",
+                {"storage_key": clip.storage_key},
+            )
         rejection = check_declaration(clip, info)
         measured_ms = None
         if rejection is None:
             try:
-                measured_ms = verify_audio(self.storage, clip, info.size, max_duration_ms=self.max_duration_ms,
-                                           max_read_bytes=self.audio_probe_max_bytes).measured_duration_ms
+                measured_ms = verify_audio(
+                    self.storage,
+                    clip,
+                    info.size,
+                    max_duration_ms=self.max_duration_ms,
+                    max_read_bytes=self.audio_probe_max_bytes,
+                ).measured_duration_ms
             except UploadRejected as exc:
                 rejection = exc
         if rejection is not None:
             self._reject(clip, rejection, etag=info.etag, stored_bytes=info.size)
             return self._after_lost_race(owner_id, clip_id)
         with self.db.transaction() as session:
-            won = cas_transition(session, clip.id, READY, etag=info.etag, stored_bytes=info.size,
-                       measured_duration_ms=measured_ms, completed_at=utcnow())
+            won = cas_transition(
+                session,
+                clip.id,
+                READY,
+                etag=info.etag,
+                stored_bytes=info.size,
+                measured_duration_ms=measured_ms,
+                completed_at=utcnow(),
+            )
         if won:
             return self.get(owner_id, clip_id)
         return self._after_lost_race(owner_id, clip_id)
@@ -338,8 +392,7 @@ class ClipService:
         """
         clip = self.get(owner_id, clip_id)
         if clip.status != READY:
-            raise ClipNotReady(f"The clip is {clip.status}; only ready clips can be played.",
-                               {"status": clip.status})
+            raise ClipNotReady(f"The clip is {clip.status}; only ready clips can be played.", {"status": clip.status})
         return self._playback(clip)
 
     def note_audio(self, owner_id: str, note_id: str) -> Playback:
@@ -371,9 +424,11 @@ class ClipService:
         """Attach the clip to ``note_id``, or detach it with None. Raises NotFound."""
         with self.db.transaction() as session:
             changed = session.execute(
-                update(AudioClip).where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id)
+                update(AudioClip)
+                .where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id)
                 .values(note_id=note_id, updated_at=utcnow())
-                .execution_options(synchronize_session=False)).rowcount
+                .execution_options(synchronize_session=False)
+            ).rowcount
         if not changed:
             raise NotFound("No such audio clip.")
         return self.get(owner_id, clip_id)
@@ -396,9 +451,13 @@ class ClipService:
         deleted, records = 0, []
         while True:
             with self.db.transaction() as session:
-                clips = list(session.scalars(
-                    select(AudioClip).where(AudioClip.owner_id == owner_id, AudioClip.note_id == note_id)
-                    .limit(_NOTE_DELETE_BATCH)))
+                clips = list(
+                    session.scalars(
+                        select(AudioClip)
+                        .where(AudioClip.owner_id == owner_id, AudioClip.note_id == note_id)
+                        .limit(_NOTE_DELETE_BATCH)
+                    )
+                )
                 batch = [DeletionQueue.enqueue(session, c, "deleted") for c in clips if self._delete_row(session, c)]
             deleted += len(batch)
             records += batch
@@ -409,8 +468,12 @@ class ClipService:
 
     @staticmethod
     def _delete_row(session: Session, clip: AudioClip) -> bool:
-        return session.execute(delete(AudioClip).where(AudioClip.id == clip.id)
-                               .execution_options(synchronize_session=False)).rowcount == 1
+        return (
+            session.execute(
+                delete(AudioClip).where(AudioClip.id == clip.id).execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
 
     def pending_deletions(self, clip_id: uuid.UUID) -> list[PendingDeletion]:
         """The outbox records of a clip (for operators and tests)."""

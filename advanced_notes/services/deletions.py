@@ -85,8 +85,15 @@ class DeletionQueue:
             the new record (flushed with the transaction).
         """
         now = now or utcnow()
-        record = PendingDeletion(clip_id=clip.id, storage_key=clip.storage_key, reason=reason, attempts=0,
-                                 next_attempt_at=now, recheck_until=recheck_until(clip, now), created_at=now)
+        record = PendingDeletion(
+            clip_id=clip.id,
+            storage_key=clip.storage_key,
+            reason=reason,
+            attempts=0,
+            next_attempt_at=now,
+            recheck_until=recheck_until(clip, now),
+            created_at=now,
+        )
         session.add(record)
         return record
 
@@ -106,8 +113,9 @@ class DeletionQueue:
                 self.storage.delete(record.storage_key)
             except StorageUnavailable as exc:
                 attempts = record.attempts + 1
-                self._update(record, attempts=attempts, next_attempt_at=now + backoff(attempts),
-                             last_error=exc.message[:500])
+                self._update(
+                    record, attempts=attempts, next_attempt_at=now + backoff(attempts), last_error=exc.message[:500]
+                )
                 result.failed += 1
                 log.warning("deletion of %s failed (attempt %d); will retry", record.storage_key, attempts)
                 continue
@@ -117,15 +125,20 @@ class DeletionQueue:
                 result.done += 1
             else:
                 # Delete once more after the last PUT URL has expired, in case it is used.
-                self._update(record, attempts=record.attempts + 1, next_attempt_at=record.recheck_until,
-                             last_error=None)
+                self._update(
+                    record, attempts=record.attempts + 1, next_attempt_at=record.recheck_until, last_error=None
+                )
                 result.waiting += 1
         return result
 
     def _update(self, record: PendingDeletion, **values: object) -> None:
         with self.db.transaction() as session:
-            session.execute(update(PendingDeletion).where(PendingDeletion.id == record.id).values(**values)
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                update(PendingDeletion)
+                .where(PendingDeletion.id == record.id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
 
     def claim_due(self, limit: int, now: dt.datetime | None = None) -> list[PendingDeletion]:
         """Claim up to ``limit`` records whose retry time has come.
@@ -135,17 +148,28 @@ class DeletionQueue:
         """
         now = now or utcnow()
         with self.db.read() as session:
-            due = list(session.scalars(
-                select(PendingDeletion).where(PendingDeletion.next_attempt_at <= now)
-                .order_by(PendingDeletion.next_attempt_at).limit(limit)))
+            due = list(
+                session.scalars(
+                    select(PendingDeletion)
+                    .where(PendingDeletion.next_attempt_at <= now)
+                    .order_by(PendingDeletion.next_attempt_at)
+                    .limit(limit)
+                )
+            )
         claimed = []
         for record in due:
             with self.db.transaction() as session:
-                won = session.execute(
-                    update(PendingDeletion)
-                    .where(PendingDeletion.id == record.id, PendingDeletion.next_attempt_at == record.next_attempt_at)
-                    .values(next_attempt_at=now + CLAIM_LEASE)
-                    .execution_options(synchronize_session=False)).rowcount == 1
+                won = (
+                    session.execute(
+                        update(PendingDeletion)
+                        .where(
+                            PendingDeletion.id == record.id, PendingDeletion.next_attempt_at == record.next_attempt_at
+                        )
+                        .values(next_attempt_at=now + CLAIM_LEASE)
+                        .execution_options(synchronize_session=False)
+                    ).rowcount
+                    == 1
+                )
             if won:
                 claimed.append(record)
         return claimed
@@ -153,5 +177,11 @@ class DeletionQueue:
     def count_due(self, now: dt.datetime | None = None) -> int:
         """How many records are due now (for dry runs and reports)."""
         with self.db.read() as session:
-            return session.scalar(select(func.count()).select_from(PendingDeletion)
-                                  .where(PendingDeletion.next_attempt_at <= (now or utcnow()))) or 0
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(PendingDeletion)
+                    .where(PendingDeletion.next_attempt_at <= (now or utcnow()))
+                )
+                or 0
+            )

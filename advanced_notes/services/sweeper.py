@@ -76,8 +76,12 @@ class SweepReport:
             f"mode: {'apply' if self.applied else 'dry run (nothing changed; pass --apply)'}",
             f"stale pending clips {verb}expired: {self.expired}",
             f"recorded deletions due: {self.deletions_due}"
-            + (f" (done {self.deletions.done}, awaiting URL expiry {self.deletions.waiting}, "
-               f"failed {self.deletions.failed})" if self.applied else ""),
+            + (
+                f" (done {self.deletions.done}, awaiting URL expiry {self.deletions.waiting}, "
+                f"failed {self.deletions.failed})"
+                if self.applied
+                else ""
+            ),
             f"objects scanned: {self.objects_scanned}, rows scanned: {self.rows_scanned}",
             f"orphan objects (no row, no recorded deletion): {self.orphans.count}, deleted: {self.orphans_deleted}",
             f"unknown objects younger than the minimum age (left alone): {self.young_unknown_objects}",
@@ -85,8 +89,11 @@ class SweepReport:
             f"late objects of rejected/expired clips: {self.late_objects.count}, deleted: {self.late_objects_deleted}",
             f"ready clips whose object is missing: {self.missing_objects.count}",
         ]
-        for title, finding in (("orphan", self.orphans), ("late", self.late_objects),
-                               ("missing", self.missing_objects)):
+        for title, finding in (
+            ("orphan", self.orphans),
+            ("late", self.late_objects),
+            ("missing", self.missing_objects),
+        ):
             lines += [f"  {title}: {key}" for key in finding.keys]
         return lines
 
@@ -115,8 +122,14 @@ class Sweeper:
         self.reservation = dt.timedelta(seconds=settings.upload_reservation_seconds)
         self.batch_size = batch_size
 
-    def run(self, *, apply: bool, delete_orphans: bool = False, min_orphan_age: dt.timedelta = dt.timedelta(hours=1),
-            progress: Callable[[int], object] | None = None) -> SweepReport:
+    def run(
+        self,
+        *,
+        apply: bool,
+        delete_orphans: bool = False,
+        min_orphan_age: dt.timedelta = dt.timedelta(hours=1),
+        progress: Callable[[int], object] | None = None,
+    ) -> SweepReport:
         """Expire, retry deletions, reconcile; return the report.
 
         Args:
@@ -133,8 +146,14 @@ class Sweeper:
         report.deletions_due = self.queue.count_due(started)
         if apply:
             report.deletions = self.retry_deletions(started)
-        self.reconcile(report, started, apply=apply, delete_orphans=delete_orphans and apply,
-                       min_orphan_age=min_orphan_age, progress=progress)
+        self.reconcile(
+            report,
+            started,
+            apply=apply,
+            delete_orphans=delete_orphans and apply,
+            min_orphan_age=min_orphan_age,
+            progress=progress,
+        )
         return report
 
     # -- expiry ---------------------------------------------------------------------
@@ -152,8 +171,7 @@ class Sweeper:
             if after is not None:  # dry runs change nothing, so they page with a keyset
                 query = query.where(tuple_(AudioClip.created_at, AudioClip.id) > tuple_(*after))
             with self.db.read() as session:
-                clips = list(session.scalars(query.order_by(AudioClip.created_at, AudioClip.id)
-                                             .limit(self.batch_size)))
+                clips = list(session.scalars(query.order_by(AudioClip.created_at, AudioClip.id).limit(self.batch_size)))
             if not clips:
                 return count
             if not apply:
@@ -161,12 +179,15 @@ class Sweeper:
                 after = (clips[-1].created_at, clips[-1].id)
                 continue
             with self.db.transaction() as session:
-                won = set(session.scalars(
-                    update(AudioClip)
-                    .where(AudioClip.id.in_([c.id for c in clips]), AudioClip.status == PENDING)
-                    .values(status=EXPIRED, updated_at=now)
-                    .returning(AudioClip.id)
-                    .execution_options(synchronize_session=False)))
+                won = set(
+                    session.scalars(
+                        update(AudioClip)
+                        .where(AudioClip.id.in_([c.id for c in clips]), AudioClip.status == PENDING)
+                        .values(status=EXPIRED, updated_at=now)
+                        .returning(AudioClip.id)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
                 for clip in clips:
                     if clip.id in won:
                         DeletionQueue.enqueue(session, clip, "expired", now)
@@ -204,8 +225,16 @@ class Sweeper:
             # Rows of another prefix (an older S3_KEY_PREFIX) have no object here to compare.
             yield from (row for row in batch if row.storage_key.startswith(self.folder))
 
-    def reconcile(self, report: SweepReport, started: dt.datetime, *, apply: bool, delete_orphans: bool,
-                  min_orphan_age: dt.timedelta, progress: Callable[[int], object] | None = None) -> None:
+    def reconcile(
+        self,
+        report: SweepReport,
+        started: dt.datetime,
+        *,
+        apply: bool,
+        delete_orphans: bool,
+        min_orphan_age: dt.timedelta,
+        progress: Callable[[int], object] | None = None,
+    ) -> None:
         """Compare the bucket under the prefix with the database, both ways (see module doc).
 
         Finds objects no row or recorded deletion knows (orphans: deleted with
@@ -252,14 +281,21 @@ class Sweeper:
             row, row_has_object = next(rows, None), False
         self._settle_unknown(report, unknown, started, delete_orphans, min_orphan_age)
 
-    def _settle_unknown(self, report: SweepReport, unknown: list[tuple[uuid.UUID | None, ListedObject]],
-                        started: dt.datetime, delete_orphans: bool, min_orphan_age: dt.timedelta) -> None:
+    def _settle_unknown(
+        self,
+        report: SweepReport,
+        unknown: list[tuple[uuid.UUID | None, ListedObject]],
+        started: dt.datetime,
+        delete_orphans: bool,
+        min_orphan_age: dt.timedelta,
+    ) -> None:
         ids = [clip_id for clip_id, _ in unknown if clip_id is not None]
         recorded: set[str] = set()
         if ids:
             with self.db.read() as session:
-                recorded = set(session.scalars(select(PendingDeletion.storage_key)
-                                               .where(PendingDeletion.clip_id.in_(ids))))
+                recorded = set(
+                    session.scalars(select(PendingDeletion.storage_key).where(PendingDeletion.clip_id.in_(ids)))
+                )
         for _, obj in unknown:
             if obj.key in recorded:
                 report.awaiting_deletion += 1

@@ -41,23 +41,39 @@ class VerifiedAudio:
 def check_declaration(clip: AudioClip, info: ObjectInfo) -> UploadRejected | None:
     """Compare what HEAD reported with what was declared; the rejection, or None."""
     if info.size != clip.bytes:
-        return UploadRejected("size_mismatch", f"The object has {info.size} bytes; {clip.bytes} were declared.",
-                              expected_bytes=clip.bytes, stored_bytes=info.size)
+        return UploadRejected(
+            "size_mismatch",
+            f"The object has {info.size} bytes; {clip.bytes} were declared.",
+            expected_bytes=clip.bytes,
+            stored_bytes=info.size,
+        )
     stored_type = normalize_mime_type(info.content_type or "")
     if stored_type != clip.mime_type:
-        return UploadRejected("type_mismatch", f"The object was stored as {stored_type or 'no type'!r}; "
-                              f"{clip.mime_type!r} was declared.",
-                              expected_type=clip.mime_type, stored_type=stored_type or None)
+        return UploadRejected(
+            "type_mismatch",
+            f"The object was stored as {stored_type or 'no type'!r}; {clip.mime_type!r} was declared.",
+            expected_type=clip.mime_type,
+            stored_type=stored_type or None,
+        )
     # Multipart uploads report a checksum of checksums ("...-N"): not comparable.
-    if clip.checksum_sha256 and info.checksum_sha256 and "-" not in info.checksum_sha256 \
-            and info.checksum_sha256 != clip.checksum_sha256:
-        return UploadRejected("checksum_mismatch", "The object's SHA-256 differs from the declared one.",
-                              expected_sha256=clip.checksum_sha256, stored_sha256=info.checksum_sha256)
+    if (
+        clip.checksum_sha256
+        and info.checksum_sha256
+        and "-" not in info.checksum_sha256
+        and info.checksum_sha256 != clip.checksum_sha256
+    ):
+        return UploadRejected(
+            "checksum_mismatch",
+            "The object's SHA-256 differs from the declared one.",
+            expected_sha256=clip.checksum_sha256,
+            stored_sha256=info.checksum_sha256,
+        )
     return None
 
 
-def verify_audio(storage: S3Storage, clip: AudioClip, size: int, *, max_duration_ms: int,
-                 max_read_bytes: int) -> VerifiedAudio:
+def verify_audio(
+    storage: S3Storage, clip: AudioClip, size: int, *, max_duration_ms: int, max_read_bytes: int
+) -> VerifiedAudio:
     """Sniff and parse the stored object through ranged GETs.
 
     Args:
@@ -76,18 +92,33 @@ def verify_audio(storage: S3Storage, clip: AudioClip, size: int, *, max_duration
     if container is None:
         raise UploadRejected("not_audio", "The object is not audio of a known container.")
     if not container_fits(clip.mime_type, container):
-        raise UploadRejected("type_mismatch", f"The object is {container} audio; {clip.mime_type!r} was declared.",
-                             expected_type=clip.mime_type, detected_container=container)
+        raise UploadRejected(
+            "type_mismatch",
+            f"The object is {container} audio; {clip.mime_type!r} was declared.",
+            expected_type=clip.mime_type,
+            detected_container=container,
+        )
     try:
         duration_ms = measure_duration_ms(reader, container)
     except UnreadableAudio as exc:
         raise UploadRejected("unreadable_audio", f"The audio cannot be parsed: {exc}.") from exc
     except ReadBudgetExceeded as exc:
-        raise UploadRejected("unreadable_audio", f"Parsing the audio needs more than {max_read_bytes} bytes "
-                             "of headers.") from exc
+        raise UploadRejected(
+            "unreadable_audio", f"Parsing the audio needs more than {max_read_bytes} bytes of headers."
+        ) from exc
     if duration_ms is not None and duration_ms > max_duration_ms:
-        raise UploadRejected("duration_exceeded", f"The audio lasts {duration_ms} ms; at most {max_duration_ms} "
-                             "ms are allowed.", measured_duration_ms=duration_ms, max_duration_ms=max_duration_ms)
-    log.info("verified clip=%s container=%s duration_ms=%s bytes_read=%d range_requests=%d",
-             clip.id, container, duration_ms, reader.bytes_fetched, reader.requests)
+        raise UploadRejected(
+            "duration_exceeded",
+            f"The audio lasts {duration_ms} ms; at most {max_duration_ms} ms are allowed.",
+            measured_duration_ms=duration_ms,
+            max_duration_ms=max_duration_ms,
+        )
+    log.info(
+        "verified clip=%s container=%s duration_ms=%s bytes_read=%d range_requests=%d",
+        clip.id,
+        container,
+        duration_ms,
+        reader.bytes_fetched,
+        reader.requests,
+    )
     return VerifiedAudio(container, duration_ms, reader.bytes_fetched, reader.requests)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from advanced_notes.api.context import current_services
@@ -84,8 +84,9 @@ def db_revision(message: str, autogenerate: bool) -> None:
 
 @click.command("token")
 @click.option("--sub", "subject", default="dev-user", show_default=True, help="Owner id (the token's sub).")
-@click.option("--expires-in", default=3600, show_default=True, type=click.IntRange(1, 30 * 86400),
-              help="Lifetime in seconds.")
+@click.option(
+    "--expires-in", default=3600, show_default=True, type=click.IntRange(1, 30 * 86400), help="Lifetime in seconds."
+)
 @with_appcontext
 def token_command(subject: str, expires_in: int) -> None:
     """Mint an HS256 bearer token with AUTH_JWT_SECRET (for local use and scripts)."""
@@ -96,17 +97,36 @@ def token_command(subject: str, expires_in: int) -> None:
 
 @click.command("sweep")
 @click.option("--apply", is_flag=True, help="Make changes (default: dry run, report only).")
-@click.option("--delete", "delete_orphans", is_flag=True,
-              help="With --apply: also delete objects that no clip or recorded deletion knows.")
-@click.option("--min-orphan-age", default=3600, show_default=True, type=click.IntRange(0),
-              help="Seconds an unknown object must have existed before it counts as an orphan.")
-@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 1000),
-              help="Rows per transaction and per query.")
-@click.option("--metrics-file", type=click.Path(dir_okay=False), default=None,
-              help="Write the results as Prometheus metrics to this file (node_exporter textfile collector).")
+@click.option(
+    "--delete",
+    "delete_orphans",
+    is_flag=True,
+    help="With --apply: also delete objects that no clip or recorded deletion knows.",
+)
+@click.option(
+    "--min-orphan-age",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Seconds an unknown object must have existed before it counts as an orphan.",
+)
+@click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Rows per transaction and per query.",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the results as Prometheus metrics to this file (node_exporter textfile collector).",
+)
 @with_appcontext
-def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_size: int,
-                  metrics_file: str | None) -> None:
+def sweep_command(
+    apply: bool, delete_orphans: bool, min_orphan_age: int, batch_size: int, metrics_file: str | None
+) -> None:
     """Expire stale uploads, finish recorded deletions, reconcile the bucket with the database.
 
     Safe to run from cron on several machines at once. Exits 0 after a complete run
@@ -127,8 +147,12 @@ def sweep_command(apply: bool, delete_orphans: bool, min_orphan_age: int, batch_
     # disable=None: the progress bar shows on a terminal and stays out of cron mail.
     with tqdm(unit=" objects", desc="reconcile", file=sys.stderr, disable=None) as bar:
         try:
-            report = sweeper.run(apply=apply, delete_orphans=delete_orphans,
-                                 min_orphan_age=dt.timedelta(seconds=min_orphan_age), progress=bar.update)
+            report = sweeper.run(
+                apply=apply,
+                delete_orphans=delete_orphans,
+                min_orphan_age=dt.timedelta(seconds=min_orphan_age),
+                progress=bar.update,
+            )
         except ApiError as exc:
             raise click.ClickException(exc.message) from exc
         except SQLAlchemyError as exc:
@@ -202,8 +226,7 @@ def create_cli_app() -> Flask:
     return app
 
 
-@click.group(cls=FlaskGroup, create_app=create_cli_app, add_default_commands=False,
-             help="Advanced Notes audio clips.")
+@click.group(cls=FlaskGroup, create_app=create_cli_app, add_default_commands=False, help="Advanced Notes audio clips.")
 def main() -> None:
     pass
 
@@ -239,10 +262,12 @@ def _client(api: str | None, token: str | None):
 
 
 def _client_options(command):
-    command = click.option("--token", envvar="ADVANCED_NOTES_TOKEN", default=None,
-                           help="Bearer token [env ADVANCED_NOTES_TOKEN].")(command)
-    return click.option("--api", envvar="ADVANCED_NOTES_API", default=None,
-                        help="API base URL [env ADVANCED_NOTES_API].")(command)
+    command = click.option(
+        "--token", envvar="ADVANCED_NOTES_TOKEN", default=None, help="Bearer token [env ADVANCED_NOTES_TOKEN]."
+    )(command)
+    return click.option(
+        "--api", envvar="ADVANCED_NOTES_API", default=None, help="API base URL [env ADVANCED_NOTES_API]."
+    )(command)
 
 
 def _api_errors(fn):
@@ -257,6 +282,7 @@ def _api_errors(fn):
             return fn(*args, **kwargs)
         except (ApiClientError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
+
     return wrapper
 
 
@@ -271,8 +297,9 @@ def _print_playback(playback: dict[str, Any]) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_client_options
 @_api_errors
-def upload_command(file: str, note_id: str | None, mime_type: str | None, api: str | None,
-                   token: str | None, quiet: bool) -> None:
+def upload_command(
+    file: str, note_id: str | None, mime_type: str | None, api: str | None, token: str | None, quiet: bool
+) -> None:
     """Upload FILE: create an upload session, PUT to the bucket, complete; print clip and playback URL.
 
     Declares the file's type, size, duration and SHA-256; retries transient failures and
@@ -282,8 +309,15 @@ def upload_command(file: str, note_id: str | None, mime_type: str | None, api: s
     from tqdm import tqdm
 
     client = _client(api, token)
-    with tqdm(total=os.path.getsize(file), unit="B", unit_scale=True, unit_divisor=1024,
-              desc="PUT", file=sys.stderr, disable=quiet) as bar:
+    with tqdm(
+        total=os.path.getsize(file),
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc="PUT",
+        file=sys.stderr,
+        disable=quiet,
+    ) as bar:
         result = client.upload_file(file, note_id=note_id, mime_type=mime_type, on_progress=bar.update)
     click.echo(json.dumps(result["clip"], indent=2))
     _print_playback(result["playback"])

@@ -76,14 +76,21 @@ def run_embedded(options: EmbeddedOptions) -> None:
     db_file = instance / EMBEDDED_DB
     for stale in instance.glob(EMBEDDED_DB + "*"):
         stale.unlink()
-    app = create_app({
-        "APP_ENV": "dev", "S3_KEY_PREFIX": None,
-        "DATABASE_URL": f"sqlite:///{db_file}",
-        "S3_ENDPOINT_URL": f"http://{options.host}:{options.s3_port}", "S3_PUBLIC_ENDPOINT_URL": None,
-        "S3_BUCKET": "advanced-notes-dev", "S3_ADDRESSING_STYLE": "path", "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "embedded", "AWS_SECRET_ACCESS_KEY": "embedded-secret",
-        "AUTH_JWKS_URL": None,
-    })
+    app = create_app(
+        {
+            "APP_ENV": "dev",
+            "S3_KEY_PREFIX": None,
+            "DATABASE_URL": f"sqlite:///{db_file}",
+            "S3_ENDPOINT_URL": f"http://{options.host}:{options.s3_port}",
+            "S3_PUBLIC_ENDPOINT_URL": None,
+            "S3_BUCKET": "advanced-notes-dev",
+            "S3_ADDRESSING_STYLE": "path",
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "embedded",
+            "AWS_SECRET_ACCESS_KEY": "embedded-secret",
+            "AUTH_JWKS_URL": None,
+        }
+    )
     services = services_of(app)
     migrate.upgrade(services.db.url)
     services.storage.ensure_bucket()
@@ -94,7 +101,8 @@ def run_embedded(options: EmbeddedOptions) -> None:
     api = f"http://{options.host}:{options.port}"
     (instance / CLIENT_FILE).write_text(json.dumps({"api": api, "token": token}))
     cmd = _command_hint()
-    print(f"""
+    print(
+        f"""
 Advanced Notes audio clips: embedded default
   API       {api}   (interactive docs: {api}/api/docs)
   S3        http://{options.host}:{options.s3_port}   bucket {services.storage.bucket} (moto, in memory)
@@ -109,7 +117,9 @@ Browser demo (the token rides in the #fragment, which never reaches a server log
 Try, in another terminal from this folder:
   {cmd} upload ../shared/fixtures/audio/note.m4a --note-id demo
   curl -s -H "Authorization: Bearer $ADVANCED_NOTES_TOKEN" {api}/api/notes/demo/audio
-""", flush=True)
+""",
+        flush=True,
+    )
     try:
         run_simple(options.host, options.port, app, threaded=True, use_reloader=False)
     finally:

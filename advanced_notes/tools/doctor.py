@@ -12,6 +12,7 @@ conditional PUTs, and the bucket's CORS rules for the browser origins in CORS_OR
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 import time
@@ -60,8 +61,9 @@ class StorageDoctor:
         http: a requests session (tests may pass one); timeout: seconds per HTTP call.
     """
 
-    def __init__(self, storage: S3Storage, settings: Settings, http: requests.Session | None = None,
-                 timeout: float = 15.0):
+    def __init__(
+        self, storage: S3Storage, settings: Settings, http: requests.Session | None = None, timeout: float = 15.0
+    ):
         self.storage = storage
         self.settings = settings
         self.http = http or requests.Session()
@@ -74,15 +76,23 @@ class StorageDoctor:
     def run(self) -> Iterator[Finding]:
         """Every check, in order; stops early when the bucket cannot be used at all."""
         signing = self.storage.signing
-        yield Finding(INFO, "settings", f"provider {self.settings.s3_provider}, bucket {self.storage.bucket}, "
-                      f"endpoint {self.settings.s3_endpoint_url or 'AWS'}, URLs signed for "
-                      f"{signing['endpoint']}, region {signing['region']}, addressing {signing['addressing_style']}, "
-                      f"key prefix {self.settings.key_prefix}/")
+        yield Finding(
+            INFO,
+            "settings",
+            f"provider {self.settings.s3_provider}, bucket {self.storage.bucket}, "
+            f"endpoint {self.settings.s3_endpoint_url or 'AWS'}, URLs signed for "
+            f"{signing['endpoint']}, region {signing['region']}, addressing {signing['addressing_style']}, "
+            f"key prefix {self.settings.key_prefix}/",
+        )
         try:
             self.storage.check_bucket()
         except StorageUnavailable as exc:
-            yield Finding(FAIL, "bucket reachable", exc.message,
-                          "Check S3_BUCKET, S3_ENDPOINT_URL, the credentials, and that the bucket exists.")
+            yield Finding(
+                FAIL,
+                "bucket reachable",
+                exc.message,
+                "Check S3_BUCKET, S3_ENDPOINT_URL, the credentials, and that the bucket exists.",
+            )
             return
         yield Finding(OK, "bucket reachable", f"HEAD {self.storage.bucket} answered")
         try:
@@ -91,10 +101,8 @@ class StorageDoctor:
             yield from self._enforcement()
             yield from self._conditional_writes()
         finally:
-            try:
+            with contextlib.suppress(StorageUnavailable):
                 self.storage.delete(self.key)
-            except StorageUnavailable:
-                pass
         yield from self._cors()
 
     def _upload_and_read(self) -> Iterator[Finding]:
@@ -104,27 +112,39 @@ class StorageDoctor:
         scope = params.get("X-Amz-Credential", "").split("/")
         region = scope[2] if len(scope) > 2 else "?"
         level = OK if algorithm == "AWS4-HMAC-SHA256" else FAIL
-        yield Finding(level, "signature", f"{algorithm}, credential scope region {region}, signed headers "
-                      f"{params.get('X-Amz-SignedHeaders')}", "" if level == OK else "Upgrade boto3/botocore.")
+        yield Finding(
+            level,
+            "signature",
+            f"{algorithm}, credential scope region {region}, signed headers {params.get('X-Amz-SignedHeaders')}",
+            "" if level == OK else "Upgrade boto3/botocore.",
+        )
         response = self._put(upload.url, PROBE_BODY, upload.headers)
         if response.status_code != 200:
             code = _store_code(response)
             fixes = {
                 "SignatureDoesNotMatch": "The host or region signed into the URL is not the one the store checks: "
-                                         "set S3_PUBLIC_ENDPOINT_URL to the address clients use, AWS_REGION to the "
-                                         "bucket's region (auto on R2), and S3_ADDRESSING_STYLE=path for MinIO or "
-                                         "IP endpoints.",
+                "set S3_PUBLIC_ENDPOINT_URL to the address clients use, AWS_REGION to the "
+                "bucket's region (auto on R2), and S3_ADDRESSING_STYLE=path for MinIO or "
+                "IP endpoints.",
                 "AccessDenied": "The credentials may not s3:PutObject on this bucket (or the clocks differ).",
                 "NotImplemented": "The store refuses a signed header; report it with this output.",
             }
-            yield Finding(FAIL, "presigned PUT", f"{response.status_code} {code}",
-                          fixes.get(code, "See the store's error code above."))
+            yield Finding(
+                FAIL,
+                "presigned PUT",
+                f"{response.status_code} {code}",
+                fixes.get(code, "See the store's error code above."),
+            )
             return False
         yield Finding(OK, "presigned PUT", f"{len(PROBE_BODY)} bytes stored with the signed headers")
         info = self.storage.head(self.key)
         if info is None or info.size != len(PROBE_BODY):
-            yield Finding(FAIL, "HEAD", f"the probe object is {'missing' if info is None else f'{info.size} bytes'}",
-                          "The store did not keep what it acknowledged; check replication or the endpoint.")
+            yield Finding(
+                FAIL,
+                "HEAD",
+                f"the probe object is {'missing' if info is None else f'{info.size} bytes'}",
+                "The store did not keep what it acknowledged; check replication or the endpoint.",
+            )
             return False
         yield Finding(OK, "HEAD", f"size {info.size}, type {info.content_type}, ETag {info.etag}")
         get = self.storage.presign_get(self.key, "audio/ogg", "probe.ogg")
@@ -132,21 +152,33 @@ class StorageDoctor:
         if ranged.status_code == 206 and ranged.content == PROBE_BODY[:10]:
             yield Finding(OK, "presigned GET with Range", "206 with the first 10 bytes")
         else:
-            yield Finding(FAIL, "presigned GET with Range", f"{ranged.status_code} {_store_code(ranged)}",
-                          "Playback needs ranged GETs; check the public endpoint and s3:GetObject.")
+            yield Finding(
+                FAIL,
+                "presigned GET with Range",
+                f"{ranged.status_code} {_store_code(ranged)}",
+                "Playback needs ranged GETs; check the public endpoint and s3:GetObject.",
+            )
         if ranged.headers.get("Content-Type") != "audio/ogg":
-            yield Finding(WARN, "forced playback type", f"served as {ranged.headers.get('Content-Type')!r}",
-                          "The store ignores response-content-type; browsers may sniff the bytes.")
+            yield Finding(
+                WARN,
+                "forced playback type",
+                f"served as {ranged.headers.get('Content-Type')!r}",
+                "The store ignores response-content-type; browsers may sniff the bytes.",
+            )
         return True
 
-    def _expect_refused(self, check: str, attempt: Callable[[], requests.Response], what: str,
-                        safety_net: str) -> Finding:
+    def _expect_refused(
+        self, check: str, attempt: Callable[[], requests.Response], what: str, safety_net: str
+    ) -> Finding:
         response = attempt()
         if response.status_code >= 400:
             return Finding(OK, check, f"refused ({response.status_code} {_store_code(response)})")
-        return Finding(WARN, check, f"NOT enforced: the store accepted {what}",
-                       "Emulators (moto and most test servers) enforce nothing; AWS S3, R2, Spaces and MinIO do. "
-                       + safety_net)
+        return Finding(
+            WARN,
+            check,
+            f"NOT enforced: the store accepted {what}",
+            "Emulators (moto and most test servers) enforce nothing; AWS S3, R2, Spaces and MinIO do. " + safety_net,
+        )
 
     def _enforcement(self) -> Iterator[Finding]:
         key, body = self.key, PROBE_BODY
@@ -169,41 +201,66 @@ class StorageDoctor:
             return self._put(upload.url, body, upload.headers)
 
         checked = "complete re-checks it, so such an object is rejected, never ready."
-        yield self._expect_refused("signed Content-Type enforced", wrong_type, "a PUT with another Content-Type",
-                                   checked)
+        yield self._expect_refused(
+            "signed Content-Type enforced", wrong_type, "a PUT with another Content-Type", checked
+        )
         yield self._expect_refused("signed Content-Length enforced", wrong_length, "a body of another size", checked)
-        yield self._expect_refused("signed checksum enforced", wrong_checksum, "a body with another SHA-256",
-                                   "complete compares the checksum the store reports, if it reports one.")
-        yield self._expect_refused("URL expiry enforced", expired, "a PUT after the URL expired",
-                                   "The sweeper deletes late objects of expired, rejected and deleted clips.")
+        yield self._expect_refused(
+            "signed checksum enforced",
+            wrong_checksum,
+            "a body with another SHA-256",
+            "complete compares the checksum the store reports, if it reports one.",
+        )
+        yield self._expect_refused(
+            "URL expiry enforced",
+            expired,
+            "a PUT after the URL expired",
+            "The sweeper deletes late objects of expired, rejected and deleted clips.",
+        )
 
     def _conditional_writes(self) -> Iterator[Finding]:
         upload = self.storage.presign_put(self.key, "audio/ogg", len(PROBE_BODY), conditional=True)
         response = self._put(upload.url, PROBE_BODY, upload.headers)
         on = self.settings.s3_conditional_writes
         if response.status_code == 412:
-            yield Finding(OK, "conditional writes (If-None-Match: *)", "supported: 412 on an existing key",
-                          "" if on else "You may set S3_CONDITIONAL_WRITES=on to make upload URLs write-once.")
+            yield Finding(
+                OK,
+                "conditional writes (If-None-Match: *)",
+                "supported: 412 on an existing key",
+                "" if on else "You may set S3_CONDITIONAL_WRITES=on to make upload URLs write-once.",
+            )
         else:
-            yield Finding(FAIL if on else INFO, "conditional writes (If-None-Match: *)",
-                          f"not supported: {response.status_code} {_store_code(response)} on an existing key",
-                          "Set S3_CONDITIONAL_WRITES=off for this store." if on else "Leave S3_CONDITIONAL_WRITES off.")
+            yield Finding(
+                FAIL if on else INFO,
+                "conditional writes (If-None-Match: *)",
+                f"not supported: {response.status_code} {_store_code(response)} on an existing key",
+                "Set S3_CONDITIONAL_WRITES=off for this store." if on else "Leave S3_CONDITIONAL_WRITES off.",
+            )
 
     def _cors(self) -> Iterator[Finding]:
         origins = self.settings.cors_origins
         try:
             rules = self.storage.get_cors_rules()
         except StorageUnavailable as exc:
-            yield Finding(WARN, "bucket CORS", f"could not read the rules: {exc.message}",
-                          "Grant s3:GetBucketCORS to check them, or check them in the provider's console.")
+            yield Finding(
+                WARN,
+                "bucket CORS",
+                f"could not read the rules: {exc.message}",
+                "Grant s3:GetBucketCORS to check them, or check them in the provider's console.",
+            )
             return
         if not origins:
-            yield Finding(INFO, "bucket CORS", f"{len(rules or [])} rule(s); CORS_ORIGINS is empty, so browser "
-                          "uploads are not checked", "Set CORS_ORIGINS to your web app's origins to check them.")
+            yield Finding(
+                INFO,
+                "bucket CORS",
+                f"{len(rules or [])} rule(s); CORS_ORIGINS is empty, so browser uploads are not checked",
+                "Set CORS_ORIGINS to your web app's origins to check them.",
+            )
             return
         problems = cors_problems(rules, origins)
         for problem in problems:
-            yield Finding(FAIL, "bucket CORS", problem,
-                          "Run `advanced-notes storage cors --apply` to write the minimal rules.")
+            yield Finding(
+                FAIL, "bucket CORS", problem, "Run `advanced-notes storage cors --apply` to write the minimal rules."
+            )
         if not problems:
             yield Finding(OK, "bucket CORS", f"browsers at {', '.join(origins)} may PUT and GET, ETag exposed")

@@ -30,10 +30,23 @@ import psycopg2.pool
 from botocore.config import Config
 from flask import Flask, g, request
 
-EXTENSIONS = {"audio/mp4": "m4a", "audio/m4a": "m4a", "audio/x-m4a": "m4a", "audio/aac": "aac",
-              "audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/wav": "wav", "audio/x-wav": "wav",
-              "audio/wave": "wav", "audio/webm": "webm", "audio/ogg": "ogg", "audio/opus": "opus",
-              "audio/flac": "flac", "audio/x-flac": "flac", "audio/3gpp": "3gp"}
+EXTENSIONS = {
+    "audio/mp4": "m4a",
+    "audio/m4a": "m4a",
+    "audio/x-m4a": "m4a",
+    "audio/aac": "aac",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/webm": "webm",
+    "audio/ogg": "ogg",
+    "audio/opus": "opus",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+    "audio/3gpp": "3gp",
+}
 MAX_UPLOAD_BYTES = 104_857_600
 
 
@@ -47,14 +60,20 @@ EXPIRES_SECONDS = int(_env("S3_PRESIGN_GET_EXPIRES_SECONDS", "900"))
 #: Connections per worker process: enough for every gunicorn thread.
 POOL_MAX = int(_env("CEILING_POOL_MAX", "16"))
 
-CLIP_COLUMNS = ("id, note_id, status, mime_type, bytes, duration_ms, measured_duration_ms, checksum_sha256, "
-                "storage_key, etag, stored_bytes, created_at, updated_at, completed_at")
+CLIP_COLUMNS = (
+    "id, note_id, status, mime_type, bytes, duration_ms, measured_duration_ms, checksum_sha256, "
+    "storage_key, etag, stored_bytes, created_at, updated_at, completed_at"
+)
 CLIP_FIELDS = [c.strip() for c in CLIP_COLUMNS.split(",")]
-SQL_NOTE_AUDIO = (f"SELECT {CLIP_COLUMNS} FROM audio_clips WHERE owner_id = %s AND note_id = %s "
-                  "AND status = 'ready' ORDER BY created_at DESC, id DESC LIMIT 1")
+SQL_NOTE_AUDIO = (
+    f"SELECT {CLIP_COLUMNS} FROM audio_clips WHERE owner_id = %s AND note_id = %s "
+    "AND status = 'ready' ORDER BY created_at DESC, id DESC LIMIT 1"
+)
 SQL_PLAYBACK = "SELECT storage_key, mime_type, status FROM audio_clips WHERE id = %s AND owner_id = %s"
-SQL_CREATE = ("INSERT INTO audio_clips (id, owner_id, note_id, status, mime_type, bytes, duration_ms, storage_key, "
-              "created_at, updated_at, upload_expires_at) VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)")
+SQL_CREATE = (
+    "INSERT INTO audio_clips (id, owner_id, note_id, status, mime_type, bytes, duration_ms, storage_key, "
+    "created_at, updated_at, upload_expires_at) VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)"
+)
 
 app = Flask(__name__)
 _SECRET = os.environ["AUTH_JWT_SECRET"]
@@ -62,11 +81,19 @@ _BUCKET = os.environ["S3_BUCKET"]
 _PREFIX = _env("S3_KEY_PREFIX", "perf")
 _REGION = _env("AWS_REGION", "us-east-1")
 _S3 = boto3.session.Session(
-    aws_access_key_id=_env("AWS_ACCESS_KEY_ID"), aws_secret_access_key=_env("AWS_SECRET_ACCESS_KEY"),
+    aws_access_key_id=_env("AWS_ACCESS_KEY_ID"),
+    aws_secret_access_key=_env("AWS_SECRET_ACCESS_KEY"),
     region_name=_REGION,
-).client("s3", endpoint_url=_env("S3_ENDPOINT_URL"), config=Config(
-    signature_version="s3v4", s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
-    region_name=_REGION))
+).client(
+    "s3",
+    endpoint_url=_env("S3_ENDPOINT_URL"),
+    config=Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        region_name=_REGION,
+    ),
+)
 _pool: psycopg2.pool.ThreadedConnectionPool | None = None
 _pool_lock = threading.Lock()
 
@@ -108,8 +135,9 @@ def authenticate() -> tuple[dict[str, Any], int] | None:
         return None
     _scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     try:
-        g.owner_id = jwt.decode(token, _SECRET, algorithms=["HS256"], leeway=30,
-                                options={"require": ["exp", "sub"]})["sub"]
+        g.owner_id = jwt.decode(token, _SECRET, algorithms=["HS256"], leeway=30, options={"require": ["exp", "sub"]})[
+            "sub"
+        ]
     except jwt.PyJWTError:
         return _error(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
     return None
@@ -117,9 +145,16 @@ def authenticate() -> tuple[dict[str, Any], int] | None:
 
 def _presign_get(key: str, mime_type: str, clip_id: str) -> dict[str, str | None]:
     signed_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    url = _S3.generate_presigned_url("get_object", ExpiresIn=EXPIRES_SECONDS, Params={
-        "Bucket": _BUCKET, "Key": key, "ResponseContentType": mime_type,
-        "ResponseContentDisposition": f'inline; filename="{clip_id}.{EXTENSIONS[mime_type]}"'})
+    url = _S3.generate_presigned_url(
+        "get_object",
+        ExpiresIn=EXPIRES_SECONDS,
+        Params={
+            "Bucket": _BUCKET,
+            "Key": key,
+            "ResponseContentType": mime_type,
+            "ResponseContentDisposition": f'inline; filename="{clip_id}.{EXTENSIONS[mime_type]}"',
+        },
+    )
     return {"url": url, "expires_at": _iso(signed_at + dt.timedelta(seconds=EXPIRES_SECONDS))}
 
 
@@ -130,23 +165,47 @@ def create() -> tuple[dict[str, Any], int]:
         return _error(422, "validation_error", "Bad body.")
     mime, size, note = str(body.get("mime_type", "")).lower(), body.get("bytes"), body.get("note_id")
     duration = body.get("duration_ms")
-    if mime not in EXTENSIONS or type(size) is not int or not 1 <= size <= MAX_UPLOAD_BYTES \
-            or not (note is None or (isinstance(note, str) and 1 <= len(note) <= 255)):
+    if (
+        mime not in EXTENSIONS
+        or type(size) is not int
+        or not 1 <= size <= MAX_UPLOAD_BYTES
+        or not (note is None or (isinstance(note, str) and 1 <= len(note) <= 255))
+    ):
         return _error(422, "validation_error", "Bad body.")
     clip_id = uuid.uuid4()
     key = f"{_PREFIX}/audio-clips/{clip_id}.{EXTENSIONS[mime]}"
     now = dt.datetime.now(dt.UTC)
-    url = _S3.generate_presigned_url("put_object", ExpiresIn=EXPIRES_SECONDS, Params={
-        "Bucket": _BUCKET, "Key": key, "ContentType": mime, "ContentLength": size})
+    url = _S3.generate_presigned_url(
+        "put_object",
+        ExpiresIn=EXPIRES_SECONDS,
+        Params={"Bucket": _BUCKET, "Key": key, "ContentType": mime, "ContentLength": size},
+    )
     expires = now.replace(microsecond=0) + dt.timedelta(seconds=EXPIRES_SECONDS)
     with connection() as conn, conn.cursor() as cur:
         cur.execute(SQL_CREATE, (str(clip_id), g.owner_id, note, mime, size, duration, key, now, now, expires))
-    clip = {"id": str(clip_id), "note_id": note, "status": "pending", "mime_type": mime, "bytes": size,
-            "duration_ms": duration, "measured_duration_ms": None, "checksum_sha256": None, "storage_key": key,
-            "etag": None, "stored_bytes": None, "created_at": _iso(now), "updated_at": _iso(now),
-            "completed_at": None}
-    upload = {"method": "PUT", "url": url, "storage_key": key,
-              "headers": {"Content-Type": mime, "Content-Length": str(size)}, "expires_at": _iso(expires)}
+    clip = {
+        "id": str(clip_id),
+        "note_id": note,
+        "status": "pending",
+        "mime_type": mime,
+        "bytes": size,
+        "duration_ms": duration,
+        "measured_duration_ms": None,
+        "checksum_sha256": None,
+        "storage_key": key,
+        "etag": None,
+        "stored_bytes": None,
+        "created_at": _iso(now),
+        "updated_at": _iso(now),
+        "completed_at": None,
+    }
+    upload = {
+        "method": "PUT",
+        "url": url,
+        "storage_key": key,
+        "headers": {"Content-Type": mime, "Content-Length": str(size)},
+        "expires_at": _iso(expires),
+    }
     return {"clip": clip, "upload": upload}, 201
 
 
@@ -170,7 +229,7 @@ def note_audio(note_id: str) -> tuple[dict[str, Any], int]:
         row = cur.fetchone()
     if row is None:
         return _error(404, "not_found", "The note has no ready audio clip.")
-    clip = dict(zip(CLIP_FIELDS, row))
+    clip = dict(zip(CLIP_FIELDS, row, strict=False))
     clip["id"] = str(clip["id"])
     for name in ("created_at", "updated_at", "completed_at"):
         clip[name] = _iso(clip[name])

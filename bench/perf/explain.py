@@ -26,7 +26,9 @@ from advanced_notes.api.context import services_of
 
 _EXECUTION = re.compile(r"Execution Time: ([0-9.]+) ms")
 _PLANNING = re.compile(r"Planning Time: ([0-9.]+) ms")
-_INDEX = re.compile(r"(Index Only Scan|Index Scan Backward|Index Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\w+)")
+_INDEX = re.compile(
+    r"(Index Only Scan|Index Scan Backward|Index Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\w+)"
+)
 
 
 def main(argv: list[str]) -> int:
@@ -67,7 +69,9 @@ def main(argv: list[str]) -> int:
         execution = _EXECUTION.search(plan)
         planning = _PLANNING.search(plan)
         out[endpoint] = {
-            "sql": literal, "plan": plan, "statements_per_request": len(captured),
+            "sql": literal,
+            "plan": plan,
+            "statements_per_request": len(captured),
             "execution_ms": float(execution.group(1)) if execution else None,
             "planning_ms": float(planning.group(1)) if planning else None,
             "indexes": sorted({m.group(2) for m in _INDEX.finditer(plan)}),

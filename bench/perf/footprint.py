@@ -92,11 +92,14 @@ class OtherLoad:
             if owner == "other":
                 programs[program] = programs.get(program, 0.0) + delta
         top = sorted(programs.items(), key=lambda kv: -kv[1])[:4]
-        return {"seconds": round(wall, 1),
-                "machine_busy_pct": round(100 * (busy1 - busy0) / max(sum(cpu1) - sum(self._cpu0), 1e-9), 1),
-                "ours_cpu_s": round(by_owner["ours"], 1), "postgres_cpu_s": round(by_owner["postgres"], 1),
-                "other_cpu_s": round(by_owner["other"], 1),
-                "other_top": [{"command": c, "cpu_s": round(v, 1)} for c, v in top if v >= 0.1]}
+        return {
+            "seconds": round(wall, 1),
+            "machine_busy_pct": round(100 * (busy1 - busy0) / max(sum(cpu1) - sum(self._cpu0), 1e-9), 1),
+            "ours_cpu_s": round(by_owner["ours"], 1),
+            "postgres_cpu_s": round(by_owner["postgres"], 1),
+            "other_cpu_s": round(by_owner["other"], 1),
+            "other_top": [{"command": c, "cpu_s": round(v, 1)} for c, v in top if v >= 0.1],
+        }
 
 
 def _program(cmdline: list[str] | None, name: str | None) -> str:
@@ -129,15 +132,20 @@ def startup_times(python: str, env: Mapping[str, str], cwd: str, runs: int) -> d
     """Median (and all runs) of ``import advanced_notes`` and ``create_app()``, ms, fresh processes."""
     samples = []
     for _ in range(runs):
-        out = subprocess.run([python, "-c", _TIMING_CODE], env=dict(env), cwd=cwd, capture_output=True,
-                             text=True, timeout=60, check=True)
+        out = subprocess.run(
+            [python, "-c", _TIMING_CODE], env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=60, check=True
+        )
         samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     imports = [s["import_ms"] for s in samples]
     creates = [s["create_app_ms"] for s in samples]
-    return {"runs": runs, "import_ms_median": round(statistics.median(imports), 1),
-            "create_app_ms_median": round(statistics.median(creates), 1),
-            "total_ms_median": round(statistics.median(i + c for i, c in zip(imports, creates)), 1),
-            "import_ms_all": [round(v, 1) for v in imports], "create_app_ms_all": [round(v, 1) for v in creates]}
+    return {
+        "runs": runs,
+        "import_ms_median": round(statistics.median(imports), 1),
+        "create_app_ms_median": round(statistics.median(creates), 1),
+        "total_ms_median": round(statistics.median(i + c for i, c in zip(imports, creates, strict=False)), 1),
+        "import_ms_all": [round(v, 1) for v in imports],
+        "create_app_ms_all": [round(v, 1) for v in creates],
+    }
 
 
 def heaviest_imports(python: str, env: Mapping[str, str], cwd: str, top: int = 10) -> list[dict[str, Any]]:
@@ -147,8 +155,15 @@ def heaviest_imports(python: str, env: Mapping[str, str], cwd: str, top: int = 1
     carries its cumulative time, which includes what it imports itself, so nested packages
     (marshmallow under flask_smorest, say) are also inside their importer's figure.
     """
-    out = subprocess.run([python, "-X", "importtime", "-c", "import advanced_notes; advanced_notes.create_app()"],
-                         env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [python, "-X", "importtime", "-c", "import advanced_notes; advanced_notes.create_app()"],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     totals: dict[str, int] = {}
     for line in out.stderr.splitlines():
         match = _IMPORTTIME_LINE.match(line)

@@ -146,8 +146,10 @@ def _profile_summary(session: Any, wall_ms: float) -> dict[str, Any]:
 
     def shares(values: dict[str, float], limit: int | None = None) -> list[dict[str, Any]]:
         ordered = sorted(values.items(), key=lambda kv: -kv[1])[:limit]
-        return [{"name": k, "pct": round(100 * v / total, 1), "ms_per_request": round(wall_ms * v / total, 3)}
-                for k, v in ordered]
+        return [
+            {"name": k, "pct": round(100 * v / total, 1), "ms_per_request": round(wall_ms * v / total, 3)}
+            for k, v in ordered
+        ]
 
     return {"categories": shares(categories), "inclusive": shares(inclusive), "top_self": shares(selfs, 15)}
 
@@ -170,8 +172,9 @@ def _counts(stats: pstats.Stats, calls: int) -> dict[str, float]:
     return {label: round(n / calls, 2) for label, n in found.items() if n}
 
 
-def measure(app: Any, requests: list[list[Any]], n: int, expect: int, name: str, raw_dir: str,
-            warmup: int) -> dict[str, Any]:
+def measure(
+    app: Any, requests: list[list[Any]], n: int, expect: int, name: str, raw_dir: str, warmup: int
+) -> dict[str, Any]:
     """Warm up, then time, count and profile ``n`` calls each of ``requests`` (cycled) on ``app``."""
     from pyinstrument import Profiler
 
@@ -213,11 +216,16 @@ def measure(app: Any, requests: list[list[Any]], n: int, expect: int, name: str,
     sampler.stop()
     with open(f"{raw_dir}/profile-{name.replace('/', '-')}.txt", "w") as f:
         f.write(sampler.output_text(unicode=True, color=False, show_all=False))
-    return {"n": n, "wall_ms_per_request": round(wall_ms, 3), "cpu_ms_per_request": round(1000 * cpu / n, 3),
-            "db_round_trips_per_request": round(db["round_trips"] / n, 2),
-            "db_ms_per_request": round(1000 * db["seconds"] / n, 3),
-            "db_round_trips_by_kind": {k: round(v / n, 2) for k, v in kinds.items()},
-            "calls_per_request": counts, **_profile_summary(sampler.last_session, wall_ms)}
+    return {
+        "n": n,
+        "wall_ms_per_request": round(wall_ms, 3),
+        "cpu_ms_per_request": round(1000 * cpu / n, 3),
+        "db_round_trips_per_request": round(db["round_trips"] / n, 2),
+        "db_ms_per_request": round(1000 * db["seconds"] / n, 3),
+        "db_round_trips_by_kind": {k: round(v / n, 2) for k, v in kinds.items()},
+        "calls_per_request": counts,
+        **_profile_summary(sampler.last_session, wall_ms),
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -240,8 +248,9 @@ def main(argv: list[str]) -> int:
                 continue
             n = spec["n_complete"] if endpoint == "complete" else spec["n"]
             key = f"{app_name}/{endpoint}"
-            results[key] = measure(app, requests, n, spec["expect"][endpoint], key, spec["raw_dir"],
-                                   spec.get("warmup", WARMUP_CALLS))
+            results[key] = measure(
+                app, requests, n, spec["expect"][endpoint], key, spec["raw_dir"], spec.get("warmup", WARMUP_CALLS)
+            )
             print(f"profiled {key}: {results[key]['wall_ms_per_request']} ms/request", file=sys.stderr)
     with open(argv[2], "w") as f:
         json.dump(results, f, indent=1)

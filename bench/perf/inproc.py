@@ -29,9 +29,14 @@ def make_environ(item: list[Any]) -> dict[str, Any]:
     from werkzeug.test import EnvironBuilder
 
     method, path, headers, body = item
-    builder = EnvironBuilder(path=path, method=method, headers=headers, base_url="http://127.0.0.1:8000",
-                             data=json.dumps(body) if body is not None else None,
-                             content_type="application/json" if body is not None else None)
+    builder = EnvironBuilder(
+        path=path,
+        method=method,
+        headers=headers,
+        base_url="http://127.0.0.1:8000",
+        data=json.dumps(body) if body is not None else None,
+        content_type="application/json" if body is not None else None,
+    )
     try:
         return builder.get_environ()
     finally:

@@ -108,8 +108,13 @@ async def _run_one(run: dict[str, Any]) -> dict[str, Any]:
     elapsed = max(state["last_done"] - record_from, 1e-9) if latencies else 0.0
     errors = sum(n for status, n in status_counts.items() if status != str(expect))
     return {
-        "name": run["name"], "concurrency": concurrency, "count": len(latencies), "errors": errors,
-        "status_counts": status_counts, "error_samples": samples, "elapsed_s": round(elapsed, 4),
+        "name": run["name"],
+        "concurrency": concurrency,
+        "count": len(latencies),
+        "errors": errors,
+        "status_counts": status_counts,
+        "error_samples": samples,
+        "elapsed_s": round(elapsed, 4),
         "rps": round(len(latencies) / elapsed, 2) if elapsed else 0.0,
         "latencies_ms": sorted(round(v, 4) for v in latencies),
         "cpu_pct": round(100.0 * cpu_used / elapsed, 1) if elapsed else 0.0,

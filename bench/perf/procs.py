@@ -8,6 +8,7 @@ group id of a process this harness started, never by a process name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -62,14 +63,21 @@ class Children:
         self.log_dir = log_dir
         self._children: list[Child] = []
 
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
-              cwd: str | Path | None = None) -> Child:
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | Path | None = None
+    ) -> Child:
         """Start ``argv`` in a new session, output to ``<log_dir>/<name>.log``."""
         log = self.log_dir / f"{name}.log"
         with open(log, "ab") as out:
-            proc = subprocess.Popen(list(argv), env=dict(env) if env is not None else None, cwd=cwd,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                list(argv),
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         child = Child(name, proc, log)
         self._children.append(child)
         return child
@@ -93,16 +101,14 @@ class Children:
         for child in reversed(list(self._children)):
             try:
                 self.stop(child)
-            except Exception as exc:  # noqa: BLE001 - cleanup must go on with the others
+            except Exception as exc:
                 print(f"warning: could not stop {child.name} (pid {child.pid}): {exc}", file=sys.stderr)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
     # The child was started with start_new_session=True, so its pid is its group id.
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def wait_for_http(url: str, child: Child, timeout_s: float = 30.0) -> None:
@@ -126,16 +132,29 @@ def wait_for_http(url: str, child: Child, timeout_s: float = 30.0) -> None:
     raise RuntimeError(f"{child.name} did not answer {url} within {timeout_s:.0f} s:\n{child.log_tail()}")
 
 
-def run_checked(argv: Sequence[str], env: Mapping[str, str] | None, timeout_s: float, what: str,
-                children: Children | None = None, log_name: str | None = None) -> None:
+def run_checked(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None,
+    timeout_s: float,
+    what: str,
+    children: Children | None = None,
+    log_name: str | None = None,
+) -> None:
     """Run a helper process to completion within ``timeout_s`` seconds; raise on failure.
 
     When ``children`` is given the process is tracked like the servers, so a Ctrl-C
     while it runs stops it too.
     """
     if children is None:
-        result = subprocess.run(list(argv), check=False, env=dict(env) if env is not None else None, timeout=timeout_s,
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        result = subprocess.run(
+            list(argv),
+            check=False,
+            env=dict(env) if env is not None else None,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{what} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
         return

@@ -19,22 +19,41 @@ from typing import Any
 import pgutil
 
 REPO_DIR = Path(__file__).resolve().parents[2]
-PACKAGES = ("flask", "flask-smorest", "marshmallow", "sqlalchemy", "psycopg2-binary", "boto3", "botocore",
-            "pyjwt", "gunicorn", "moto", "aiohttp", "pyinstrument")
-ENDPOINT_TITLES = {"create": "create (POST /api/audio-clips)",
-                   "complete": "complete (POST .../complete)",
-                   "playback": "playback (GET .../playback)",
-                   "note_audio": "note audio (GET /api/notes/&lt;id&gt;/audio)",
-                   "list": "list (GET /api/audio-clips?limit=20)"}
+PACKAGES = (
+    "flask",
+    "flask-smorest",
+    "marshmallow",
+    "sqlalchemy",
+    "psycopg2-binary",
+    "boto3",
+    "botocore",
+    "pyjwt",
+    "gunicorn",
+    "moto",
+    "aiohttp",
+    "pyinstrument",
+)
+ENDPOINT_TITLES = {
+    "create": "create (POST /api/audio-clips)",
+    "complete": "complete (POST .../complete)",
+    "playback": "playback (GET .../playback)",
+    "note_audio": "note audio (GET /api/notes/&lt;id&gt;/audio)",
+    "list": "list (GET /api/audio-clips?limit=20)",
+}
 THROUGHPUT_TARGET = 0.8
 P50_GROWTH_TARGET = 1.2
-EXPLAIN_TITLES = {"note_audio": "note audio", "playback": "playback", "list": "list (first page)",
-                  "create": "create: the quota check's count of the owner's pending clips"}
+EXPLAIN_TITLES = {
+    "note_audio": "note audio",
+    "playback": "playback",
+    "list": "list (first page)",
+    "create": "create: the quota check's count of the owner's pending clips",
+}
 PNG_THROUGHPUT = "perf-throughput-vs-concurrency.png"
 PNG_SCALING = "perf-p50-vs-table-size.png"
 
 
 # -- machine --------------------------------------------------------------------------------------
+
 
 def machine_info() -> dict[str, Any]:
     """nproc, CPU model, memory, versions, the measured code's commit, date and load average."""
@@ -54,14 +73,21 @@ def machine_info() -> dict[str, Any]:
             versions[name] = "not installed"
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": len(os.sched_getaffinity(0)), "cpu_model": cpu, "memory_gib": round(mem_kib / 2**20, 1),
-        "kernel": platform.release(), "python": platform.python_version(), "postgresql": pgutil.server_version(),
-        "packages": versions, "commit": git_output("rev-parse", "--short", "HEAD"),
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu,
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": pgutil.server_version(),
+        "packages": versions,
+        "commit": git_output("rev-parse", "--short", "HEAD"),
         # Read-only (--no-optional-locks: never even refreshes the index): did the measured
         # code differ from the commit?
-        "uncommitted_changes": bool(git_output("--no-optional-locks", "status", "--porcelain", "--",
-                                         "advanced_notes", "migrations", "wsgi.py")),
-        "load_average_start": os.getloadavg(), "code_fingerprint_start": code_fingerprint(),
+        "uncommitted_changes": bool(
+            git_output("--no-optional-locks", "status", "--porcelain", "--", "advanced_notes", "migrations", "wsgi.py")
+        ),
+        "load_average_start": os.getloadavg(),
+        "code_fingerprint_start": code_fingerprint(),
     }
 
 
@@ -72,8 +98,9 @@ def code_fingerprint() -> str:
     engineers, and a run whose code changed midway measured two versions.
     """
     digest = hashlib.sha256()
-    files = sorted([*REPO_DIR.glob("advanced_notes/**/*.py"), *REPO_DIR.glob("migrations/**/*.py"),
-                    REPO_DIR / "wsgi.py"])
+    files = sorted(
+        [*REPO_DIR.glob("advanced_notes/**/*.py"), *REPO_DIR.glob("migrations/**/*.py"), REPO_DIR / "wsgi.py"]
+    )
     for path in files:
         if path.is_file():
             digest.update(str(path.relative_to(REPO_DIR)).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -82,12 +109,15 @@ def code_fingerprint() -> str:
 
 def git_output(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], check=False, cwd=REPO_DIR, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], check=False, cwd=REPO_DIR, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
 
 # -- formatting -----------------------------------------------------------------------------------
+
 
 def _f(value: Any, digits: int = 1) -> str:
     if value is None:
@@ -114,6 +144,7 @@ def _size(n: int) -> str:
 
 # -- plots ----------------------------------------------------------------------------------------
 
+
 def plot_throughput(throughput: dict[str, Any], path: Path) -> bool:
     """requests/s vs concurrency, one panel per endpoint, service vs ceiling. False if one level only."""
     levels = throughput["levels"]
@@ -128,7 +159,7 @@ def plot_throughput(throughput: dict[str, Any], path: Path) -> bool:
     fig, grid = plt.subplots(2, 3, figsize=(12, 7))
     axes = list(grid.flat)
     axes[-1].axis("off")  # five endpoints, six cells
-    for ax, endpoint in zip(axes, endpoints):
+    for ax, endpoint in zip(axes, endpoints, strict=False):
         for app, style in (("ours", "o-"), ("ceiling", "s--")):
             ys = [throughput["by_level"][str(c)][endpoint].get(app, {}).get("rps") for c in levels]
             if any(y is not None for y in ys):
@@ -185,15 +216,25 @@ def _scale_run(point: dict[str, Any], app: str, endpoint: str) -> dict[str, Any]
 
 # -- sections -------------------------------------------------------------------------------------
 
+
 def _header(r: dict[str, Any]) -> list[str]:
     m, p = r["machine"], r["plan"]
     pkgs = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     dirty = " plus uncommitted changes in the working tree" if m["uncommitted_changes"] else ""
     changed = m.get("code_fingerprint_end") not in (None, m.get("code_fingerprint_start"))
-    warning = ["", (f"**Warning: the service's code changed during this run** (fingerprint "
-                    f"{m.get('code_fingerprint_start')} at the start, {m.get('code_fingerprint_end')} at the end, "
-                    f"commit `{m.get('commit_end')}`): the working tree is shared, so some phases measured one "
-                    "version and some the other. Run again for figures of a single version.")] if changed else []
+    warning = (
+        [
+            "",
+            (
+                f"**Warning: the service's code changed during this run** (fingerprint "
+                f"{m.get('code_fingerprint_start')} at the start, {m.get('code_fingerprint_end')} at the end, "
+                f"commit `{m.get('commit_end')}`): the working tree is shared, so some phases measured one "
+                "version and some the other. Run again for figures of a single version."
+            ),
+        ]
+        if changed
+        else []
+    )
     return [
         "# Performance",
         "",
@@ -203,22 +244,34 @@ def _header(r: dict[str, Any]) -> list[str]:
         *warning,
         "",
         f"- **Command**: `{p['command']}` (from the repository root; {r['wall_s'] / 60:.1f} min end to end: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in r.get("phase_s", {}).items()) + ")",
-        (f"- **Date**: {m['date']}; code at commit `{m['commit']}`{dirty} (code fingerprint "
-         f"{m.get('code_fingerprint_start')})"),
-        (f"- **Machine**: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB memory, Linux {m['kernel']}, "
-        f"Python {m['python']}, {m['postgresql']}"),
-        (f"- **Load average** (1/5/15 min) at start {_load(m['load_average_start'])}, at end "
-        f"{_load(m.get('load_average_end'))}"),
+        + ", ".join(f"{k} {v:.0f} s" for k, v in r.get("phase_s", {}).items())
+        + ")",
+        (
+            f"- **Date**: {m['date']}; code at commit `{m['commit']}`{dirty} (code fingerprint "
+            f"{m.get('code_fingerprint_start')})"
+        ),
+        (
+            f"- **Machine**: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB memory, Linux {m['kernel']}, "
+            f"Python {m['python']}, {m['postgresql']}"
+        ),
+        (
+            f"- **Load average** (1/5/15 min) at start {_load(m['load_average_start'])}, at end "
+            f"{_load(m.get('load_average_end'))}"
+        ),
         f"- **Packages**: {pkgs}",
-        (f"- **Servers**: gunicorn `--workers {p['workers']} --threads {p['threads']} --worker-class "
-        f"{p['worker_class']}` for both apps (the README's production command is `gunicorn -w 4 wsgi:app`), on "
-        "loopback; PostgreSQL on 127.0.0.1; S3 is moto's server (`moto_server`) on loopback."),
-        ("- **Load**: a separate process (`loadgen.py`, aiohttp), closed loop: N connections each sending the "
-        f"next request as soon as the previous answer arrived; {p['warmup_s']} s warm-up not recorded, "
-        f"then {p['duration_s']} s measured per run. Latency is client-side, ms."),
-        "- **Service settings**: the defaults, except " + "; ".join(
-            f"`{k}={v}`" for k, v in r.get("overrides", {}).items()) + " (so a few hundred synthetic owners "
+        (
+            f"- **Servers**: gunicorn `--workers {p['workers']} --threads {p['threads']} --worker-class "
+            f"{p['worker_class']}` for both apps (the README's production command is `gunicorn -w 4 wsgi:app`), on "
+            "loopback; PostgreSQL on 127.0.0.1; S3 is moto's server (`moto_server`) on loopback."
+        ),
+        (
+            "- **Load**: a separate process (`loadgen.py`, aiohttp), closed loop: N connections each sending the "
+            f"next request as soon as the previous answer arrived; {p['warmup_s']} s warm-up not recorded, "
+            f"then {p['duration_s']} s measured per run. Latency is client-side, ms."
+        ),
+        "- **Service settings**: the defaults, except "
+        + "; ".join(f"`{k}={v}`" for k, v in r.get("overrides", {}).items())
+        + " (so a few hundred synthetic owners "
         "hammering the API are neither rate-limited nor over quota; both checks still run on every request).",
         "",
     ]
@@ -234,9 +287,12 @@ def _summary(r: dict[str, Any]) -> list[str]:
     ratios = {e: main[e]["ratio"]["median"] for e in ("create", "playback", "note_audio") if "ratio" in main[e]}
     worst = min(ratios.values()) if ratios and None not in ratios.values() else None
     lines = ["## Summary", "", "| target | measured | verdict |", "|---|---|---|"]
-    lines.append(f"| service / ceiling throughput >= {THROUGHPUT_TARGET} (each of create, playback, note audio, "
-                 f"c={t['main_concurrency']}) | " + ", ".join(f"{e.replace('_', ' ')} {v:.2f}" for e, v in
-                                                           ratios.items()) + f" | {_verdict(worst and worst >= THROUGHPUT_TARGET)} |")
+    lines.append(
+        f"| service / ceiling throughput >= {THROUGHPUT_TARGET} (each of create, playback, note audio, "
+        f"c={t['main_concurrency']}) | "
+        + ", ".join(f"{e.replace('_', ' ')} {v:.2f}" for e, v in ratios.items())
+        + f" | {_verdict(worst and worst >= THROUGHPUT_TARGET)} |"
+    )
     growth = _growth(r.get("scaling", []))
     points = r.get("scaling", [])
     for endpoint, g in growth.items():
@@ -247,21 +303,28 @@ def _summary(r: dict[str, Any]) -> list[str]:
             # alongside on the same table, shows how much of the change is the machine.
             sql = [p["explain"][endpoint]["execution_ms"] for p in (points[0], points[-1])]
             relative = g["ours"] / g["ceiling"]
-            measured += (f"; the ceiling's p50 changed {g['ceiling']:.2f}x alongside, so relative to it "
-                         f"{relative:.2f}x; SQL execution {sql[0]:.3f} -> {sql[1]:.3f} ms")
+            measured += (
+                f"; the ceiling's p50 changed {g['ceiling']:.2f}x alongside, so relative to it "
+                f"{relative:.2f}x; SQL execution {sql[0]:.3f} -> {sql[1]:.3f} ms"
+            )
             verdict += f" (relative to the ceiling: {_verdict(relative <= P50_GROWTH_TARGET)})"
-        lines.append(f"| {endpoint.replace('_', ' ')} p50 at {_size(g['to'])} <= {P50_GROWTH_TARGET} x p50 at "
-                     f"{_size(g['from'])} | {measured} | {verdict} |")
+        lines.append(
+            f"| {endpoint.replace('_', ' ')} p50 at {_size(g['to'])} <= {P50_GROWTH_TARGET} x p50 at "
+            f"{_size(g['from'])} | {measured} | {verdict} |"
+        )
     sweeps = [(p["size"], p["sweeper"]) for p in r.get("scaling", []) if "sweeper" in p]
     if len(sweeps) >= 2:
         first, last = sweeps[0][1], sweeps[-1][1]
         # "Flat": 100x the rows may cost at most 20% more peak memory.
         flat = last["peak_rss_kib"] <= first["peak_rss_kib"] * 1.2
-        lines.append(f"| sweeper peak RSS flat from {_size(sweeps[0][0])} to {_size(sweeps[-1][0])} rows | "
-                     f"{first['peak_rss_kib'] / 1024:.0f} -> {last['peak_rss_kib'] / 1024:.0f} MiB | "
-                     f"{_verdict(flat)} |")
+        lines.append(
+            f"| sweeper peak RSS flat from {_size(sweeps[0][0])} to {_size(sweeps[-1][0])} rows | "
+            f"{first['peak_rss_kib'] / 1024:.0f} -> {last['peak_rss_kib'] / 1024:.0f} MiB | "
+            f"{_verdict(flat)} |"
+        )
     errors = sum(run["errors"] for run in r.get("load_runs", [])) + sum(
-        run["errors"] for p in r.get("scaling", []) for run in p["runs"])
+        run["errors"] for p in r.get("scaling", []) for run in p["runs"]
+    )
     lines.append(f"| no failed request | {errors} failed | {_verdict(errors == 0)} |")
     lines.append("")
     return lines
@@ -276,9 +339,14 @@ def _growth(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         a, b = _scale_run(first, "ours", endpoint), _scale_run(last, "ours", endpoint)
         ca, cb = _scale_run(first, "ceiling", endpoint), _scale_run(last, "ceiling", endpoint)
         if a.get("p50_ms") and b.get("p50_ms"):
-            out[endpoint] = {"from": first["size"], "to": last["size"], "p50_from": a["p50_ms"], "p50_to": b["p50_ms"],
-                             "ours": b["p50_ms"] / a["p50_ms"],
-                             "ceiling": cb["p50_ms"] / ca["p50_ms"] if ca.get("p50_ms") and cb.get("p50_ms") else None}
+            out[endpoint] = {
+                "from": first["size"],
+                "to": last["size"],
+                "p50_from": a["p50_ms"],
+                "p50_to": b["p50_ms"],
+                "ours": b["p50_ms"] / a["p50_ms"],
+                "ceiling": cb["p50_ms"] / ca["p50_ms"] if ca.get("p50_ms") and cb.get("p50_ms") else None,
+            }
     return out
 
 
@@ -287,12 +355,18 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
     c = t["main_concurrency"]
     main = t["by_level"][str(c)]
     rounds = r["plan"]["rounds"]
-    lines = [f"## Throughput at concurrency {c}", "",
-             (f"{rounds} alternating round(s) per app (service first, then ceiling first, ...), "
-             f"{r['plan']['duration_s']} s each; requests/s over all rounds, percentiles over every request. "
-             "**ratio** is service / ceiling requests/s: the median of the per-round ratios, with their range. "
-             "complete and list have no ceiling route (complete is bounded by moto, the store emulator: "
-             f"at most {r['plan']['complete_cap']} clips per run, each a real `note.m4a` to verify)."), ""]
+    lines = [
+        f"## Throughput at concurrency {c}",
+        "",
+        (
+            f"{rounds} alternating round(s) per app (service first, then ceiling first, ...), "
+            f"{r['plan']['duration_s']} s each; requests/s over all rounds, percentiles over every request. "
+            "**ratio** is service / ceiling requests/s: the median of the per-round ratios, with their range. "
+            "complete and list have no ceiling route (complete is bounded by moto, the store emulator: "
+            f"at most {r['plan']['complete_cap']} clips per run, each a real `note.m4a` to verify)."
+        ),
+        "",
+    ]
     rows = []
     for endpoint in ENDPOINT_TITLES:
         row = main[endpoint]
@@ -301,16 +375,38 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
                 continue
             m = row[app]
             ratio = row.get("ratio") if app == "ours" else None
-            ratio_text = (f"**{ratio['median']:.2f}** ({ratio['min']:.2f}-{ratio['max']:.2f})"
-                          if ratio and ratio["median"] is not None else "")
-            rows.append([ENDPOINT_TITLES[endpoint] if app == "ours" else "", "service" if app == "ours" else "ceiling",
-                         m["rps"], m["p50_ms"], m["p95_ms"], m["p99_ms"], m["count"], m["errors"], ratio_text,
-                         f"{m['cpu_pct']:.0f}%"])
-    lines += _table(["endpoint", "app", "requests/s", "p50 ms", "p95 ms", "p99 ms", "requests", "errors",
-                     "ratio", "loadgen CPU"], rows)
-    lines += ["", ("loadgen CPU is the load generator's own CPU use (percent of one core); near 100% it, not the "
-              "server, would be the limit. The load generator, PostgreSQL, moto and gunicorn share the same "
-              f"{r['machine']['nproc']} CPUs."), ""]
+            ratio_text = (
+                f"**{ratio['median']:.2f}** ({ratio['min']:.2f}-{ratio['max']:.2f})"
+                if ratio and ratio["median"] is not None
+                else ""
+            )
+            rows.append(
+                [
+                    ENDPOINT_TITLES[endpoint] if app == "ours" else "",
+                    "service" if app == "ours" else "ceiling",
+                    m["rps"],
+                    m["p50_ms"],
+                    m["p95_ms"],
+                    m["p99_ms"],
+                    m["count"],
+                    m["errors"],
+                    ratio_text,
+                    f"{m['cpu_pct']:.0f}%",
+                ]
+            )
+    lines += _table(
+        ["endpoint", "app", "requests/s", "p50 ms", "p95 ms", "p99 ms", "requests", "errors", "ratio", "loadgen CPU"],
+        rows,
+    )
+    lines += [
+        "",
+        (
+            "loadgen CPU is the load generator's own CPU use (percent of one core); near 100% it, not the "
+            "server, would be the limit. The load generator, PostgreSQL, moto and gunicorn share the same "
+            f"{r['machine']['nproc']} CPUs."
+        ),
+        "",
+    ]
     other = r.get("other_load", {}).get("throughput")
     if other:
         lines += [_other_load_sentence(other, "the throughput runs"), ""]
@@ -320,16 +416,24 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
     ready = r.get("completed_ready")
     if ready is not None:
         handed = sum(ready.values())
-        lines += [(f"Complete: of the {handed} pending clips (each with the real `note.m4a` uploaded) handed to the "
-                  f"complete runs, {ready.get('ready', 0)} became `ready` (warm-up and measured requests: HEAD + "
-                  f"ranged GET + mutagen parse + compare-and-set UPDATE), {ready.get('pending', 0)} were never sent "
-                  f"before a run's time was up, {ready.get('rejected', 0)} were rejected."), ""]
+        lines += [
+            (
+                f"Complete: of the {handed} pending clips (each with the real `note.m4a` uploaded) handed to the "
+                f"complete runs, {ready.get('ready', 0)} became `ready` (warm-up and measured requests: HEAD + "
+                f"ranged GET + mutagen parse + compare-and-set UPDATE), {ready.get('pending', 0)} were never sent "
+                f"before a run's time was up, {ready.get('rejected', 0)} were rejected."
+            ),
+            "",
+        ]
     if len(t["levels"]) > 1:
         lines += ["### Throughput vs concurrency", ""]
         if png:
             lines += [f"![requests/s vs concurrency]({PNG_THROUGHPUT})", ""]
-        header = ["endpoint", "app"] + [f"c={lvl} req/s (p50 ms)" for lvl in t["levels"]] + \
-                 [f"ratio c={lvl}" for lvl in t["levels"]]
+        header = (
+            ["endpoint", "app"]
+            + [f"c={lvl} req/s (p50 ms)" for lvl in t["levels"]]
+            + [f"ratio c={lvl}" for lvl in t["levels"]]
+        )
         rows = []
         for endpoint in ENDPOINT_TITLES:
             for app in ("ours", "ceiling"):
@@ -339,11 +443,20 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
                     cells.append(f"{m['rps']:,.0f} ({m['p50_ms']:.1f})" if m else "")
                 if not any(cells):
                     continue
-                ratios = [t["by_level"][str(lvl)][endpoint].get("ratio", {}).get("median") for lvl in t["levels"]] \
-                    if app == "ours" else [None] * len(t["levels"])
-                rows.append([endpoint.replace("_", " "), "service" if app == "ours" else "ceiling", *cells,
-                             *[f"{x:.2f}" if x else "" for x in ratios]])
-        lines += _table(header, rows) + [""]
+                ratios = (
+                    [t["by_level"][str(lvl)][endpoint].get("ratio", {}).get("median") for lvl in t["levels"]]
+                    if app == "ours"
+                    else [None] * len(t["levels"])
+                )
+                rows.append(
+                    [
+                        endpoint.replace("_", " "),
+                        "service" if app == "ours" else "ceiling",
+                        *cells,
+                        *[f"{x:.2f}" if x else "" for x in ratios],
+                    ]
+                )
+        lines += [*_table(header, rows), ""]
     return lines
 
 
@@ -358,10 +471,12 @@ def _category_ms(profile: dict[str, Any]) -> dict[str, float]:
 def _other_load_sentence(other: dict[str, Any], during: str) -> str:
     top = ", ".join(f"`{t['command']}` {t['cpu_s']:.0f} s" for t in other["other_top"]) or "none"
     capacity = other["seconds"] * _nproc()
-    return (f"During {during} ({other['seconds']:.0f} s, {capacity:.0f} CPU-seconds available) the machine's CPUs "
-            f"were {other['machine_busy_pct']:.0f}% busy. CPU-seconds used: this run's processes "
-            f"{other.get('ours_cpu_s', 0):.0f}, PostgreSQL (all databases) {other['postgres_cpu_s']:.0f}, "
-            f"processes this run did not start {other['other_cpu_s']:.0f} (sampled each second; top: {top}).")
+    return (
+        f"During {during} ({other['seconds']:.0f} s, {capacity:.0f} CPU-seconds available) the machine's CPUs "
+        f"were {other['machine_busy_pct']:.0f}% busy. CPU-seconds used: this run's processes "
+        f"{other.get('ours_cpu_s', 0):.0f}, PostgreSQL (all databases) {other['postgres_cpu_s']:.0f}, "
+        f"processes this run did not start {other['other_cpu_s']:.0f} (sampled each second; top: {top})."
+    )
 
 
 def _nproc() -> int:
@@ -388,69 +503,111 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
         gap = o["wall_ms_per_request"] - c["wall_ms_per_request"]
         db_gap = o["db_ms_per_request"] - c["db_ms_per_request"]
         cats_o, cats_c = _category_ms(o), _category_ms(c)
-        python = {n: cats_o.get(n, 0.0) - cats_c.get(n, 0.0) for n in set(cats_o) | set(cats_c)
-                  if not n.startswith("PostgreSQL")}
+        python = {
+            n: cats_o.get(n, 0.0) - cats_c.get(n, 0.0)
+            for n in set(cats_o) | set(cats_c)
+            if not n.startswith("PostgreSQL")
+        }
         top = sorted(python.items(), key=lambda kv: -kv[1])[:4]
-        out.append(f"- **{e.replace('_', ' ')}**: {o['wall_ms_per_request']:.2f} vs {c['wall_ms_per_request']:.2f} ms "
-                   f"per request ({gap:+.2f} ms). PostgreSQL: {_trips(o)} in "
-                   f"{o['db_ms_per_request']:.2f} ms vs {_trips(c)} in {c['db_ms_per_request']:.2f} ms "
-                   f"({db_gap:+.2f} ms). Python side, the largest differences: "
-                   + ", ".join(f"{n} {v:+.2f} ms" for n, v in top) + ".")
-    presign = [(e, _inclusive_ms(prof[f"ours/{e}"], "presign"), _inclusive_ms(prof[f"ceiling/{e}"], "presign"),
-                prof[f"ours/{e}"]["wall_ms_per_request"], prof[f"ceiling/{e}"]["wall_ms_per_request"]) for e in paired]
+        out.append(
+            f"- **{e.replace('_', ' ')}**: {o['wall_ms_per_request']:.2f} vs {c['wall_ms_per_request']:.2f} ms "
+            f"per request ({gap:+.2f} ms). PostgreSQL: {_trips(o)} in "
+            f"{o['db_ms_per_request']:.2f} ms vs {_trips(c)} in {c['db_ms_per_request']:.2f} ms "
+            f"({db_gap:+.2f} ms). Python side, the largest differences: "
+            + ", ".join(f"{n} {v:+.2f} ms" for n, v in top)
+            + "."
+        )
+    presign = [
+        (
+            e,
+            _inclusive_ms(prof[f"ours/{e}"], "presign"),
+            _inclusive_ms(prof[f"ceiling/{e}"], "presign"),
+            prof[f"ours/{e}"]["wall_ms_per_request"],
+            prof[f"ceiling/{e}"]["wall_ms_per_request"],
+        )
+        for e in paired
+    ]
     if presign:
-        out.append("- **Presigning** is the same `generate_presigned_url` call in both apps: "
-                   + "; ".join(f"{e.replace('_', ' ')} {po:.2f} ms ({100 * po / wo:.0f}% of the service's time) vs "
-                               f"{pc:.2f} ms ({100 * pc / wc:.0f}% of the ceiling's)" for e, po, pc, wo, wc in presign)
-                   + ". It is the ceiling's largest cost, not where the gap is.")
+        out.append(
+            "- **Presigning** is the same `generate_presigned_url` call in both apps: "
+            + "; ".join(
+                f"{e.replace('_', ' ')} {po:.2f} ms ({100 * po / wo:.0f}% of the service's time) vs "
+                f"{pc:.2f} ms ({100 * pc / wc:.0f}% of the ceiling's)"
+                for e, po, pc, wo, wc in presign
+            )
+            + ". It is the ceiling's largest cost, not where the gap is."
+        )
     pings = {e: prof[f"ours/{e}"]["calls_per_request"].get("pre-pings (SELECT 1)", 0) for e in endpoints}
     if any(pings.values()):
-        out.append("- **Pre-ping**: every pool checkout first sends `SELECT 1` (SQLAlchemy's `pool_pre_ping`; "
-                   "psycopg2's dialect pings in autocommit, so one round trip each): "
-                   + ", ".join(f"{e.replace('_', ' ')} {n:g}" for e, n in pings.items()) + " per request.")
-    reads = [e for e in endpoints if {"BEGIN", "ROLLBACK"} <= set(prof[f"ours/{e}"].get("db_round_trips_by_kind", {}))
-             and "COMMIT" not in prof[f"ours/{e}"].get("db_round_trips_by_kind", {})]
+        out.append(
+            "- **Pre-ping**: every pool checkout first sends `SELECT 1` (SQLAlchemy's `pool_pre_ping`; "
+            "psycopg2's dialect pings in autocommit, so one round trip each): "
+            + ", ".join(f"{e.replace('_', ' ')} {n:g}" for e, n in pings.items())
+            + " per request."
+        )
+    reads = [
+        e
+        for e in endpoints
+        if {"BEGIN", "ROLLBACK"} <= set(prof[f"ours/{e}"].get("db_round_trips_by_kind", {}))
+        and "COMMIT" not in prof[f"ours/{e}"].get("db_round_trips_by_kind", {})
+    ]
     if reads:
-        out.append("- **Reads inside a transaction**: " + ", ".join(e.replace("_", " ") for e in reads)
-                   + " send `BEGIN` before and `ROLLBACK` after their `SELECT` (a read session that opens a "
-                   "transaction and rolls it back): two round trips per request that an autocommit read would "
-                   "not make.")
+        out.append(
+            "- **Reads inside a transaction**: "
+            + ", ".join(e.replace("_", " ") for e in reads)
+            + " send `BEGIN` before and `ROLLBACK` after their `SELECT` (a read session that opens a "
+            "transaction and rolls it back): two round trips per request that an autocommit read would "
+            "not make."
+        )
     limiter = {e: _inclusive_ms(prof[f"ours/{e}"], "rate limit") for e in endpoints}
     tokens = {e: _inclusive_ms(prof[f"ours/{e}"], "token check") for e in endpoints}
     logs = {e: _inclusive_ms(prof[f"ours/{e}"], "request log") for e in endpoints}
     if any(limiter.values()):
-        out.append("- **Rate limiter** (flask-limiter): "
-                   + ", ".join(f"{e.replace('_', ' ')} {limiter[e]:.2f} ms" for e in endpoints)
-                   + " per request, of which the token check it triggers first "
-                   + ", ".join(f"{tokens[e]:.2f}" for e in endpoints) + " ms (the token is verified once).")
-    once = [("building the query's expressions", "query expressions built per request"),
-            ("SQLAlchemy statement cache key", "SQLAlchemy cache key computed per request"),
-            ("PyJWT HMAC key checks", "PyJWT re-checking the HMAC secret on every decode"),
-            ("rate-limit memory storage", "rate-limit storage starting a timer thread")]
+        out.append(
+            "- **Rate limiter** (flask-limiter): "
+            + ", ".join(f"{e.replace('_', ' ')} {limiter[e]:.2f} ms" for e in endpoints)
+            + " per request, of which the token check it triggers first "
+            + ", ".join(f"{tokens[e]:.2f}" for e in endpoints)
+            + " ms (the token is verified once)."
+        )
+    once = [
+        ("building the query's expressions", "query expressions built per request"),
+        ("SQLAlchemy statement cache key", "SQLAlchemy cache key computed per request"),
+        ("PyJWT HMAC key checks", "PyJWT re-checking the HMAC secret on every decode"),
+        ("rate-limit memory storage", "rate-limit storage starting a timer thread"),
+    ]
     parts = []
     for prefix, text in once:
         values = {e: _inclusive_ms(prof[f"ours/{e}"], prefix) for e in endpoints}
         if any(v >= 0.005 for v in values.values()):
             parts.append(f"{text}: " + ", ".join(f"{e.replace('_', ' ')} {v:.2f} ms" for e, v in values.items()))
     if parts:
-        out.append("- **Per-request work that does not depend on the request** (could be done once): "
-                   + "; ".join(parts) + ".")
+        out.append(
+            "- **Per-request work that does not depend on the request** (could be done once): " + "; ".join(parts) + "."
+        )
     if any(logs.values()):
-        out.append("- **Request log line** (one JSON line per request): "
-                   + ", ".join(f"{e.replace('_', ' ')} {logs[e]:.2f} ms" for e in endpoints) + ".")
+        out.append(
+            "- **Request log line** (one JSON line per request): "
+            + ", ".join(f"{e.replace('_', ' ')} {logs[e]:.2f} ms" for e in endpoints)
+            + "."
+        )
     if "list" in endpoints:
         lst = prof["ours/list"]
-        out.append(f"- **list**: marshmallow dump of the page {_inclusive_ms(lst, 'marshmallow dump'):.2f} ms, "
-                   f"SQLAlchemy {_category_ms(lst).get('SQLAlchemy (ORM, Core, pool)', 0):.2f} ms (21 ORM entities "
-                   f"per page), of {lst['wall_ms_per_request']:.2f} ms.")
+        out.append(
+            f"- **list**: marshmallow dump of the page {_inclusive_ms(lst, 'marshmallow dump'):.2f} ms, "
+            f"SQLAlchemy {_category_ms(lst).get('SQLAlchemy (ORM, Core, pool)', 0):.2f} ms (21 ORM entities "
+            f"per page), of {lst['wall_ms_per_request']:.2f} ms."
+        )
     if "complete" in endpoints:
         cp = prof["ours/complete"]
         store = _inclusive_ms(cp, "store HEAD") + _inclusive_ms(cp, "ranged GET")
-        out.append(f"- **complete**: the store calls (HEAD, ranged GET + sniff + parse) take {store:.2f} of "
-                   f"{cp['wall_ms_per_request']:.2f} ms (moto, the emulator, on loopback); PostgreSQL {_trips(cp)} in "
-                   f"{cp['db_ms_per_request']:.2f} ms, "
-                   f"{cp['calls_per_request'].get('SQLAlchemy pool checkouts', 0):g} pool checkouts.")
-    return out + [""]
+        out.append(
+            f"- **complete**: the store calls (HEAD, ranged GET + sniff + parse) take {store:.2f} of "
+            f"{cp['wall_ms_per_request']:.2f} ms (moto, the emulator, on loopback); PostgreSQL {_trips(cp)} in "
+            f"{cp['db_ms_per_request']:.2f} ms, "
+            f"{cp['calls_per_request'].get('SQLAlchemy pool checkouts', 0):g} pool checkouts."
+        )
+    return [*out, ""]
 
 
 def _profiles(r: dict[str, Any]) -> list[str]:
@@ -460,40 +617,81 @@ def _profiles(r: dict[str, Any]) -> list[str]:
     endpoints = [e for e in ENDPOINT_TITLES if f"ours/{e}" in prof]
     paired = [e for e in endpoints if f"ceiling/{e}" in prof]
     n = prof[f"ours/{endpoints[0]}"]["n"]
-    lines = ["## Where the time goes (profiles)", "",
-             (f"In-process and single-threaded (`hotpaths.py`, {n} requests per endpoint after a warm-up): each "
-             "request's WSGI environ is built beforehand and the app is called as gunicorn would call it, so these "
-             "are the app's own costs without sockets or HTTP parsing, on the same database and store as the load "
-             "runs. Every PostgreSQL round trip is counted and timed at the driver (`dbtiming.py`: an `execute` "
-             "outside a transaction also sends `BEGIN`, so it counts 2; its time includes waiting for the "
-             "PostgreSQL process to be scheduled). Shares come from a pyinstrument profile, each sample attributed "
-             "to the innermost library on its stack, and are applied to the unprofiled time per request."), ""]
+    lines = [
+        "## Where the time goes (profiles)",
+        "",
+        (
+            f"In-process and single-threaded (`hotpaths.py`, {n} requests per endpoint after a warm-up): each "
+            "request's WSGI environ is built beforehand and the app is called as gunicorn would call it, so these "
+            "are the app's own costs without sockets or HTTP parsing, on the same database and store as the load "
+            "runs. Every PostgreSQL round trip is counted and timed at the driver (`dbtiming.py`: an `execute` "
+            "outside a transaction also sends `BEGIN`, so it counts 2; its time includes waiting for the "
+            "PostgreSQL process to be scheduled). Shares come from a pyinstrument profile, each sample attributed "
+            "to the innermost library on its stack, and are applied to the unprofiled time per request."
+        ),
+        "",
+    ]
     rows = []
     for e in endpoints:
         o, c = prof[f"ours/{e}"], prof.get(f"ceiling/{e}")
-        rows.append([e.replace("_", " "), f"{o['wall_ms_per_request']:.2f} ({o['cpu_ms_per_request']:.2f})",
-                     f"{_trips(o)} / {o['db_ms_per_request']:.2f}",
-                     f"{c['wall_ms_per_request']:.2f} ({c['cpu_ms_per_request']:.2f})" if c else "-",
-                     f"{_trips(c)} / {c['db_ms_per_request']:.2f}" if c else "-",
-                     f"{c['wall_ms_per_request'] / o['wall_ms_per_request']:.2f}" if c else ""])
-    lines += _table(["endpoint", "service ms/request (CPU)", "service PostgreSQL / ms",
-                     "ceiling ms/request (CPU)", "ceiling PostgreSQL / ms", "ceiling / service time"], rows)
+        rows.append(
+            [
+                e.replace("_", " "),
+                f"{o['wall_ms_per_request']:.2f} ({o['cpu_ms_per_request']:.2f})",
+                f"{_trips(o)} / {o['db_ms_per_request']:.2f}",
+                f"{c['wall_ms_per_request']:.2f} ({c['cpu_ms_per_request']:.2f})" if c else "-",
+                f"{_trips(c)} / {c['db_ms_per_request']:.2f}" if c else "-",
+                f"{c['wall_ms_per_request'] / o['wall_ms_per_request']:.2f}" if c else "",
+            ]
+        )
+    lines += _table(
+        [
+            "endpoint",
+            "service ms/request (CPU)",
+            "service PostgreSQL / ms",
+            "ceiling ms/request (CPU)",
+            "ceiling PostgreSQL / ms",
+            "ceiling / service time",
+        ],
+        rows,
+    )
     lines += ["", "### Findings", "", *_findings(prof, endpoints, paired)]
     if paired:
-        lines += ["", "### Where the service's extra time goes", "",
-                  ("Service minus ceiling, ms per request, by library (innermost on the stack). Positive: what the "
-                  "service spends beyond the bare stack; the total is the difference of the wall times above."), ""]
+        lines += [
+            "",
+            "### Where the service's extra time goes",
+            "",
+            (
+                "Service minus ceiling, ms per request, by library (innermost on the stack). Positive: what the "
+                "service spends beyond the bare stack; the total is the difference of the wall times above."
+            ),
+            "",
+        ]
         names = sorted({n for e in paired for app in ("ours", "ceiling") for n in _category_ms(prof[f"{app}/{e}"])})
-        diffs = {e: {n: _category_ms(prof[f"ours/{e}"]).get(n, 0.0) - _category_ms(prof[f"ceiling/{e}"]).get(n, 0.0)
-                     for n in names} for e in paired}
+        diffs = {
+            e: {
+                n: _category_ms(prof[f"ours/{e}"]).get(n, 0.0) - _category_ms(prof[f"ceiling/{e}"]).get(n, 0.0)
+                for n in names
+            }
+            for e in paired
+        }
         names.sort(key=lambda n: -sum(diffs[e][n] for e in paired))
-        rows = [[n, *[f"{diffs[e][n]:+.2f}" for e in paired]] for n in names
-                if any(abs(diffs[e][n]) >= 0.005 for e in paired)]
+        rows = [
+            [n, *[f"{diffs[e][n]:+.2f}" for e in paired]]
+            for n in names
+            if any(abs(diffs[e][n]) >= 0.005 for e in paired)
+        ]
         rows.append(["**total**", *[f"**{sum(diffs[e].values()):+.2f}**" for e in paired]])
         lines += _table(["library", *[e.replace("_", " ") for e in paired]], rows)
     lines += ["", "### Calls per request", "", "cProfile call counts divided by the number of requests.", ""]
-    labels = sorted({k for e in endpoints for app in ("ours", "ceiling")
-                     for k in prof.get(f"{app}/{e}", {}).get("calls_per_request", {})})
+    labels = sorted(
+        {
+            k
+            for e in endpoints
+            for app in ("ours", "ceiling")
+            for k in prof.get(f"{app}/{e}", {}).get("calls_per_request", {})
+        }
+    )
     rows = []
     for label in labels:
         cells = []
@@ -504,17 +702,33 @@ def _profiles(r: dict[str, Any]) -> list[str]:
         rows.append([label, *cells])
     lines += _table(["per request", *[f"{e.replace('_', ' ')} service / ceiling" for e in endpoints]], rows)
     lines += ["", "### Shares of request time by library", "", "ms per request (share of the request's time):", ""]
-    cols = [(f"{e.replace('_', ' ')} {_app_title(a)}", {c["name"]: c for c in prof[f"{a}/{e}"]["categories"]})
-            for e in endpoints for a in ("ours", "ceiling") if f"{a}/{e}" in prof]
-    names = sorted({n for _, cs in cols for n in cs}, key=lambda n: -max(cs.get(n, {}).get("ms_per_request", 0)
-                                                                         for _, cs in cols))
-    rows = [[n, *[f"{cs[n]['ms_per_request']:.2f} ({cs[n]['pct']:.0f}%)" if n in cs else "" for _, cs in cols]]
-            for n in names]
+    cols = [
+        (f"{e.replace('_', ' ')} {_app_title(a)}", {c["name"]: c for c in prof[f"{a}/{e}"]["categories"]})
+        for e in endpoints
+        for a in ("ours", "ceiling")
+        if f"{a}/{e}" in prof
+    ]
+    names = sorted(
+        {n for _, cs in cols for n in cs}, key=lambda n: -max(cs.get(n, {}).get("ms_per_request", 0) for _, cs in cols)
+    )
+    rows = [
+        [n, *[f"{cs[n]['ms_per_request']:.2f} ({cs[n]['pct']:.0f}%)" if n in cs else "" for _, cs in cols]]
+        for n in names
+    ]
     lines += _table(["library", *[t for t, _ in cols]], rows)
-    lines += ["", "### Time under notable functions", "", ("Inclusive (the function and everything it calls), ms per "
-              "request; each function counted once per stack."), ""]
-    cols = [(f"{e.replace('_', ' ')} {_app_title(a)}", {c["name"]: c for c in prof[f"{a}/{e}"]["inclusive"]})
-            for e in endpoints for a in ("ours", "ceiling") if f"{a}/{e}" in prof]
+    lines += [
+        "",
+        "### Time under notable functions",
+        "",
+        ("Inclusive (the function and everything it calls), ms per request; each function counted once per stack."),
+        "",
+    ]
+    cols = [
+        (f"{e.replace('_', ' ')} {_app_title(a)}", {c["name"]: c for c in prof[f"{a}/{e}"]["inclusive"]})
+        for e in endpoints
+        for a in ("ours", "ceiling")
+        if f"{a}/{e}" in prof
+    ]
     names = sorted({n for _, cs in cols for n in cs})
     rows = [[n, *[f"{cs[n]['ms_per_request']:.2f}" if n in cs else "" for _, cs in cols]] for n in names]
     lines += _table(["function", *[t for t, _ in cols]], rows)
@@ -531,18 +745,31 @@ def _scaling(r: dict[str, Any], png: bool) -> list[str]:
     if not points:
         return []
     p = r["plan"]
-    lines = ["## p50 vs table size", "",
-             (f"The table grows by COPY from {_size(points[0]['size'])} to {_size(points[-1]['size'])} clips "
-             "(about 100 clips per owner over 20 notes, so growth adds owners; 85% ready, 4% pending, 3% rejected, "
-             "8% expired; VACUUM ANALYZE after each load). At each size "
-             f"{p['targets']} ready clips are drawn from the whole table; note audio and playback are measured "
-             f"against them at concurrency {p['scale_concurrency']} for {p['scale_duration_s']} s per app, "
-             + ("in two alternating rounds (service, ceiling, ceiling, service)" if p.get("scale_ceiling", True)
-                else "service only") + f", each run after a {p['warmup_s']} s warm-up. Playback and note audio "
-             "only presign, so this table has no objects in the store."
-             + (" The sizes are measured minutes apart: the ceiling, on the same table at the same time, shows how "
+    lines = [
+        "## p50 vs table size",
+        "",
+        (
+            f"The table grows by COPY from {_size(points[0]['size'])} to {_size(points[-1]['size'])} clips "
+            "(about 100 clips per owner over 20 notes, so growth adds owners; 85% ready, 4% pending, 3% rejected, "
+            "8% expired; VACUUM ANALYZE after each load). At each size "
+            f"{p['targets']} ready clips are drawn from the whole table; note audio and playback are measured "
+            f"against them at concurrency {p['scale_concurrency']} for {p['scale_duration_s']} s per app, "
+            + (
+                "in two alternating rounds (service, ceiling, ceiling, service)"
+                if p.get("scale_ceiling", True)
+                else "service only"
+            )
+            + f", each run after a {p['warmup_s']} s warm-up. Playback and note audio "
+            "only presign, so this table has no objects in the store."
+            + (
+                " The sizes are measured minutes apart: the ceiling, on the same table at the same time, shows how "
                 "much of a change between sizes is the machine rather than the service."
-                if p.get("scale_ceiling", True) else "")), ""]
+                if p.get("scale_ceiling", True)
+                else ""
+            )
+        ),
+        "",
+    ]
     if png:
         lines += [f"![p50 vs table size]({PNG_SCALING})", ""]
     rows = []
@@ -554,32 +781,75 @@ def _scaling(r: dict[str, Any], png: bool) -> list[str]:
                 row.append(f"{run['p50_ms']:.2f} / {run['p99_ms']:.2f}" if run else "")
         row += [f"{point['explain'][e]['execution_ms']:.3f}" for e in ("note_audio", "playback")]
         other = point.get("other_load")
-        row.append(f"{other['machine_busy_pct']:.0f}% / {other['other_cpu_s'] / other['seconds']:.2f}"
-                   if other else "")
+        row.append(f"{other['machine_busy_pct']:.0f}% / {other['other_cpu_s'] / other['seconds']:.2f}" if other else "")
         rows.append(row)
-    lines += _table(["clips", "table + indexes MiB", "note audio service p50 / p99 ms", "note audio ceiling",
-                     "playback service", "playback ceiling", "note audio SQL exec ms", "playback SQL exec ms",
-                     "machine busy / others' CPUs in use"], rows)
+    lines += _table(
+        [
+            "clips",
+            "table + indexes MiB",
+            "note audio service p50 / p99 ms",
+            "note audio ceiling",
+            "playback service",
+            "playback ceiling",
+            "note audio SQL exec ms",
+            "playback SQL exec ms",
+            "machine busy / others' CPUs in use",
+        ],
+        rows,
+    )
     growth = _growth(points)
     if growth:
-        lines += ["", "Growth of p50 from the smallest to the largest table: " + "; ".join(
-            f"{e.replace('_', ' ')}: service {g['ours']:.2f}x" + (f", ceiling {g['ceiling']:.2f}x" if g['ceiling']
-                                                                  else "") for e, g in growth.items()) + "."]
+        lines += [
+            "",
+            "Growth of p50 from the smallest to the largest table: "
+            + "; ".join(
+                f"{e.replace('_', ' ')}: service {g['ours']:.2f}x"
+                + (f", ceiling {g['ceiling']:.2f}x" if g["ceiling"] else "")
+                for e, g in growth.items()
+            )
+            + ".",
+        ]
     last = points[-1]
-    lines += ["", f"### EXPLAIN (ANALYZE, BUFFERS) at {_size(last['size'])} clips", "",
-              ("The service's own statements, captured from the running app (SQLAlchemy `before_cursor_execute`) "
-              "with their real parameters, explained on its connection (second execution; the first warms "
-              "the caches)."), ""]
+    lines += [
+        "",
+        f"### EXPLAIN (ANALYZE, BUFFERS) at {_size(last['size'])} clips",
+        "",
+        (
+            "The service's own statements, captured from the running app (SQLAlchemy `before_cursor_execute`) "
+            "with their real parameters, explained on its connection (second execution; the first warms "
+            "the caches)."
+        ),
+        "",
+    ]
     for endpoint, ex in last["explain"].items():
         used = ", ".join(f"`{i}`" for i in ex["indexes"]) or "none"
-        lines += [(f"**{EXPLAIN_TITLES.get(endpoint, endpoint)}**: indexes used {used}; sequential scan: "
-                  f"{'yes' if ex['seq_scan'] else 'no'}; execution {ex['execution_ms']} ms."), "",
-                  "```sql", ex["sql"].strip(), "```", "", "```", ex["plan"], "```", ""]
-    rows = [[_size(pt["size"]), *[", ".join(pt["explain"][e]["indexes"]) + (" + Seq Scan" if pt["explain"][e]["seq_scan"]
-                                                                            else "") for e in pt["explain"]]]
-            for pt in points]
+        lines += [
+            (
+                f"**{EXPLAIN_TITLES.get(endpoint, endpoint)}**: indexes used {used}; sequential scan: "
+                f"{'yes' if ex['seq_scan'] else 'no'}; execution {ex['execution_ms']} ms."
+            ),
+            "",
+            "```sql",
+            ex["sql"].strip(),
+            "```",
+            "",
+            "```",
+            ex["plan"],
+            "```",
+            "",
+        ]
+    rows = [
+        [
+            _size(pt["size"]),
+            *[
+                ", ".join(pt["explain"][e]["indexes"]) + (" + Seq Scan" if pt["explain"][e]["seq_scan"] else "")
+                for e in pt["explain"]
+            ],
+        ]
+        for pt in points
+    ]
     lines += ["Indexes used at every size:", ""]
-    lines += _table(["clips", *[e.replace("_", " ") for e in last["explain"]]], rows) + [""]
+    lines += [*_table(["clips", *[e.replace("_", " ") for e in last["explain"]]], rows), ""]
     return lines
 
 
@@ -587,30 +857,60 @@ def _sweeper(r: dict[str, Any]) -> list[str]:
     sweeps = [(p["size"], p["sweeper"]) for p in r.get("scaling", []) if "sweeper" in p]
     if not sweeps:
         return []
-    lines = ["## Sweeper at scale", "",
-             ("`Sweeper(db, storage, settings).run(apply=False)` (dry run: reads everything, changes nothing) over the "
-             "scaling table, each size in a fresh process (`sweepbench.py`). **The bucket listing is a stand-in**: "
-             "moto lists ~1000 keys per XML request and would dominate the measurement at 10^6, so a subclass of "
-             "`S3Storage` yields `ListedObject` pages generated from the table in key order through a server-side "
-             "cursor: one object per clip except every 500th ready clip (a missing object), plus an orphan after "
-             "every 1000th clip, so objects match rows in number. Reading those pages from PostgreSQL is inside the "
-             "measured time (a real S3 listing, ~1000 keys per request, would be slower). Everything else is the "
-             "service's real code on PostgreSQL."), "",
-             ("Peak RSS is `getrusage(RUSAGE_SELF).ru_maxrss`, read after imports and the first connection "
-             "(before) and after the sweep; `VmHWM` (/proc/self/status) is the same peak for this process image "
-             "alone. They agree when the sweeper's own peak is above the harness's: on Linux a child's `ru_maxrss` "
-             "starts at its parent's peak, which is why the harness loads data in separate processes and stays "
-             "small (its peak at each spawn is shown)."), ""]
-    rows = [[_size(size), s["rows_scanned"], s["objects_scanned"], f"{s['seconds']:.1f}",
-             f"{s['rows_scanned'] / s['seconds']:,.0f}" if s["seconds"] else "",
-             f"{s['peak_rss_before_kib'] / 1024:.0f} / {s['peak_rss_kib'] / 1024:.0f}",
-             f"{s.get('vm_hwm_before_kib', 0) / 1024:.0f} / {s.get('vm_hwm_kib', 0) / 1024:.0f}",
-             f"{s.get('harness_peak_rss_kib', 0) / 1024:.0f}",
-             f"{s['would_expire']:,} / {s['orphans']:,} / {s['missing_objects']:,} / {s['late_objects']:,}"]
-            for size, s in sweeps]
-    lines += _table(["clips", "rows scanned", "objects scanned", "seconds", "rows/s",
-                     "ru_maxrss before / after MiB", "VmHWM before / after MiB", "harness peak MiB",
-                     "would expire / orphans / missing / late"], rows) + [""]
+    lines = [
+        "## Sweeper at scale",
+        "",
+        (
+            "`Sweeper(db, storage, settings).run(apply=False)` (dry run: reads everything, changes nothing) over the "
+            "scaling table, each size in a fresh process (`sweepbench.py`). **The bucket listing is a stand-in**: "
+            "moto lists ~1000 keys per XML request and would dominate the measurement at 10^6, so a subclass of "
+            "`S3Storage` yields `ListedObject` pages generated from the table in key order through a server-side "
+            "cursor: one object per clip except every 500th ready clip (a missing object), plus an orphan after "
+            "every 1000th clip, so objects match rows in number. Reading those pages from PostgreSQL is inside the "
+            "measured time (a real S3 listing, ~1000 keys per request, would be slower). Everything else is the "
+            "service's real code on PostgreSQL."
+        ),
+        "",
+        (
+            "Peak RSS is `getrusage(RUSAGE_SELF).ru_maxrss`, read after imports and the first connection "
+            "(before) and after the sweep; `VmHWM` (/proc/self/status) is the same peak for this process image "
+            "alone. They agree when the sweeper's own peak is above the harness's: on Linux a child's `ru_maxrss` "
+            "starts at its parent's peak, which is why the harness loads data in separate processes and stays "
+            "small (its peak at each spawn is shown)."
+        ),
+        "",
+    ]
+    rows = [
+        [
+            _size(size),
+            s["rows_scanned"],
+            s["objects_scanned"],
+            f"{s['seconds']:.1f}",
+            f"{s['rows_scanned'] / s['seconds']:,.0f}" if s["seconds"] else "",
+            f"{s['peak_rss_before_kib'] / 1024:.0f} / {s['peak_rss_kib'] / 1024:.0f}",
+            f"{s.get('vm_hwm_before_kib', 0) / 1024:.0f} / {s.get('vm_hwm_kib', 0) / 1024:.0f}",
+            f"{s.get('harness_peak_rss_kib', 0) / 1024:.0f}",
+            f"{s['would_expire']:,} / {s['orphans']:,} / {s['missing_objects']:,} / {s['late_objects']:,}",
+        ]
+        for size, s in sweeps
+    ]
+    lines += [
+        *_table(
+            [
+                "clips",
+                "rows scanned",
+                "objects scanned",
+                "seconds",
+                "rows/s",
+                "ru_maxrss before / after MiB",
+                "VmHWM before / after MiB",
+                "harness peak MiB",
+                "would expire / orphans / missing / late",
+            ],
+            rows,
+        ),
+        "",
+    ]
     return lines
 
 
@@ -618,32 +918,56 @@ def _footprint(r: dict[str, Any]) -> list[str]:
     lines = ["## Footprint", ""]
     mem = r.get("memory")
     if mem:
-        lines += [("gunicorn workers after the throughput runs (warm: pools filled, every route used), MiB. "
-                  "USS is the memory a worker does not share with others (what one more worker costs)."), ""]
-        rows = [[("service" if app == "ours" else "ceiling"), w["pid"], w["rss_mib"], w["uss_mib"]]
-                for app in ("ours", "ceiling") for w in mem[app]]
-        lines += _table(["app", "worker pid", "RSS MiB", "USS MiB"], rows) + [""]
+        lines += [
+            (
+                "gunicorn workers after the throughput runs (warm: pools filled, every route used), MiB. "
+                "USS is the memory a worker does not share with others (what one more worker costs)."
+            ),
+            "",
+        ]
+        rows = [
+            [("service" if app == "ours" else "ceiling"), w["pid"], w["rss_mib"], w["uss_mib"]]
+            for app in ("ours", "ceiling")
+            for w in mem[app]
+        ]
+        lines += [*_table(["app", "worker pid", "RSS MiB", "USS MiB"], rows), ""]
     s = r.get("startup")
     if s:
-        lines += [(f"`import advanced_notes` and `create_app()` in a fresh interpreter, median of {s['runs']} runs: "
-                  f"import **{s['import_ms_median']:.0f} ms**, create_app **{s['create_app_ms_median']:.0f} ms**, "
-                  f"total **{s['total_ms_median']:.0f} ms** (all runs: import {s['import_ms_all']}, create_app "
-                  f"{s['create_app_ms_all']})."), ""]
+        lines += [
+            (
+                f"`import advanced_notes` and `create_app()` in a fresh interpreter, median of {s['runs']} runs: "
+                f"import **{s['import_ms_median']:.0f} ms**, create_app **{s['create_app_ms_median']:.0f} ms**, "
+                f"total **{s['total_ms_median']:.0f} ms** (all runs: import {s['import_ms_all']}, create_app "
+                f"{s['create_app_ms_all']})."
+            ),
+            "",
+        ]
     heavy = r.get("heaviest_imports")
     if heavy:
-        lines += ["Heaviest top-level imports of that (`python -X importtime`, cumulative ms; a package's figure "
-                  "includes what it imports): " + ", ".join(f"{h['package']} {h['cumulative_ms']:.0f}"
-                                                          for h in heavy) + ".", ""]
+        lines += [
+            "Heaviest top-level imports of that (`python -X importtime`, cumulative ms; a package's figure "
+            "includes what it imports): " + ", ".join(f"{h['package']} {h['cumulative_ms']:.0f}" for h in heavy) + ".",
+            "",
+        ]
     return lines
 
 
 def _reproduce(r: dict[str, Any]) -> list[str]:
-    return ["## Reproduce", "", "```sh",
-            ".venv/bin/pip install aiohttp psutil matplotlib pyinstrument   # the bench extra",
-            r["plan"]["command"], "```", "",
-            ("`--quick` is the CI smoke run (under a minute, small tables, one concurrency; exits 1 if any "
+    return [
+        "## Reproduce",
+        "",
+        "```sh",
+        ".venv/bin/pip install aiohttp psutil matplotlib pyinstrument   # the bench extra",
+        r["plan"]["command"],
+        "```",
+        "",
+        (
+            "`--quick` is the CI smoke run (under a minute, small tables, one concurrency; exits 1 if any "
             "request failed). Raw results (`results.json`, every loadgen run, pyinstrument trees, server logs) "
-            "are written to the folder printed at start (`/tmp/an-perf-<time>-<pid>/` unless `--raw-dir`)."), ""]
+            "are written to the folder printed at start (`/tmp/an-perf-<time>-<pid>/` unless `--raw-dir`)."
+        ),
+        "",
+    ]
 
 
 def write(results: dict[str, Any], report_path: Path, png_dir: Path) -> None:
@@ -655,6 +979,14 @@ def write(results: dict[str, Any], report_path: Path, png_dir: Path) -> None:
     if len(results.get("scaling", [])) >= 2:
         plot_scaling(results["scaling"], png_dir / PNG_SCALING)
         png_scaling = True
-    lines = (_header(results) + _summary(results) + _throughput(results, png_throughput) + _profiles(results)
-             + _scaling(results, png_scaling) + _sweeper(results) + _footprint(results) + _reproduce(results))
+    lines = (
+        _header(results)
+        + _summary(results)
+        + _throughput(results, png_throughput)
+        + _profiles(results)
+        + _scaling(results, png_scaling)
+        + _sweeper(results)
+        + _footprint(results)
+        + _reproduce(results)
+    )
     report_path.write_text("\n".join(lines).rstrip() + "\n")

@@ -70,11 +70,26 @@ BENCH_OVERRIDES = {
     "MAX_PENDING_UPLOADS_PER_OWNER": "1000000",
 }
 #: Settings not (yet) in .env.example that must not leak in from the caller's environment.
-EXTRA_SETTINGS = ("OWNER_QUOTA_BYTES", "RATELIMIT_STORAGE_URI", "LOG_LEVEL", "LOG_FORMAT", "ENV", "FLASK_ENV",
-                  "S3_BUCKET_NAME", "S3_REGION", "S3_ACCESS_KEY", "S3_SECRET_KEY")
+EXTRA_SETTINGS = (
+    "OWNER_QUOTA_BYTES",
+    "RATELIMIT_STORAGE_URI",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "ENV",
+    "FLASK_ENV",
+    "S3_BUCKET_NAME",
+    "S3_REGION",
+    "S3_ACCESS_KEY",
+    "S3_SECRET_KEY",
+)
 #: AWS variables botocore reads itself: removed, not blanked (an empty AWS_PROFILE is an error).
-AWS_REMOVED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE",
-               "AWS_SHARED_CREDENTIALS_FILE")
+AWS_REMOVED = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
 
 
 @dataclass
@@ -116,8 +131,11 @@ def parse_plan(argv: list[str]) -> Plan:
     # Defaults follow the README's production command (`gunicorn -w 4 wsgi:app`: sync workers).
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers of both apps (default 4)")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (default 1)")
-    parser.add_argument("--worker-class", choices=("sync", "gthread"),
-                        help="gunicorn worker class (default: sync with 1 thread, gthread with more, as gunicorn)")
+    parser.add_argument(
+        "--worker-class",
+        choices=("sync", "gthread"),
+        help="gunicorn worker class (default: sync with 1 thread, gthread with more, as gunicorn)",
+    )
     parser.add_argument("--concurrency", type=int, help="concurrent connections of the main table (16; quick 8)")
     parser.add_argument("--duration", type=float, help="seconds measured per run (6; quick 2)")
     parser.add_argument("--rounds", type=int, help="alternating rounds at the main concurrency (3; quick 1)")
@@ -135,17 +153,30 @@ def parse_plan(argv: list[str]) -> Plan:
     concurrency = args.concurrency or (8 if quick else 16)
     sweep = _ints(args.sweep) if args.sweep is not None else ([] if quick else [1, 4, 64])
     return Plan(
-        quick=quick, workers=args.workers, threads=args.threads,
+        quick=quick,
+        workers=args.workers,
+        threads=args.threads,
         worker_class=args.worker_class or ("gthread" if args.threads > 1 else "sync"),
         concurrency=concurrency,
-        duration_s=args.duration or (1.0 if quick else 6.0), warmup_s=0.3 if quick else 1.0,
-        rounds=args.rounds or (1 if quick else 3), sweep=[c for c in sweep if c != concurrency],
-        sizes=sizes, sweeper_sizes=[s for s in sizes if s >= 10_000],
-        scale_duration_s=0.7 if quick else 4.0, scale_concurrency=1, scale_ceiling=not quick,
-        load_rows=1_000 if quick else 10_000, targets=50 if quick else 200,
-        complete_cap=60 if quick else 500, profile_n=10 if quick else 300,
-        profile_n_complete=5 if quick else 60, profile_warmup=3 if quick else 20, startup_runs=2 if quick else 7,
-        report_path=report_path, png_dir=report_path.parent if not quick else raw_dir, raw_dir=raw_dir,
+        duration_s=args.duration or (1.0 if quick else 6.0),
+        warmup_s=0.3 if quick else 1.0,
+        rounds=args.rounds or (1 if quick else 3),
+        sweep=[c for c in sweep if c != concurrency],
+        sizes=sizes,
+        sweeper_sizes=[s for s in sizes if s >= 10_000],
+        scale_duration_s=0.7 if quick else 4.0,
+        scale_concurrency=1,
+        scale_ceiling=not quick,
+        load_rows=1_000 if quick else 10_000,
+        targets=50 if quick else 200,
+        complete_cap=60 if quick else 500,
+        profile_n=10 if quick else 300,
+        profile_n_complete=5 if quick else 60,
+        profile_warmup=3 if quick else 20,
+        startup_runs=2 if quick else 7,
+        report_path=report_path,
+        png_dir=report_path.parent if not quick else raw_dir,
+        raw_dir=raw_dir,
         command=".venv/bin/python bench/perf/run.py" + ("" if not argv else " " + " ".join(argv)),
     )
 
@@ -161,8 +192,12 @@ def auth(token: str) -> dict[str, str]:
 def request_for(endpoint: str, target: seed.Target, token: str) -> list[Any]:
     """A loadgen request ``[method, path, headers, json]`` of ``endpoint`` for ``target``."""
     if endpoint == "create":
-        return ["POST", "/api/audio-clips", auth(token),
-                {"mime_type": seed.FIXTURE_MIME, "bytes": seed.FIXTURE_BYTES, "note_id": target.note_id}]
+        return [
+            "POST",
+            "/api/audio-clips",
+            auth(token),
+            {"mime_type": seed.FIXTURE_MIME, "bytes": seed.FIXTURE_BYTES, "note_id": target.note_id},
+        ]
     if endpoint == "playback":
         return ["GET", f"/api/audio-clips/{target.clip_id}/playback", auth(token), None]
     if endpoint == "note_audio":
@@ -180,7 +215,7 @@ class Completes:
         self._next = 0
 
     def take(self, n: int) -> list[list[Any]]:
-        batch = self._requests[self._next:self._next + n]
+        batch = self._requests[self._next : self._next + n]
         self._next += n
         return batch
 
@@ -209,9 +244,10 @@ class Run:
         self.secret = secrets.token_urlsafe(48)
         self.s3_endpoint = ""
         self.s3 = None
-        self.results: dict[str, Any] = {"plan": {k: str(v) if isinstance(v, Path) else v
-                                                 for k, v in asdict(plan).items()},
-                                        "overrides": BENCH_OVERRIDES}
+        self.results: dict[str, Any] = {
+            "plan": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(plan).items()},
+            "overrides": BENCH_OVERRIDES,
+        }
         self._tokens: dict[str, str] = {}
 
     # -- resources -------------------------------------------------------------------------
@@ -225,9 +261,19 @@ class Run:
         pgutil.create_database(name)
         self.databases.append(name)
         # Alembic runs in a child process, for the same reason as the COPY loads.
-        run_checked([PYTHON, "-c", "import sys; from advanced_notes.migrate import upgrade; upgrade(sys.argv[1])",
-                     pgutil.sqlalchemy_url(name)], None, 120, f"migration of {name}", self.children,
-                    f"migrate-{suffix}")
+        run_checked(
+            [
+                PYTHON,
+                "-c",
+                "import sys; from advanced_notes.migrate import upgrade; upgrade(sys.argv[1])",
+                pgutil.sqlalchemy_url(name),
+            ],
+            None,
+            120,
+            f"migration of {name}",
+            self.children,
+            f"migrate-{suffix}",
+        )
         return name
 
     def drop_database(self, name: str) -> None:
@@ -241,10 +287,13 @@ class Run:
         child = self.children.start("moto", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)])
         self.s3_endpoint = f"http://127.0.0.1:{port}"
         wait_for_http(self.s3_endpoint + "/", child)
-        self.s3 = boto3.session.Session(aws_access_key_id="perf", aws_secret_access_key="perf",
-                                        region_name="us-east-1").client(
-            "s3", endpoint_url=self.s3_endpoint,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, max_pool_connections=16))
+        self.s3 = boto3.session.Session(
+            aws_access_key_id="perf", aws_secret_access_key="perf", region_name="us-east-1"
+        ).client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, max_pool_connections=16),
+        )
         self.s3.create_bucket(Bucket=BUCKET)
 
     def service_env(self, dbname: str) -> dict[str, str]:
@@ -263,13 +312,23 @@ class Run:
         for name in AWS_REMOVED:
             env.pop(name, None)
         env.update(BENCH_OVERRIDES)
-        env.update({
-            "APP_ENV": KEY_PREFIX, "S3_KEY_PREFIX": KEY_PREFIX, "DATABASE_URL": pgutil.sqlalchemy_url(dbname),
-            "S3_ENDPOINT_URL": self.s3_endpoint, "S3_BUCKET": BUCKET, "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "perf", "AWS_SECRET_ACCESS_KEY": "perf", "S3_ADDRESSING_STYLE": "path",
-            "AUTH_JWT_SECRET": self.secret, "AWS_EC2_METADATA_DISABLED": "true",
-            "CEILING_POOL_MAX": str(self.plan.threads), "PYTHONDONTWRITEBYTECODE": "1",
-        })
+        env.update(
+            {
+                "APP_ENV": KEY_PREFIX,
+                "S3_KEY_PREFIX": KEY_PREFIX,
+                "DATABASE_URL": pgutil.sqlalchemy_url(dbname),
+                "S3_ENDPOINT_URL": self.s3_endpoint,
+                "S3_BUCKET": BUCKET,
+                "AWS_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "perf",
+                "AWS_SECRET_ACCESS_KEY": "perf",
+                "S3_ADDRESSING_STYLE": "path",
+                "AUTH_JWT_SECRET": self.secret,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "CEILING_POOL_MAX": str(self.plan.threads),
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
+        )
         return env
 
     def token(self, owner: str) -> str:
@@ -280,23 +339,59 @@ class Run:
         """
         if owner not in self._tokens:
             now = int(time.time())
-            self._tokens[owner] = jwt.encode({"sub": owner, "iat": now, "exp": now + 7200}, self.secret,
-                                             algorithm="HS256")
+            self._tokens[owner] = jwt.encode(
+                {"sub": owner, "iat": now, "exp": now + 7200}, self.secret, algorithm="HS256"
+            )
         return self._tokens[owner]
 
     def start_pair(self, dbname: str) -> Pair:
         """Start the service and the ceiling on ``dbname`` with identical gunicorn settings."""
         env = self.service_env(dbname)
-        common = ["--workers", str(self.plan.workers), "--threads", str(self.plan.threads),
-                  "--worker-class", self.plan.worker_class, "--backlog", "2048", "--keep-alive", "5",
-                  "--log-level", "warning", "--worker-tmp-dir", "/dev/shm", "--graceful-timeout", "5"]
+        common = [
+            "--workers",
+            str(self.plan.workers),
+            "--threads",
+            str(self.plan.threads),
+            "--worker-class",
+            self.plan.worker_class,
+            "--backlog",
+            "2048",
+            "--keep-alive",
+            "5",
+            "--log-level",
+            "warning",
+            "--worker-tmp-dir",
+            "/dev/shm",
+            "--graceful-timeout",
+            "5",
+        ]
         ports = free_port(), free_port()
-        ours = self.children.start(f"gunicorn-ours-{dbname[-5:]}", [
-            str(VENV_BIN / "gunicorn"), *common, "--bind", f"127.0.0.1:{ports[0]}", "--chdir", str(REPO_DIR),
-            "wsgi:app"], env)
-        ceiling = self.children.start(f"gunicorn-ceiling-{dbname[-5:]}", [
-            str(VENV_BIN / "gunicorn"), *common, "--bind", f"127.0.0.1:{ports[1]}", "--chdir", str(BENCH_DIR),
-            "ceiling:app"], env)
+        ours = self.children.start(
+            f"gunicorn-ours-{dbname[-5:]}",
+            [
+                str(VENV_BIN / "gunicorn"),
+                *common,
+                "--bind",
+                f"127.0.0.1:{ports[0]}",
+                "--chdir",
+                str(REPO_DIR),
+                "wsgi:app",
+            ],
+            env,
+        )
+        ceiling = self.children.start(
+            f"gunicorn-ceiling-{dbname[-5:]}",
+            [
+                str(VENV_BIN / "gunicorn"),
+                *common,
+                "--bind",
+                f"127.0.0.1:{ports[1]}",
+                "--chdir",
+                str(BENCH_DIR),
+                "ceiling:app",
+            ],
+            env,
+        )
         pair = Pair(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", ours, ceiling)
         wait_for_http(pair.ours_url + "/healthz", ours)
         wait_for_http(pair.ceiling_url + "/healthz", ceiling)
@@ -315,7 +410,7 @@ class Run:
         for name in list(self.databases):
             try:
                 self.drop_database(name)
-            except Exception as exc:  # noqa: BLE001 - keep cleaning the others
+            except Exception as exc:
                 print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
 
     # -- helpers that run processes ------------------------------------------------------------
@@ -325,8 +420,14 @@ class Run:
         plan_path, out_path = self.plan.raw_dir / f"loadgen-{tag}-plan.json", self.plan.raw_dir / f"loadgen-{tag}.json"
         plan_path.write_text(json.dumps({"runs": runs}))
         budget = sum(r["warmup_s"] + r["duration_s"] + 35 for r in runs) + 30
-        run_checked([PYTHON, str(BENCH_DIR / "loadgen.py"), str(plan_path), str(out_path)], None, budget,
-                    f"load generator ({tag})", self.children, f"loadgen-{tag}")
+        run_checked(
+            [PYTHON, str(BENCH_DIR / "loadgen.py"), str(plan_path), str(out_path)],
+            None,
+            budget,
+            f"load generator ({tag})",
+            self.children,
+            f"loadgen-{tag}",
+        )
         return json.loads(out_path.read_text())["runs"]
 
     def copy_clips(self, db: str, start: int, stop: int) -> None:
@@ -336,22 +437,51 @@ class Run:
         processes so its own peak RSS stays below the sweeper's: on Linux a child's
         ``ru_maxrss`` starts at its parent's peak, and the sweeper is the harness's child.
         """
-        run_checked([PYTHON, str(BENCH_DIR / "seed.py"), "copy", db, str(start), str(stop), KEY_PREFIX], None,
-                    900, f"COPY of {stop - start} clips", self.children, f"seed-{db[-5:]}-{stop}")
+        run_checked(
+            [PYTHON, str(BENCH_DIR / "seed.py"), "copy", db, str(start), str(stop), KEY_PREFIX],
+            None,
+            900,
+            f"COPY of {stop - start} clips",
+            self.children,
+            f"seed-{db[-5:]}-{stop}",
+        )
 
     def helper(self, script: str, spec: dict[str, Any], tag: str, timeout_s: float) -> Any:
         """Run ``bench/perf/<script> SPEC OUT`` in a fresh process; its JSON output."""
         spec_path, out_path = self.plan.raw_dir / f"{tag}-spec.json", self.plan.raw_dir / f"{tag}.json"
         spec_path.write_text(json.dumps(spec))
-        run_checked([PYTHON, str(BENCH_DIR / script), str(spec_path), str(out_path)], spec.get("env"), timeout_s,
-                    tag, self.children, tag)
+        run_checked(
+            [PYTHON, str(BENCH_DIR / script), str(spec_path), str(out_path)],
+            spec.get("env"),
+            timeout_s,
+            tag,
+            self.children,
+            tag,
+        )
         return json.loads(out_path.read_text())
 
-    def run_spec(self, name: str, url: str, requests: list[list[Any]], concurrency: int, duration_s: float,
-                 expect: int, once: bool = False, max_requests: int | None = None) -> dict[str, Any]:
-        return {"name": name, "base_url": url, "concurrency": concurrency, "duration_s": duration_s,
-                "warmup_s": self.plan.warmup_s, "mode": "once" if once else "cycle", "expect": expect,
-                "max_requests": max_requests, "requests": requests}
+    def run_spec(
+        self,
+        name: str,
+        url: str,
+        requests: list[list[Any]],
+        concurrency: int,
+        duration_s: float,
+        expect: int,
+        once: bool = False,
+        max_requests: int | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "base_url": url,
+            "concurrency": concurrency,
+            "duration_s": duration_s,
+            "warmup_s": self.plan.warmup_s,
+            "mode": "once" if once else "cycle",
+            "expect": expect,
+            "max_requests": max_requests,
+            "requests": requests,
+        }
 
     # -- phases --------------------------------------------------------------------------------
 
@@ -364,8 +494,9 @@ class Run:
         pair = self.start_pair(db)
         self.results["sanity"] = self.sanity_check(pair, targets[0])
         runs = self.throughput_runs(pair, reqs, completes)
-        self.log(f"throughput: {len(runs)} runs of {plan.duration_s:.0f} s at concurrency "
-                 f"{[plan.concurrency] + plan.sweep}")
+        self.log(
+            f"throughput: {len(runs)} runs of {plan.duration_s:.0f} s at concurrency {[plan.concurrency, *plan.sweep]}"
+        )
         watch = footprint.OtherLoad()
         raw_runs = self.loadgen(runs, "throughput")
         self.results["other_load"] = {"throughput": watch.stop()}
@@ -373,17 +504,30 @@ class Run:
         self.results["throughput"] = summarize_throughput(raw_runs, plan)
         sent = [r[1] for run in runs if run["mode"] == "once" for r in run["requests"]]
         self.results["completed_ready"] = self.count_ready(db, [path.split("/")[3] for path in sent])
-        self.results["memory"] = {"ours": footprint.worker_memory(pair.ours.pid),
-                                  "ceiling": footprint.worker_memory(pair.ceiling.pid)}
+        self.results["memory"] = {
+            "ours": footprint.worker_memory(pair.ours.pid),
+            "ceiling": footprint.worker_memory(pair.ceiling.pid),
+        }
         self.stop_pair(pair)
 
         self.log("profiling hot paths in-process")
         profile_reqs = {e: reqs[e] for e in ("create", "playback", "note_audio", "list")}
         profile_reqs["complete"] = completes.take(plan.profile_warmup + 3 * plan.profile_n_complete)
-        self.results["profiles"] = self.helper("hotpaths.py", {
-            "env": self.service_env(db), "n": plan.profile_n, "n_complete": plan.profile_n_complete,
-            "warmup": plan.profile_warmup, "requests": profile_reqs, "ceiling_endpoints": list(CEILING_ENDPOINTS),
-            "expect": EXPECT, "raw_dir": str(plan.raw_dir)}, "hotpaths", 600)
+        self.results["profiles"] = self.helper(
+            "hotpaths.py",
+            {
+                "env": self.service_env(db),
+                "n": plan.profile_n,
+                "n_complete": plan.profile_n_complete,
+                "warmup": plan.profile_warmup,
+                "requests": profile_reqs,
+                "ceiling_endpoints": list(CEILING_ENDPOINTS),
+                "expect": EXPECT,
+                "raw_dir": str(plan.raw_dir),
+            },
+            "hotpaths",
+            600,
+        )
         self.drop_database(db)
 
     def seed_load_table(self, db: str) -> tuple[list[seed.Target], Completes]:
@@ -397,18 +541,23 @@ class Run:
         count = plan.complete_cap * (plan.rounds + len(plan.sweep)) + plan.profile_warmup + 3 * plan.profile_n_complete
         pending = seed.copy_pending_for_complete(db, owners, count, KEY_PREFIX)
         pgutil.vacuum_analyze(db)
-        self.log(f"load table: {pgutil.count_clips(db)} clips, {len(targets)} targets; uploading "
-                 f"{len(targets) + len(pending)} objects")
+        self.log(
+            f"load table: {pgutil.count_clips(db)} clips, {len(targets)} targets; uploading "
+            f"{len(targets) + len(pending)} objects"
+        )
         seed.upload_fixture(self.s3, BUCKET, [t.storage_key for t in targets] + [key for _, _, key in pending])
-        return targets, Completes([["POST", f"/api/audio-clips/{clip_id}/complete", auth(self.token(owner)), None]
-                                   for owner, clip_id, _ in pending])
+        return targets, Completes(
+            [
+                ["POST", f"/api/audio-clips/{clip_id}/complete", auth(self.token(owner)), None]
+                for owner, clip_id, _ in pending
+            ]
+        )
 
     def throughput_runs(self, pair: Pair, reqs: dict[str, list[list[Any]]], completes: Completes) -> list[dict]:
         """The load runs: ``rounds`` at the main concurrency, one at each sweep level, apps alternating."""
         plan = self.plan
         runs: list[dict[str, Any]] = []
-        for level_index, (level, rounds) in enumerate([(plan.concurrency, plan.rounds)]
-                                                      + [(c, 1) for c in plan.sweep]):
+        for level_index, (level, rounds) in enumerate([(plan.concurrency, plan.rounds)] + [(c, 1) for c in plan.sweep]):
             for round_no in range(rounds):
                 # Alternate who goes first, so drift on a shared machine hits both apps alike.
                 order = ("ours", "ceiling") if (round_no + level_index) % 2 == 0 else ("ceiling", "ours")
@@ -418,19 +567,32 @@ class Run:
                             continue
                         name = f"{app}/{endpoint}/c{level}/r{round_no}"
                         if endpoint == "complete":
-                            runs.append(self.run_spec(name, pair.url(app), completes.take(plan.complete_cap), level,
-                                                      plan.duration_s, 200, once=True))
+                            runs.append(
+                                self.run_spec(
+                                    name,
+                                    pair.url(app),
+                                    completes.take(plan.complete_cap),
+                                    level,
+                                    plan.duration_s,
+                                    200,
+                                    once=True,
+                                )
+                            )
                         else:
-                            runs.append(self.run_spec(name, pair.url(app), reqs[endpoint], level, plan.duration_s,
-                                                      EXPECT[endpoint]))
+                            runs.append(
+                                self.run_spec(
+                                    name, pair.url(app), reqs[endpoint], level, plan.duration_s, EXPECT[endpoint]
+                                )
+                            )
         return runs
 
     def sanity_check(self, pair: Pair, target: seed.Target) -> dict[str, Any]:
         """Both apps' playback URLs fetch the real fixture bytes from the store."""
         out = {}
         for app in ("ours", "ceiling"):
-            req = urllib.request.Request(f"{pair.url(app)}/api/audio-clips/{target.clip_id}/playback",
-                                         headers=auth(self.token(target.owner_id)))
+            req = urllib.request.Request(
+                f"{pair.url(app)}/api/audio-clips/{target.clip_id}/playback", headers=auth(self.token(target.owner_id))
+            )
             with urllib.request.urlopen(req, timeout=10) as response:
                 url = json.load(response)["url"]
             with urllib.request.urlopen(url, timeout=10) as response:
@@ -443,8 +605,9 @@ class Run:
     def count_ready(self, db: str, clip_ids: list[str]) -> dict[str, int]:
         """Status counts of the clips complete was sent for (were they really verified?)."""
         with pgutil.connect(db) as conn, conn.cursor() as cur:
-            cur.execute("SELECT status, count(*) FROM audio_clips WHERE id = ANY(%s::uuid[]) GROUP BY status",
-                        (clip_ids,))
+            cur.execute(
+                "SELECT status, count(*) FROM audio_clips WHERE id = ANY(%s::uuid[]) GROUP BY status", (clip_ids,)
+            )
             return dict(cur.fetchall())
 
     def scaling(self) -> None:
@@ -464,15 +627,31 @@ class Run:
             watch = footprint.OtherLoad()
             measured = self.scale_runs(pair, size, targets)
             other = watch.stop()
-            explain = self.helper("explain.py", {"env": self.service_env(db), "requests": {
-                e: [request_for(e, targets[0], self.token(targets[0].owner_id)), EXPECT[e]]
-                for e in ("note_audio", "playback", "list", "create")}}, f"explain-{size}", 120)
-            point = {"size": size, "copy_s": round(copy_s, 2), "table_bytes": pgutil.table_bytes(db),
-                     "other_load": other, "runs": measured, "explain": explain}
+            explain = self.helper(
+                "explain.py",
+                {
+                    "env": self.service_env(db),
+                    "requests": {
+                        e: [request_for(e, targets[0], self.token(targets[0].owner_id)), EXPECT[e]]
+                        for e in ("note_audio", "playback", "list", "create")
+                    },
+                },
+                f"explain-{size}",
+                120,
+            )
+            point = {
+                "size": size,
+                "copy_s": round(copy_s, 2),
+                "table_bytes": pgutil.table_bytes(db),
+                "other_load": other,
+                "runs": measured,
+                "explain": explain,
+            }
             if size in plan.sweeper_sizes:
                 self.log(f"sweeper over {size} clips (fresh process)")
-                point["sweeper"] = self.helper("sweepbench.py", {"env": self.service_env(db),
-                                                                 "dsn": pgutil.dsn(db)}, f"sweeper-{size}", 900)
+                point["sweeper"] = self.helper(
+                    "sweepbench.py", {"env": self.service_env(db), "dsn": pgutil.dsn(db)}, f"sweeper-{size}", 900
+                )
                 # A child's ru_maxrss starts at the parent's peak (Linux keeps it across fork
                 # and exec): recorded so the report can show the sweeper's figure is its own.
                 point["sweeper"]["harness_peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -494,16 +673,29 @@ class Run:
         for endpoint in SCALING_ENDPOINTS:
             reqs = [request_for(endpoint, t, self.token(t.owner_id)) for t in targets]
             for round_no in range(rounds):
-                for app in (apps if round_no % 2 == 0 else tuple(reversed(apps))):
-                    runs.append(self.run_spec(f"{app}/{endpoint}/n{size}/r{round_no}", pair.url(app), reqs,
-                                              plan.scale_concurrency, plan.scale_duration_s / rounds, 200))
+                for app in apps if round_no % 2 == 0 else tuple(reversed(apps)):
+                    runs.append(
+                        self.run_spec(
+                            f"{app}/{endpoint}/n{size}/r{round_no}",
+                            pair.url(app),
+                            reqs,
+                            plan.scale_concurrency,
+                            plan.scale_duration_s / rounds,
+                            200,
+                        )
+                    )
         measured = self.loadgen(runs, f"scale-{size}")
         merged = []
         for endpoint in SCALING_ENDPOINTS:
             for app in apps:
                 prefix = f"{app}/{endpoint}/n{size}/"
-                merged.append({"name": prefix.rstrip("/"), "concurrency": plan.scale_concurrency,
-                               **stats.merge(r for r in measured if r["name"].startswith(prefix))})
+                merged.append(
+                    {
+                        "name": prefix.rstrip("/"),
+                        "concurrency": plan.scale_concurrency,
+                        **stats.merge(r for r in measured if r["name"].startswith(prefix)),
+                    }
+                )
         return merged
 
     def startup(self) -> None:
@@ -518,8 +710,10 @@ def _brief(run: dict[str, Any]) -> dict[str, Any]:
     """A loadgen run without its latency list, with its percentiles (ms)."""
     ordered = run["latencies_ms"]
     return {k: v for k, v in run.items() if k != "latencies_ms"} | {
-        "p50_ms": stats.percentile(ordered, .5), "p95_ms": stats.percentile(ordered, .95),
-        "p99_ms": stats.percentile(ordered, .99)}
+        "p50_ms": stats.percentile(ordered, 0.5),
+        "p95_ms": stats.percentile(ordered, 0.95),
+        "p99_ms": stats.percentile(ordered, 0.99),
+    }
 
 
 def summarize_throughput(runs: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
@@ -562,15 +756,22 @@ def main(argv: list[str] | None = None) -> int:
     run.log(f"run {plan.run_id}: raw results in {plan.raw_dir}")
     phases = run.results.setdefault("phase_s", {})
     try:
-        for name, phase in (("store", run.start_store), ("throughput", run.throughput), ("scaling", run.scaling),
-                            ("startup", run.startup)):
+        for name, phase in (
+            ("store", run.start_store),
+            ("throughput", run.throughput),
+            ("scaling", run.scaling),
+            ("startup", run.startup),
+        ):
             t0 = time.perf_counter()
             phase()
             phases[name] = round(time.perf_counter() - t0, 1)
     finally:
         run.cleanup()
-    run.results["machine"].update(load_average_end=os.getloadavg(), code_fingerprint_end=report.code_fingerprint(),
-                                  commit_end=report.git_output("rev-parse", "--short", "HEAD"))
+    run.results["machine"].update(
+        load_average_end=os.getloadavg(),
+        code_fingerprint_end=report.code_fingerprint(),
+        commit_end=report.git_output("rev-parse", "--short", "HEAD"),
+    )
     run.results["wall_s"] = round(time.time() - started, 1)
     (plan.raw_dir / "results.json").write_text(json.dumps(run.results, indent=1, default=str))
     report.write(run.results, plan.report_path, plan.png_dir)

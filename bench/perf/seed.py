@@ -30,9 +30,25 @@ FIXTURE_BYTES = 54692
 FIXTURE_DURATION_MS = 6289
 FIXTURE_MIME = "audio/mp4"
 
-COLUMNS = ("id", "owner_id", "note_id", "status", "mime_type", "bytes", "duration_ms", "storage_key",
-           "checksum_sha256", "etag", "stored_bytes", "measured_duration_ms", "created_at", "updated_at",
-           "completed_at", "upload_expires_at", "idempotency_key")
+COLUMNS = (
+    "id",
+    "owner_id",
+    "note_id",
+    "status",
+    "mime_type",
+    "bytes",
+    "duration_ms",
+    "storage_key",
+    "checksum_sha256",
+    "etag",
+    "stored_bytes",
+    "measured_duration_ms",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "upload_expires_at",
+    "idempotency_key",
+)
 #: Rows per COPY statement: bounds the harness's memory (one chunk of text at a time).
 COPY_CHUNK_ROWS = 50_000
 _NULL = "\\N"
@@ -94,9 +110,25 @@ def _rows_tsv(start: int, stop: int, prefix: str, shape: Shape, seed: int, now: 
         completed_s = dt.datetime.fromtimestamp(created + 4, _UTC).isoformat() if ready else _NULL
         expires_s = dt.datetime.fromtimestamp(created + 900, _UTC).isoformat()
         etag = f'"{rng.getrandbits(128):032x}"' if ready else _NULL
-        fields = (clip_id, owner, note, status, mime, str(size), str(duration), f"{prefix}/audio-clips/{clip_id}.{ext}",
-                  _NULL, etag, str(size) if ready else _NULL, str(duration) if ready else _NULL,
-                  created_s, completed_s if ready else created_s, completed_s, expires_s, _NULL)
+        fields = (
+            clip_id,
+            owner,
+            note,
+            status,
+            mime,
+            str(size),
+            str(duration),
+            f"{prefix}/audio-clips/{clip_id}.{ext}",
+            _NULL,
+            etag,
+            str(size) if ready else _NULL,
+            str(duration) if ready else _NULL,
+            created_s,
+            completed_s if ready else created_s,
+            completed_s,
+            expires_s,
+            _NULL,
+        )
         out.write("\t".join(fields))
         out.write("\n")
     return out.getvalue()
@@ -121,8 +153,9 @@ def copy_clips(dbname: str, start: int, stop: int, prefix: str, shape: Shape = S
         conn.commit()
 
 
-def copy_pending_for_complete(dbname: str, owners: list[str], count: int, prefix: str,
-                              seed: int = 7) -> list[tuple[str, str, str]]:
+def copy_pending_for_complete(
+    dbname: str, owners: list[str], count: int, prefix: str, seed: int = 7
+) -> list[tuple[str, str, str]]:
     """Insert ``count`` fresh ``pending`` m4a clips (round-robin over ``owners``) for complete to verify.
 
     Returns:
@@ -137,9 +170,25 @@ def copy_pending_for_complete(dbname: str, owners: list[str], count: int, prefix
         clip_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         owner = owners[i % len(owners)]
         key = f"{prefix}/audio-clips/{clip_id}.m4a"
-        fields = (clip_id, owner, "note-complete", "pending", FIXTURE_MIME, str(FIXTURE_BYTES),
-                  str(FIXTURE_DURATION_MS), key, _NULL, _NULL, _NULL, _NULL, created_s, created_s, _NULL,
-                  expires_s, _NULL)
+        fields = (
+            clip_id,
+            owner,
+            "note-complete",
+            "pending",
+            FIXTURE_MIME,
+            str(FIXTURE_BYTES),
+            str(FIXTURE_DURATION_MS),
+            key,
+            _NULL,
+            _NULL,
+            _NULL,
+            _NULL,
+            created_s,
+            created_s,
+            _NULL,
+            expires_s,
+            _NULL,
+        )
         out.write("\t".join(fields) + "\n")
         made.append((owner, clip_id, key))
     with connect(dbname, autocommit=False) as conn:
@@ -159,7 +208,9 @@ def sample_targets(dbname: str, count: int, seed: int = 11) -> list[Target]:
         cur.execute(
             "SELECT owner_id, note_id, id::text, storage_key FROM audio_clips "
             "WHERE status = 'ready' AND mime_type = %s AND note_id IS NOT NULL "
-            "ORDER BY md5(id::text || %s) LIMIT %s", (FIXTURE_MIME, str(seed), count))
+            "ORDER BY md5(id::text || %s) LIMIT %s",
+            (FIXTURE_MIME, str(seed), count),
+        )
         return [Target(*row) for row in cur.fetchall()]
 
 

@@ -28,9 +28,11 @@ def merge(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
     elapsed = sum(run["elapsed_s"] for run in runs)
     count = sum(run["count"] for run in runs)
     return {
-        "count": count, "errors": sum(run["errors"] for run in runs),
+        "count": count,
+        "errors": sum(run["errors"] for run in runs),
         "rps": round(count / elapsed, 1) if elapsed else 0.0,
-        "p50_ms": _round(percentile(latencies, 0.50)), "p95_ms": _round(percentile(latencies, 0.95)),
+        "p50_ms": _round(percentile(latencies, 0.50)),
+        "p95_ms": _round(percentile(latencies, 0.95)),
         "p99_ms": _round(percentile(latencies, 0.99)),
         "cpu_pct": max((run["cpu_pct"] for run in runs), default=0.0),
         "rounds_rps": [run["rps"] for run in runs],
@@ -41,11 +43,15 @@ def merge(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def ratio_summary(ours: list[float], ceiling: list[float]) -> dict[str, Any]:
     """Per-round ``ours / ceiling`` throughput ratios (rounds paired in order): median, min, max."""
-    ratios = [o / c for o, c in zip(ours, ceiling) if c]
+    ratios = [o / c for o, c in zip(ours, ceiling, strict=False) if c]
     if not ratios:
         return {"median": None, "min": None, "max": None, "rounds": []}
-    return {"median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
-            "max": round(max(ratios), 3), "rounds": [round(r, 3) for r in ratios]}
+    return {
+        "median": round(statistics.median(ratios), 3),
+        "min": round(min(ratios), 3),
+        "max": round(max(ratios), 3),
+        "rounds": [round(r, 3) for r in ratios],
+    }
 
 
 def _round(value: float | None) -> float | None:

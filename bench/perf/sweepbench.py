@@ -80,8 +80,11 @@ def main(argv: list[str]) -> int:
                 # like a real S3 listing, so it does not inflate the RSS being measured.
                 with conn.cursor(name="listing") as cur:
                     cur.itersize = page_size
-                    cur.execute("SELECT id, storage_key, bytes, status, created_at FROM audio_clips "
-                                "WHERE storage_key LIKE %s ORDER BY id", (prefix + "%",))
+                    cur.execute(
+                        "SELECT id, storage_key, bytes, status, created_at FROM audio_clips "
+                        "WHERE storage_key LIKE %s ORDER BY id",
+                        (prefix + "%",),
+                    )
                     page: list[ListedObject] = []
                     for n, (clip_id, key, size, status, created_at) in enumerate(cur, 1):
                         if not (status == "ready" and n % MISSING_EVERY == 0):
@@ -108,11 +111,18 @@ def main(argv: list[str]) -> int:
     report = Sweeper(db, storage, settings).run(apply=False)
     seconds = time.perf_counter() - started
     out = {
-        "seconds": round(seconds, 3), "peak_rss_before_kib": rss_before, "peak_rss_kib": _peak_rss_kib(),
-        "vm_hwm_before_kib": hwm_before, "vm_hwm_kib": _vm_hwm_kib(),
-        "rows_scanned": report.rows_scanned, "objects_scanned": report.objects_scanned,
-        "objects_listed": storage.listed, "would_expire": report.expired, "orphans": report.orphans.count,
-        "missing_objects": report.missing_objects.count, "late_objects": report.late_objects.count,
+        "seconds": round(seconds, 3),
+        "peak_rss_before_kib": rss_before,
+        "peak_rss_kib": _peak_rss_kib(),
+        "vm_hwm_before_kib": hwm_before,
+        "vm_hwm_kib": _vm_hwm_kib(),
+        "rows_scanned": report.rows_scanned,
+        "objects_scanned": report.objects_scanned,
+        "objects_listed": storage.listed,
+        "would_expire": report.expired,
+        "orphans": report.orphans.count,
+        "missing_objects": report.missing_objects.count,
+        "late_objects": report.late_objects.count,
     }
     db.dispose()
     with open(argv[2], "w") as f:

@@ -4,6 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-21
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -33,14 +34,16 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("status IN ('pending', 'ready', 'rejected', 'expired')",
-                           name=op.f("ck_audio_clips_status_valid")),
+        sa.CheckConstraint(
+            "status IN ('pending', 'ready', 'rejected', 'expired')", name=op.f("ck_audio_clips_status_valid")
+        ),
         sa.CheckConstraint("bytes > 0", name=op.f("ck_audio_clips_bytes_positive")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audio_clips")),
         sa.UniqueConstraint("storage_key", name=op.f("uq_audio_clips_storage_key")),
     )
-    op.create_index("ix_audio_clips_owner_note_status_created", "audio_clips",
-                    ["owner_id", "note_id", "status", "created_at"])
+    op.create_index(
+        "ix_audio_clips_owner_note_status_created", "audio_clips", ["owner_id", "note_id", "status", "created_at"]
+    )
     op.create_index("ix_audio_clips_owner_created", "audio_clips", ["owner_id", "created_at", "id"])
     op.create_index("ix_audio_clips_status_created", "audio_clips", ["status", "created_at"])
 

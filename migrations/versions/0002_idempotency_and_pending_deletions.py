@@ -4,6 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-21
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -19,8 +20,7 @@ def upgrade() -> None:
     with op.batch_alter_table("audio_clips") as batch:
         batch.add_column(sa.Column("upload_expires_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("idempotency_key", sa.String(length=255), nullable=True))
-        batch.create_unique_constraint(op.f("uq_audio_clips_owner_id_idempotency_key"),
-                                       ["owner_id", "idempotency_key"])
+        batch.create_unique_constraint(op.f("uq_audio_clips_owner_id_idempotency_key"), ["owner_id", "idempotency_key"])
     op.create_table(
         "pending_deletions",
         sa.Column("id", sa.Uuid(), nullable=False),

@@ -1,0 +1,80 @@
+"""The floor plan holds: what each layer may load, checked by importing it in a clean process.
+
+``lint-imports`` (setup.cfg) checks the import graph statically; these tests check what
+really loads, including third-party packages that import others.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SERVER_LIBRARIES = ("flask", "werkzeug", "sqlalchemy", "boto3", "botocore", "jwt")
+
+
+def _import_in_clean_process(module: str, blocked: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    """Import ``module`` in a fresh interpreter where importing any of ``blocked`` fails."""
+    code = textwrap.dedent(f"""
+        import sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {blocked!r}:
+                    raise ImportError(f"blocked: {{name}}")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import {module}
+        loaded = sorted(m for m in {SERVER_LIBRARIES!r} if m in sys.modules)
+        assert not loaded, loaded
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_the_client_sdk_imports_with_requests_alone():
+    # As in a venv with only requests and tqdm: the server's and the parsers' libraries are missing.
+    blocked = (*SERVER_LIBRARIES, "mutagen", "enzyme", "puremagic", "marshmallow", "alembic", "pydantic")
+    result = _import_in_clean_process("advanced_notes.client", blocked)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_client_describes_a_file_without_the_parsing_libraries(tmp_path, audio):
+    path = tmp_path / "note.ogg"
+    path.write_bytes(audio["note.ogg"].data)
+    code = textwrap.dedent(f"""
+        import sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("mutagen", "enzyme", "puremagic"):
+                    raise ImportError(name)
+                return None
+
+        sys.meta_path.insert(0, Block())
+        from advanced_notes.client import describe_file
+        print(describe_file({str(path)!r}))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "'mime_type': 'audio/ogg'" in result.stdout and "'duration_ms': None" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "advanced_notes.domain.keys",
+        "advanced_notes.domain.mime",
+        "advanced_notes.domain.audio",
+        "advanced_notes.domain.rangeio",
+        "advanced_notes.domain.pagination",
+        "advanced_notes.domain.errors",
+        "advanced_notes.domain.clock",
+        "advanced_notes.domain.bucket_cors",
+    ],
+)
+def test_domain_modules_load_no_server_library(module):
+    result = _import_in_clean_process(module, SERVER_LIBRARIES)
+    assert result.returncode == 0, result.stderr
