@@ -27,6 +27,9 @@ from advanced_notes.api.errors import register_error_handlers
 from advanced_notes.api.logs import configure_logging, init_request_logging
 from advanced_notes.api.metrics import init_metrics
 from advanced_notes.services.clips import ClipService
+from advanced_notes.services.completion import ClipCompleter
+from advanced_notes.services.deletions import DeletionQueue
+from advanced_notes.services.uploads import UploadService
 from advanced_notes.settings import Settings, load_settings
 
 __all__ = ["create_app"]
@@ -55,12 +58,11 @@ def build_services(settings: Settings, instance_path: str) -> AppServices:
     """The process-wide objects: engine and pool, boto3 client, token verifier, services."""
     db = Database(settings.database_url or default_database_url(instance_path))
     storage = S3Storage(settings)
+    deletions = DeletionQueue(db, storage)
+    clips = ClipService(db, storage, deletions)
+    uploads = UploadService(db, storage, clips, ClipCompleter(db, storage, deletions, settings), settings)
     return AppServices(
-        settings=settings,
-        db=db,
-        storage=storage,
-        verifier=TokenVerifier(settings),
-        clips=ClipService(db, storage, settings),
+        settings=settings, db=db, storage=storage, verifier=TokenVerifier(settings), clips=clips, uploads=uploads
     )
 
 

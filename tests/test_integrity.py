@@ -15,7 +15,7 @@ from sqlalchemy import text, update
 from advanced_notes.adapters.models import PendingDeletion
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
-from advanced_notes.services import clips as clips_module
+from advanced_notes.services import completion as completion_module
 
 from .conftest import AUDIO_FILES, SECRET_KEY, Api, LiveServer, put_upload, run_cli
 from .sigv4 import signature_matches, signed_params
@@ -172,13 +172,13 @@ def test_complete_reads_only_the_start_of_a_large_object(api, audio, monkeypatch
     )
     data = header + bytes(pcm)
     fetched: list[tuple[int, int]] = []
-    original = clips_module.S3Storage.get_range
+    original = completion_module.S3Storage.get_range
 
     def spy(self, key, start, end):  # the real ranged GET, recorded
         fetched.append((start, end))
         return original(self, key, start, end)
 
-    monkeypatch.setattr(clips_module.S3Storage, "get_range", spy)
+    monkeypatch.setattr(completion_module.S3Storage, "get_range", spy)
     created = api("POST", "/api/audio-clips", json={"mime_type": "audio/wav", "bytes": len(data)}).json()
     assert put_upload(created["upload"], data).status_code == 200
     clip = complete(api, created["clip"]["id"]).json()["clip"]
@@ -256,15 +256,15 @@ def test_50_concurrent_completes_make_one_transition(api, audio, monkeypatch):
     created = api.create(f)
     put_upload(created["upload"], f.data)
     wins, lock = [], threading.Lock()
-    original = clips_module.cas_transition
+    original = completion_module.update_if_pending
 
     def counting(*args, **kwargs):  # the real compare-and-set, with its outcomes recorded
         won = original(*args, **kwargs)
         with lock:
-            wins.append(won)
+            wins.append(bool(won))
         return won
 
-    monkeypatch.setattr(clips_module, "cas_transition", counting)
+    monkeypatch.setattr(completion_module, "update_if_pending", counting)
     with ThreadPoolExecutor(50) as pool:
         answers = list(pool.map(lambda _: complete(api, created["clip"]["id"]), range(50)))
     assert {a.status_code for a in answers} == {200}

@@ -15,6 +15,7 @@ from advanced_notes.api.common import (
     error_responses,
     playback_body,
     upload_body,
+    upload_service,
 )
 from advanced_notes.api.schemas import (
     CLIP_EXAMPLE,
@@ -74,7 +75,7 @@ def create_clip(body: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str
     repeat returns the same clip (a freshly signed upload while it is pending) and the
     header `Idempotent-Replayed: true`.
     """
-    session = clip_service().create(current_owner(), idempotency_key=headers.get("idempotency_key"), **body)
+    session = upload_service().create(current_owner(), idempotency_key=headers.get("idempotency_key"), **body)
     response_headers = {"Idempotent-Replayed": "true"} if session.replayed else {}
     return (
         {"clip": session.clip, "upload": upload_body(session.upload, session.clip.storage_key)},
@@ -125,7 +126,7 @@ def delete_clip(clip_id: uuid.UUID) -> None:
 @error_responses(blp, {404: NO_CLIP, 409: "conflict: the clip is no longer pending."})
 def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
     """A freshly signed PUT URL for a pending clip whose previous URL expired."""
-    session = clip_service().refresh_upload(current_owner(), clip_id)
+    session = upload_service().refresh_upload(current_owner(), clip_id)
     return {"upload": upload_body(session.upload, session.clip.storage_key)}
 
 
@@ -142,7 +143,7 @@ def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
 )
 def complete_clip(clip_id: uuid.UUID) -> dict[str, Any]:
     """Verify the uploaded object and mark the clip ready (idempotent)."""
-    return {"clip": clip_service().complete(current_owner(), clip_id)}
+    return {"clip": upload_service().complete(current_owner(), clip_id)}
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/playback", methods=["GET"])

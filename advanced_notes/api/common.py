@@ -11,11 +11,17 @@ from advanced_notes.adapters.storage import PresignedRequest
 from advanced_notes.api.auth import authenticate_request
 from advanced_notes.api.context import current_services
 from advanced_notes.services.clips import ClipService, Playback
+from advanced_notes.services.uploads import UploadService
 
 
 def clip_service() -> ClipService:
-    """The process-wide ClipService of the running app."""
+    """The process-wide ClipService (reads, playback, attach, delete) of the running app."""
     return current_services().clips
+
+
+def upload_service() -> UploadService:
+    """The process-wide UploadService (create, fresh PUT URL, complete) of the running app."""
+    return current_services().uploads
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the blueprints that read this module are imported by those 
     from advanced_notes.adapters.storage import S3Storage
     from advanced_notes.api.auth import TokenVerifier
     from advanced_notes.services.clips import ClipService
+    from advanced_notes.services.uploads import UploadService
     from advanced_notes.settings import Settings
 
 _EXTENSION = "advanced_notes"
@@ -32,6 +33,7 @@ class AppServices:
     storage: S3Storage
     verifier: TokenVerifier
     clips: ClipService
+    uploads: UploadService
 
 
 def attach_services(app: Flask, services: AppServices) -> None:

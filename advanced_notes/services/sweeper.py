@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, tuple_
 
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
@@ -28,11 +28,11 @@ from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import StorageUnavailable
 from advanced_notes.domain.keys import clip_id_from_key, clips_folder
 from advanced_notes.services.deletions import AttemptResult, DeletionQueue
+from advanced_notes.services.lifecycle import EXPIRED, PENDING, READY, update_if_pending
 from advanced_notes.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PENDING, READY, EXPIRED = ClipStatus.PENDING.value, ClipStatus.READY.value, ClipStatus.EXPIRED.value
 _GARBAGE_STATUSES = (ClipStatus.REJECTED.value, ClipStatus.EXPIRED.value)
 #: Keys listed per category in a report (counts are always complete).
 REPORT_SAMPLE = 20
@@ -179,15 +179,7 @@ class Sweeper:
                 after = (clips[-1].created_at, clips[-1].id)
                 continue
             with self.db.transaction() as session:
-                won = set(
-                    session.scalars(
-                        update(AudioClip)
-                        .where(AudioClip.id.in_([c.id for c in clips]), AudioClip.status == PENDING)
-                        .values(status=EXPIRED, updated_at=now)
-                        .returning(AudioClip.id)
-                        .execution_options(synchronize_session=False)
-                    )
-                )
+                won = update_if_pending(session, [c.id for c in clips], status=EXPIRED, updated_at=now)
                 for clip in clips:
                     if clip.id in won:
                         DeletionQueue.enqueue(session, clip, "expired", now)

@@ -38,10 +38,15 @@ class VerifiedAudio:
     range_requests: int
 
 
-def check_declaration(clip: AudioClip, info: ObjectInfo) -> UploadRejected | None:
-    """Compare what HEAD reported with what was declared; the rejection, or None."""
+def check_declaration(clip: AudioClip, info: ObjectInfo) -> None:
+    """Compare what HEAD reported with what was declared.
+
+    Raises:
+        UploadRejected: ``size_mismatch``, ``type_mismatch`` (the stored Content-Type) or
+            ``checksum_mismatch``.
+    """
     if info.size != clip.bytes:
-        return UploadRejected(
+        raise UploadRejected(
             "size_mismatch",
             f"The object has {info.size} bytes; {clip.bytes} were declared.",
             expected_bytes=clip.bytes,
@@ -49,7 +54,7 @@ def check_declaration(clip: AudioClip, info: ObjectInfo) -> UploadRejected | Non
         )
     stored_type = normalize_mime_type(info.content_type or "")
     if stored_type != clip.mime_type:
-        return UploadRejected(
+        raise UploadRejected(
             "type_mismatch",
             f"The object was stored as {stored_type or 'no type'!r}; {clip.mime_type!r} was declared.",
             expected_type=clip.mime_type,
@@ -62,13 +67,12 @@ def check_declaration(clip: AudioClip, info: ObjectInfo) -> UploadRejected | Non
         and "-" not in info.checksum_sha256
         and info.checksum_sha256 != clip.checksum_sha256
     ):
-        return UploadRejected(
+        raise UploadRejected(
             "checksum_mismatch",
             "The object's SHA-256 differs from the declared one.",
             expected_sha256=clip.checksum_sha256,
             stored_sha256=info.checksum_sha256,
         )
-    return None
 
 
 def verify_audio(

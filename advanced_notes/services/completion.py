@@ -1,0 +1,105 @@
+"""The one way a pending clip becomes ``ready`` or ``rejected``: verify its object, then compare-and-set.
+
+``complete`` (the client's call) uses it today; any other path that finishes uploads
+(the sweeper, bucket events) must use it too, so no path is weaker than another
+(DESIGN §3: "every path to ready runs the same verification").
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.models import AudioClip
+from advanced_notes.adapters.storage import S3Storage
+from advanced_notes.domain.clock import utcnow
+from advanced_notes.domain.errors import NotFound, UploadMissing, UploadRejected
+from advanced_notes.services.deletions import DeletionQueue
+from advanced_notes.services.lifecycle import PENDING, READY, REJECTED, ready_or_conflict, update_if_pending
+from advanced_notes.services.verification import check_declaration, verify_audio
+from advanced_notes.settings import Settings
+
+
+class ClipCompleter:
+    """Verify a pending clip's stored object and record the verdict.
+
+    Args:
+        db: the database; storage: the S3 adapter; deletions: the deletion outbox.
+        settings: ``max_duration_ms`` (longest measured duration) and
+            ``audio_probe_max_bytes`` (the most verification reads from the store).
+    """
+
+    def __init__(self, db: Database, storage: S3Storage, deletions: DeletionQueue, settings: Settings):
+        self.db = db
+        self.storage = storage
+        self.deletions = deletions
+        self.max_duration_ms = settings.max_duration_ms
+        self.audio_probe_max_bytes = settings.audio_probe_max_bytes
+
+    def finish(self, clip: AudioClip) -> AudioClip:
+        """Verify ``clip``'s object and mark it ``ready`` (idempotent).
+
+        HEAD decides presence, size, content type and checksum; a ranged GET of the first
+        bytes decides whether it is audio of a container that fits the declared type;
+        parsing through ranged GETs measures its duration. A clip that is already
+        ``ready`` is returned as it is.
+
+        Returns:
+            the clip as stored after the transition (``ready``).
+        Raises:
+            UploadMissing: no object at the key (the clip stays pending).
+            UploadRejected: the object is not what was declared (the clip becomes
+                ``rejected`` and its object's deletion is recorded and attempted).
+            Conflict: the clip is rejected or expired.
+            NotFound: the clip was deleted meanwhile.
+            StorageUnavailable: the store failed (nothing changed).
+        """
+        if clip.status != PENDING:
+            return ready_or_conflict(clip)
+        info = self.storage.head(clip.storage_key, with_checksum=bool(clip.checksum_sha256))
+        if info is None:
+            raise UploadMissing(
+                "No object has been uploaded for this clip yet; PUT it, then complete.",
+                {"storage_key": clip.storage_key},
+            )
+        try:
+            check_declaration(clip, info)
+            verified = verify_audio(
+                self.storage,
+                clip,
+                info.size,
+                max_duration_ms=self.max_duration_ms,
+                max_read_bytes=self.audio_probe_max_bytes,
+            )
+        except UploadRejected as rejection:
+            self._reject(clip, rejection, etag=info.etag, stored_bytes=info.size)
+            return self._current(clip.id)
+        with self.db.transaction() as session:
+            update_if_pending(
+                session,
+                clip.id,
+                status=READY,
+                etag=info.etag,
+                stored_bytes=info.size,
+                measured_duration_ms=verified.measured_duration_ms,
+                completed_at=utcnow(),
+            )
+        return self._current(clip.id)
+
+    def _reject(self, clip: AudioClip, rejection: UploadRejected, **values: Any) -> None:
+        """Mark ``clip`` rejected and queue its object's deletion; raises ``rejection`` if we did."""
+        with self.db.transaction() as session:
+            won = bool(update_if_pending(session, clip.id, status=REJECTED, **values))
+            record = DeletionQueue.enqueue(session, clip, "rejected") if won else None
+        if record is not None:
+            self.deletions.attempt([record])
+            raise rejection
+
+    def _current(self, clip_id: uuid.UUID) -> AudioClip:
+        # After our transition, or after losing it to a concurrent one: the state as stored.
+        with self.db.read() as session:
+            clip = session.get(AudioClip, clip_id)
+        if clip is None:
+            raise NotFound("No such audio clip.")
+        return ready_or_conflict(clip)
