@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 from advanced_notes.adapters.models import AudioClip
 from advanced_notes.adapters.storage import ObjectInfo, S3Storage
@@ -103,7 +104,7 @@ def verify_audio(
             detected_container=container,
         )
     try:
-        duration_ms = measure_duration_ms(reader, container)
+        duration_ms = measure_duration_ms(cast(BinaryIO, reader), container)  # a file-like RawIOBase
     except UnreadableAudio as exc:
         raise UploadRejected("unreadable_audio", f"The audio cannot be parsed: {exc}.") from exc
     except ReadBudgetExceeded as exc:
