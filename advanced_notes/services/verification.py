@@ -30,13 +30,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VerifiedAudio:
-    """A verified object: its container, measured duration (ms, None when the container
-    does not say), and what verification read from the store (bytes, GET requests)."""
+    """A verified object: its container and measured duration (ms, None when the container
+    does not say). What verification read from the store is logged, not returned."""
 
     container: str
     measured_duration_ms: int | None
-    bytes_read: int
-    range_requests: int
 
 
 def check_declaration(clip: AudioClip, info: ObjectInfo) -> None:
@@ -126,4 +124,4 @@ def verify_audio(
         reader.bytes_fetched,
         reader.requests,
     )
-    return VerifiedAudio(container, duration_ms, reader.bytes_fetched, reader.requests)
+    return VerifiedAudio(container, duration_ms)
