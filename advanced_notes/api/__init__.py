@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from advanced_notes.api.errors import http_exception_response
 from advanced_notes.api.ratelimit import init_rate_limits
-from advanced_notes.api.schemas import ErrorSchema
+from advanced_notes.api.schemas import ErrorSchema, build_schemas
 from advanced_notes.settings import Settings
 
 API_TITLE = "Advanced Notes audio clips"
@@ -35,7 +35,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     The limits that are settings are written into the document, so clients (and
     schema fuzzers) see the bounds this deployment enforces.
     """
-    from advanced_notes.api import clips, health, notes
+    from advanced_notes.api import clips, demo, health, notes
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -54,11 +54,11 @@ def init_api(app: Flask, settings: Settings) -> Api:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (clips.blp, notes.blp, health.blp):
+    schemas = build_schemas(settings)
+    authenticated = [clips.clips_blueprint(schemas), notes.notes_blueprint()]
+    for blueprint in (*authenticated, health.blp):
         api.register_blueprint(blueprint)
-    init_rate_limits(app, settings, [clips.blp, notes.blp])
-    from advanced_notes.api import demo
-
+    init_rate_limits(app, settings, authenticated)
     app.register_blueprint(demo.blp)  # a page, not part of the API document
     create = api.spec.components.schemas["CreateClip"]["properties"]
     create["bytes"].update(minimum=1, maximum=settings.max_upload_bytes)

@@ -8,6 +8,7 @@ read from the running app's settings when a request is validated.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -114,6 +115,28 @@ class CreateClipSchema(StrictSchema):
         validate=SHA256_BASE64,
         metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."},
     )
+
+
+@dataclass(frozen=True)
+class ApiSchemas:
+    """The schemas of one app that depend on its settings.
+
+    Attributes:
+        create_clip: body of ``POST /api/audio-clips``.
+    """
+
+    create_clip: type[Schema]
+
+
+def build_schemas(settings: Settings) -> ApiSchemas:
+    """The settings-bound schemas of one app (called once, by ``init_api``).
+
+    Args:
+        settings: the app's settings.
+    Returns:
+        the schemas its blueprints load with.
+    """
+    return ApiSchemas(create_clip=CreateClipSchema)
 
 
 class IdempotencyHeaderSchema(Schema):
