@@ -10,6 +10,7 @@ database on exit, also on Ctrl-C. Process and database handling come from bench/
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -47,6 +48,16 @@ class Stack:
         return {**self.env, "S3_ENDPOINT_URL": self.store, **overrides}
 
 
+def migrate(dbname: str) -> None:
+    """Migrate ``dbname`` with the service's own command (``make migrate``), in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_")}
+    result = subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=REPO, check=False,
+                            env={**env, "DATABASE_URL": pgutil.sqlalchemy_url(dbname), "LOG_LEVEL": "WARNING"},
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
+    if result.returncode != 0:
+        raise RuntimeError(f"migration of {dbname} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
 @contextmanager
 def running_stack(name: str, *, workers: int = 2, threads: int = 4, fault_proxy: bool = False,
                   extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
@@ -56,7 +67,7 @@ def running_stack(name: str, *, workers: int = 2, threads: int = 4, fault_proxy:
     proxy = None
     pgutil.create_database(dbname)
     try:
-        pgutil.migrate(dbname)
+        migrate(dbname)
         store_port, api_port = free_port(), free_port()
         moto = children.start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(store_port)])
         store = f"http://127.0.0.1:{store_port}"
