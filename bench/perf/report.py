@@ -25,6 +25,8 @@ ENDPOINT_TITLES = {"create": "create (POST /api/audio-clips)",
                    "playback": "playback (GET .../playback)",
                    "note_audio": "note audio (GET /api/notes/&lt;id&gt;/audio)",
                    "list": "list (GET /api/audio-clips?limit=20)"}
+#: The answer a load run counts as a success (run.py's EXPECT); any other status is a failure.
+EXPECTED_STATUS = {"create": "201"}
 THROUGHPUT_TARGET = 0.8
 P50_GROWTH_TARGET = 1.2
 EXPLAIN_TITLES = {"note_audio": "note audio", "playback": "playback", "list": "list (first page)",
@@ -242,6 +244,51 @@ def _header(r: dict[str, Any]) -> list[str]:
 
 def _load(values: Any) -> str:
     return "n/a" if not values else " / ".join(f"{_n(v, '.2f')}" for v in values)
+
+
+def _failed_runs(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every load run (throughput and scaling) with at least one failed request."""
+    runs = [*r.get("load_runs", []), *[run for p in r.get("scaling", []) for run in p.get("runs", [])]]
+    return [run for run in runs if run.get("errors")]
+
+
+def _failed_requests(r: dict[str, Any]) -> list[str]:
+    """The "Failed requests" section: every load run with failures, how many and of which kinds.
+
+    Empty when no request failed. Placed right after the header: a run whose server broke
+    must show that first, not as figures that only look low.
+    """
+    failed = _failed_runs(r)
+    if not failed:
+        return []
+    total = sum(run["errors"] for run in failed)
+    lines = ["## Failed requests", "",
+             (f"**{total:,} requests failed in {len(failed)} load run(s)**: a failure is any answer other than the "
+              "endpoint's success status (201 for create, 200 otherwise), or a transport error (connection refused "
+              "or reset, timeout). The figures of these runs below measure a broken service, not its performance; "
+              "`run.py` exits with status 1."), ""]
+    rows = []
+    for run in failed:
+        app, endpoint, level, phase = (run["name"].split("/") + ["", "", "", ""])[:4]
+        if level.startswith("n"):  # scaling runs: ours/<endpoint>/n<size>
+            phase, level = f"scaling, {_size(int(level[1:]))} clips", str(run.get("concurrency", ""))
+        else:
+            phase, level = f"throughput, round {phase.lstrip('r')}" if phase else "throughput", level.lstrip("c")
+        expected = EXPECTED_STATUS.get(endpoint, "200")
+        kinds = sorted(((status, n) for status, n in run.get("status_counts", {}).items() if status != expected),
+                       key=lambda kv: -kv[1])
+        sample = next(iter(run.get("error_samples", [])), "")
+        rows.append([endpoint.replace("_", " "), _app_title(app), level, phase, run.get("count"), run["errors"],
+                     ", ".join(f"{status}: {n:,}" for status, n in kinds) or "n/a",
+                     f"`{_cell(sample[:160])}`" if sample else ""])
+    lines += _table(["endpoint", "app", "concurrency", "phase", "requests", "failed", "kinds (status: count)",
+                     "first sample"], rows)
+    return lines + [""]
+
+
+def _cell(text: str) -> str:
+    """``text`` safe in a markdown table cell and a code span."""
+    return " ".join(text.replace("|", "/").replace("`", "'").split())
 
 
 def _summary(r: dict[str, Any]) -> list[str]:
@@ -682,7 +729,7 @@ def write(results: dict[str, Any], report_path: Path, png_dir: Path) -> None:
     if len(results.get("scaling", [])) >= 2:
         plot_scaling(results["scaling"], png_dir / PNG_SCALING)
         png_scaling = True
-    lines = (_header(results) + _summary(results) + _throughput(results, png_throughput)
+    lines = (_header(results) + _failed_requests(results) + _summary(results) + _throughput(results, png_throughput)
              + _profiles(results) + _scaling(results, png_scaling) + _sweeper(results) + _footprint(results)
              + _reproduce(results))
     report_path.write_text("\n".join(lines).rstrip() + "\n")
