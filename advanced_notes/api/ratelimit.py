@@ -8,6 +8,7 @@ memory otherwise (per worker: fine for one process, approximate for several).
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 
 from flask import Flask, g, request
@@ -17,13 +18,25 @@ from advanced_notes.api.auth import authenticate_request
 from advanced_notes.domain.errors import Unauthorized
 from advanced_notes.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def owner_key() -> str:
-    """The rate-limit key of the current request: ``owner:<sub>`` or ``ip:<address>``."""
-    if getattr(g, "owner_id", None) is None:
-        with suppress(Unauthorized):
-            authenticate_request()  # verified once; the blueprint hook then reuses g.owner_id
-    owner = getattr(g, "owner_id", None)  # None for bad tokens and CORS preflights (OPTIONS)
+    """The rate-limit key of the current request: ``owner:<sub>`` or ``ip:<address>``.
+
+    Never raises: a key function that raised made flask-limiter skip the limit (and log
+    a traceback), so an exception while verifying the token counts as "no valid token"
+    and the request is limited by address (issue 13 item 4). The blueprint's own auth
+    hook then runs again and answers the request.
+    """
+    try:
+        if getattr(g, "owner_id", None) is None:
+            with suppress(Unauthorized):
+                authenticate_request()  # verified once; the blueprint hook then reuses g.owner_id
+        owner = getattr(g, "owner_id", None)  # None for bad tokens and CORS preflights (OPTIONS)
+    except Exception:
+        log.exception("rate-limit key: token verification raised; limiting by address")
+        owner = None
     return f"owner:{owner}" if owner is not None else f"ip:{request.remote_addr}"
 
 

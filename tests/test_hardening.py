@@ -1,0 +1,82 @@
+"""Issue 13: what an audit of the landed service found, each with the reproduction that showed it.
+
+Items 2-3 (hostile audio) are in test_hostile_audio.py; the rest are here, one section each.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import jwt
+import pytest
+
+from advanced_notes.api.context import services_of
+from advanced_notes.app import create_app
+
+from .helpers import assert_error
+from .test_auth import RSA_KEY, _claims, jwks_url  # noqa: F401 - jwks_url is a fixture
+
+# -- item 4: a key of another type than the token's alg -----------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _token_with_header(header: dict, claims: dict | None = None, signature: bytes = b"garbage") -> str:
+    body = json.dumps(claims or {"sub": "victim", "exp": 4102444800}).encode()
+    return f"{_b64(json.dumps(header).encode())}.{_b64(body)}.{_b64(signature)}"
+
+
+@pytest.fixture
+def jwks_app(base_config, jwks_url):  # noqa: F811 - the imported fixture
+    return create_app(
+        {**base_config, "AUTH_JWKS_URL": jwks_url, "AUTH_JWT_SECRET": None, "RATELIMIT_DEFAULT": "3/minute"}
+    )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "ES256", "kid": "rsa-1"},  # the audit's reproduction: PyJWT raised TypeError
+        {"alg": "RS256", "kid": "ec-1"},
+        {"alg": "ES256", "kid": ["rsa-1"]},
+        {"alg": "RS256", "kid": None},
+        {"alg": ["RS256"], "kid": "rsa-1"},
+    ],
+    ids=["es256-rsa-kid", "rs256-ec-kid", "kid-list", "kid-null", "alg-list"],
+)
+def test_key_type_mismatch_is_401_and_rate_limited(jwks_app, header, caplog):
+    client = jwks_app.test_client()
+    token = _token_with_header(header)
+    statuses = [client.get("/api/audio-clips", headers={"Authorization": f"Bearer {token}"}) for _ in range(4)]
+    for response in statuses[:3]:
+        assert_error(response, 401, "unauthorized")
+    assert_error(statuses[3], 429, "too_many_requests")  # the limiter's key did not raise
+    assert not [r for r in caplog.records if r.levelno >= 40], [r.getMessage() for r in caplog.records]
+
+
+def test_real_jwks_tokens_still_verify(jwks_app):
+    token = jwt.encode(_claims(sub="rsa-user"), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1"})
+    assert (
+        jwks_app.test_client().get("/api/audio-clips", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+
+
+def test_the_limiter_key_cannot_raise(base_config, monkeypatch):
+    """A verifier that raises something unforeseen still leaves the request rate-limited.
+
+    The verifier is replaced by one that raises (a stand-in: every real failure mode we
+    know is now a 401, so only a fake can provoke an unforeseen exception).
+    """
+    app = create_app({**base_config, "RATELIMIT_DEFAULT": "2/minute"})
+
+    def exploding(token):
+        raise TypeError("an exception no one foresaw")
+
+    monkeypatch.setattr(services_of(app).verifier, "verify", exploding)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    statuses = [client.get("/api/audio-clips", headers={"Authorization": "Bearer x.y.z"}).status_code for _ in range(3)]
+    assert statuses == [500, 500, 429]
