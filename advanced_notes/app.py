@@ -20,7 +20,7 @@ from advanced_notes import __version__
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.api import init_api
-from advanced_notes.api.auth import TokenVerifier
+from advanced_notes.api.auth import TokenVerifier, auth_mode
 from advanced_notes.api.context import AppServices, attach_services
 from advanced_notes.api.cors import init_cors
 from advanced_notes.api.errors import register_error_handlers
@@ -102,5 +102,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     register_extensions(app, services)
     register_blueprints(app, services)
-    logging.getLogger(__name__).debug("app created: env=%s prefix=%s", settings.environment, settings.key_prefix)
+    # Which environment and auth mode a process runs in is the first thing to check when
+    # tokens are accepted that should not be (issue 13 item 1): say it at every start.
+    logging.getLogger(__name__).info(
+        "app created: environment=%s key_prefix=%s auth=%s",
+        settings.environment,
+        settings.key_prefix,
+        auth_mode(settings),
+    )
     return app

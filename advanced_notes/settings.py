@@ -7,9 +7,11 @@ variable, so an operator fixes a deployment in one pass instead of one error per
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from advanced_notes.domain.keys import environment_name, resolve_prefix
 from advanced_notes.domain.mime import (
@@ -62,6 +64,25 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "AWS_ACCESS_KEY_ID": ("AWS_ACCESS_KEY_ID", "S3_ACCESS_KEY"),
     "AWS_SECRET_ACCESS_KEY": ("AWS_SECRET_ACCESS_KEY", "S3_SECRET_KEY"),
 }
+
+
+def is_local_stack(database_url: str | None, s3_endpoint_url: str | None) -> bool:
+    """True when both the database and the store are local: SQLite (or the default SQLite
+    file) and an S3 endpoint on a loopback address (``localhost``, 127.0.0.0/8, ``::1``).
+
+    No endpoint means AWS, which is never local.
+    """
+    if database_url is not None and not database_url.startswith("sqlite"):
+        return False
+    host = urlsplit(s3_endpoint_url or "").hostname
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(RuntimeError):
@@ -252,8 +273,18 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             )
         elif secret is not None and len(secret.encode()) < MIN_JWT_SECRET_BYTES:
             r.problems["AUTH_JWT_SECRET"] = f"must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256"
-    elif secret is None and jwks_url is None:
-        secret = DEV_JWT_SECRET
+    elif (secret is None and jwks_url is None) or secret == DEV_JWT_SECRET:
+        # Fail closed (issue 13 item 1): "dev" is also what an *unset* APP_ENV means, so
+        # the public dev secret is used only when the whole stack is the local embedded
+        # one (SQLite and a loopback S3 endpoint), never next to a real database or bucket.
+        if is_local_stack(r.text("DATABASE_URL"), endpoint):
+            secret = DEV_JWT_SECRET
+        else:
+            r.problems["AUTH_JWT_SECRET"] = (
+                "is required: the public dev secret is only used with the local embedded stack "
+                "(SQLite and a loopback S3_ENDPOINT_URL); set AUTH_JWT_SECRET or AUTH_JWKS_URL, "
+                f"and APP_ENV for a served app (environment is {environment!r})"
+            )
 
     allowed = DEFAULT_ALLOWED_MIME_TYPES
     raw_allowed = r.text("ALLOWED_MIME_TYPES")

@@ -10,8 +10,12 @@ from advanced_notes.settings import DEV_JWT_SECRET, ConfigError, load_settings
 GOOD_PROD = {"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWT_SECRET": "s" * 40}
 
 
+#: A secret of its own: outside the local embedded stack, dev no longer falls back to the dev secret.
+OWN_SECRET = {"AUTH_JWT_SECRET": "o" * 40}
+
+
 def test_dev_defaults():
-    s = load_settings({})
+    s = load_settings({"S3_ENDPOINT_URL": "http://127.0.0.1:9000"})  # the embedded stack: SQLite + loopback
     assert (s.environment, s.key_prefix, s.aws_region, s.s3_addressing_style) == ("dev", "dev", "us-east-1", "auto")
     assert (s.presign_put_expires_seconds, s.presign_get_expires_seconds) == (900, 900)
     assert (s.max_upload_bytes, s.max_duration_ms, s.upload_reservation_seconds) == (104_857_600, 10_800_000, 86_400)
@@ -56,9 +60,11 @@ def test_canonical_names_win_over_aliases():
 
 
 def test_public_endpoint_defaults_to_endpoint():
-    s = load_settings({"S3_ENDPOINT_URL": "http://minio:9000"})
+    s = load_settings({"S3_ENDPOINT_URL": "http://minio:9000", **OWN_SECRET})
     assert s.s3_public_endpoint_url == "http://minio:9000"
-    s = load_settings({"S3_ENDPOINT_URL": "http://minio:9000", "S3_PUBLIC_ENDPOINT_URL": "https://s3.example.com"})
+    s = load_settings(
+        {"S3_ENDPOINT_URL": "http://minio:9000", "S3_PUBLIC_ENDPOINT_URL": "https://s3.example.com", **OWN_SECRET}
+    )
     assert s.s3_public_endpoint_url == "https://s3.example.com"
 
 
@@ -169,7 +175,7 @@ def test_create_app_refuses_bad_configuration(tmp_path):
     ],
 )
 def test_provider_presets(env, expected):
-    s = load_settings(env)
+    s = load_settings({**env, **OWN_SECRET})
     assert (s.aws_region, s.s3_addressing_style, s.s3_endpoint_url) == expected
     assert s.s3_provider == env["S3_PROVIDER"]
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 
 import jwt
 import pytest
 
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
+from advanced_notes.settings import DEV_JWT_SECRET, ConfigError, is_local_stack, load_settings
 
 from .helpers import assert_error
 from .test_auth import RSA_KEY, _claims, jwks_url  # noqa: F401 - jwks_url is a fixture
@@ -119,3 +121,40 @@ def test_deeply_nested_json_is_400(client, auth, method):
     body = "[" * 6000
     response = getattr(client, method)(path, data=body, headers={**auth, "Content-Type": "application/json"})
     assert_error(response, 400, "bad_request")
+
+
+# -- item 1: auth fails closed when APP_ENV is unset ----------------------------------------
+
+
+def test_unset_app_env_with_a_real_stack_refuses_to_start(base_config):
+    """The audit's repro: a PostgreSQL DATABASE_URL, a real bucket, APP_ENV= and AUTH_JWT_SECRET=."""
+    env = {
+        "APP_ENV": "",
+        "AUTH_JWT_SECRET": "",
+        "DATABASE_URL": "postgresql+psycopg2://app@db.internal:5432/notes",
+        "S3_BUCKET": "real-bucket",
+    }
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert "AUTH_JWT_SECRET" in raised.value.problems and "local embedded stack" in str(raised.value)
+    # A real bucket on AWS (no endpoint) next to SQLite is not the local stack either, nor
+    # is the dev secret spelled out by hand.
+    for extra in ({"DATABASE_URL": None}, {"DATABASE_URL": None, "AUTH_JWT_SECRET": DEV_JWT_SECRET}):
+        with pytest.raises(ConfigError, match="AUTH_JWT_SECRET"):
+            load_settings({k: v for k, v in {**env, **extra}.items() if v is not None})
+    with pytest.raises(ConfigError, match="AUTH_JWT_SECRET"):
+        create_app({**base_config, "APP_ENV": "", "AUTH_JWT_SECRET": "", "S3_ENDPOINT_URL": None})
+
+
+def test_the_dev_secret_is_kept_for_the_local_embedded_stack():
+    for endpoint in ("http://127.0.0.1:9000", "http://localhost:5000", "http://[::1]:9000"):
+        assert load_settings({"S3_ENDPOINT_URL": endpoint}).auth_jwt_secret == DEV_JWT_SECRET
+    assert is_local_stack("sqlite:///x.db", "http://127.0.0.5:1") and not is_local_stack(None, "http://minio:9000")
+
+
+def test_startup_logs_the_environment_and_auth_mode(base_config, caplog):
+    caplog.set_level(logging.INFO, logger="advanced_notes.app")
+    create_app(base_config)
+    line = next(r.getMessage() for r in caplog.records if r.name == "advanced_notes.app")
+    assert "environment=test" in line and "auth=HS256 (AUTH_JWT_SECRET)" in line
+    assert base_config["AUTH_JWT_SECRET"] not in line

@@ -16,7 +16,7 @@ from flask import g, request
 
 from advanced_notes.api.context import current_services
 from advanced_notes.domain.errors import Unauthorized
-from advanced_notes.settings import Settings
+from advanced_notes.settings import DEV_JWT_SECRET, Settings
 
 HMAC_ALGORITHMS = ("HS256",)
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
@@ -103,6 +103,24 @@ class TokenVerifier:
         if jwk.key_type != KEY_TYPE_BY_ALGORITHM[alg] or jwk.algorithm_name != alg:
             raise Unauthorized(f"The token's key does not sign {alg}.")
         return jwk.key
+
+
+def auth_mode(settings: Settings) -> str:
+    """How this process verifies tokens, for the startup log line (issue 13 item 1).
+
+    Returns:
+        e.g. ``"HS256 (AUTH_JWT_SECRET)"``, ``"HS256 (public dev secret, local embedded stack)"``,
+        ``"JWKS https://idp/jwks (aud=api)"``, or both joined with ``" + "``. Never the secret.
+    """
+    modes = []
+    if settings.auth_jwt_secret == DEV_JWT_SECRET:
+        modes.append("HS256 (public dev secret, local embedded stack)")
+    elif settings.auth_jwt_secret:
+        modes.append("HS256 (AUTH_JWT_SECRET)")
+    if settings.auth_jwks_url:
+        modes.append(f"JWKS {settings.auth_jwks_url}")
+    checks = [f"{n}={v}" for n, v in (("iss", settings.auth_jwt_issuer), ("aud", settings.auth_jwt_audience)) if v]
+    return " + ".join(modes) + (f" ({', '.join(checks)})" if checks else "")
 
 
 def mint_token(settings: Settings, subject: str, expires_in_seconds: int = 3600) -> str:
