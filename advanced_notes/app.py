@@ -26,6 +26,7 @@ from advanced_notes.api.cors import init_cors
 from advanced_notes.api.errors import register_error_handlers
 from advanced_notes.api.logs import configure_logging, init_request_logging
 from advanced_notes.api.metrics import init_metrics
+from advanced_notes.api.proxy import init_proxy_fix
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import DeletionQueue
@@ -67,8 +68,9 @@ def build_services(settings: Settings, instance_path: str) -> AppServices:
 
 
 def register_extensions(app: Flask, services: AppServices) -> None:
-    """Logging, request logs, CORS and metrics: what wraps every request."""
+    """Logging, request logs, CORS, metrics and proxy headers: what wraps every request."""
     configure_logging(services.settings)
+    init_proxy_fix(app, services.settings)
     init_request_logging(app)
     init_cors(app, services.settings)
     init_metrics(app, services.db, __version__)

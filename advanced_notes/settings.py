@@ -132,6 +132,7 @@ class Settings:
     auth_jwt_issuer: str | None
     auth_jwt_audience: str | None
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    trusted_proxies: int = 0
 
     @property
     def is_dev(self) -> bool:
@@ -333,6 +334,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         auth_jwt_issuer=r.text("AUTH_JWT_ISSUER"),
         auth_jwt_audience=r.text("AUTH_JWT_AUDIENCE"),
         cors_origins=tuple((r.text("CORS_ORIGINS") or "").replace(",", " ").split()),
+        trusted_proxies=r.integer("TRUSTED_PROXIES", 0, 0, 10),
     )
     if settings.upload_reservation_seconds < settings.presign_put_expires_seconds:
         r.problems["UPLOAD_RESERVATION_SECONDS"] = (

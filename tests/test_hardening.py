@@ -158,3 +158,47 @@ def test_startup_logs_the_environment_and_auth_mode(base_config, caplog):
     line = next(r.getMessage() for r in caplog.records if r.name == "advanced_notes.app")
     assert "environment=test" in line and "auth=HS256 (AUTH_JWT_SECRET)" in line
     assert base_config["AUTH_JWT_SECRET"] not in line
+
+
+# -- item 5: preflights and clients behind a proxy --------------------------------------------
+
+
+def test_garbage_tokens_do_not_turn_a_preflight_into_a_429(base_config):
+    app = create_app({**base_config, "RATELIMIT_DEFAULT": "3/minute", "CORS_ORIGINS": "https://app.example"})
+    client = app.test_client()
+    for _ in range(10):
+        client.get("/api/audio-clips", headers={"Authorization": "Bearer garbage"})
+    preflight = client.options(
+        "/api/audio-clips",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
+
+
+def _anonymous_statuses(client, forwarded_for: str, n: int) -> list[int]:
+    headers = {"Authorization": "Bearer garbage", "X-Forwarded-For": forwarded_for}
+    return [
+        client.get("/api/audio-clips", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code
+        for _ in range(n)
+    ]
+
+
+def test_trusted_proxies_give_each_client_behind_the_balancer_its_own_budget(base_config):
+    behind = create_app({**base_config, "RATELIMIT_DEFAULT": "2/minute", "TRUSTED_PROXIES": "1"}).test_client()
+    assert _anonymous_statuses(behind, "203.0.113.7", 3) == [401, 401, 429]
+    assert _anonymous_statuses(behind, "203.0.113.8", 1) == [401]  # another client: another budget
+    # A client's own X-Forwarded-For entries before the proxy's are not trusted.
+    assert _anonymous_statuses(behind, "198.51.100.1, 203.0.113.7", 1) == [429]
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored(base_config):
+    direct = create_app({**base_config, "RATELIMIT_DEFAULT": "2/minute"}).test_client()
+    assert _anonymous_statuses(direct, "203.0.113.7", 2) == [401, 401]
+    assert _anonymous_statuses(direct, "203.0.113.8", 1) == [429]  # spoofing the header gains nothing
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        load_settings({"TRUSTED_PROXIES": "-1", "S3_ENDPOINT_URL": "http://127.0.0.1:1"})

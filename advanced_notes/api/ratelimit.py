@@ -43,7 +43,7 @@ def owner_key() -> str:
 def init_rate_limits(app: Flask, settings: Settings, blueprints: list) -> Limiter:
     """Apply ``RATELIMIT_DEFAULT`` per owner, shared by ``blueprints``; 429 in the error shape.
 
-    Health checks and the API docs are not limited.
+    Health checks, the API docs and CORS preflights (``OPTIONS``) are not limited.
     """
     limiter = Limiter(
         key_func=owner_key,
@@ -59,6 +59,15 @@ def init_rate_limits(app: Flask, settings: Settings, blueprints: list) -> Limite
         swallow_errors=True,
         in_memory_fallback_enabled=True,
     )
+
+    @limiter.request_filter
+    def _preflight() -> bool:
+        # A CORS preflight carries no credentials, so it would share the address budget
+        # with garbage tokens: 10 "Bearer garbage" requests made a victim's preflight a
+        # 429, which the browser reports as a CORS failure (issue 13 item 5). Preflights
+        # touch nothing and are cheap; flask-cors answers them.
+        return request.method == "OPTIONS"
+
     shared = limiter.shared_limit(settings.ratelimit_default, scope="api", key_func=owner_key)
     for blueprint in blueprints:
         shared(blueprint)
