@@ -8,12 +8,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 
 import jwt
 import pytest
+from sqlalchemy import event
 
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
+from advanced_notes.domain.errors import NotFound
+from advanced_notes.services.deletions import CLOCK_SKEW
 from advanced_notes.settings import DEV_JWT_SECRET, ConfigError, is_local_stack, load_settings
 
 from .helpers import assert_error
@@ -202,3 +206,69 @@ def test_without_trusted_proxies_forwarded_headers_are_ignored(base_config):
     assert _anonymous_statuses(direct, "203.0.113.8", 1) == [429]  # spoofing the header gains nothing
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
         load_settings({"TRUSTED_PROXIES": "-1", "S3_ENDPOINT_URL": "http://127.0.0.1:1"})
+
+
+# -- item 7: upload-url racing DELETE ---------------------------------------------------------
+
+
+def test_refresh_racing_delete_records_the_refreshed_expiry(base_config, app):
+    """The DELETE pauses just before it runs while an upload-url commits a later expiry.
+
+    Before the fix, delete() had read the row first and recorded the deletion with the
+    expiry it read: the object a PUT with the new URL stored was never deleted. On
+    SQLite the interleaving cannot happen (write transactions take the lock at BEGIN
+    IMMEDIATE, so the refresh waits for the delete); the test then checks the outcome
+    of the serialized order.
+    """
+    services = services_of(app)
+    # A second process of the same deployment whose PUT URLs live longer: its refresh
+    # moves the expiry by ~45 minutes, far beyond any timestamp rounding.
+    longer = services_of(create_app({**base_config, "S3_PRESIGN_PUT_EXPIRES_SECONDS": "3600"}))
+    created = services.uploads.create("race-owner", mime_type="audio/ogg", bytes=10)
+    clip_id = created.clip.id
+    paused, refreshed = threading.Event(), threading.Event()
+    deleter = {}
+    postgres = services.db.engine.dialect.name == "postgresql"
+
+    @event.listens_for(services.db.engine, "before_cursor_execute")
+    def pause_the_delete(conn, cursor, statement, parameters, context, executemany):
+        if threading.get_ident() == deleter.get("ident") and statement.lstrip().upper().startswith(
+            "DELETE FROM AUDIO_CLIPS"
+        ):
+            paused.set()
+            refreshed.wait(10)
+
+    def delete():
+        deleter["ident"] = threading.get_ident()
+        services.clips.delete("race-owner", clip_id)
+
+    try:
+        thread = threading.Thread(target=delete)
+        thread.start()
+        if postgres:
+            assert paused.wait(10)
+            new_upload = longer.uploads.refresh_upload("race-owner", clip_id).upload
+            refreshed.set()
+        else:
+            refreshed.set()
+            new_upload = None
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        refreshed.set()
+        event.remove(services.db.engine, "before_cursor_execute", pause_the_delete)
+    (record,) = services.clips.pending_deletions(clip_id)
+    if new_upload is not None:
+        assert record.recheck_until >= new_upload.expires_at + CLOCK_SKEW
+    with pytest.raises(NotFound):  # and no URL is minted once the row is gone
+        longer.uploads.refresh_upload("race-owner", clip_id)
+
+
+def test_refresh_computes_the_later_expiry_in_sql(base_config, app):
+    """A refresh by a process with shorter URLs never moves the stored expiry backwards."""
+    services = services_of(app)
+    longer = services_of(create_app({**base_config, "S3_PRESIGN_PUT_EXPIRES_SECONDS": "3600"}))
+    clip_id = services.uploads.create("expiry-owner", mime_type="audio/ogg", bytes=10).clip.id
+    long_expiry = longer.uploads.refresh_upload("expiry-owner", clip_id).upload.expires_at
+    services.uploads.refresh_upload("expiry-owner", clip_id)
+    assert services.clips.get("expiry-owner", clip_id).upload_expires_at >= long_expiry
