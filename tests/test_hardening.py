@@ -9,17 +9,20 @@ import base64
 import json
 import logging
 import threading
+import uuid
 
 import jwt
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
-from advanced_notes.domain.errors import NotFound
+from advanced_notes.domain.errors import RETRY_AFTER_SECONDS, NotFound
 from advanced_notes.services.deletions import CLOCK_SKEW
 from advanced_notes.settings import DEV_JWT_SECRET, ConfigError, is_local_stack, load_settings
 
+from .conftest import put_upload
 from .helpers import assert_error
 from .test_auth import RSA_KEY, _claims, jwks_url  # noqa: F401 - jwks_url is a fixture
 
@@ -272,3 +275,94 @@ def test_refresh_computes_the_later_expiry_in_sql(base_config, app):
     long_expiry = longer.uploads.refresh_upload("expiry-owner", clip_id).upload.expires_at
     services.uploads.refresh_upload("expiry-owner", clip_id)
     assert services.clips.get("expiry-owner", clip_id).upload_expires_at >= long_expiry
+
+
+# -- item 8: answers that misreport what happened ---------------------------------------------
+
+
+def test_complete_racing_delete_is_404_not_503(app, client, auth, audio, monkeypatch):
+    """The clip is deleted (row and object, by the real service) right after complete's HEAD."""
+    services = services_of(app)
+    f = audio["note.ogg"]
+    created = client.post("/api/audio-clips", json={"mime_type": f.mime_type, "bytes": f.size}, headers=auth).get_json()
+    assert put_upload(created["upload"], f.data).status_code == 200
+    clip_id = created["clip"]["id"]
+    real_head = services.storage.head
+
+    def head_then_delete(key, **kw):
+        info = real_head(key, **kw)
+        assert client.delete(f"/api/audio-clips/{clip_id}", headers=auth).status_code == 204
+        return info
+
+    monkeypatch.setattr(services.storage, "head", head_then_delete)
+    assert_error(client.post(f"/api/audio-clips/{clip_id}/complete", headers=auth), 404, "not_found")
+
+
+def test_a_database_fault_after_the_delete_committed_is_still_204(app, client, auth, monkeypatch):
+    """The outbox bookkeeping after the commit fails (a stand-in OperationalError: a real
+    outage between two statements of one request cannot be arranged); the answer must
+    say what happened: the clip is gone."""
+    services = services_of(app)
+    clip_id = client.post("/api/audio-clips", json={"mime_type": "audio/ogg", "bytes": 10}, headers=auth).get_json()[
+        "clip"
+    ]["id"]
+
+    def database_gone(*args, **kw):
+        raise OperationalError("UPDATE pending_deletions", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(services.clips.deletions, "_update", database_gone)
+    assert client.delete(f"/api/audio-clips/{clip_id}", headers=auth).status_code == 204
+    assert_error(client.get(f"/api/audio-clips/{clip_id}", headers=auth), 404, "not_found")
+    assert len(services.clips.pending_deletions(uuid.UUID(clip_id))) == 1  # the sweeper finishes it
+
+
+def test_an_impostors_rejection_survives_a_database_fault_after_commit(app, client, auth, audio, monkeypatch):
+    services = services_of(app)
+    html = audio["impostor-html.m4a"]
+    created = client.post("/api/audio-clips", json={"mime_type": "audio/mp4", "bytes": html.size}, headers=auth)
+    created = created.get_json()
+    put_upload(created["upload"], html.data)
+
+    def database_gone(*args, **kw):
+        raise OperationalError("UPDATE pending_deletions", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(services.clips.deletions, "_update", database_gone)
+    response = client.post(f"/api/audio-clips/{created['clip']['id']}/complete", headers=auth)
+    assert assert_error(response, 422, "upload_rejected")["details"]["reason"] == "not_audio"
+
+
+def test_retry_after_only_on_429_and_503_with_the_causes_value(base_config, client, auth):
+    ok = client.get("/api/audio-clips", headers=auth)
+    missing = client.get(f"/api/audio-clips/{uuid.uuid4()}", headers=auth)
+    assert ok.status_code == 200 and "Retry-After" not in ok.headers and "X-RateLimit-Limit" in ok.headers
+    assert missing.status_code == 404 and "Retry-After" not in missing.headers
+    clip = client.post("/api/audio-clips", json={"mime_type": "audio/ogg", "bytes": 10}, headers=auth).get_json()
+    dead = create_app({**base_config, "S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3_CONNECT_TIMEOUT_SECONDS": "1"})
+    response = dead.test_client().post(f"/api/audio-clips/{clip['clip']['id']}/complete", headers=auth)
+    assert_error(response, 503, "storage_unavailable")
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    limited = create_app({**base_config, "RATELIMIT_DEFAULT": "1/minute"}).test_client()
+    limited.get("/api/audio-clips", headers=auth)
+    too_many = limited.get("/api/audio-clips", headers=auth)
+    assert too_many.status_code == 429 and 0 < int(too_many.headers["Retry-After"]) <= 60
+
+
+# -- item 10 (part): the embedded dev stack does not inherit auth settings ---------------------
+
+
+def test_the_embedded_stack_ignores_auth_settings_from_the_environment(tmp_path, monkeypatch):
+    from advanced_notes.api.auth import mint_token
+    from advanced_notes.tools.devserver import EmbeddedOptions, embedded_config
+
+    for name, value in {
+        "AUTH_JWT_SECRET": "a-deployment-secret-that-is-long-enough-0123",
+        "AUTH_JWT_ISSUER": "https://idp.example",
+        "AUTH_JWT_AUDIENCE": "prod-api",
+        "AUTH_JWKS_URL": "https://idp.example/jwks",
+    }.items():
+        monkeypatch.setenv(name, value)
+    app = create_app(embedded_config(EmbeddedOptions(), tmp_path / "dev.sqlite"))
+    settings = services_of(app).settings
+    assert settings.auth_jwt_secret == DEV_JWT_SECRET
+    assert (settings.auth_jwt_issuer, settings.auth_jwt_audience, settings.auth_jwks_url) == (None, None, None)
+    assert services_of(app).verifier.verify(mint_token(settings, "dev-user"))["sub"] == "dev-user"

@@ -16,6 +16,7 @@ from flask import Flask, g, request
 from flask_limiter import Limiter
 
 from advanced_notes.api.auth import authenticate_request
+from advanced_notes.api.errors import fix_retry_after
 from advanced_notes.domain.errors import Unauthorized
 from advanced_notes.settings import Settings
 
@@ -46,6 +47,9 @@ def init_rate_limits(app: Flask, settings: Settings, blueprints: list[Any]) -> L
 
     Health checks, the API docs and CORS preflights (``OPTIONS``) are not limited.
     """
+    # Registered before the limiter's own after_request so that it runs after it (Flask
+    # runs after_request functions in reverse order of registration).
+    app.after_request(fix_retry_after)
     limiter = Limiter(
         key_func=owner_key,
         app=app,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from advanced_notes.adapters.db import Database
@@ -126,7 +127,19 @@ class DeletionQueue:
         Never raises for a store failure: the record stays and the sweeper retries. Stops
         at the first failure (the rest stay due, untouched), so an outage costs one
         store timeout, not one per record.
+
+        Never raises for a database failure either: callers run it after the commit that
+        deleted, rejected or expired the clip, and a 503 then told the client the opposite
+        of what happened (issue 13 item 8). The record is committed and still due, so the
+        sweeper carries it out.
         """
+        try:
+            return self._attempt(records)
+        except SQLAlchemyError as exc:
+            log.warning("deletion bookkeeping failed (%s); the sweeper will retry", exc.__class__.__name__)
+            return AttemptResult(failed=1)
+
+    def _attempt(self, records: list[PendingDeletion]) -> AttemptResult:
         result = AttemptResult()
         for record in records:
             if result.failed:
