@@ -69,13 +69,19 @@ def provider_defaults(provider: str, env_endpoint: str | None, env_region: str |
     - ``spaces``: region from the endpoint's host (``nyc3.digitaloceanspaces.com`` -> ``nyc3``),
       or the endpoint from the region.
     - ``minio``: path-style addressing (MinIO behind one host name or an IP address).
-    - ``aws``, ``custom``: nothing.
+    - ``custom``: nothing, except write-once when there is no endpoint (that is AWS).
+    - write-once upload URLs (``S3_CONDITIONAL_WRITES=on``) where the store honours
+      ``If-None-Match: *`` on PUT: AWS S3 (since August 2024), R2 and MinIO, as the
+      storage doctor's probe showed (issue 13 item 9). Spaces does not: off there.
 
     Returns:
         setting name -> default value.
     """
+    write_once = {"S3_CONDITIONAL_WRITES": "on"}
+    if provider == "aws" or (provider == "custom" and not env_endpoint):
+        return write_once
     if provider == "r2":
-        return {"AWS_REGION": "auto"}
+        return {"AWS_REGION": "auto", **write_once}
     if provider == "spaces":
         match = _SPACES_HOST.match(env_endpoint or "")
         if match:
@@ -84,7 +90,7 @@ def provider_defaults(provider: str, env_endpoint: str | None, env_region: str |
             return {"S3_ENDPOINT_URL": f"https://{env_region}.digitaloceanspaces.com"}
         return {}
     if provider == "minio":
-        return {"S3_ADDRESSING_STYLE": "path"}
+        return {"S3_ADDRESSING_STYLE": "path", **write_once}
     return {}
 
 
