@@ -73,7 +73,7 @@ def register_extensions(app: Flask, services: AppServices) -> None:
     init_proxy_fix(app, services.settings)
     init_request_logging(app)
     init_cors(app, services.settings)
-    init_metrics(app, services.db, __version__)
+    init_metrics(app, services.db, __version__, services.settings.metrics_cache_seconds)
 
 
 def register_blueprints(app: Flask, services: AppServices) -> None:

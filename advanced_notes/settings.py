@@ -196,6 +196,10 @@ class Settings(BaseSettings):
     cors_origins: tuple[str, ...] = Field((), validation_alias="CORS_ORIGINS")
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (api/proxy.py).
     trusted_proxies: int = _integer("TRUSTED_PROXIES", 0, 0, 10)
+    # Seconds /metrics reuses its full-table counts (0 = count on every scrape).
+    metrics_cache_seconds: int = _integer("METRICS_CACHE_SECONDS", 5, 0, 300)
+    # Longest accepted token lifetime (exp - now), seconds: a leaked long-lived token is forever.
+    auth_max_token_lifetime_seconds: int = _integer("AUTH_MAX_TOKEN_LIFETIME_SECONDS", 86_400, 60, 31_536_000)
 
     @property
     def is_dev(self) -> bool:
@@ -370,6 +374,16 @@ class Settings(BaseSettings):
             raise ValueError(f"is required outside dev (environment is {environment!r}) unless AUTH_JWKS_URL is set")
         if value is not None and len(value.encode()) < MIN_JWT_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256")
+        return value
+
+    @field_validator("auth_jwt_audience")
+    @classmethod
+    def _audience(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # An identity provider signs tokens for every app it serves with the same keys: with
+        # JWKS and no audience, a token minted for another app was accepted here (issue 13
+        # item 10). HS256 secrets are this service's own, so no audience is needed there.
+        if value is None and info.data.get("auth_jwks_url") is not None:
+            raise ValueError("is required with AUTH_JWKS_URL: your identity provider's audience for this API")
         return value
 
 

@@ -111,7 +111,8 @@ def test_outside_dev_bucket_and_real_secret_are_required(env, variable):
 
 
 def test_jwks_alone_is_enough_outside_dev():
-    s = load_settings({"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWKS_URL": "https://idp.example/jwks"})
+    jwks = {"AUTH_JWKS_URL": "https://idp.example/jwks", "AUTH_JWT_AUDIENCE": "notes-api"}
+    s = load_settings({"APP_ENV": "production", "S3_BUCKET": "b", **jwks})
     assert s.auth_jwt_secret is None and s.auth_jwks_url
 
 

@@ -9,7 +9,9 @@ import base64
 import json
 import logging
 import threading
+import time
 import uuid
+from urllib.parse import quote, urlencode
 
 import jwt
 import pytest
@@ -19,12 +21,13 @@ from sqlalchemy.exc import OperationalError
 
 from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
+from advanced_notes.api.schemas import MAX_NOTE_ID_LENGTH
 from advanced_notes.app import create_app
 from advanced_notes.domain.errors import RETRY_AFTER_SECONDS, NotFound
 from advanced_notes.services.deletions import CLOCK_SKEW
 from advanced_notes.settings import DEV_JWT_SECRET, ConfigError, is_local_stack, load_settings
 
-from .conftest import put_upload
+from .conftest import JWT_SECRET, put_upload
 from .helpers import assert_error
 from .test_auth import RSA_KEY, _claims, jwks_url  # noqa: F401 - jwks_url is a fixture
 
@@ -42,9 +45,8 @@ def _token_with_header(header: dict, claims: dict | None = None, signature: byte
 
 @pytest.fixture
 def jwks_app(base_config, jwks_url):  # noqa: F811 - the imported fixture
-    return create_app(
-        {**base_config, "AUTH_JWKS_URL": jwks_url, "AUTH_JWT_SECRET": None, "RATELIMIT_DEFAULT": "3/minute"}
-    )
+    settings = {"AUTH_JWKS_URL": jwks_url, "AUTH_JWT_SECRET": None, "AUTH_JWT_AUDIENCE": "notes-api"}
+    return create_app({**base_config, **settings, "RATELIMIT_DEFAULT": "3/minute"})
 
 
 @pytest.mark.parametrize(
@@ -69,7 +71,7 @@ def test_key_type_mismatch_is_401_and_rate_limited(jwks_app, header, caplog):
 
 
 def test_real_jwks_tokens_still_verify(jwks_app):
-    token = jwt.encode(_claims(sub="rsa-user"), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1"})
+    token = jwt.encode(_claims(sub="rsa-user", aud="notes-api"), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1"})
     assert (
         jwks_app.test_client().get("/api/audio-clips", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     )
@@ -353,7 +355,6 @@ def test_retry_after_only_on_429_and_503_with_the_causes_value(base_config, clie
 
 
 def test_the_embedded_stack_ignores_auth_settings_from_the_environment(tmp_path, monkeypatch):
-    from advanced_notes.api.auth import mint_token
     from advanced_notes.tools.devserver import EmbeddedOptions, embedded_config
 
     for name, value in {
@@ -406,3 +407,55 @@ def test_a_ready_clip_cannot_be_replaced_with_its_upload_url_under_a_write_once_
     assert put_upload(upload, forged).status_code == 412
     url = client.get(f"/api/audio-clips/{clip_id}/playback", headers=headers).get_json()["url"]
     assert requests.get(url, timeout=30).content == f.data
+
+
+# -- item 10: token lifetime, audience with JWKS, /metrics cost, request-line bound -------------
+
+
+def test_a_token_living_longer_than_the_maximum_is_401(base_config, client):
+    century = jwt.encode(_claims(exp=4102444800 + 86400 * 365 * 70), JWT_SECRET, algorithm="HS256")
+    assert_error(client.get("/api/audio-clips", headers={"Authorization": f"Bearer {century}"}), 401, "unauthorized")
+    day = jwt.encode(_claims(exp=int(time.time()) + 86400), JWT_SECRET, algorithm="HS256")
+    assert client.get("/api/audio-clips", headers={"Authorization": f"Bearer {day}"}).status_code == 200
+    short = create_app({**base_config, "AUTH_MAX_TOKEN_LIFETIME_SECONDS": "600"}).test_client()
+    hour = jwt.encode(_claims(exp=int(time.time()) + 3600), JWT_SECRET, algorithm="HS256")
+    assert_error(short.get("/api/audio-clips", headers={"Authorization": f"Bearer {hour}"}), 401, "unauthorized")
+
+
+def test_jwks_without_an_audience_does_not_start(jwks_app, jwks_url):  # noqa: F811
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWKS_URL": jwks_url})
+    assert list(raised.value.problems) == ["AUTH_JWT_AUDIENCE"]
+    foreign = jwt.encode(_claims(aud="another-app"), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1"})
+    response = jwks_app.test_client().get("/api/audio-clips", headers={"Authorization": f"Bearer {foreign}"})
+    assert_error(response, 401, "unauthorized")
+
+
+def test_metrics_counts_are_reused_for_a_few_seconds(base_config, client, auth):
+    app = create_app({**base_config, "METRICS_CACHE_SECONDS": "5"})
+    counts = []
+
+    @event.listens_for(services_of(app).db.engine, "before_cursor_execute")
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if "count(" in statement.lower():
+            counts.append(statement)
+
+    scraper = app.test_client()
+    try:
+        for _ in range(5):
+            assert scraper.get("/metrics").status_code == 200
+    finally:
+        event.remove(services_of(app).db.engine, "before_cursor_execute", count)
+    assert len(counts) == 3  # one scrape's three counts, reused by the next four
+
+
+def test_the_longest_valid_request_line_fits_gunicorns_limit():
+    """Valid query parameters are bounded so that no valid request meets gunicorn's HTML 400."""
+    limit = 4094  # gunicorn's default limit_request_line, which gunicorn.conf.py keeps
+    widest = "\U0010ffff" * MAX_NOTE_ID_LENGTH  # 4 UTF-8 bytes each, 12 once percent-encoded
+    query = urlencode({"note_id": widest, "status": "rejected", "limit": 100, "cursor": "A" * 512})
+    lines = [
+        f"GET /api/audio-clips?{query} HTTP/1.1",
+        f"GET /api/notes/{quote(widest, safe='')}/audio HTTP/1.1",
+    ]
+    assert max(len(line) for line in lines) < limit

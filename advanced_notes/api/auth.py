@@ -40,6 +40,7 @@ class TokenVerifier:
         self.secret = settings.auth_jwt_secret
         self.issuer = settings.auth_jwt_issuer
         self.audience = settings.auth_jwt_audience
+        self.max_lifetime_seconds = settings.auth_max_token_lifetime_seconds
         # PyJWKClient caches the key set and refetches on an unknown kid (key rotation).
         self.jwks = (
             jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True, timeout=5) if settings.auth_jwks_url else None
@@ -48,7 +49,8 @@ class TokenVerifier:
     def verify(self, token: str) -> dict[str, Any]:
         """Verify ``token`` and return its claims.
 
-        Requires ``exp`` and ``sub``; checks ``iss``/``aud`` when configured.
+        Requires ``exp`` and ``sub``; checks ``iss``/``aud`` when configured; refuses an
+        ``exp`` further than ``AUTH_MAX_TOKEN_LIFETIME_SECONDS`` (+ leeway) from now.
         Raises:
             Unauthorized: malformed, unsigned, wrongly signed, expired, or an algorithm
                 this deployment has no key for.
@@ -81,6 +83,13 @@ class TokenVerifier:
             raise Unauthorized("The bearer token has expired.") from exc
         except Exception as exc:
             raise Unauthorized("The bearer token is invalid.") from exc
+        # A token valid for a century is a leaked credential forever (issue 13 item 10).
+        exp = claims.get("exp")
+        now = dt.datetime.now(dt.UTC).timestamp()
+        if isinstance(exp, int | float) and exp - now > self.max_lifetime_seconds + LEEWAY_SECONDS:
+            raise Unauthorized(
+                f"The bearer token lives longer than the {self.max_lifetime_seconds} s this API accepts."
+            )
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH or "\x00" in sub:
             raise Unauthorized("The token's subject is invalid.")
