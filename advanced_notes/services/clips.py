@@ -205,7 +205,7 @@ class ClipService:
         return deleted
 
     @staticmethod
-    def _delete_rows(session: Session, condition: Any) -> list[Any]:
+    def _delete_rows(session: Session, condition: Any) -> builtins.list[Any]:
         """``DELETE FROM audio_clips WHERE condition RETURNING id, storage_key, upload_expires_at``.
 
         Returns the deleted rows as they were when deleted (the row lock of the DELETE
