@@ -111,6 +111,14 @@ class Settings:
     auth_jwt_issuer: str | None
     auth_jwt_audience: str | None
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    # Finishing uploads without the client, and telling others (issue 11, docs/events.md).
+    sweep_complete_grace_seconds: int = 120
+    storage_events_token: str | None = None
+    s3_events_queue_url: str | None = None
+    webhook_urls: tuple[str, ...] = field(default_factory=tuple)
+    webhook_secret: str | None = None
+    webhook_timeout_seconds: int = 5
+    webhook_give_up_seconds: int = 259_200
 
     @property
     def is_dev(self) -> bool:
@@ -192,6 +200,19 @@ class _Reader:
         return value
 
 
+def _valid_webhook_secret(secret: str) -> bool:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 24..64 bytes (the spec's range)."""
+    import base64
+    import binascii
+
+    body = secret.removeprefix("whsec_")
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return 24 <= len(raw) <= 64
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from environment variables (DESIGN §7).
 
@@ -263,6 +284,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         except ValueError as exc:
             r.problems["ALLOWED_MIME_TYPES"] = str(exc)
 
+    webhook_urls = tuple((r.text("WEBHOOK_URLS") or "").replace(",", " ").split())
+    for url in webhook_urls:
+        if not url.startswith(("http://", "https://")):
+            r.problems["WEBHOOK_URLS"] = f"must be http:// or https:// URLs, got {url!r}"
+    webhook_secret = r.text("WEBHOOK_SECRET")
+    if webhook_urls and webhook_secret is None:
+        r.problems["WEBHOOK_SECRET"] = "is required when WEBHOOK_URLS is set (whsec_ + base64, Standard Webhooks)"
+    elif webhook_secret is not None and not _valid_webhook_secret(webhook_secret):
+        r.problems["WEBHOOK_SECRET"] = "must be whsec_ followed by base64 of 24 to 64 random bytes"
+
     settings = Settings(
         environment=environment,
         key_prefix=resolve_prefix(env),
@@ -302,6 +333,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         auth_jwt_issuer=r.text("AUTH_JWT_ISSUER"),
         auth_jwt_audience=r.text("AUTH_JWT_AUDIENCE"),
         cors_origins=tuple((r.text("CORS_ORIGINS") or "").replace(",", " ").split()),
+        sweep_complete_grace_seconds=r.integer("SWEEP_COMPLETE_GRACE_SECONDS", 120, 0, 365 * 86_400),
+        storage_events_token=r.text("STORAGE_EVENTS_TOKEN"),
+        s3_events_queue_url=r.url("S3_EVENTS_QUEUE_URL"),
+        webhook_urls=webhook_urls,
+        webhook_secret=webhook_secret,
+        webhook_timeout_seconds=r.integer("WEBHOOK_TIMEOUT_SECONDS", 5, 1, 60),
+        webhook_give_up_seconds=r.integer("WEBHOOK_GIVE_UP_SECONDS", 259_200, 60, 30 * 86_400),
     )
     if settings.upload_reservation_seconds < settings.presign_put_expires_seconds:
         r.problems["UPLOAD_RESERVATION_SECONDS"] = (

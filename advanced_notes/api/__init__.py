@@ -35,7 +35,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     The limits that are settings are written into the document, so clients (and
     schema fuzzers) see the bounds this deployment enforces.
     """
-    from advanced_notes.api import clips, health, notes
+    from advanced_notes.api import clips, health, notes, storage_events
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -54,7 +54,11 @@ def init_api(app: Flask, settings: Settings) -> Api:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (clips.blp, notes.blp, health.blp):
+    api.spec.components.security_scheme(
+        storage_events.SECURITY_SCHEME,
+        {"type": "http", "scheme": "bearer", "description": "STORAGE_EVENTS_TOKEN (MinIO webhook auth_token)."},
+    )
+    for blueprint in (clips.blp, notes.blp, health.blp, storage_events.blp):
         api.register_blueprint(blueprint)
     init_rate_limits(app, settings, [clips.blp, notes.blp])
     from advanced_notes.api import demo

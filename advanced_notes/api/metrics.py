@@ -36,8 +36,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
+from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion, WebhookDelivery
 from advanced_notes.domain.clock import utcnow
+from advanced_notes.services import telemetry
 
 
 class StateCollector(Collector):
@@ -50,6 +51,12 @@ class StateCollector(Collector):
         clips = GaugeMetricFamily("advanced_notes_clips", "Audio clips by status.", labels=["status"])
         backlog = GaugeMetricFamily("advanced_notes_pending_deletions", "Recorded object deletions not finished.")
         due = GaugeMetricFamily("advanced_notes_pending_deletions_due", "Recorded deletions due for a retry now.")
+        webhooks = GaugeMetricFamily(
+            "advanced_notes_webhook_deliveries",
+            "Outbound webhook deliveries by state: pending (not yet delivered, still tried), "
+            "failing (pending after a failure) and given_up (kept for `webhooks list --failed`).",
+            labels=["state"],
+        )
         try:
             with self.db.read() as session:
                 counts = dict(session.execute(select(AudioClip.status, func.count()).group_by(AudioClip.status)).all())
@@ -62,13 +69,24 @@ class StateCollector(Collector):
                     )
                     or 0
                 )
+                undelivered = WebhookDelivery.delivered_at.is_(None)
+                hooks = {
+                    "pending": select(func.count()).where(undelivered, WebhookDelivery.given_up_at.is_(None)),
+                    "failing": select(func.count()).where(
+                        undelivered, WebhookDelivery.given_up_at.is_(None), WebhookDelivery.last_error.is_not(None)
+                    ),
+                    "given_up": select(func.count()).where(WebhookDelivery.given_up_at.is_not(None)),
+                }
+                hook_counts = {state: session.scalar(query) or 0 for state, query in hooks.items()}
         except SQLAlchemyError:
             return  # a scrape during a database outage shows the request metrics only
         for status in ClipStatus:
             clips.add_metric([status.value], counts.get(status.value, 0))
         backlog.add_metric([], total)
         due.add_metric([], ready)
-        yield from (clips, backlog, due)
+        for state, count in hook_counts.items():
+            webhooks.add_metric([state], count)
+        yield from (clips, backlog, due, webhooks)
 
 
 class _MultiProcessCollector(MultiProcessCollector):
@@ -123,6 +141,10 @@ def init_metrics(app: Flask, db: Database, version: str) -> None:
         metrics: PrometheusMetrics = _MultiProcessMetrics(app, [state], **options)
     else:
         registry.register(state)
+        # The completion, event and webhook counters (services/telemetry.py); under
+        # gunicorn they are read from the per-process files instead.
+        for counter in telemetry.ALL:
+            registry.register(counter)
         metrics = PrometheusMetrics(app, path="/metrics", **options)
     metrics.info("advanced_notes_info", "Advanced Notes audio clips service.", version=version)
     # In multi-process mode the value lives in a file of this pid (read by the collector

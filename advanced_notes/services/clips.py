@@ -28,6 +28,7 @@ from advanced_notes.domain.mime import extension_for
 from advanced_notes.domain.pagination import decode_cursor, encode_cursor
 from advanced_notes.services.deletions import DeletionQueue
 from advanced_notes.services.lifecycle import READY
+from advanced_notes.services.webhooks import WebhookOutbox
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,19 @@ class ClipService:
         db: the database (metadata only).
         storage: the S3 adapter (the bytes).
         deletions: the deletion outbox.
+        webhooks: the outbound webhook outbox (``clip.deleted``); None sends none.
 
     Every method takes the authenticated ``owner_id``; a clip of another owner is
     reported exactly like a missing one (:class:`NotFound`).
     """
 
-    def __init__(self, db: Database, storage: S3Storage, deletions: DeletionQueue):
+    def __init__(
+        self, db: Database, storage: S3Storage, deletions: DeletionQueue, webhooks: WebhookOutbox | None = None
+    ):
         self.db = db
         self.storage = storage
         self.deletions = deletions
+        self.webhooks = webhooks
 
     # -- read ---------------------------------------------------------------------
 
@@ -174,6 +179,7 @@ class ClipService:
             if clip is None or not self._delete_row(session, clip):
                 raise NotFound("No such audio clip.")
             record = DeletionQueue.enqueue(session, clip, "deleted")
+            self._deleted_event(session, clip)
         self.deletions.attempt([record])
 
     def delete_note_audio(self, owner_id: str, note_id: str) -> int:
@@ -188,13 +194,22 @@ class ClipService:
                         .limit(_NOTE_DELETE_BATCH)
                     )
                 )
-                batch = [DeletionQueue.enqueue(session, c, "deleted") for c in clips if self._delete_row(session, c)]
+                batch = []
+                for c in clips:
+                    if self._delete_row(session, c):
+                        batch.append(DeletionQueue.enqueue(session, c, "deleted"))
+                        self._deleted_event(session, c)
             deleted += len(batch)
             records += batch
             if len(clips) < _NOTE_DELETE_BATCH:
                 break
         self.deletions.attempt(records)
         return deleted
+
+    def _deleted_event(self, session: Session, clip: AudioClip) -> None:
+        # In the deleting transaction: the event exists exactly when the deletion does.
+        if self.webhooks is not None:
+            self.webhooks.enqueue(session, "clip.deleted", clip, updated_at=utcnow())
 
     @staticmethod
     def _delete_row(session: Session, clip: AudioClip) -> bool:
