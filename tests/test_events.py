@@ -347,3 +347,18 @@ def test_storage_events_are_in_the_openapi_document(client):
     assert operation["security"] == [{"storageEventsToken": []}]
     assert {"200", "401", "404", "503"} <= set(operation["responses"])
     assert spec["components"]["securitySchemes"]["storageEventsToken"]["scheme"] == "bearer"
+
+
+def test_an_abandoned_clip_whose_url_is_dead_expires_without_a_deletion_record(env, audio):
+    """The listing proved there is no object and no URL can bring one: nothing to delete later."""
+    api, app = env
+    services = services_of(app)
+    dead_url = api.create(audio["note.ogg"])["clip"]["id"]
+    live_url = api.create(audio["note.ogg"])["clip"]["id"]
+    long_ago = utcnow() - dt.timedelta(hours=2)
+    with services.db.transaction() as session:
+        session.execute(update(AudioClip).values(created_at=long_ago))
+        session.execute(update(AudioClip).where(AudioClip.id == uuid.UUID(dead_url)).values(upload_expires_at=long_ago))
+    assert "stale pending clips expired: 2" in sweep(app, "--apply")
+    assert services.clips.pending_deletions(uuid.UUID(dead_url)) == []
+    assert len(services.clips.pending_deletions(uuid.UUID(live_url))) == 1

@@ -159,6 +159,12 @@ def sweep_command(
             raise click.ClickException(f"the database is unavailable: {exc.__class__.__name__}") from exc
     for line in report.summary():
         click.echo(line)
+    if apply and services.settings.webhook_urls and services.settings.webhook_secret:
+        # The sweeper's own transitions (and any backlog) go out now, not at the next deliverer run.
+        from advanced_notes.services.webhooks import WebhookDispatcher
+
+        sent = WebhookDispatcher(services.db, services.settings).deliver_due()
+        click.echo(f"webhooks delivered: {sent.delivered}, failed: {sent.failed}, given up: {sent.given_up}")
     if metrics_file:
         from advanced_notes.services.sweeper import write_report_metrics
 
@@ -215,6 +221,9 @@ def register_app_commands(app: Flask) -> None:
     app.cli.add_command(token_command)
     app.cli.add_command(sweep_command)
     app.cli.add_command(storage_group)
+    from advanced_notes.tools import events
+
+    events.register(app.cli)
 
 
 def create_cli_app() -> Flask:
