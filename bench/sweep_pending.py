@@ -76,6 +76,8 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="Write the figures as JSON here too.")
     args = parser.parse_args()
 
+    import logging
+
     from moto.server import ThreadedMotoServer
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
@@ -93,6 +95,7 @@ def main() -> int:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = base.set(database=name)
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -139,17 +142,41 @@ def main() -> int:
                 self.requests["delete"] += 1
                 super().delete(key)
 
+        class TimedSweeper(Sweeper):
+            """The real Sweeper, timing its three phases (seconds)."""
+
+            phases: dict[str, float]
+
+            def _timed(self, name: str, method, *a, **kw):
+                started = time.perf_counter()
+                try:
+                    return method(*a, **kw)
+                finally:
+                    self.phases[name] = round(time.perf_counter() - started, 2)
+
+            def reconcile(self, *a, **kw):
+                return self._timed("reconcile_and_finish", super().reconcile, *a, **kw)
+
+            def expire_stale(self, *a, **kw):
+                return self._timed("expire", super().expire_stale, *a, **kw)
+
+            def retry_deletions(self, *a, **kw):
+                return self._timed("recorded_deletions", super().retry_deletions, *a, **kw)
+
         storage = CountingStorage(settings)
         storage.ensure_bucket()
         data = FIXTURE.read_bytes()
 
         def run(label: str) -> None:
             storage.reset()
+            sweeper = TimedSweeper(db, storage, settings)
+            sweeper.phases = {}
             started = time.perf_counter()
-            report = Sweeper(db, storage, settings).run(apply=True)
+            report = sweeper.run(apply=True)
             seconds = time.perf_counter() - started
             figures[label] = {
                 "seconds": round(seconds, 2),
+                "phases_seconds": sweeper.phases,
                 "rows_scanned": report.rows_scanned,
                 "objects_scanned": report.objects_scanned,
                 "finished_ready": report.finished_ready,

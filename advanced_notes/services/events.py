@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter as Tally
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,7 +27,7 @@ from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadMissing, UploadRejected
 from advanced_notes.domain.keys import clip_id_from_key, clips_folder
-from advanced_notes.domain.s3events import Notification, ObjectEvent
+from advanced_notes.domain.s3events import Notification, ObjectEvent, parse_notification
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import DeletionQueue
 from advanced_notes.services.lifecycle import PENDING, READY
@@ -172,3 +174,62 @@ class StorageEventService:
         if new or record.next_attempt_at > now:
             self.deletions.attempt([record])
         return "late_object"
+
+
+@dataclass
+class ConsumeReport:
+    """What :meth:`EventConsumer.run` did: messages received, deleted (settled) and kept
+    (delivered again after the visibility timeout), and the records' outcomes."""
+
+    received: int = 0
+    deleted: int = 0
+    kept: int = 0
+    records: EventReport = field(default_factory=EventReport)
+
+
+class EventConsumer:
+    """Consumes S3 event notifications from a queue (``events consume``).
+
+    Args:
+        queue: an :class:`~advanced_notes.adapters.queue.SqsQueue` (anything with
+            ``receive(max_messages, wait_seconds)`` and ``delete(message)``).
+        events: the record settler shared with the webhook endpoint.
+        after_batch: called after each batch (the command delivers webhooks there).
+
+    A message is deleted only after every record in it is settled; otherwise it is left
+    to come back after the queue's visibility timeout. Several consumers may share a
+    queue: SQS hands each message to one at a time, and a message handled twice (after a
+    crash, or a visibility timeout passed mid-batch) settles as duplicates.
+    """
+
+    def __init__(self, queue: Any, events: StorageEventService, after_batch: Callable[[], object] | None = None):
+        self.queue = queue
+        self.events = events
+        self.after_batch = after_batch
+
+    def run(self, *, once: bool, should_stop: Callable[[], bool], wait_seconds: int = 20) -> ConsumeReport:
+        """Receive and settle batches until ``should_stop()`` (checked between batches), or,
+        with ``once``, until a receive finds nothing.
+
+        Raises:
+            StorageUnavailable: the queue could not be reached.
+        """
+        report = ConsumeReport()
+        while not should_stop():
+            messages = self.queue.receive(10, 1 if once else wait_seconds)
+            if not messages:
+                if once:
+                    break
+                continue
+            for message in messages:
+                report.received += 1
+                outcome = self.events.handle(parse_notification(message.body), source="sqs")
+                report.records.add(outcome)
+                if outcome.settled:
+                    self.queue.delete(message)
+                    report.deleted += 1
+                else:
+                    report.kept += 1
+            if self.after_batch is not None:
+                self.after_batch()
+        return report

@@ -93,6 +93,50 @@ def _sleep(seconds: float, stop: dict[str, bool]) -> None:
         time.sleep(min(0.5, deadline - time.monotonic()))
 
 
+@click.group("events", help="Bucket event notifications (S3 ObjectCreated) that finish uploads.")
+def events_group() -> None:
+    pass
+
+
+@events_group.command("consume")
+@click.option("--once", is_flag=True, help="Drain what is in the queue now, then exit (tests, cron).")
+@click.option("--queue-url", default=None, help="SQS queue URL (default: S3_EVENTS_QUEUE_URL).", metavar="URL")
+@click.option("--wait", "wait_seconds", default=20, show_default=True, type=click.IntRange(0, 20), help="Long poll, s.")
+@with_appcontext
+def events_consume(once: bool, queue_url: str | None, wait_seconds: int) -> None:
+    """Long-poll the SQS queue of the bucket's S3 event notifications and finish the uploads they report.
+
+    Each record goes through the same checks as complete. A message is deleted only
+    after all its records are settled. SIGTERM (or Ctrl-C) finishes the current batch,
+    then exits 0. Several consumers may share the queue. Due webhooks are delivered
+    after each batch when WEBHOOK_URLS is set. Exits 1 when the queue cannot be reached.
+    """
+    from advanced_notes.adapters.queue import SqsQueue
+    from advanced_notes.domain.errors import StorageUnavailable
+    from advanced_notes.services.events import EventConsumer
+
+    services = current_services()
+    settings = services.settings
+    url = queue_url or settings.s3_events_queue_url
+    if not url:
+        raise click.UsageError("no queue: pass --queue-url or set S3_EVENTS_QUEUE_URL")
+    after_batch = None
+    if settings.webhook_urls and settings.webhook_secret:
+        after_batch = _dispatcher().deliver_due
+    stop = _stop_flag()
+    consumer = EventConsumer(SqsQueue(settings, url), services.events, after_batch)
+    try:
+        report = consumer.run(once=once, should_stop=lambda: stop["set"], wait_seconds=wait_seconds)
+    except StorageUnavailable as exc:
+        raise click.ClickException(exc.message) from exc
+    outcomes = ", ".join(f"{k} {v}" for k, v in report.records.as_dict().items() if v)
+    click.echo(
+        f"messages received {report.received}, deleted {report.deleted}, kept for redelivery {report.kept}; "
+        f"records: {outcomes or 'none'}"
+    )
+
+
 def register(app_cli: Any) -> None:
     """Add these commands to a Flask app's CLI group."""
     app_cli.add_command(webhooks_group)
+    app_cli.add_command(events_group)
