@@ -48,10 +48,12 @@ def seed(dsn: str, prefix: str, count: int, created_at: dt.datetime, live_urls: 
         clip_id = uuid.uuid4()
         key = f"{prefix}/audio-clips/{clip_id}.ogg"
         # Most URLs expired long ago; ``live_urls`` were re-signed recently (refresh).
-        expires = now + dt.timedelta(minutes=10) if n < live_urls else created_at + dt.timedelta(minutes=15)
+        expires = now + dt.timedelta(minutes=10) if n < live_urls else created_at - dt.timedelta(hours=1)
+        # Clips arrive over time: one every 10 ms before ``created_at`` (distinct keyset values).
+        at = created_at - dt.timedelta(milliseconds=10 * n)
         writer.writerow(
-            [clip_id, f"owner-{n % 1000}", "", "pending", "audio/ogg", size, "", key, "", "", "", "", created_at,
-             created_at, "", expires, ""]
+            [clip_id, f"owner-{n % 1000}", "", "pending", "audio/ogg", size, "", key, "", "", "", "", at, at, "",
+             expires, ""]
         )  # fmt: skip
         rows.append((str(clip_id), key))
     buf.seek(0)

@@ -258,3 +258,17 @@ def test_sigterm_finishes_the_batch_and_exits_cleanly(env, audio, s3_endpoint, q
     assert "ready" in consume(app)  # the rest is still in the queue for the next consumer
     assert ready_count(app, clips) == 40
     assert in_queue(s3_endpoint, queue) == 0
+
+
+def test_storage_check_reports_the_bucket_notifications(env, s3_endpoint, queue, base_config):
+    _, app, _ = env
+    output = run_cli(app, ["storage", "check"]).output
+    arn = _client("sqs", s3_endpoint).get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    folder = f"{services_of(app).settings.key_prefix}/audio-clips/"
+    assert f"OK    bucket notifications: ObjectCreated events for {folder} go to" in output, output
+    assert arn["Attributes"]["QueueArn"] in output
+    _client("s3", s3_endpoint).put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={})
+    output = run_cli(app, ["storage", "check"]).output
+    # S3_EVENTS_QUEUE_URL is set but the bucket sends nothing: a warning, with the fallback.
+    assert f"WARN  bucket notifications: no ObjectCreated notification covers {folder}" in output, output
+    assert "finished by the sweeper once older than 120 s" in output

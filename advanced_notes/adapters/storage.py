@@ -311,3 +311,23 @@ class S3Storage:
         """Store ``body`` at ``key`` directly (tests and the storage check, never the upload path)."""
         with _store_errors("PUT"):
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get_notification_configuration(self) -> dict[str, list[dict]]:
+        """The bucket's event notifications: ``QueueConfigurations``, ``TopicConfigurations``,
+        ``LambdaFunctionConfigurations`` and ``EventBridgeConfiguration`` as S3 returns them
+        (absent kinds are empty lists).
+
+        Raises:
+            StorageUnavailable: the store refused or does not implement the call (R2 and
+                Spaces answer NotImplemented or an error: their events are set up elsewhere).
+        """
+        with _store_errors("GET bucket notification"):
+            response = self._client.get_bucket_notification_configuration(Bucket=self.bucket)
+        return {
+            kind: list(response.get(kind, []))
+            for kind in ("QueueConfigurations", "TopicConfigurations", "LambdaFunctionConfigurations")
+        } | {
+            "EventBridgeConfiguration": [response["EventBridgeConfiguration"]]
+            if "EventBridgeConfiguration" in response
+            else []
+        }
