@@ -13,7 +13,11 @@ invariants are checked:
    exists unless deleted, every deleted one is gone;
 4. no response was a 500.
 
-    .venv/bin/python bench/chaos.py [--flows 1000 --concurrency 8 --seed 1]
+With ``--silent 0.33`` a third of the clients PUT their recording and never call
+``complete`` (the app was killed, the network dropped): the sweeper (grace period 0: time
+has passed) must finish every one of them, so 0 recordings are lost (issue 11).
+
+    .venv/bin/python bench/chaos.py [--flows 1000 --concurrency 8 --seed 1 --silent 0.33]
 
 Exit status 0 only when every invariant holds.
 """
@@ -63,7 +67,7 @@ class Tally:
 @dataclass
 class Flow:
     key: str
-    kind: str  # complete, abandon, delete
+    kind: str  # complete, abandon, delete, silent (PUT, never complete)
     clip_id: str | None = None
     storage_key: str | None = None
     ready: bool = False
@@ -120,6 +124,8 @@ def run_flow(client: Client, flow: Flow, audio: bytes) -> None:
     if upload is not None:  # None: a replay after a lost answer found the clip already ready
         put, _ = client.call("PUT", upload["url"], data=audio, headers=upload["headers"])
         assert put.status_code == 200, put.text
+    if flow.kind == "silent":
+        return
     done, _ = client.call("POST", f"{api}/api/audio-clips/{flow.clip_id}/complete")
     assert done.status_code == 200, done.text
     flow.ready = True
@@ -154,12 +160,14 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
     """Run the sweeper once, then check the four invariants; return counts (failures included)."""
     from advanced_notes.app import create_app
     from advanced_notes.services.sweeper import Sweeper
+    from advanced_notes.settings import load_settings
 
     with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:  # time passes: deletions are due
         cur.execute("UPDATE pending_deletions SET next_attempt_at = now(), recheck_until = now()")
     app = create_app(stack.settings_env())
     services = services_of(app)
-    report = Sweeper(services.db, services.storage, services.settings).run(apply=True)
+    settings = load_settings(stack.settings_env(SWEEP_COMPLETE_GRACE_SECONDS="0"))
+    report = Sweeper(services.db, services.storage, settings).run(apply=True)
     storage = services.storage
     with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:
         cur.execute(
@@ -183,6 +191,11 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
         "objects in the bucket": len(objects),
         "sweeper: recorded deletions done": report.deletions.done,
         "sweeper: late objects deleted": report.late_objects_deleted,
+        "silent uploads (never completed)": sum(f.kind == "silent" for f in flows),
+        "sweeper: uploads finished ready": report.finished_ready,
+        "FAIL recordings lost (uploaded, never completed, not ready)": sum(
+            1 for f in flows if f.kind == "silent" and rows_by_id.get(f.clip_id, ("",) * 3)[2] != "ready"
+        ),
         "FAIL ready clips without their object": len(missing),
         "FAIL objects no row or deletion knows": sum(o.key not in known for o in objects),
         "FAIL idempotency keys with more than one row": sum(n > 1 for n in by_key.values()),
@@ -204,6 +217,7 @@ def main() -> int:
     parser.add_argument("--flows", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--silent", type=float, default=0.0, help="Share of clients that never call complete.")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     audio = AUDIO.read_bytes()
@@ -211,6 +225,9 @@ def main() -> int:
         Flow(f"chaos-{args.seed}-{i}", rng.choices(["complete", "abandon", "delete"], [8, 1, 1])[0])
         for i in range(args.flows)
     ]
+    for flow in flows:
+        if rng.random() < args.silent:
+            flow.kind = "silent"
     tally = Tally()
     extra = {
         "S3_CONNECT_TIMEOUT_SECONDS": "1",

@@ -362,3 +362,13 @@ def test_an_abandoned_clip_whose_url_is_dead_expires_without_a_deletion_record(e
     assert "stale pending clips expired: 2" in sweep(app, "--apply")
     assert services.clips.pending_deletions(uuid.UUID(dead_url)) == []
     assert len(services.clips.pending_deletions(uuid.UUID(live_url))) == 1
+
+
+def test_the_client_path_is_counted_too(env, audio):
+    api, app = env
+    before = counter(app, "advanced_notes_completions_total", path="client", outcome="ready")
+    clip = api.upload(audio["note.ogg"])
+    assert counter(app, "advanced_notes_completions_total", path="client", outcome="ready") == before + 1
+    assert events_of(app, clip["id"]) == ["clip.ready"]
+    # The sweeper then finds nothing to finish: the client's complete won.
+    assert "uploaded pending clips finished: 0" in sweep(app, "--apply")
