@@ -109,7 +109,7 @@ def storage_events(body: dict[str, Any]) -> dict[str, Any]:
     report = current_services().events.handle(parse_notification(body), source="webhook")
     if not report.settled:
         raise StorageUnavailable(
-            "Some records could not be settled; deliver the event again.", {"outcomes": report.as_dict()}
+            "Some records could not be settled; deliver the event again.", details={"outcomes": report.as_dict()}
         )
     return {"outcomes": report.as_dict()}
 

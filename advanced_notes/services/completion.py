@@ -93,7 +93,7 @@ class ClipCompleter:
             self._reject(clip, rejection, path, etag=info.etag, stored_bytes=info.size)
             return self._current(clip.id)
         now = utcnow()
-        values = {
+        values: dict[str, Any] = {
             "status": READY,
             "etag": info.etag,
             "stored_bytes": info.size,

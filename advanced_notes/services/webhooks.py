@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +100,7 @@ class WebhookOutbox:
         session: Session,
         event_type: str,
         clip: AudioClip,
-        extra: dict[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> str | None:
         """Record ``event_type`` for ``clip`` for every receiver, inside ``session``.
@@ -200,13 +201,14 @@ class WebhookDispatcher:
         claimed = []
         for row in due:
             with self.db.transaction() as session:
-                won = session.execute(
+                won = session.scalar(
                     update(WebhookDelivery)
                     .where(WebhookDelivery.id == row.id, WebhookDelivery.next_attempt_at == row.next_attempt_at)
                     .values(next_attempt_at=now + CLAIM_LEASE)
+                    .returning(WebhookDelivery.id)
                     .execution_options(synchronize_session=False)
-                ).rowcount
-            if won == 1:
+                )
+            if won is not None:
                 claimed.append(row)
         return claimed
 
