@@ -223,7 +223,12 @@ class Sweeper:
             # Keyset paging: skipped clips stay pending, so re-querying from the start would loop.
             query = select(AudioClip).where(AudioClip.status == PENDING, AudioClip.created_at < cutoff)
             if after is not None:
-                query = query.where(tuple_(AudioClip.created_at, AudioClip.id) > tuple_(*after))
+                # The plain bound lets the (status, created_at) index start the scan at the
+                # keyset instead of walking the entries of every clip expired earlier in this
+                # run (dead until vacuumed): without it a run is quadratic in expiries.
+                query = query.where(
+                    AudioClip.created_at >= after[0], tuple_(AudioClip.created_at, AudioClip.id) > tuple_(*after)
+                )
             with self.db.read() as session:
                 clips = list(session.scalars(query.order_by(AudioClip.created_at, AudioClip.id).limit(self.batch_size)))
             if not clips:
