@@ -228,6 +228,7 @@ def test_a_pending_clip_with_no_object_still_expires(env, audio):
 def test_storage_events_endpoint_is_off_without_a_token(api):
     response = post_events(api, minio_body(s3_record("dev/audio-clips/x.m4a")))
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert requests.get(api.base + "/api/storage-events", timeout=30).status_code == 404  # no route at all
 
 
 @pytest.mark.parametrize("token", [None, "", "wrong", TOKEN + "x", TOKEN[:-1], "Basic " + TOKEN])
@@ -341,8 +342,12 @@ def test_an_event_for_an_expired_clip_deletes_the_late_object_now(env, audio):
         assert session.scalar(select(func.count()).select_from(PendingDeletion)) == 1
 
 
-def test_storage_events_are_in_the_openapi_document(client):
-    spec = client.get("/api/openapi.json").get_json()
+def test_storage_events_are_in_the_openapi_document_when_on(env, client):
+    off = client.get("/api/openapi.json").get_json()  # the session app has no token
+    assert "/api/storage-events" not in off["paths"]
+    assert "storageEventsToken" not in off["components"]["securitySchemes"]
+    _, app = env
+    spec = app.test_client().get("/api/openapi.json").get_json()
     operation = spec["paths"]["/api/storage-events"]["post"]
     assert operation["security"] == [{"storageEventsToken": []}]
     assert {"200", "401", "404", "503"} <= set(operation["responses"])

@@ -65,13 +65,17 @@ def init_api(app: Flask, settings: Settings) -> Api:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    api.spec.components.security_scheme(
-        storage_events.SECURITY_SCHEME,
-        {"type": "http", "scheme": "bearer", "description": "STORAGE_EVENTS_TOKEN (MinIO webhook auth_token)."},
-    )
     schemas = build_schemas(settings)
     authenticated = [clips.clips_blueprint(schemas), notes.notes_blueprint()]
-    for blueprint in (*authenticated, health.blp, storage_events.blp):
+    optional = []
+    if settings.storage_events_token:
+        # Off (no route, 404, not in the document) until its token is set: docs/events.md.
+        api.spec.components.security_scheme(
+            storage_events.SECURITY_SCHEME,
+            {"type": "http", "scheme": "bearer", "description": "STORAGE_EVENTS_TOKEN (MinIO webhook auth_token)."},
+        )
+        optional.append(storage_events.blp)
+    for blueprint in (*authenticated, health.blp, *optional):
         api.register_blueprint(blueprint)
     init_rate_limits(app, settings, authenticated)
     app.register_blueprint(demo.blp)  # a page, not part of the API document

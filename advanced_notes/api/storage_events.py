@@ -4,7 +4,8 @@ MinIO's webhook target (``notify_webhook``) POSTs each bucket event as S3 event 
 its ``auth_token`` as ``Authorization: Bearer <token>``; any store or relay that POSTs
 the S3 shape (or an SNS envelope of it) works the same. The token is
 ``STORAGE_EVENTS_TOKEN``, compared in constant time; with no token set the endpoint does
-not exist (404). The answer comes after the records are settled (200, with what became
+not exist (404, and it is not in the OpenAPI document: ``init_api`` registers it only
+with a token). The answer comes after the records are settled (200, with what became
 of them: completing a clip reads a few KiB from the store). When the store or database
 failed for a record, the answer is 503 so the sender delivers the event again; every
 record is idempotent, so redelivery is harmless.
@@ -81,7 +82,7 @@ _EXAMPLE_BODY = {
 def _authenticate() -> None:
     token = current_services().settings.storage_events_token
     if not token:
-        raise NotFound("Not found.")  # the endpoint is off: nothing tells it apart from any other path
+        raise NotFound("Not found.")  # the token was unset after registration: still off
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     # compare_digest on bytes: constant time for equal lengths, and any str is accepted.
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
