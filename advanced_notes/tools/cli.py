@@ -133,7 +133,7 @@ def token_command(subject: str, expires_in: int) -> None:
 def sweep_command(
     apply: bool, delete_orphans: bool, min_orphan_age: int, batch_size: int, metrics_file: str | None
 ) -> None:
-    """Expire stale uploads, finish recorded deletions, reconcile the bucket with the database.
+    """Finish uploads nobody completed, expire stale ones, finish deletions, reconcile bucket and database.
 
     Safe to run from cron on several machines at once. Exits 0 after a complete run
     (findings are in the report), 1 when the store or database could not be reached.
