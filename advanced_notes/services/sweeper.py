@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, tuple_, update
 
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
@@ -40,7 +40,7 @@ from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadMissing, UploadRejected
 from advanced_notes.domain.keys import clip_id_from_key, clips_folder
 from advanced_notes.services.completion import ClipCompleter
-from advanced_notes.services.deletions import CLOCK_SKEW, AttemptResult, DeletionQueue
+from advanced_notes.services.deletions import CLOCK_SKEW, AttemptResult, DeletionQueue, latest_upload_expiry
 from advanced_notes.services.lifecycle import EXPIRED, PENDING, READY, update_if_pending
 from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings
@@ -240,8 +240,30 @@ class Sweeper:
                 continue
             with self.db.transaction() as session:
                 won = update_if_pending(session, [c.id for c in doomed], status=EXPIRED, updated_at=now)
+                # The expiries as stored now, not as read above (issue 13 item 7). A clip whose
+                # PUT URL was re-signed since the read may get its object after the listing and
+                # the HEAD above: it stays pending (this transaction never commits its expiry)
+                # and the next run looks again, so a recording is never expired under a live URL.
+                latest = latest_upload_expiry(session, list(won))
+                racers = {
+                    c.id
+                    for c in doomed
+                    if c.id in won
+                    and latest[c.id] != c.upload_expires_at
+                    and latest[c.id] is not None
+                    and latest[c.id] + CLOCK_SKEW > now
+                }
+                if racers:
+                    session.execute(
+                        update(AudioClip)
+                        .where(AudioClip.id.in_(racers))
+                        .values(status=PENDING)
+                        .execution_options(synchronize_session=False)
+                    )
+                won -= racers
                 for clip in doomed:
                     if clip.id in won:
+                        clip.upload_expires_at = latest[clip.id]
                         if self._may_hold_object(clip, now):
                             DeletionQueue.enqueue(session, clip, "expired", now)
                         self.webhooks.enqueue(session, "clip.expired", clip, status=EXPIRED, updated_at=now)
