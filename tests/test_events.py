@@ -377,3 +377,32 @@ def test_the_client_path_is_counted_too(env, audio):
     assert events_of(app, clip["id"]) == ["clip.ready"]
     # The sweeper then finds nothing to finish: the client's complete won.
     assert "uploaded pending clips finished: 0" in sweep(app, "--apply")
+
+
+def test_a_url_re_signed_while_the_sweeper_expires_keeps_the_clip(env, audio):
+    """The client re-signs its PUT URL and uploads after the sweeper read the clip as dead."""
+    api, app = env
+    services = services_of(app)
+    f = audio["note.ogg"]
+    created = api.create(f)
+    clip_id = uuid.UUID(created["clip"]["id"])
+    long_ago = utcnow() - dt.timedelta(hours=2)
+    with services.db.transaction() as session:
+        session.execute(
+            update(AudioClip).where(AudioClip.id == clip_id).values(created_at=long_ago, upload_expires_at=long_ago)
+        )
+
+    class Racing(Sweeper):
+        def _arrived_late(self, clip, listed_at, apply, report):
+            verdict = super()._arrived_late(clip, listed_at, apply, report)  # dead URL: no HEAD
+            fresh = services.uploads.refresh_upload("events-user", clip.id).upload
+            assert fresh is not None
+            assert requests.put(fresh.url, data=f.data, headers=fresh.headers, timeout=30).status_code == 200
+            return verdict
+
+    report = Racing(services.db, services.storage, services.settings).run(apply=True)
+    assert report.expired == 0
+    assert clip_of(app, created["clip"]["id"]).status == "pending"
+    assert services.clips.pending_deletions(clip_id) == [] and events_of(app, created["clip"]["id"]) == []
+    assert "uploaded pending clips finished: 1 (ready 1" in sweep(app, "--apply")
+    assert_ready_and_playable(api, app, created["clip"]["id"], f)

@@ -96,6 +96,7 @@ def make_env(base_config, make_token, urls: list[str], **extra: str):
             "WEBHOOK_URLS": " ".join(urls),
             "WEBHOOK_SECRET": SECRET,
             "WEBHOOK_TIMEOUT_SECONDS": "2",
+            "METRICS_CACHE_SECONDS": "0",  # the gauges are read right after each change
             **extra,
         }
     )

@@ -245,14 +245,16 @@ class Sweeper:
                 # the HEAD above: it stays pending (this transaction never commits its expiry)
                 # and the next run looks again, so a recording is never expired under a live URL.
                 latest = latest_upload_expiry(session, list(won))
-                racers = {
-                    c.id
-                    for c in doomed
-                    if c.id in won
-                    and latest[c.id] != c.upload_expires_at
-                    and latest[c.id] is not None
-                    and latest[c.id] + CLOCK_SKEW > now
-                }
+                racers = set()
+                for c in doomed:
+                    stored = latest.get(c.id)
+                    if (
+                        c.id in won
+                        and stored is not None
+                        and stored != c.upload_expires_at
+                        and stored + CLOCK_SKEW > now
+                    ):
+                        racers.add(c.id)
                 if racers:
                     session.execute(
                         update(AudioClip)
