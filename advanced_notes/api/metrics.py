@@ -109,15 +109,16 @@ class StateCollector(Collector):
                     )
                     or 0
                 )
-                undelivered = WebhookDelivery.delivered_at.is_(None)
-                queries = {
-                    "pending": select(func.count()).where(undelivered, WebhookDelivery.given_up_at.is_(None)),
-                    "failing": select(func.count()).where(
-                        undelivered, WebhookDelivery.given_up_at.is_(None), WebhookDelivery.last_error.is_not(None)
-                    ),
-                    "given_up": select(func.count()).where(WebhookDelivery.given_up_at.is_not(None)),
-                }
-                hooks = {state: session.scalar(query) or 0 for state, query in queries.items()}
+                # One query for the three webhook states (COUNT ... FILTER: PostgreSQL, SQLite >= 3.30).
+                tried = WebhookDelivery.delivered_at.is_(None) & WebhookDelivery.given_up_at.is_(None)
+                row = session.execute(
+                    select(
+                        func.count().filter(tried),
+                        func.count().filter(tried & WebhookDelivery.last_error.is_not(None)),
+                        func.count().filter(WebhookDelivery.given_up_at.is_not(None)),
+                    ).select_from(WebhookDelivery)
+                ).one()
+                hooks = {"pending": row[0] or 0, "failing": row[1] or 0, "given_up": row[2] or 0}
         except SQLAlchemyError:
             return None
         return counts, total, ready, hooks
