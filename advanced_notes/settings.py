@@ -111,6 +111,13 @@ class Settings:
     auth_jwt_issuer: str | None
     auth_jwt_audience: str | None
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    #: Multipart uploads (docs/multipart.md): the part size the server cuts clips into
+    #: (bytes, S3 allows 5 MiB..5 GiB), the declared size from which the server chooses
+    #: multipart by itself (0 = only when the client asks), and the longest URL lifetime
+    #: a client may ask for with ``expires_in`` (seconds, at most SigV4's 604800).
+    multipart_part_size_bytes: int = 8 * 1024**2
+    multipart_threshold_bytes: int = 0
+    presign_max_expires_seconds: int = 86_400
 
     @property
     def is_dev(self) -> bool:
@@ -302,6 +309,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         auth_jwt_issuer=r.text("AUTH_JWT_ISSUER"),
         auth_jwt_audience=r.text("AUTH_JWT_AUDIENCE"),
         cors_origins=tuple((r.text("CORS_ORIGINS") or "").replace(",", " ").split()),
+        multipart_part_size_bytes=r.integer(
+            "MULTIPART_PART_SIZE_BYTES", 8 * 1024**2, 5 * 1024**2, 5 * 1024**3, " (S3 parts are 5 MiB..5 GiB)"
+        ),
+        multipart_threshold_bytes=r.integer("MULTIPART_THRESHOLD_BYTES", 0, 0, 5 * 1024**4, " (0 = off)"),
+        presign_max_expires_seconds=r.integer(
+            "S3_PRESIGN_MAX_EXPIRES_SECONDS", 86_400, 1, SIGV4_MAX_EXPIRES_SECONDS, sigv4
+        ),
     )
     if settings.upload_reservation_seconds < settings.presign_put_expires_seconds:
         r.problems["UPLOAD_RESERVATION_SECONDS"] = (

@@ -54,7 +54,20 @@ def _is_app_setting(name: str) -> bool:
     if name in TEST_VARIABLES:
         return False
     return name.startswith(
-        ("S3_", "AWS_", "AUTH_", "APP_", "MAX_", "UPLOAD_", "CORS_", "RATELIMIT_", "LOG_", "OWNER_", "AUDIO_")
+        (
+            "S3_",
+            "AWS_",
+            "AUTH_",
+            "APP_",
+            "MAX_",
+            "UPLOAD_",
+            "CORS_",
+            "RATELIMIT_",
+            "LOG_",
+            "OWNER_",
+            "AUDIO_",
+            "MULTIPART_",
+        )
     ) or name in ("ENV", "FLASK_ENV", "DATABASE_URL", "ALLOWED_MIME_TYPES", "PROMETHEUS_MULTIPROC_DIR")
 
 

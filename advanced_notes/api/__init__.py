@@ -35,7 +35,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     The limits that are settings are written into the document, so clients (and
     schema fuzzers) see the bounds this deployment enforces.
     """
-    from advanced_notes.api import clips, health, notes
+    from advanced_notes.api import clips, health, multipart, notes
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -54,9 +54,9 @@ def init_api(app: Flask, settings: Settings) -> Api:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (clips.blp, notes.blp, health.blp):
+    for blueprint in (clips.blp, multipart.blp, notes.blp, health.blp):
         api.register_blueprint(blueprint)
-    init_rate_limits(app, settings, [clips.blp, notes.blp])
+    init_rate_limits(app, settings, [clips.blp, multipart.blp, notes.blp])
     from advanced_notes.api import demo
 
     app.register_blueprint(demo.blp)  # a page, not part of the API document

@@ -78,7 +78,11 @@ def create_clip(body: dict[str, Any], headers: dict[str, Any]) -> tuple[dict[str
     session = upload_service().create(current_owner(), idempotency_key=headers.get("idempotency_key"), **body)
     response_headers = {"Idempotent-Replayed": "true"} if session.replayed else {}
     return (
-        {"clip": session.clip, "upload": upload_body(session.upload, session.clip.storage_key)},
+        {
+            "clip": session.clip,
+            "upload": upload_body(session.upload, session.clip.storage_key),
+            "multipart": session.multipart,
+        },
         201,
         response_headers,
     )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the blueprints that read this module are imported by those 
     from advanced_notes.adapters.storage import S3Storage
     from advanced_notes.api.auth import TokenVerifier
     from advanced_notes.services.clips import ClipService
+    from advanced_notes.services.multipart import MultipartService
     from advanced_notes.services.uploads import UploadService
     from advanced_notes.settings import Settings
 
@@ -34,6 +35,11 @@ class AppServices:
     verifier: TokenVerifier
     clips: ClipService
     uploads: UploadService
+
+    @property
+    def multipart(self) -> MultipartService:
+        """The multipart upload sessions (owned by the upload service)."""
+        return self.uploads.multipart
 
 
 def attach_services(app: Flask, services: AppServices) -> None:

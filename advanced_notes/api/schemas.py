@@ -114,6 +114,24 @@ class CreateClipSchema(StrictSchema):
         validate=SHA256_BASE64,
         metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."},
     )
+    # Only JSON true/false: marshmallow's default also takes "yes", 1, "on" ...
+    multipart = fields.Boolean(
+        truthy={True},
+        falsy={False},
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Upload in parts (docs/multipart.md); omitted: the server decides from "
+            "MULTIPART_THRESHOLD_BYTES. Not combinable with checksum_sha256."
+        },
+    )
+    expires_in = fields.Integer(
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(1, 604_800),
+        metadata={"description": "PUT URL lifetime in seconds (at most S3_PRESIGN_MAX_EXPIRES_SECONDS)."},
+    )
 
 
 class IdempotencyHeaderSchema(Schema):
@@ -187,12 +205,27 @@ class ClipEnvelopeSchema(Schema):
     clip = fields.Nested(ClipSchema)
 
 
+class MultipartSessionSchema(Schema):
+    """A multipart upload: sign parts at ``POST /api/audio-clips/<id>/multipart/parts``."""
+
+    upload_id = fields.String()
+    storage_key = fields.String()
+    part_size = fields.Integer(metadata={"description": "Bytes of every part but the last (>= 5 MiB)."})
+    part_count = fields.Integer(metadata={"description": "Number of parts (<= 10,000)."})
+    expires_at = UTCDateTime(metadata={"description": "End of the reservation; complete before it."})
+
+
 class CreatedClipSchema(Schema):
     clip = fields.Nested(ClipSchema)
     upload = fields.Nested(
         UploadSchema,
         allow_none=True,
-        metadata={"description": "null on an idempotent repeat once the clip is no longer pending"},
+        metadata={"description": "null on an idempotent repeat once the clip is no longer pending, and for multipart"},
+    )
+    multipart = fields.Nested(
+        MultipartSessionSchema,
+        allow_none=True,
+        metadata={"description": "the multipart session of a pending clip uploaded in parts, else null"},
     )
 
 
