@@ -108,7 +108,7 @@ def token_command(subject: str, expires_in: int) -> None:
     default=3600,
     show_default=True,
     type=click.IntRange(0),
-    help="Seconds an unknown object must have existed before it counts as an orphan.",
+    help="Seconds an unknown object (or multipart upload) must have existed before it counts as an orphan.",
 )
 @click.option(
     "--batch-size",
