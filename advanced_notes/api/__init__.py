@@ -35,7 +35,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     The limits that are settings are written into the document, so clients (and
     schema fuzzers) see the bounds this deployment enforces.
     """
-    from advanced_notes.api import clips, health, multipart, notes
+    from advanced_notes.api import clips, health, multipart, multipart_s3, notes
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -54,12 +54,13 @@ def init_api(app: Flask, settings: Settings) -> Api:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (clips.blp, multipart.blp, notes.blp, health.blp):
+    for blueprint in (clips.blp, multipart.blp, multipart_s3.blp, notes.blp, health.blp):
         api.register_blueprint(blueprint)
-    init_rate_limits(app, settings, [clips.blp, multipart.blp, notes.blp])
-    from advanced_notes.api import demo
+    init_rate_limits(app, settings, [clips.blp, multipart.blp, multipart_s3.blp, notes.blp])
+    from advanced_notes.api import demo, uppy_page
 
     app.register_blueprint(demo.blp)  # a page, not part of the API document
+    app.register_blueprint(uppy_page.blp)  # likewise
     create = api.spec.components.schemas["CreateClip"]["properties"]
     create["bytes"].update(minimum=1, maximum=settings.max_upload_bytes)
     create["duration_ms"].update(minimum=0, maximum=settings.max_duration_ms)

@@ -201,6 +201,16 @@ class MultipartService:
         ]
         return clip, signed
 
+    def open_clip(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
+        """The clip, when it is pending with a live multipart upload.
+
+        Raises:
+            NotFound; Conflict (not pending, not multipart, or aborted).
+        """
+        clip = self.clips.get(owner_id, clip_id)
+        self._open_plan(clip)
+        return clip
+
     def list_parts(self, owner_id: str, clip_id: uuid.UUID) -> tuple[AudioClip, list[UploadedPart]]:
         """The parts the store already holds for the clip (resume after a crash or elsewhere).
 
