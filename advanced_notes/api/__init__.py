@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response
 from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
 from advanced_notes.api.errors import http_exception_response
 from advanced_notes.api.ratelimit import init_rate_limits
-from advanced_notes.api.schemas import ErrorSchema
+from advanced_notes.api.schemas import ErrorSchema, build_schemas
 from advanced_notes.settings import Settings
 
 API_TITLE = "Advanced Notes audio clips"
@@ -24,18 +24,27 @@ class Api(_SmorestApi):
 
     ERROR_SCHEMA = ErrorSchema
 
-    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> Response:
         return http_exception_response(error)
 
 
 def init_api(app: Flask, settings: Settings) -> Api:
-    """Configure flask-smorest on ``app`` and register every blueprint.
+    """Configure flask-smorest on ``app`` and register every blueprint, built for this app.
 
     Serves the OpenAPI 3 document at ``/api/openapi.json`` and Swagger UI at ``/api/docs``.
-    The limits that are settings are written into the document, so clients (and
-    schema fuzzers) see the bounds this deployment enforces.
+    The limits that are settings (``MAX_UPLOAD_BYTES``, ``MAX_DURATION_MS``,
+    ``ALLOWED_MIME_TYPES``) are validators of schemas built here from ``settings``
+    (:func:`~advanced_notes.api.schemas.build_schemas`), so the document shows the bounds
+    this deployment enforces (apispec writes them from the same validators), and two apps
+    in one process each enforce and document their own.
+
+    Args:
+        app: the app being created.
+        settings: its settings.
+    Returns:
+        the app's :class:`Api` (its ``spec`` is the OpenAPI document).
     """
-    from advanced_notes.api import clips, health, multipart, multipart_s3, notes
+    from advanced_notes.api import clips, demo, health, multipart, multipart_s3, notes, uppy_page
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -46,6 +55,8 @@ def init_api(app: Flask, settings: Settings) -> Api:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
     )
+    # A new Api per app: its own APISpec and marshmallow plugin, so no schema reference
+    # (component name -> class) is cached across apps.
     api = Api(
         app,
         spec_kwargs={
@@ -54,15 +65,11 @@ def init_api(app: Flask, settings: Settings) -> Api:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (clips.blp, multipart.blp, multipart_s3.blp, notes.blp, health.blp):
+    schemas = build_schemas(settings)
+    authenticated = [clips.clips_blueprint(schemas), multipart.blp, multipart_s3.blp, notes.notes_blueprint()]
+    for blueprint in (*authenticated, health.blp):
         api.register_blueprint(blueprint)
-    init_rate_limits(app, settings, [clips.blp, multipart.blp, multipart_s3.blp, notes.blp])
-    from advanced_notes.api import demo, uppy_page
-
+    init_rate_limits(app, settings, authenticated)
     app.register_blueprint(demo.blp)  # a page, not part of the API document
     app.register_blueprint(uppy_page.blp)  # likewise
-    create = api.spec.components.schemas["CreateClip"]["properties"]
-    create["bytes"].update(minimum=1, maximum=settings.max_upload_bytes)
-    create["duration_ms"].update(minimum=0, maximum=settings.max_duration_ms)
-    create["mime_type"]["enum"] = list(settings.allowed_mime_types)
     return api

@@ -145,7 +145,7 @@ def measure_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
     length = getattr(getattr(parsed, "info", None), "length", None) if parsed is not None else None
     if not length or length <= 0:
         raise UnreadableAudio(f"no audio stream found in {container}")
-    return round(length * 1000)
+    return round(float(length) * 1000)
 
 
 def _matroska_duration_ms(fileobj: BinaryIO) -> int | None:

@@ -11,14 +11,20 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from advanced_notes.api.context import current_services
+
+if TYPE_CHECKING:
+    from advanced_notes.client import AudioClipsClient
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _database_url() -> str:
@@ -250,7 +256,7 @@ def _embedded_client_defaults() -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _client(api: str | None, token: str | None):
+def _client(api: str | None, token: str | None) -> AudioClipsClient:
     from advanced_notes.client import AudioClipsClient
 
     embedded = _embedded_client_defaults()
@@ -261,7 +267,7 @@ def _client(api: str | None, token: str | None):
     return AudioClipsClient(api, token)
 
 
-def _client_options(command):
+def _client_options(command: F) -> F:
     command = click.option(
         "--token", envvar="ADVANCED_NOTES_TOKEN", default=None, help="Bearer token [env ADVANCED_NOTES_TOKEN]."
     )(command)
@@ -270,12 +276,12 @@ def _client_options(command):
     )(command)
 
 
-def _api_errors(fn):
+def _api_errors(fn: F) -> F:
     """Turn client errors into a one-line message and exit status 1."""
     import functools
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         from advanced_notes.client import ApiClientError
 
         try:
@@ -283,7 +289,7 @@ def _api_errors(fn):
         except (ApiClientError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
 
-    return wrapper
+    return cast(F, wrapper)
 
 
 def _print_playback(playback: dict[str, Any]) -> None:
