@@ -27,8 +27,9 @@ from advanced_notes.settings import Settings
 log = logging.getLogger(__name__)
 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
-#: The store no longer knows the multipart upload (completed or aborted).
-_NO_UPLOAD_CODES = {"NoSuchUpload"}
+#: The store no longer knows the multipart upload (completed or aborted). AWS says
+#: NoSuchUpload; Ceph radosgw answers ListParts of an aborted upload with NoSuchKey.
+_NO_UPLOAD_CODES = {"NoSuchUpload", "NoSuchKey"}
 #: CompleteMultipartUpload refusals that the client can fix by uploading parts again.
 _BAD_PARTS_CODES = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}
 
