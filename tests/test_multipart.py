@@ -261,6 +261,8 @@ def test_bad_requests_answer_in_the_error_shape(mp: Api, long_wav: bytes):
     checks = [
         ({"multipart": True, "checksum_sha256": "kt/GERNzoX95eDych+lYgqn2YnwPn/Us+4BB90KqIL4="}, "checksum_sha256"),
         ({"multipart": "yes"}, "multipart"),
+        ({"multipart": 0}, "multipart"),
+        ({"multipart": 1}, "multipart"),
         ({"multipart": True, "expires_in": 604_801}, "expires_in"),
         ({"multipart": True, "expires_in": 86_401}, "expires_in"),  # over S3_PRESIGN_MAX_EXPIRES_SECONDS
     ]

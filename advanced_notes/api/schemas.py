@@ -40,6 +40,16 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON ``true``/``false`` only: marshmallow's Boolean also takes "yes", "on", 1 and 0
+    (and ``0 in {False}`` is true in Python, so truthy/falsy sets cannot exclude them)."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class MimeType(fields.String):
     """A MIME type, case-insensitive, parameters dropped (``"Audio/Webm;codecs=opus"`` -> ``"audio/webm"``).
 
@@ -121,10 +131,7 @@ def _create_clip_schema(settings: Settings) -> type[StrictSchema]:
             validate=SHA256_BASE64,
             metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."},
         )
-        # Only JSON true/false: marshmallow's default also takes "yes", 1, "on" ...
-        multipart = fields.Boolean(
-            truthy={True},
-            falsy={False},
+        multipart = StrictBoolean(
             load_default=None,
             allow_none=True,
             metadata={
