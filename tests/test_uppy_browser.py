@@ -132,7 +132,8 @@ def test_uppy_uploads_in_parts_and_retries_a_cut_part(chromium, uppy_server, mak
     page.page.wait_for_function("() => document.getElementById('player').readyState >= 1")
     duration = page.page.evaluate("() => document.getElementById('player').duration")
     assert abs(duration * 1000 - clip["measured_duration_ms"]) < 100
-    assert page.problems == []
+    # The one console error is the browser reporting the cut PUT; nothing else went wrong.
+    assert page.problems == ["console: Failed to load resource: net::ERR_INTERNET_DISCONNECTED"]
 
 
 def test_uppy_pauses_reloads_and_resumes_from_the_stored_parts(chromium, uppy_server, make_token, lecture):
