@@ -239,9 +239,10 @@ class AudioClipsClient:
 
     def sign_parts(self, clip_id: str, part_numbers: Iterable[int]) -> list[dict[str, Any]]:
         """``POST /api/audio-clips/<id>/multipart/parts`` -> the signed parts (``url``, ``headers``)."""
-        return self._call(
+        parts: list[dict[str, Any]] = self._call(
             "POST", f"/api/audio-clips/{clip_id}/multipart/parts", json={"part_numbers": list(part_numbers)}
         )["parts"]
+        return parts
 
     def list_parts(self, clip_id: str) -> dict[str, Any]:
         """``GET /api/audio-clips/<id>/multipart/parts`` -> ``{multipart, parts, missing_parts}``."""
@@ -413,7 +414,7 @@ class AudioClipsClient:
             last = clip["bytes"] - session["part_size"] * (session["part_count"] - 1)
 
             def expected(n: int) -> int:
-                return session["part_size"] if n < session["part_count"] else last
+                return int(session["part_size"]) if n < session["part_count"] else int(last)
 
             # Parts of the wrong size (a store that does not enforce signed lengths) go again.
             good = [p for p in stored["parts"] if p["size"] == expected(p["part_number"])]

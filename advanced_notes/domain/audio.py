@@ -12,7 +12,6 @@ Pure functions over bytes and seekable file objects; no Flask, no boto3.
 from __future__ import annotations
 
 import logging
-import struct
 from typing import BinaryIO
 
 import enzyme
@@ -105,7 +104,7 @@ def sniff_container(head: bytes) -> str | None:
         return None
     try:
         matches = puremagic.magic_string(head)
-    except puremagic.PureError:
+    except Exception:  # PureError, or whatever else hostile bytes make puremagic raise
         return None
     for match in matches:  # best match first
         family = _family(match.extension, match.mime_type)
@@ -123,25 +122,42 @@ def measure_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
     """Parse the audio stream and return its duration in milliseconds.
 
     Args:
-        fileobj: a seekable binary file positioned anywhere (it is rewound).
+        fileobj: a seekable binary file positioned anywhere (it is rewound); when it is a
+            :class:`~advanced_notes.domain.rangeio.RangedReader`, its ``failure`` tells a
+            store or budget failure from bad bytes.
         container: a family from :func:`sniff_container`.
     Returns:
         the duration in ms; None only for a WebM without a Duration element (what
         browsers' MediaRecorder writes), which parses but does not say its length.
     Raises:
         UnreadableAudio: not parseable as audio of that container (truncated, no audio
-            track, corrupt headers). I/O errors of ``fileobj`` propagate unchanged.
+            track, corrupt headers): *any* exception of the parser counts, because hostile
+            bytes reach corners of mutagen and enzyme that raise bare ``OSError`` (a short
+            read), ``AttributeError``, ``TypeError``, ``OverflowError`` or ``RecursionError``
+            (issue 13 item 3; the crashers are in tests/fixtures/audio-crashers/).
+        Exception: whatever the reader's fetch raised (a store failure), or
+            ``ReadBudgetExceeded``, re-raised unchanged however the parser wrapped it.
     """
     fileobj.seek(0)
+    try:
+        duration_ms = _parse_duration_ms(fileobj, container)
+    except Exception as exc:  # see Raises: every parser failure is bad audio, unless the reader failed
+        failure = getattr(fileobj, "failure", None)
+        if isinstance(failure, BaseException):
+            raise failure from None
+        if isinstance(exc, UnreadableAudio):
+            raise
+        raise UnreadableAudio(f"cannot parse {container}: {exc.__class__.__name__}: {exc}"[:300]) from exc
+    failure = getattr(fileobj, "failure", None)
+    if isinstance(failure, BaseException):  # a parser that swallowed the store's error
+        raise failure
+    return duration_ms
+
+
+def _parse_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
     if container == "webm":
         return _matroska_duration_ms(fileobj)
-    try:
-        parsed = mutagen.File(fileobj, options=_MUTAGEN_TYPES[container])
-    except mutagen.MutagenError as exc:
-        _reraise_io(exc)
-        raise UnreadableAudio(f"cannot parse {container}: {exc}") from exc
-    except (struct.error, ValueError, EOFError, IndexError, KeyError) as exc:
-        raise UnreadableAudio(f"cannot parse {container}: {exc}") from exc
+    parsed = mutagen.File(fileobj, options=_MUTAGEN_TYPES[container])
     length = getattr(getattr(parsed, "info", None), "length", None) if parsed is not None else None
     if not length or length <= 0:
         raise UnreadableAudio(f"no audio stream found in {container}")
@@ -149,18 +165,8 @@ def measure_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
 
 
 def _matroska_duration_ms(fileobj: BinaryIO) -> int | None:
-    try:
-        mkv = enzyme.MKV(fileobj)
-    except (enzyme.exceptions.Error, struct.error, ValueError, EOFError, IndexError, KeyError) as exc:
-        raise UnreadableAudio(f"cannot parse webm: {exc}") from exc
+    mkv = enzyme.MKV(fileobj)
     if not mkv.audio_tracks:
         raise UnreadableAudio("the webm has no audio track")
     duration = mkv.info.duration if mkv.info else None
     return round(duration.total_seconds() * 1000) if duration else None
-
-
-def _reraise_io(exc: mutagen.MutagenError) -> None:
-    # mutagen wraps I/O errors of the file object; a store failure is not bad audio.
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, OSError) and not isinstance(cause, EOFError):
-        raise cause

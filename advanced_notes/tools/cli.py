@@ -237,7 +237,7 @@ def main() -> None:
     pass
 
 
-@main.command("dev")
+@main.command("dev", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int, help="API port.")
 @click.option("--s3-port", default=9000, show_default=True, type=int, help="S3 emulator port.")
@@ -296,7 +296,7 @@ def _print_playback(playback: dict[str, Any]) -> None:
     click.echo(f"\nplayback URL (expires {playback['expires_at']}):\n{playback['url']}")
 
 
-@main.command("upload")
+@main.command("upload", with_appcontext=False)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--note-id", default=None, help="Attach the clip to this note.")
 @click.option("--mime-type", default=None, help="Override the type detected from the file.")
@@ -377,7 +377,7 @@ def upload_command(
     _print_playback(result["playback"])
 
 
-@main.command("play")
+@main.command("play", with_appcontext=False)
 @click.argument("clip_id")
 @_client_options
 @_api_errors
@@ -386,7 +386,7 @@ def play_command(clip_id: str, api: str | None, token: str | None) -> None:
     _print_playback(_client(api, token).playback(clip_id))
 
 
-@main.command("note-audio")
+@main.command("note-audio", with_appcontext=False)
 @click.argument("note_id")
 @_client_options
 @_api_errors
