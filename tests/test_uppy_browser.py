@@ -15,12 +15,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.domain.bucket_cors import required_cors_rules
 
 from .conftest import FIXTURES, LiveServer
 from .longaudio import build_long_wav
 from .test_browser import STEP_TIMEOUT_MS, bucket_cors, launch, playwright  # noqa: F401 (fixtures)
+from .test_multipart import IS_STRICT, STRICT
 
 pytestmark = pytest.mark.e2e
 PART = 5 * 1024 * 1024
@@ -28,8 +30,16 @@ READY_JS = "() => document.getElementById('status').textContent === 'ready' || !
 
 
 @pytest.fixture(scope="module")
-def uppy_server(app, base_config):
-    server = LiveServer(create_app({**base_config, "MULTIPART_PART_SIZE_BYTES": str(PART)}))
+def uppy_app(app, base_config):
+    """5 MiB parts; on the strict store (STRICT_S3_ENDPOINT_URL, see test_multipart.py) when set."""
+    application = create_app({**base_config, "MULTIPART_PART_SIZE_BYTES": str(PART), **(STRICT if IS_STRICT else {})})
+    services_of(application).storage.ensure_bucket()
+    return application
+
+
+@pytest.fixture(scope="module")
+def uppy_server(uppy_app):
+    server = LiveServer(uppy_app)
     yield server
     server.stop()
 
@@ -42,8 +52,12 @@ def lecture(tmp_path_factory):
 
 
 @pytest.fixture
-def chromium(playwright, bucket_cors, uppy_server):  # noqa: F811
-    bucket_cors(required_cors_rules([uppy_server.url]))
+def chromium(playwright, bucket_cors, uppy_app, uppy_server):  # noqa: F811
+    rules = required_cors_rules([uppy_server.url])
+    if IS_STRICT:
+        services_of(uppy_app).storage.put_cors_rules(rules)
+    else:
+        bucket_cors(rules)
     browser = launch(playwright)
     yield browser
     browser.close()
