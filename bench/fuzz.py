@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from bench.loopback import serving
@@ -49,7 +50,10 @@ def run_schemathesis(
     ]
     if seed is not None:
         command += ["--seed", str(seed)]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600)
+    # bench/fuzz_hooks.py PUTs real and mutated audio after each create, so the stateful
+    # phase's links (complete, playback, delete) reach the parsers (issue 13 item 11).
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "bench.fuzz_hooks", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600, env=env)
     return done.returncode, done.stdout + done.stderr
 
 
@@ -65,10 +69,15 @@ def main() -> int:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    report = Path(tempfile.mkdtemp()) / "hooks.json"
+    os.environ["FUZZ_HOOKS_REPORT"] = str(report)  # bench/fuzz_hooks.py writes its PUT counts there
     with serving(os.environ.get("FUZZ_DATABASE_URL")) as service:
         code, output = run_schemathesis(service.base_url, service.token, args.max_examples, args.seed, args.workers)
         counts = service.counter.counts
-    summary = [line for line in output.splitlines() if re.search(r"generated|passed|failed|Seed:|ST\d{3} ", line)]
+    pattern = r"generated|passed|failed|Seed:|ST\d{3} |API Links|Stateful \(|Fuzzing \("
+    summary = [line for line in output.splitlines() if re.search(pattern, line)]
+    if report.exists():
+        summary.append("objects PUT by the hooks: " + report.read_text())
     print("\n".join(summary[-12:]))
     requests_served = sum(counts.values())
     server_errors = sum(n for status, n in counts.items() if status >= 500)

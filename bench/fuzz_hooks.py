@@ -1,0 +1,124 @@
+"""schemathesis hooks that let the API fuzzer reach the audio parsers (issue 13 item 11).
+
+Loaded by bench/fuzz.py through ``SCHEMATHESIS_HOOKS=bench.fuzz_hooks`` (the repository on PYTHONPATH).
+Without them the stateful phase created clips but never stored an object, so every
+``complete`` answered ``upload_missing`` and the parsers were never reached.
+
+- ``map_case`` on ``POST /api/audio-clips``: about half the valid generated create bodies are
+  rewritten to declare a real fixture (its MIME type and size) or a seeded mutant of one
+  (bench/fuzz_audio.py's mutations, declared with the mutant's size); the rest stay as
+  schemathesis made them.
+- ``after_call`` on a 201 from that operation: PUTs the planned bytes (or, for a body
+  schemathesis made on its own, random bytes of the declared size when that is small) to
+  ``upload.url`` with exactly ``upload.headers``, so the OpenAPI links that follow
+  (complete, playback, delete, ...) work on a clip with a real object.
+
+Counts of what was PUT are written at exit to ``FUZZ_HOOKS_REPORT`` (JSON) when set.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import hashlib
+import json
+import os
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import requests
+import schemathesis
+
+from bench.fuzz_audio import mutate  # the repository root is on PYTHONPATH (bench/fuzz.py sets it)
+
+FIXTURES = Path(os.environ.get("AUDIO_FIXTURES", "/work/shared/fixtures/audio"))
+_MIME_BY_SUFFIX = {
+    ".m4a": "audio/mp4",
+    ".mp3": "audio/mpeg",
+    ".wav": "audio/wav",
+    ".ogg": "audio/ogg",
+    ".webm": "audio/webm",
+    ".flac": "audio/flac",
+}
+_SEEDS = sorted((p.suffix, p.read_bytes()) for p in FIXTURES.glob("note.*") if p.suffix in _MIME_BY_SUFFIX)
+#: Largest random body PUT for a create that schemathesis made on its own.
+_RANDOM_PUT_MAX_BYTES = 256 * 1024
+_CREATE = ("POST", "/api/audio-clips")
+
+_lock = threading.Lock()
+#: (mime_type, bytes) -> the payload planned for a create that declares them.
+_planned: dict[tuple[str, int], bytes] = {}
+stats: collections.Counter[str] = collections.Counter()
+
+
+def _is_create(context: Any) -> bool:
+    operation = context.operation
+    return operation is not None and (operation.method.upper(), operation.path) == _CREATE
+
+
+def _negative(case: Any) -> bool:
+    # A case generated to violate the schema must stay invalid: rewriting it into a valid
+    # body made schemathesis report "schema-violating request accepted" (ST201).
+    meta = case.meta
+    if meta is None:
+        return False
+    return meta.generation.mode.is_negative or any(c.mode.is_negative for c in meta.components.values())
+
+
+@schemathesis.hook
+def map_case(context: Any, case: Any) -> Any:
+    """Rewrite about half of the valid create bodies to declare a real or mutated fixture."""
+    body = case.body
+    if not _is_create(context) or not isinstance(body, dict) or not _SEEDS or _negative(case):
+        return case
+    digest = int.from_bytes(hashlib.sha256(repr(sorted(body.items(), key=str)).encode()).digest()[:8], "big")
+    rng = random.Random(digest)
+    if rng.random() < 0.5:
+        return case
+    suffix, data = _SEEDS[rng.randrange(len(_SEEDS))]
+    payload = data if rng.random() < 0.4 else mutate(data, rng)
+    if not payload:
+        return case
+    mime = _MIME_BY_SUFFIX[suffix]
+    with _lock:
+        _planned[(mime, len(payload))] = payload
+    kept = {k: v for k, v in body.items() if k in ("note_id", "duration_ms")}
+    case.body = {**kept, "mime_type": mime, "bytes": len(payload)}
+    return case
+
+
+@schemathesis.hook
+def after_call(context: Any, case: Any, response: Any) -> None:
+    """After a 201 from create, PUT bytes to the upload URL so the links lead somewhere."""
+    if not _is_create(context) or response.status_code != 201:
+        return
+    try:
+        created = response.json()
+        clip, upload = created["clip"], created["upload"]
+    except (ValueError, KeyError, TypeError):
+        return
+    with _lock:
+        payload = _planned.get((clip["mime_type"], clip["bytes"]))
+    if payload is None:
+        if clip["bytes"] > _RANDOM_PUT_MAX_BYTES:
+            stats["create_without_put"] += 1
+            return
+        payload = random.Random(clip["id"]).randbytes(clip["bytes"])
+        kind = "random"
+    else:
+        kind = "fixture"
+    # Only the declared headers; a declared checksum will not match random bytes: the
+    # store's 400 is then what a client with a wrong checksum gets, and complete 409s.
+    put = requests.put(upload["url"], data=payload, headers=upload["headers"], timeout=30)
+    stats[f"put_{kind}_{put.status_code}"] += 1
+
+
+def _report() -> None:
+    path = os.environ.get("FUZZ_HOOKS_REPORT")
+    if path:
+        Path(path).write_text(json.dumps(dict(stats), sort_keys=True))
+
+
+atexit.register(_report)
