@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint install migrate bench bench-quick clean
+.PHONY: dev test lint install migrate bench bench-quick uppy clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench-quick: $(BENCH_STAMP)
 ## Migrate the database named by DATABASE_URL (default: the SQLite file in instance/).
 migrate: $(STAMP)
 	$(BIN)/flask --app wsgi db upgrade
+
+## Rebuild the /uppy page's bundle (committed) from web/uppy's pinned package-lock.json.
+uppy:
+	cd web/uppy && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis instance

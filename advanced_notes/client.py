@@ -12,6 +12,11 @@ errors, 429, 502, 503 and 504 (honouring ``Retry-After``); creating is safe to r
 because every create carries an Idempotency-Key. The PUT to the bucket is retried on
 connection errors and 5xx, and an expired PUT URL is re-signed through
 ``POST /api/audio-clips/<id>/upload-url``.
+
+Files of at least ``MULTIPART_THRESHOLD_BYTES`` go up in parts (docs/multipart.md):
+several parts in parallel, each retried on its own (an expired part URL is re-signed),
+and an interrupted upload resumes with :meth:`AudioClipsClient.resume_file`, which asks
+the server which parts the store already holds and sends only the others.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from types import ModuleType
 from typing import Any
@@ -49,6 +56,12 @@ MIME_BY_CONTAINER = {
 #: Attempts for the PUT to the bucket, and for complete when the store is briefly behind.
 PUT_ATTEMPTS = 5
 COMPLETE_ATTEMPTS = 4
+#: Files of at least this many bytes are uploaded in parts (the AWS CLI uses 8 MiB; a
+#: part of a phone recording is worth resuming from 16 MiB on).
+MULTIPART_THRESHOLD_BYTES = 16 * 1024 * 1024
+#: Parts sent at once; parts signed per request.
+PARALLEL_PARTS = 4
+SIGN_BATCH = 100
 
 
 class ApiClientError(RuntimeError):
@@ -166,9 +179,15 @@ class AudioClipsClient:
         duration_ms: int | None = None,
         checksum_sha256: str | None = None,
         idempotency_key: str | None = None,
+        multipart: bool | None = None,
     ) -> dict[str, Any]:
-        """``POST /api/audio-clips`` -> ``{clip, upload}`` (with an Idempotency-Key, new unless given)."""
-        body = {"mime_type": mime_type, "bytes": bytes, "note_id": note_id}
+        """``POST /api/audio-clips`` -> ``{clip, upload, multipart}`` (with an Idempotency-Key, new unless given).
+
+        ``multipart``: True asks for a multipart upload; None lets the server decide.
+        """
+        body: dict[str, Any] = {"mime_type": mime_type, "bytes": bytes, "note_id": note_id}
+        if multipart is not None:
+            body["multipart"] = multipart
         if duration_ms is not None:
             body["duration_ms"] = duration_ms
         if checksum_sha256 is not None:
@@ -216,6 +235,80 @@ class AudioClipsClient:
             time.sleep(self.backoff_seconds * 2**attempt)
         raise ApiClientError(503, "store_error", f"the PUT failed {PUT_ATTEMPTS} times")
 
+    # -- multipart ------------------------------------------------------------------
+
+    def sign_parts(self, clip_id: str, part_numbers: Iterable[int]) -> list[dict[str, Any]]:
+        """``POST /api/audio-clips/<id>/multipart/parts`` -> the signed parts (``url``, ``headers``)."""
+        parts: list[dict[str, Any]] = self._call(
+            "POST", f"/api/audio-clips/{clip_id}/multipart/parts", json={"part_numbers": list(part_numbers)}
+        )["parts"]
+        return parts
+
+    def list_parts(self, clip_id: str) -> dict[str, Any]:
+        """``GET /api/audio-clips/<id>/multipart/parts`` -> ``{multipart, parts, missing_parts}``."""
+        return self._call("GET", f"/api/audio-clips/{clip_id}/multipart/parts")
+
+    def abort(self, clip_id: str) -> dict[str, Any]:
+        """``DELETE /api/audio-clips/<id>/multipart``: abort the upload (its parts are freed)."""
+        return self._call("DELETE", f"/api/audio-clips/{clip_id}/multipart")
+
+    def put_parts(
+        self,
+        clip_id: str,
+        session: dict[str, Any],
+        path: str,
+        part_numbers: list[int],
+        *,
+        parallel: int = PARALLEL_PARTS,
+        on_progress: Callable[[int], object] | None = None,
+        on_part: Callable[[int], object] | None = None,
+        timeout: float = 300.0,
+    ) -> None:
+        """PUT parts ``part_numbers`` of the file, ``parallel`` at a time, each retried on its own.
+
+        Args:
+            clip_id: the clip; session: its ``multipart`` object (``part_size``, ``part_count``).
+            path: the file; part ``n`` is bytes ``(n-1)*part_size`` .. ``n*part_size``.
+            parallel: parts in flight at once.
+            on_progress: called with the bytes of each part once it is stored.
+            on_part: called with each stored part's number.
+        Raises:
+            ApiClientError: a part failed PUT_ATTEMPTS times, or the store refused it.
+        """
+        part_size = session["part_size"]
+        lock = threading.Lock()
+
+        def send(part: dict[str, Any]) -> None:
+            number = part["part_number"]
+            with open(path, "rb") as f:
+                f.seek((number - 1) * part_size)
+                body = f.read(int(part["headers"]["Content-Length"]))
+            for attempt in range(PUT_ATTEMPTS):
+                try:
+                    response = requests.put(part["url"], data=body, headers=part["headers"], timeout=timeout)
+                except (requests.ConnectionError, requests.Timeout):
+                    response = None
+                if response is not None and response.status_code < 300:
+                    with lock:
+                        if on_progress:
+                            on_progress(len(body))
+                        if on_part:
+                            on_part(number)
+                    return
+                if response is not None and _expired(response):
+                    part = self.sign_parts(clip_id, [number])[0]
+                    continue
+                if response is not None and response.status_code < 500:
+                    raise ApiClientError(response.status_code, "store_error", response.text[:500])
+                time.sleep(self.backoff_seconds * 2**attempt)
+            raise ApiClientError(503, "store_error", f"part {number} failed {PUT_ATTEMPTS} times")
+
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            for start in range(0, len(part_numbers), SIGN_BATCH):
+                batch = self.sign_parts(clip_id, part_numbers[start : start + SIGN_BATCH])
+                # list(): wait for the batch and raise the first failure.
+                list(pool.map(send, batch))
+
     def complete(self, clip_id: str) -> dict[str, Any]:
         """``POST /api/audio-clips/<id>/complete`` -> ``{clip}``; a brief ``upload_missing`` is retried."""
         for attempt in range(COMPLETE_ATTEMPTS):
@@ -247,10 +340,15 @@ class AudioClipsClient:
         note_id: str | None = None,
         mime_type: str | None = None,
         on_progress: Callable[[int], object] | None = None,
+        multipart_threshold: int = MULTIPART_THRESHOLD_BYTES,
+        parallel: int = PARALLEL_PARTS,
+        on_created: Callable[[dict[str, Any]], object] | None = None,
     ) -> dict[str, Any]:
         """Upload the file at ``path`` through the three steps and return ``{clip, playback}``.
 
         Declares type, size, duration and SHA-256 from the file (see :func:`describe_file`).
+        From ``multipart_threshold`` bytes on, asks for a multipart upload (without the
+        SHA-256, which a multipart upload cannot bind) and sends ``parallel`` parts at once.
 
         Args:
             path: an audio file.
@@ -258,6 +356,9 @@ class AudioClipsClient:
             mime_type: override the detected type.
             on_progress: called with the number of bytes just sent during the PUT (it may
                 report a file more than once when the PUT is retried).
+            multipart_threshold: bytes from which the file goes up in parts.
+            parallel: parts in flight at once.
+            on_created: called with the create answer (e.g. to print the clip id to resume with).
         Raises:
             ValueError: not audio of a known type.
             ApiClientError: a step failed for good.
@@ -265,12 +366,66 @@ class AudioClipsClient:
         declared = describe_file(path)
         if mime_type:
             declared["mime_type"] = mime_type
-        created = self.create(note_id=note_id, **declared)
+        multipart = True if declared["bytes"] >= multipart_threshold else None
+        if multipart:
+            declared["checksum_sha256"] = None
+        created = self.create(note_id=note_id, multipart=multipart, **declared)
         clip_id = created["clip"]["id"]
-
-        if created["upload"] is not None:  # None: a replay found the clip already verified
+        if on_created:
+            on_created(created)
+        if created.get("multipart"):
+            session = created["multipart"]
+            numbers = list(range(1, session["part_count"] + 1))
+            self.put_parts(clip_id, session, path, numbers, parallel=parallel, on_progress=on_progress)
+        elif created["upload"] is not None:  # None: a replay found the clip already verified
             self.put(clip_id, created["upload"], path, on_progress)
         clip = self.complete(clip_id)["clip"]
+        return {"clip": clip, "playback": self.playback(clip_id)}
+
+    def resume_file(
+        self,
+        clip_id: str,
+        path: str,
+        *,
+        parallel: int = PARALLEL_PARTS,
+        on_progress: Callable[[int], object] | None = None,
+        on_resume: Callable[[dict[str, Any]], object] | None = None,
+    ) -> dict[str, Any]:
+        """Finish an interrupted multipart upload of ``path`` to clip ``clip_id``; ``{clip, playback}``.
+
+        Asks the server which parts the store holds and sends only the missing ones, then
+        completes. A clip already ready is only played back.
+
+        Args:
+            on_progress: called with the bytes of the parts already stored, then of each part sent.
+            on_resume: called with the stored-parts answer before sending.
+        Raises:
+            ValueError: the file's size differs from the clip's declared size.
+            ApiClientError: the clip is not a pending multipart clip, or a step failed.
+        """
+        clip = self.get(clip_id)["clip"]
+        if clip["status"] != "ready":
+            if os.path.getsize(path) != clip["bytes"]:
+                raise ValueError(f"{path!r} has {os.path.getsize(path)} bytes; clip {clip_id} declared {clip['bytes']}")
+            stored = self.list_parts(clip_id)
+            if on_resume:
+                on_resume(stored)
+            session = stored["multipart"]
+            last = clip["bytes"] - session["part_size"] * (session["part_count"] - 1)
+
+            def expected(n: int) -> int:
+                return int(session["part_size"]) if n < session["part_count"] else int(last)
+
+            # Parts of the wrong size (a store that does not enforce signed lengths) go again.
+            good = [p for p in stored["parts"] if p["size"] == expected(p["part_number"])]
+            todo = sorted(
+                set(stored["missing_parts"])
+                | {p["part_number"] for p in stored["parts"]} - {p["part_number"] for p in good}
+            )
+            if on_progress:
+                on_progress(sum(p["size"] for p in good))
+            self.put_parts(clip_id, session, path, todo, parallel=parallel, on_progress=on_progress)
+            clip = self.complete(clip_id)["clip"]
         return {"clip": clip, "playback": self.playback(clip_id)}
 
 

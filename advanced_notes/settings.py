@@ -196,6 +196,17 @@ class Settings(BaseSettings):
     auth_jwt_issuer: str | None = Field(None, validation_alias="AUTH_JWT_ISSUER")
     auth_jwt_audience: str | None = Field(None, validation_alias="AUTH_JWT_AUDIENCE")
     cors_origins: tuple[str, ...] = Field((), validation_alias="CORS_ORIGINS")
+    #: Multipart uploads (docs/multipart.md): the part size the server cuts clips into
+    #: (S3 allows 5 MiB..5 GiB), the declared size from which the server chooses multipart
+    #: by itself (0 = only when the client asks), and the longest URL lifetime a client may
+    #: ask for with ``expires_in`` (at most SigV4's 604800 s).
+    multipart_part_size_bytes: int = _integer(
+        "MULTIPART_PART_SIZE_BYTES", 8 * 1024**2, 5 * 1024**2, 5 * 1024**3, " (S3 parts are 5 MiB..5 GiB)"
+    )
+    multipart_threshold_bytes: int = _integer("MULTIPART_THRESHOLD_BYTES", 0, 0, 5 * 1024**4, " (0 = off)")
+    presign_max_expires_seconds: int = _integer(
+        "S3_PRESIGN_MAX_EXPIRES_SECONDS", 86_400, 1, SIGV4_MAX_EXPIRES_SECONDS, _SIGV4
+    )
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (api/proxy.py).
     trusted_proxies: int = _integer("TRUSTED_PROXIES", 0, 0, 10)
     # Seconds /metrics reuses its full-table counts (0 = count on every scrape).

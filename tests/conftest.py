@@ -75,6 +75,7 @@ def _is_app_setting(name: str) -> bool:
             "SWEEP_",
             "STORAGE_EVENTS_",
             "WEBHOOK_",
+            "MULTIPART_",
         )
     ) or name in ("ENV", "FLASK_ENV", "DATABASE_URL", "ALLOWED_MIME_TYPES", "PROMETHEUS_MULTIPROC_DIR")
 

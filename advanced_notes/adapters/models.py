@@ -62,6 +62,11 @@ class AudioClip(Base):
     upload_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: The client's Idempotency-Key of the create request, unique per owner.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    #: S3's UploadId while the clip is uploaded in parts (docs/multipart.md); None for a
+    #: single PUT. ``part_size`` (bytes) and ``part_count`` are fixed at creation.
+    multipart_upload_id: Mapped[str | None] = mapped_column(String(1024))
+    part_size: Mapped[int | None] = mapped_column(BigInteger)
+    part_count: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("owner_id", "idempotency_key"),
@@ -98,6 +103,9 @@ class PendingDeletion(Base):
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     recheck_until: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    #: The clip's unfinished multipart upload, aborted before the object is deleted
+    #: (its parts are billed but invisible to ListObjects).
+    multipart_upload_id: Mapped[str | None] = mapped_column(String(1024))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (

@@ -27,6 +27,11 @@ from advanced_notes.settings import Settings
 log = logging.getLogger(__name__)
 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+#: The store no longer knows the multipart upload (completed or aborted). AWS says
+#: NoSuchUpload; Ceph radosgw answers ListParts of an aborted upload with NoSuchKey.
+_NO_UPLOAD_CODES = {"NoSuchUpload", "NoSuchKey"}
+#: CompleteMultipartUpload refusals that the client can fix by uploading parts again.
+_BAD_PARTS_CODES = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,33 @@ class ListedObject:
     key: str
     size: int
     last_modified: dt.datetime
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    """One part the store holds for a multipart upload (ListParts). ``size`` in bytes."""
+
+    part_number: int
+    size: int
+    etag: str
+    last_modified: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class InProgressUpload:
+    """An unfinished multipart upload (ListMultipartUploads); ``initiated`` aware UTC."""
+
+    key: str
+    upload_id: str
+    initiated: dt.datetime | None
+
+
+class PartsRefused(Exception):
+    """CompleteMultipartUpload refused the parts (``code``: InvalidPart, EntityTooSmall, ...)."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
 
 
 def client_config(settings: Settings) -> Config:
@@ -116,7 +148,7 @@ class S3Storage:
         self.put_expires_seconds = settings.presign_put_expires_seconds
         self.get_expires_seconds = settings.presign_get_expires_seconds
         self.conditional_writes = settings.s3_conditional_writes
-        session = boto3.session.Session(
+        self._session = session = boto3.session.Session(
             aws_access_key_id=settings.aws_access_key_id,
             aws_secret_access_key=settings.aws_secret_access_key,
             region_name=settings.aws_region,
@@ -192,7 +224,133 @@ class S3Storage:
         signed_at = utcnow().replace(microsecond=0)
         with _store_errors("presigning"):
             url = self._presigner.generate_presigned_url(operation, Params=params, ExpiresIn=expires)
-        return PresignedRequest(method, url, signed_at + dt.timedelta(seconds=expires), headers)
+        expires_at = signed_at + dt.timedelta(seconds=expires)
+        # A URL signed with temporary credentials dies with them, whatever X-Amz-Expires says.
+        credentials_expire_at = self.credentials_expire_at()
+        if credentials_expire_at is not None:
+            expires_at = min(expires_at, credentials_expire_at)
+        return PresignedRequest(method, url, expires_at, headers)
+
+    @property
+    def temporary_credentials(self) -> bool:
+        """True when URLs are signed with temporary credentials (a session token: STS,
+        an IAM role, a container's credentials); their URLs stop working when they expire."""
+        credentials = self._session.get_credentials()
+        return credentials is not None and bool(credentials.get_frozen_credentials().token)
+
+    def credentials_expire_at(self) -> dt.datetime | None:
+        """When the signing credentials expire (aware UTC), or None for long-term keys.
+
+        botocore keeps the expiry of refreshable credentials (instance/container roles,
+        assumed roles, SSO) in ``_expiry_time``; it has no public accessor. Static
+        credentials with a session token have no known expiry: None too (``storage
+        check`` warns about them through :attr:`temporary_credentials`).
+        """
+        credentials = self._session.get_credentials()
+        expiry = getattr(credentials, "_expiry_time", None)
+        if not isinstance(expiry, dt.datetime):
+            return None
+        return expiry if expiry.tzinfo else expiry.replace(tzinfo=dt.UTC)
+
+    # -- multipart uploads (docs/multipart.md) ----------------------------------------
+
+    def create_multipart_upload(self, key: str, content_type: str) -> str:
+        """Start a multipart upload of ``key`` stored as ``content_type``; returns S3's UploadId.
+
+        The content type is fixed here (parts carry none), so complete's HEAD sees it.
+        Raises StorageUnavailable.
+        """
+        with _store_errors("CreateMultipartUpload"):
+            response = self._client.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
+        return str(response["UploadId"])
+
+    def presign_upload_part(
+        self, key: str, upload_id: str, part_number: int, content_length: int, *, expires_seconds: int
+    ) -> PresignedRequest:
+        """Presign the PUT of part ``part_number`` of exactly ``content_length`` bytes.
+
+        ``Content-Length`` is signed (a strict store refuses another length); the part
+        number and upload id are in the query. Makes no network call.
+        """
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": part_number,
+            "ContentLength": content_length,
+        }
+        return self._presign("upload_part", params, expires_seconds, "PUT", {"Content-Length": str(content_length)})
+
+    def list_parts(self, key: str, upload_id: str) -> list[UploadedPart] | None:
+        """Every part the store holds for the upload, by part number (all pages of ListParts).
+
+        Returns:
+            the parts, or None when the store no longer knows the upload (completed or aborted).
+        Raises:
+            StorageUnavailable.
+        """
+        parts: list[UploadedPart] = []
+        with _store_errors("ListParts"):
+            try:
+                for page in self._client.get_paginator("list_parts").paginate(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id
+                ):
+                    parts += [
+                        UploadedPart(int(p["PartNumber"]), int(p["Size"]), p["ETag"], p.get("LastModified"))
+                        for p in page.get("Parts", [])
+                    ]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _NO_UPLOAD_CODES:
+                    return None
+                raise
+        return sorted(parts, key=lambda p: p.part_number)
+
+    def complete_multipart_upload(self, key: str, upload_id: str, parts: list[UploadedPart]) -> bool:
+        """Assemble ``parts`` (in order) into the object at ``key``.
+
+        Returns:
+            True when assembled; False when the store no longer knows the upload (a
+            concurrent complete finished it, or it was aborted).
+        Raises:
+            PartsRefused: the store refused the parts (too small, unknown ETag, ...).
+            StorageUnavailable.
+        """
+        listing = [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]
+        with _store_errors("CompleteMultipartUpload"):
+            try:
+                self._client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listing}
+                )
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in _NO_UPLOAD_CODES:
+                    return False
+                if code in _BAD_PARTS_CODES:
+                    raise PartsRefused(code) from exc
+                raise
+        return True
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
+        """Abort the upload and free its parts; False when the store did not know it (already gone)."""
+        with _store_errors("AbortMultipartUpload"):
+            try:
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _NO_UPLOAD_CODES:
+                    return False
+                raise
+        return True
+
+    def list_multipart_uploads(self, prefix: str) -> Iterator[list[InProgressUpload]]:
+        """Pages of the unfinished multipart uploads under ``prefix`` (ListMultipartUploads).
+
+        Raises:
+            StorageUnavailable: the listing failed (pages already yielded stay valid).
+        """
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix)
+        with _store_errors("ListMultipartUploads"):
+            for page in pages:
+                yield [InProgressUpload(u["Key"], u["UploadId"], u.get("Initiated")) for u in page.get("Uploads", [])]
 
     def head(self, key: str, with_checksum: bool = False) -> ObjectInfo | None:
         """HEAD ``key``.

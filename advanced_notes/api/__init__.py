@@ -44,7 +44,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     Returns:
         the app's :class:`Api` (its ``spec`` is the OpenAPI document).
     """
-    from advanced_notes.api import clips, demo, health, notes, storage_events
+    from advanced_notes.api import clips, demo, health, multipart, multipart_s3, notes, storage_events, uppy_page
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -66,7 +66,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     schemas = build_schemas(settings)
-    authenticated = [clips.clips_blueprint(schemas), notes.notes_blueprint()]
+    authenticated = [clips.clips_blueprint(schemas), multipart.blp, multipart_s3.blp, notes.notes_blueprint()]
     optional = []
     if settings.storage_events_token:
         # Off (no route, 404, not in the document) until its token is set: docs/events.md.
@@ -79,4 +79,5 @@ def init_api(app: Flask, settings: Settings) -> Api:
         api.register_blueprint(blueprint)
     init_rate_limits(app, settings, authenticated)
     app.register_blueprint(demo.blp)  # a page, not part of the API document
+    app.register_blueprint(uppy_page.blp)  # likewise
     return api

@@ -51,6 +51,9 @@ _CREATED_LINKS = {
     "RefreshUpload": _clip_link("/api/audio-clips/{clip_id}/upload-url", "post", "Re-sign the PUT."),
     "UpdateClip": _clip_link("/api/audio-clips/{clip_id}", "patch", "Attach to or detach from a note."),
     "DeleteClip": _clip_link("/api/audio-clips/{clip_id}", "delete", "Delete the clip."),
+    "SignParts": _clip_link("/api/audio-clips/{clip_id}/multipart/parts", "post", "Sign part URLs (multipart)."),
+    "ListParts": _clip_link("/api/audio-clips/{clip_id}/multipart/parts", "get", "The stored parts (multipart)."),
+    "AbortMultipart": _clip_link("/api/audio-clips/{clip_id}/multipart", "delete", "Abort the multipart upload."),
 }
 
 
@@ -89,7 +92,11 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         session = upload_service().create(current_owner(), idempotency_key=headers.get("idempotency_key"), **body)
         response_headers = {"Idempotent-Replayed": "true"} if session.replayed else {}
         return (
-            {"clip": session.clip, "upload": upload_body(session.upload, session.clip.storage_key)},
+            {
+                "clip": session.clip,
+                "upload": upload_body(session.upload, session.clip.storage_key),
+                "multipart": session.multipart,
+            },
             201,
             response_headers,
         )

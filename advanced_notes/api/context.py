@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the blueprints that read this module are imported by those 
     from advanced_notes.services.clips import ClipService
     from advanced_notes.services.completion import ClipCompleter
     from advanced_notes.services.events import StorageEventService
+    from advanced_notes.services.multipart import MultipartService
     from advanced_notes.services.uploads import UploadService
     from advanced_notes.settings import Settings
 
@@ -38,6 +39,11 @@ class AppServices:
     uploads: UploadService
     completer: ClipCompleter
     events: StorageEventService
+
+    @property
+    def multipart(self) -> MultipartService:
+        """The multipart upload sessions (owned by the upload service)."""
+        return self.uploads.multipart
 
 
 def attach_services(app: Flask, services: AppServices) -> None:

@@ -40,6 +40,16 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON ``true``/``false`` only: marshmallow's Boolean also takes "yes", "on", 1 and 0
+    (and ``0 in {False}`` is true in Python, so truthy/falsy sets cannot exclude them)."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class MimeType(fields.String):
     """A MIME type, case-insensitive, parameters dropped (``"Audio/Webm;codecs=opus"`` -> ``"audio/webm"``).
 
@@ -132,6 +142,21 @@ def _create_clip_schema(settings: Settings) -> type[StrictSchema]:
             allow_none=True,
             validate=SHA256_BASE64,
             metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."},
+        )
+        multipart = StrictBoolean(
+            load_default=None,
+            allow_none=True,
+            metadata={
+                "description": "Upload in parts (docs/multipart.md); omitted: the server decides from "
+                "MULTIPART_THRESHOLD_BYTES. Not combinable with checksum_sha256."
+            },
+        )
+        expires_in = fields.Integer(
+            strict=True,
+            load_default=None,
+            allow_none=True,
+            validate=validate.Range(1, settings.presign_max_expires_seconds, error=BETWEEN),
+            metadata={"description": "PUT URL lifetime in seconds (at most S3_PRESIGN_MAX_EXPIRES_SECONDS)."},
         )
 
     return CreateClipSchema
@@ -234,12 +259,27 @@ class ClipEnvelopeSchema(Schema):
     clip = fields.Nested(ClipSchema)
 
 
+class MultipartSessionSchema(Schema):
+    """A multipart upload: sign parts at ``POST /api/audio-clips/<id>/multipart/parts``."""
+
+    upload_id = fields.String()
+    storage_key = fields.String()
+    part_size = fields.Integer(metadata={"description": "Bytes of every part but the last (>= 5 MiB)."})
+    part_count = fields.Integer(metadata={"description": "Number of parts (<= 10,000)."})
+    expires_at = UTCDateTime(metadata={"description": "End of the reservation; complete before it."})
+
+
 class CreatedClipSchema(Schema):
     clip = fields.Nested(ClipSchema)
     upload = fields.Nested(
         UploadSchema,
         allow_none=True,
-        metadata={"description": "null on an idempotent repeat once the clip is no longer pending"},
+        metadata={"description": "null on an idempotent repeat once the clip is no longer pending, and for multipart"},
+    )
+    multipart = fields.Nested(
+        MultipartSessionSchema,
+        allow_none=True,
+        metadata={"description": "the multipart session of a pending clip uploaded in parts, else null"},
     )
 
 

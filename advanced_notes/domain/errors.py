@@ -56,6 +56,13 @@ class UploadMissing(ApiError):
     status, code = 409, "upload_missing"
 
 
+class UploadIncomplete(ApiError):
+    """409: a multipart upload lacks parts or holds parts of the wrong size (``details`` list
+    them); the clip stays pending and the client uploads those parts again."""
+
+    status, code = 409, "upload_incomplete"
+
+
 class ObjectVanished(UploadMissing):
     """409: the object was there at HEAD and gone at a later GET (deleted meanwhile).
 

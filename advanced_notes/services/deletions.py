@@ -48,6 +48,8 @@ class ClipObject(Protocol):
     id: uuid.UUID
     storage_key: str
     upload_expires_at: dt.datetime | None
+    #: An unfinished multipart upload to abort with the object (None for a single PUT).
+    multipart_upload_id: str | None
 
 
 def latest_upload_expiry(session: Session, clip_ids: list[uuid.UUID]) -> dict[uuid.UUID, dt.datetime | None]:
@@ -116,6 +118,8 @@ class DeletionQueue:
             attempts=0,
             next_attempt_at=now,
             recheck_until=recheck_until(clip, now),
+            # An unfinished multipart upload is aborted first: its parts are billed.
+            multipart_upload_id=clip.multipart_upload_id,
             created_at=now,
         )
         session.add(record)
@@ -146,6 +150,9 @@ class DeletionQueue:
                 break
             now = utcnow()
             try:
+                if record.multipart_upload_id:
+                    # Answers False when the upload is already gone (completed or aborted).
+                    self.storage.abort_multipart_upload(record.storage_key, record.multipart_upload_id)
                 self.storage.delete(record.storage_key)
             except StorageUnavailable as exc:
                 attempts = record.attempts + 1

@@ -42,6 +42,7 @@ from advanced_notes.domain.keys import clip_id_from_key, clips_folder
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import CLOCK_SKEW, AttemptResult, DeletionQueue, latest_upload_expiry
 from advanced_notes.services.lifecycle import EXPIRED, PENDING, READY, update_if_pending
+from advanced_notes.services.multipart_sweep import AbandonedUploads, abort_abandoned_uploads
 from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings
 
@@ -86,6 +87,7 @@ class SweepReport:
     late_objects: Finding = field(default_factory=Finding)
     late_objects_deleted: int = 0
     missing_objects: Finding = field(default_factory=Finding)
+    multipart: AbandonedUploads = field(default_factory=AbandonedUploads)
 
     def summary(self) -> list[str]:
         """Human-readable lines for the command's output."""
@@ -110,6 +112,7 @@ class SweepReport:
             f"objects with a recorded deletion: {self.awaiting_deletion}",
             f"late objects of rejected/expired clips: {self.late_objects.count}, deleted: {self.late_objects_deleted}",
             f"ready clips whose object is missing: {self.missing_objects.count}",
+            self.multipart.summary(self.applied),
         ]
         for title, finding in (
             ("orphan", self.orphans),
@@ -197,6 +200,10 @@ class Sweeper:
         report.deletions_due = self.queue.count_due(started)
         if apply:
             report.deletions = self.retry_deletions(started)
+        # After expiry and deletions (which abort their clips' uploads through the outbox).
+        report.multipart = abort_abandoned_uploads(
+            self.db, self.storage, self.folder, started=started, apply=apply, min_age=min_orphan_age
+        )
         return report
 
     # -- expiry ---------------------------------------------------------------------
@@ -484,6 +491,11 @@ def write_report_metrics(report: SweepReport, path: str) -> None:
         "late_objects": ("Objects of rejected or expired clips found.", report.late_objects.count),
         "missing_objects": ("Ready clips whose object is missing.", report.missing_objects.count),
         "objects_scanned": ("Objects listed by the last sweep.", report.objects_scanned),
+        "multipart_uploads_abandoned": (
+            "Abandoned multipart uploads found (expired/rejected/deleted clip, no clip, superseded).",
+            sum(report.multipart.abandoned.values()),
+        ),
+        "multipart_uploads_aborted": ("Abandoned multipart uploads aborted.", report.multipart.aborted),
     }
     for name, (help_text, value) in gauges.items():
         Gauge(f"advanced_notes_sweeper_{name}", help_text, registry=registry).set(value)

@@ -25,6 +25,7 @@ from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import latest_upload_expiry
 from advanced_notes.services.lifecycle import PENDING, READY, later_expiry, update_if_pending
+from advanced_notes.services.multipart import MultipartService, MultipartSession, bounded_lifetime
 from advanced_notes.settings import Settings
 
 #: Declared fields an idempotent repeat must match (note_id may change later by PATCH).
@@ -37,12 +38,13 @@ class UploadSession:
 
     ``upload`` is None when an idempotent repeat finds the clip no longer pending (a
     fresh PUT URL would let a verified object be overwritten). ``replayed`` is True
-    for such repeats.
+    for such repeats. A clip uploaded in parts has ``multipart`` instead of ``upload``.
     """
 
     clip: AudioClip
     upload: PresignedRequest | None
     replayed: bool = False
+    multipart: MultipartSession | None = None
 
 
 class UploadService:
@@ -57,9 +59,17 @@ class UploadService:
     """
 
     def __init__(
-        self, db: Database, storage: S3Storage, clips: ClipService, completer: ClipCompleter, settings: Settings
+        self,
+        db: Database,
+        storage: S3Storage,
+        clips: ClipService,
+        completer: ClipCompleter,
+        settings: Settings,
+        multipart: MultipartService | None = None,
     ):
         self.db = db
+        self.multipart = multipart or MultipartService(db, storage, clips, settings)
+        self.put_expires_seconds = settings.presign_put_expires_seconds
         self.storage = storage
         self.clips = clips
         self.completer = completer
@@ -79,6 +89,8 @@ class UploadService:
         note_id: str | None = None,
         checksum_sha256: str | None = None,
         idempotency_key: str | None = None,
+        multipart: bool | None = None,
+        expires_in: int | None = None,
     ) -> UploadSession:
         """Reserve a clip (``pending``) and presign the PUT for its bytes.
 
@@ -91,10 +103,16 @@ class UploadService:
             checksum_sha256: optional base64 SHA-256 (signed as x-amz-checksum-sha256).
             idempotency_key: the request's Idempotency-Key: a repeat by the same owner
                 returns the same clip (with a freshly signed upload while pending).
+            multipart: upload in parts (docs/multipart.md); None lets the server decide
+                (MULTIPART_THRESHOLD_BYTES).
+            expires_in: PUT URL lifetime in seconds (default S3_PRESIGN_PUT_EXPIRES_SECONDS,
+                at most S3_PRESIGN_MAX_EXPIRES_SECONDS).
         Returns:
-            the clip and its presigned PUT.
+            the clip and its presigned PUT, or its multipart session.
         Raises:
             Conflict: the idempotency key was used with another declaration.
+            ValidationFailed: multipart with a checksum, or expires_in too long.
+            StorageUnavailable: the multipart upload could not be started.
             QuotaExceeded: the owner has ``MAX_PENDING_UPLOADS_PER_OWNER`` pending clips, or
                 pending + ready bytes would pass ``OWNER_QUOTA_BYTES``. Counted here, at
                 presign time, so minting URLs cannot fill the bucket.
@@ -105,6 +123,9 @@ class UploadService:
             "duration_ms": duration_ms,
             "checksum_sha256": checksum_sha256,
         }
+        plan = self.multipart.plan(bytes, multipart, checksum_sha256)
+        lifetime = bounded_lifetime(expires_in, self.put_expires_seconds, self.multipart.max_expires_seconds)
+        declared["multipart"] = plan is not None
         if idempotency_key is not None:
             existing = self._by_idempotency_key(owner_id, idempotency_key)
             if existing is not None:
@@ -120,25 +141,34 @@ class UploadService:
             idempotency_key=idempotency_key,
             created_at=now,
             updated_at=now,
-            **declared,
+            **{k: v for k, v in declared.items() if k != "multipart"},
         )
-        # Sign first: a failed signature (e.g. no credentials) then leaves no orphan row.
-        upload = self._presign_put(clip)
-        clip.upload_expires_at = upload.expires_at
+        # Sign (or start the multipart upload) first: a failure then leaves no orphan row.
+        upload = None
+        if plan is not None:
+            self.multipart.start(clip, plan)
+        else:
+            upload = self._presign_put(clip, lifetime)
+            clip.upload_expires_at = upload.expires_at
         quotas = bool(self.max_pending_uploads or self.owner_quota_bytes)
         try:
-            # The per-owner lock makes count-then-insert exact under concurrent creates.
-            with self.db.transaction(lock_key=f"quota:{owner_id}" if quotas else None) as session:
-                if quotas:
-                    self._check_quotas(session, owner_id, bytes)
-                session.add(clip)
+            try:
+                # The per-owner lock makes count-then-insert exact under concurrent creates.
+                # Pending multipart clips count with their declared bytes: in-flight parts.
+                with self.db.transaction(lock_key=f"quota:{owner_id}" if quotas else None) as session:
+                    if quotas:
+                        self._check_quotas(session, owner_id, bytes)
+                    session.add(clip)
+            except BaseException:
+                self.multipart.discard(clip)  # no row: abort the upload we started
+                raise
         except IntegrityError:
             # A concurrent repeat with the same key inserted first: answer with its clip.
             existing = self._by_idempotency_key(owner_id, idempotency_key) if idempotency_key else None
             if existing is None:
                 raise
             return self._replay(existing, declared)
-        return UploadSession(clip, upload)
+        return UploadSession(clip, upload, multipart=self.multipart.session(clip))
 
     def _check_quotas(self, session: Session, owner_id: str, new_bytes: int) -> None:
         owned = AudioClip.owner_id == owner_id
@@ -173,11 +203,15 @@ class UploadService:
 
     def _replay(self, clip: AudioClip, declared: dict[str, Any]) -> UploadSession:
         different = sorted(k for k in _IMMUTABLE_DECLARATION if getattr(clip, k) != declared[k])
+        if (clip.part_size is not None) != declared.get("multipart", False):
+            different.append("multipart")
         if different:
             raise Conflict(
                 "This Idempotency-Key was used for a different request.",
                 {"idempotency_key": ["Reused with other values of: " + ", ".join(different) + "."]},
             )
+        if clip.status == PENDING and clip.part_size is not None:
+            return UploadSession(clip, None, replayed=True, multipart=self.multipart.session(clip))
         if clip.status == PENDING:
             upload = self._presign_put(clip)
             if self._record_upload_expiry(clip, upload):
@@ -185,8 +219,10 @@ class UploadService:
             clip = self.clips.get(clip.owner_id, clip.id)  # completed meanwhile: no URL onto a verified object
         return UploadSession(clip, None, replayed=True)
 
-    def _presign_put(self, clip: AudioClip) -> PresignedRequest:
-        return self.storage.presign_put(clip.storage_key, clip.mime_type, clip.bytes, clip.checksum_sha256)
+    def _presign_put(self, clip: AudioClip, expires_seconds: int | None = None) -> PresignedRequest:
+        return self.storage.presign_put(
+            clip.storage_key, clip.mime_type, clip.bytes, clip.checksum_sha256, expires_seconds=expires_seconds
+        )
 
     def _record_upload_expiry(self, clip: AudioClip, upload: PresignedRequest) -> bool:
         # The later of the stored expiry and this URL's, computed by the database: a
@@ -205,6 +241,8 @@ class UploadService:
             NotFound; Conflict when the clip is no longer pending.
         """
         clip = self.clips.get(owner_id, clip_id)
+        if clip.part_size is not None:
+            raise Conflict("This clip is uploaded in parts: sign part URLs instead.", {"multipart": True})
         if clip.status == PENDING:
             upload = self._presign_put(clip)
             if self._record_upload_expiry(clip, upload):
@@ -215,7 +253,12 @@ class UploadService:
     def complete(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
         """Verify the uploaded object and mark the clip ``ready`` (idempotent).
 
-        See :meth:`ClipCompleter.finish` for the checks. Raises NotFound, UploadMissing,
+        A multipart clip's parts are assembled first (:meth:`MultipartService.assemble`:
+        UploadIncomplete when parts are missing or of the wrong size). See
+        :meth:`ClipCompleter.finish` for the checks. Raises NotFound, UploadMissing,
         UploadRejected, Conflict (rejected/expired clip), StorageUnavailable (nothing changed).
         """
-        return self.completer.finish(self.clips.get(owner_id, clip_id))
+        clip = self.clips.get(owner_id, clip_id)
+        if clip.status == PENDING and clip.part_size is not None:
+            self.multipart.assemble(clip)
+        return self.completer.finish(clip)

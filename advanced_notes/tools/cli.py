@@ -114,7 +114,7 @@ def token_command(subject: str, expires_in: int) -> None:
     default=3600,
     show_default=True,
     type=click.IntRange(0),
-    help="Seconds an unknown object must have existed before it counts as an orphan.",
+    help="Seconds an unknown object (or multipart upload) must have existed before it counts as an orphan.",
 )
 @click.option(
     "--batch-size",
@@ -310,20 +310,55 @@ def _print_playback(playback: dict[str, Any]) -> None:
 @click.option("--note-id", default=None, help="Attach the clip to this note.")
 @click.option("--mime-type", default=None, help="Override the type detected from the file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--multipart-threshold",
+    default=16 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Bytes from which FILE is uploaded in parts (resumable).",
+)
+@click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 32), help="Parts sent at once.")
+@click.option("--resume", "resume_clip_id", default=None, help="Finish the interrupted multipart upload of this clip.")
 @_client_options
 @_api_errors
 def upload_command(
-    file: str, note_id: str | None, mime_type: str | None, api: str | None, token: str | None, quiet: bool
+    file: str,
+    note_id: str | None,
+    mime_type: str | None,
+    api: str | None,
+    token: str | None,
+    quiet: bool,
+    multipart_threshold: int,
+    parallel: int,
+    resume_clip_id: str | None,
 ) -> None:
     """Upload FILE: create an upload session, PUT to the bucket, complete; print clip and playback URL.
 
     Declares the file's type, size, duration and SHA-256; retries transient failures and
-    re-signs an expired PUT URL. Without --api/--token it uses the running
-    `advanced-notes dev` server's.
+    re-signs an expired PUT URL. From --multipart-threshold bytes on, FILE goes up in
+    parts, --parallel at a time; if interrupted, run the same command with the printed
+    --resume CLIP_ID to send only the parts the store lacks. Without --api/--token it
+    uses the running `advanced-notes dev` server's.
     """
     from tqdm import tqdm
 
     client = _client(api, token)
+
+    def announce(created: dict[str, Any]) -> None:
+        if created.get("multipart"):
+            session = created["multipart"]
+            tqdm.write(
+                f"clip {created['clip']['id']}: {session['part_count']} parts of {session['part_size']} bytes; "
+                f"if interrupted, resume with: --resume {created['clip']['id']}",
+                file=sys.stderr,
+            )
+
+    def resumed(stored: dict[str, Any]) -> None:
+        tqdm.write(
+            f"resuming: {len(stored['parts'])} of {stored['multipart']['part_count']} parts already stored",
+            file=sys.stderr,
+        )
+
     with tqdm(
         total=os.path.getsize(file),
         unit="B",
@@ -333,7 +368,20 @@ def upload_command(
         file=sys.stderr,
         disable=quiet,
     ) as bar:
-        result = client.upload_file(file, note_id=note_id, mime_type=mime_type, on_progress=bar.update)
+        if resume_clip_id:
+            result = client.resume_file(
+                resume_clip_id, file, parallel=parallel, on_progress=bar.update, on_resume=resumed
+            )
+        else:
+            result = client.upload_file(
+                file,
+                note_id=note_id,
+                mime_type=mime_type,
+                on_progress=bar.update,
+                multipart_threshold=multipart_threshold,
+                parallel=parallel,
+                on_created=announce,
+            )
     click.echo(json.dumps(result["clip"], indent=2))
     _print_playback(result["playback"])
 

@@ -85,6 +85,7 @@ class StorageDoctor:
             f"{signing['endpoint']}, region {signing['region']}, addressing {signing['addressing_style']}, "
             f"key prefix {self.settings.key_prefix}/",
         )
+        yield self._credentials()
         try:
             self.storage.check_bucket()
         except StorageUnavailable as exc:
@@ -106,6 +107,22 @@ class StorageDoctor:
                 self.storage.delete(self.key)
         yield from self._cors()
         yield from self._notifications()
+
+    def _credentials(self) -> Finding:
+        """Temporary credentials (STS, an IAM role, a container's) cut every presigned URL short."""
+        if not self.storage.temporary_credentials:
+            return Finding(OK, "credentials", "long-term keys: presigned URLs live their whole X-Amz-Expires")
+        expiry = self.storage.credentials_expire_at()
+        when = f"expire at {expiry.isoformat()}" if expiry else "expire at a time boto3 does not know"
+        return Finding(
+            WARN,
+            "credentials",
+            f"temporary credentials (a session token) {when}: a presigned URL stops working when the "
+            "credentials that signed it expire, whatever its X-Amz-Expires; the API reports the earlier "
+            "of the two as expires_at when it knows the credentials' expiry",
+            "For long uploads (expires_in, phones in the background), sign with long-term keys of a user "
+            "allowed only on this bucket, or keep S3_PRESIGN_MAX_EXPIRES_SECONDS under the credentials' lifetime.",
+        )
 
     def _upload_and_read(self) -> Generator[Finding, None, bool]:
         upload = self.storage.presign_put(self.key, "audio/ogg", len(PROBE_BODY), conditional=False)

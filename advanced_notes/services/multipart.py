@@ -1,0 +1,318 @@
+"""Multipart upload sessions: a clip uploaded in parts straight to the bucket (docs/multipart.md).
+
+The server decides the part size at creation (S3's limits: parts of 5 MiB..5 GiB except
+the last, at most 10,000) and derives each part's exact length from the declared size,
+so every presigned part URL binds its ``Content-Length`` without trusting the client.
+``complete`` asks the store which parts it holds (ListParts), so a client that lost its
+ETags can still finish, assembles them (CompleteMultipartUpload), then hands the clip to
+:class:`~advanced_notes.services.completion.ClipCompleter` for the same verification as a
+single PUT. Unfinished uploads are aborted through the deletion outbox (delete, reject,
+expire) and by the sweeper (uploads with no clip).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.models import AudioClip
+from advanced_notes.adapters.storage import PartsRefused, PresignedRequest, S3Storage, UploadedPart
+from advanced_notes.domain.errors import (
+    Conflict,
+    StorageUnavailable,
+    UploadIncomplete,
+    UploadMissing,
+    ValidationFailed,
+)
+from advanced_notes.domain.multipart import PartPlan, plan_parts
+from advanced_notes.services.clips import ClipService
+from advanced_notes.services.lifecycle import PENDING, update_if_pending
+from advanced_notes.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The most part numbers one signing request may ask for (a batch; Uppy asks one at a time).
+MAX_PARTS_PER_BATCH = 1000
+#: The most part numbers an error lists in its details (the count is always given).
+_MAX_LISTED = 100
+
+
+@dataclass(frozen=True)
+class MultipartSession:
+    """What a client needs to upload a clip in parts.
+
+    Attributes:
+        upload_id: S3's UploadId. part_size: bytes of every part but the last.
+        part_count: number of parts. expires_at: aware UTC end of the clip's reservation
+        (UPLOAD_RESERVATION_SECONDS after creation); after it the sweeper may expire the
+        clip and abort the upload.
+    """
+
+    upload_id: str
+    part_size: int
+    part_count: int
+    storage_key: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class SignedPart:
+    """A presigned PUT of one part: send exactly ``request.headers`` (its Content-Length)."""
+
+    part_number: int
+    request: PresignedRequest
+
+
+def bounded_lifetime(requested: int | None, default: int, maximum: int) -> int:
+    """The URL lifetime to sign, in seconds: ``requested`` (checked) or ``default``.
+
+    Args:
+        requested: the client's ``expires_in`` (None: not asked).
+        default: the configured lifetime; maximum: S3_PRESIGN_MAX_EXPIRES_SECONDS bounded
+            by the clip's reservation (a URL should not outlive its clip).
+    Raises:
+        ValidationFailed: ``requested`` is above ``maximum``.
+    """
+    if requested is None:
+        return default
+    if requested > maximum:
+        raise ValidationFailed(
+            f"expires_in may be at most {maximum} seconds on this server.",
+            {"expires_in": [f"Must be between 1 and {maximum}."]},
+        )
+    return requested
+
+
+class MultipartService:
+    """Start, sign, list, abort and assemble multipart uploads of an owner's clips.
+
+    Args:
+        db: the database; storage: the S3 adapter; clips: reads of the owner's clips;
+        settings: part size, threshold, reservation, URL lifetimes.
+    Every method taking ``owner_id`` answers NotFound for another owner's clip.
+    """
+
+    def __init__(self, db: Database, storage: S3Storage, clips: ClipService, settings: Settings):
+        self.db = db
+        self.storage = storage
+        self.clips = clips
+        self.part_size = settings.multipart_part_size_bytes
+        self.threshold = settings.multipart_threshold_bytes
+        self.reservation = dt.timedelta(seconds=settings.upload_reservation_seconds)
+        self.put_expires_seconds = settings.presign_put_expires_seconds
+        self.max_expires_seconds = min(settings.presign_max_expires_seconds, settings.upload_reservation_seconds)
+
+    # -- at creation (UploadService.create) ------------------------------------------
+
+    def plan(self, total_bytes: int, requested: bool | None, checksum_sha256: str | None) -> PartPlan | None:
+        """Whether a new clip is uploaded in parts, and how: None for a single PUT.
+
+        Args:
+            total_bytes: declared size. requested: the client's ``multipart`` (None: the
+                server decides: multipart from MULTIPART_THRESHOLD_BYTES, when set and no
+                checksum was declared). checksum_sha256: the declared checksum.
+        Raises:
+            ValidationFailed: multipart asked together with ``checksum_sha256`` (a part URL
+                cannot bind the whole object's SHA-256, and a multipart object's stored
+                checksum is a checksum of part checksums).
+        """
+        if requested is None:
+            requested = bool(self.threshold) and total_bytes >= self.threshold and not checksum_sha256
+        if not requested:
+            return None
+        if checksum_sha256:
+            raise ValidationFailed(
+                "checksum_sha256 cannot be combined with a multipart upload.",
+                {"checksum_sha256": ["Not supported with multipart: true; omit it or upload with a single PUT."]},
+            )
+        return plan_parts(total_bytes, self.part_size)
+
+    def start(self, clip: AudioClip, plan: PartPlan) -> None:
+        """CreateMultipartUpload for ``clip`` (not yet stored) and record it on the clip.
+
+        Raises StorageUnavailable (nothing was stored).
+        """
+        clip.multipart_upload_id = self.storage.create_multipart_upload(clip.storage_key, clip.mime_type)
+        clip.part_size, clip.part_count = plan.part_size, plan.part_count
+
+    def discard(self, clip: AudioClip) -> None:
+        """Abort ``clip``'s upload after its row could not be stored (best effort: the
+        sweeper aborts uploads that no clip knows)."""
+        if clip.multipart_upload_id:
+            try:
+                self.storage.abort_multipart_upload(clip.storage_key, clip.multipart_upload_id)
+            except StorageUnavailable:
+                log.warning("abort of an unstored clip's upload failed; the sweeper will abort it")
+
+    def session(self, clip: AudioClip) -> MultipartSession | None:
+        """The multipart session of a pending multipart clip, else None."""
+        if clip.status != PENDING or not clip.multipart_upload_id or not clip.part_size or not clip.part_count:
+            return None
+        return MultipartSession(
+            clip.multipart_upload_id,
+            clip.part_size,
+            clip.part_count,
+            clip.storage_key,
+            clip.created_at + self.reservation,
+        )
+
+    # -- endpoints ---------------------------------------------------------------
+
+    def sign_parts(
+        self, owner_id: str, clip_id: uuid.UUID, part_numbers: Sequence[int], expires_in: int | None = None
+    ) -> tuple[AudioClip, list[SignedPart]]:
+        """Presign PUT URLs for ``part_numbers`` of the clip's upload.
+
+        Each URL signs the part's exact ``Content-Length`` (from the declared size and
+        the part size), the part number and the upload id.
+
+        Args:
+            part_numbers: 1..part_count each, at most MAX_PARTS_PER_BATCH (duplicates ignored).
+            expires_in: URL lifetime in seconds (default S3_PRESIGN_PUT_EXPIRES_SECONDS),
+                at most S3_PRESIGN_MAX_EXPIRES_SECONDS and the clip's reservation.
+        Returns:
+            the clip and one signed part per distinct number, in ascending order.
+        Raises:
+            NotFound; Conflict (not pending, not multipart, or aborted);
+            ValidationFailed (a part number outside 1..part_count, expires_in too long).
+        """
+        clip = self.clips.get(owner_id, clip_id)
+        plan = self._open_plan(clip)
+        wrong = sorted({n for n in part_numbers if not 1 <= n <= plan.part_count})
+        if wrong:
+            raise ValidationFailed(
+                f"Part numbers go from 1 to {plan.part_count} for this clip.",
+                {"part_numbers": [f"Not a part of this upload: {wrong[:_MAX_LISTED]}."]},
+            )
+        lifetime = bounded_lifetime(expires_in, self.put_expires_seconds, self.max_expires_seconds)
+        assert clip.multipart_upload_id is not None  # _open_plan checked it
+        signed = [
+            SignedPart(
+                n,
+                self.storage.presign_upload_part(
+                    clip.storage_key, clip.multipart_upload_id, n, plan.part_length(n), expires_seconds=lifetime
+                ),
+            )
+            for n in sorted(set(part_numbers))
+        ]
+        return clip, signed
+
+    def open_clip(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
+        """The clip, when it is pending with a live multipart upload.
+
+        Raises:
+            NotFound; Conflict (not pending, not multipart, or aborted).
+        """
+        clip = self.clips.get(owner_id, clip_id)
+        self._open_plan(clip)
+        return clip
+
+    def list_parts(self, owner_id: str, clip_id: uuid.UUID) -> tuple[AudioClip, list[UploadedPart]]:
+        """The parts the store already holds for the clip (resume after a crash or elsewhere).
+
+        Raises:
+            NotFound; Conflict (not pending, not multipart, or the upload is gone);
+            StorageUnavailable.
+        """
+        clip = self.clips.get(owner_id, clip_id)
+        self._open_plan(clip)
+        assert clip.multipart_upload_id is not None
+        parts = self.storage.list_parts(clip.storage_key, clip.multipart_upload_id)
+        if parts is None:
+            raise Conflict(
+                "The store no longer has this multipart upload (completed or aborted); call complete.",
+                {"upload_id": clip.multipart_upload_id},
+            )
+        return clip, parts
+
+    def abort(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
+        """Abort the clip's multipart upload (its parts are freed); the clip stays pending
+        without an upload, and the sweeper expires it after its reservation.
+
+        Idempotent: aborting an aborted upload answers the same.
+        Raises:
+            NotFound; Conflict (the clip is not pending or not multipart); StorageUnavailable.
+        """
+        clip = self.clips.get(owner_id, clip_id)
+        if clip.part_size is None:
+            raise Conflict("This clip is not uploaded in parts.", {"multipart": False})
+        if clip.status != PENDING:
+            raise Conflict(f"The clip is {clip.status}; only pending uploads can be aborted.", {"status": clip.status})
+        if clip.multipart_upload_id:
+            self.storage.abort_multipart_upload(clip.storage_key, clip.multipart_upload_id)
+            with self.db.transaction() as session:
+                update_if_pending(session, clip.id, multipart_upload_id=None)
+        return self.clips.get(owner_id, clip_id)
+
+    # -- at complete (UploadService.complete) -------------------------------------------
+
+    def assemble(self, clip: AudioClip) -> None:
+        """Assemble a pending multipart clip's parts into its object, before verification.
+
+        The parts come from the store (ListParts), not the client. Every part 1..N must be
+        there with its exact length; then CompleteMultipartUpload. When the store no
+        longer knows the upload (a concurrent complete assembled it), the object decides.
+
+        Raises:
+            UploadIncomplete: parts missing or of the wrong size (the clip stays pending;
+                upload those parts again).
+            UploadMissing: the upload was aborted and no object exists.
+            StorageUnavailable: nothing changed.
+        """
+        plan = PartPlan(clip.bytes, clip.part_size or 0, clip.part_count or 0)
+        parts = (
+            self.storage.list_parts(clip.storage_key, clip.multipart_upload_id) if clip.multipart_upload_id else None
+        )
+        if parts is None:
+            if self.storage.head(clip.storage_key) is None:
+                raise UploadMissing(
+                    "The multipart upload of this clip was aborted and no object is stored; create a new clip.",
+                    {"storage_key": clip.storage_key, "upload_id": clip.multipart_upload_id},
+                )
+            return  # assembled by an earlier complete: verification decides
+        by_number = {p.part_number: p for p in parts if 1 <= p.part_number <= plan.part_count}
+        missing = [n for n in range(1, plan.part_count + 1) if n not in by_number]
+        wrong = [
+            {"part_number": n, "size": p.size, "expected_size": plan.part_length(n)}
+            for n, p in sorted(by_number.items())
+            if p.size != plan.part_length(n)
+        ]
+        if missing or wrong:
+            raise UploadIncomplete(
+                f"The upload lacks {len(missing)} part(s) and has {len(wrong)} part(s) of the wrong size; "
+                "upload them (again), then complete.",
+                {
+                    "missing_parts": missing[:_MAX_LISTED],
+                    "missing_count": len(missing),
+                    "wrong_size_parts": wrong[:_MAX_LISTED],
+                    "part_count": plan.part_count,
+                },
+            )
+        assert clip.multipart_upload_id is not None
+        try:
+            self.storage.complete_multipart_upload(
+                clip.storage_key, clip.multipart_upload_id, [by_number[n] for n in range(1, plan.part_count + 1)]
+            )
+        except PartsRefused as exc:
+            raise UploadIncomplete(
+                f"The store refused the parts ({exc.code}); upload them again, then complete.",
+                {"store_code": exc.code, "part_count": plan.part_count},
+            ) from exc
+
+    # -- helpers -----------------------------------------------------------------
+
+    @staticmethod
+    def _open_plan(clip: AudioClip) -> PartPlan:
+        if clip.part_size is None or clip.part_count is None:
+            raise Conflict(
+                "This clip is uploaded with a single PUT (see upload-url), not in parts.", {"multipart": False}
+            )
+        if clip.status != PENDING:
+            raise Conflict(f"The clip is {clip.status}; only pending clips take parts.", {"status": clip.status})
+        if not clip.multipart_upload_id:
+            raise Conflict("The multipart upload of this clip was aborted; create a new clip.", {"aborted": True})
+        return PartPlan(clip.bytes, clip.part_size, clip.part_count)

@@ -1,0 +1,114 @@
+"""The sweeper's multipart job: abort unfinished uploads nobody will complete (the bill stays clean).
+
+Parts of an unfinished multipart upload are billed but invisible to ListObjects. This
+lists the uploads in progress under our prefix (ListMultipartUploads) and aborts those
+of expired, rejected or deleted clips, those of no clip, and those a clip no longer
+refers to (superseded). A pending clip's current upload is left alone: the clip's expiry
+aborts it through the deletion outbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.models import AudioClip, PendingDeletion
+from advanced_notes.adapters.storage import InProgressUpload, S3Storage
+from advanced_notes.domain.keys import clip_id_from_key
+from advanced_notes.services.lifecycle import EXPIRED, PENDING, REJECTED
+
+log = logging.getLogger(__name__)
+
+#: Why an upload is abandoned, in report order.
+REASONS = ("expired", "rejected", "deleted", "no_clip", "superseded")
+
+
+@dataclass
+class AbandonedUploads:
+    """What the multipart job found: uploads listed, abandoned ones by reason, aborted."""
+
+    scanned: int = 0
+    abandoned: Counter[str] = field(default_factory=Counter)
+    aborted: int = 0
+    young: int = 0
+
+    def summary(self, applied: bool) -> str:
+        reasons = ", ".join(f"{r} {self.abandoned[r]}" for r in REASONS)
+        verb = "aborted" if applied else "would be aborted"
+        return (
+            f"multipart uploads in progress: {self.scanned}; abandoned ({reasons}) {verb}: "
+            f"{self.aborted if applied else sum(self.abandoned.values())}; younger than the minimum age: {self.young}"
+        )
+
+
+def abort_abandoned_uploads(
+    db: Database,
+    storage: S3Storage,
+    folder: str,
+    *,
+    started: dt.datetime,
+    apply: bool,
+    min_age: dt.timedelta,
+) -> AbandonedUploads:
+    """List the multipart uploads under ``folder`` and abort the abandoned ones.
+
+    Args:
+        folder: ``<prefix>/audio-clips/``. started: the sweep's start (aware UTC).
+        apply: abort (False: only count). min_age: an upload of no clip younger than this
+            is left alone (a create may be between CreateMultipartUpload and its INSERT).
+    Returns:
+        the counts.
+    Raises:
+        StorageUnavailable: listing or aborting failed (what was done stays done).
+    """
+    result = AbandonedUploads()
+    for page in storage.list_multipart_uploads(folder):
+        result.scanned += len(page)
+        for upload, reason in _classify(db, folder, page, started - min_age, result):
+            result.abandoned[reason] += 1
+            if apply:
+                storage.abort_multipart_upload(upload.key, upload.upload_id)
+                result.aborted += 1
+                log.info("aborted abandoned multipart upload key=%s reason=%s", upload.key, reason)
+    return result
+
+
+def _classify(
+    db: Database, folder: str, page: list[InProgressUpload], young_after: dt.datetime, result: AbandonedUploads
+) -> list[tuple[InProgressUpload, str]]:
+    ids = {u.key: clip_id_from_key(folder, u.key) for u in page}
+    known = [i for i in ids.values() if i is not None]
+    with db.read() as session:
+        clips = {
+            c.id: c
+            for c in session.execute(
+                select(AudioClip.id, AudioClip.storage_key, AudioClip.status, AudioClip.multipart_upload_id).where(
+                    AudioClip.id.in_(known)
+                )
+            )
+        }
+        deleted = set(session.scalars(select(PendingDeletion.storage_key).where(PendingDeletion.clip_id.in_(known))))
+    verdicts = []
+    for upload in page:
+        clip = clips.get(ids[upload.key]) if ids[upload.key] is not None else None
+        if clip is not None and clip.storage_key == upload.key:
+            if clip.status in (EXPIRED, REJECTED):
+                verdicts.append((upload, clip.status))
+            elif clip.status == PENDING and clip.multipart_upload_id == upload.upload_id:
+                continue  # in progress; the clip's expiry aborts it
+            elif upload.initiated is None or upload.initiated < young_after:
+                verdicts.append((upload, "superseded"))
+            else:
+                result.young += 1
+        elif upload.key in deleted:
+            verdicts.append((upload, "deleted"))
+        elif upload.initiated is None or upload.initiated < young_after:
+            verdicts.append((upload, "no_clip"))
+        else:
+            result.young += 1
+    return verdicts
