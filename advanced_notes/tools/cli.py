@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -19,6 +18,16 @@ from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from advanced_notes.api.context import current_services
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix (configuration, a taken port, a bad argument): one line, exit 2.
+
+    click prints ``Error: <message>`` without a traceback; 2 is click's own status for
+    usage errors.
+    """
+
+    exit_code = 2
 
 
 def _database_url() -> str:
@@ -218,10 +227,22 @@ def register_app_commands(app: Flask) -> None:
 
 
 def create_cli_app() -> Flask:
-    """The app with its commands, as ``flask --app wsgi`` and ``advanced-notes`` see it."""
-    from advanced_notes.app import create_app
+    """The app with its commands, as ``flask --app wsgi`` and ``advanced-notes`` see it.
 
-    app = create_app()
+    When the environment names no stack (no DATABASE_URL, S3_ENDPOINT_URL, S3_BUCKET,
+    APP_ENV, ...) and an ``advanced-notes dev`` runs from this folder, the app gets that
+    server's settings, so ``storage check``, ``sweep``, ``db`` and ``token`` act on the
+    running dev stack (:mod:`advanced_notes.tools.discovery`).
+    """
+    from advanced_notes.app import create_app
+    from advanced_notes.tools.discovery import DiscoveryError, stack_settings
+
+    try:
+        overrides = stack_settings(os.environ)
+    except DiscoveryError as exc:
+        click.echo(f"warning: {exc}", err=True)
+        overrides = None
+    app = create_app(overrides)
     register_app_commands(app)
     return app
 
@@ -231,34 +252,35 @@ def main() -> None:
     pass
 
 
-@main.command("dev")
+@main.command("dev", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int, help="API port.")
 @click.option("--s3-port", default=9000, show_default=True, type=int, help="S3 emulator port.")
 @click.option("--sub", "subject", default="dev-user", show_default=True, help="Owner of the printed token.")
 def dev_command(host: str, port: int, s3_port: int, subject: str) -> None:
     """Run the API on the embedded default: SQLite + moto's S3 server on loopback."""
-    from advanced_notes.tools.devserver import EmbeddedOptions, run_embedded
+    from advanced_notes.tools.devserver import DevStackError, EmbeddedOptions, run_embedded
 
-    run_embedded(EmbeddedOptions(host=host, port=port, s3_port=s3_port, subject=subject))
-
-
-def _embedded_client_defaults() -> dict[str, str]:
-    from advanced_notes.tools.devserver import CLIENT_FILE
-
-    path = Path("instance") / CLIENT_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        run_embedded(EmbeddedOptions(host=host, port=port, s3_port=s3_port, subject=subject))
+    except DevStackError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _client(api: str | None, token: str | None):
     from advanced_notes.client import AudioClipsClient
+    from advanced_notes.tools.discovery import DiscoveryError, live_stack
 
-    embedded = _embedded_client_defaults()
-    api = api or embedded.get("api") or "http://127.0.0.1:8000"
-    token = token or embedded.get("token")
+    if not (api and token):  # the running dev server's, unless both are given
+        try:
+            stack = live_stack()
+        except DiscoveryError as exc:
+            raise UserError(str(exc)) from None
+        if stack is not None:
+            api, token = api or stack.api, token or stack.token
     if not token:
-        raise click.UsageError("no token: pass --token or set ADVANCED_NOTES_TOKEN")
-    return AudioClipsClient(api, token)
+        raise UserError("no token: pass --token or set ADVANCED_NOTES_TOKEN (or start `advanced-notes dev` here)")
+    return AudioClipsClient(api or "http://127.0.0.1:8000", token)
 
 
 def _client_options(command):
@@ -290,7 +312,7 @@ def _print_playback(playback: dict[str, Any]) -> None:
     click.echo(f"\nplayback URL (expires {playback['expires_at']}):\n{playback['url']}")
 
 
-@main.command("upload")
+@main.command("upload", with_appcontext=False)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--note-id", default=None, help="Attach the clip to this note.")
 @click.option("--mime-type", default=None, help="Override the type detected from the file.")
@@ -323,7 +345,7 @@ def upload_command(
     _print_playback(result["playback"])
 
 
-@main.command("play")
+@main.command("play", with_appcontext=False)
 @click.argument("clip_id")
 @_client_options
 @_api_errors
@@ -332,7 +354,7 @@ def play_command(clip_id: str, api: str | None, token: str | None) -> None:
     _print_playback(_client(api, token).playback(clip_id))
 
 
-@main.command("note-audio")
+@main.command("note-audio", with_appcontext=False)
 @click.argument("note_id")
 @_client_options
 @_api_errors
