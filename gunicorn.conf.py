@@ -23,7 +23,22 @@ _OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="advanced-notes-metrics-")
 
+# Bad settings stop the master here, with the message alone. Found in a worker instead,
+# they arrive as the tail of a traceback, gunicorn reports only "Worker failed to boot",
+# and with several workers the message repeats once per worker. wsgi.py loads .env the
+# same way (variables already set win).
+from dotenv import load_dotenv  # noqa: E402
 from prometheus_client.multiprocess import mark_process_dead  # noqa: E402
+
+from advanced_notes.settings import ConfigError, load_settings  # noqa: E402
+
+load_dotenv(override=False)
+try:
+    load_settings(os.environ)
+except ConfigError as _exc:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    raise SystemExit(f"advanced-notes: {_exc}") from None
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # The API waits on the database and the store, not the CPU: (2 x cores) + 1 workers,

@@ -57,6 +57,9 @@ def init_api(app: Flask, settings: Settings) -> Api:
     for blueprint in (clips.blp, notes.blp, health.blp):
         api.register_blueprint(blueprint)
     init_rate_limits(app, settings, [clips.blp, notes.blp])
+    from advanced_notes.api.json_bodies import init_json_bodies
+
+    init_json_bodies(app)
     from advanced_notes.api import demo
 
     app.register_blueprint(demo.blp)  # a page, not part of the API document

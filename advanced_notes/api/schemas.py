@@ -70,17 +70,20 @@ SHA256_BASE64 = validate.Regexp(
 
 
 def is_storable_note_id(value: str) -> bool:
-    """True when ``value`` can be a note id: 1..255 characters and no NUL (PostgreSQL text
-    cannot hold U+0000, and the driver would fail on it)."""
-    return 0 < len(value) <= MAX_NOTE_ID_LENGTH and "\x00" not in value
+    """True when ``value`` can be a note id: 1..255 characters, not only whitespace (no
+    note is called " "), and no NUL (PostgreSQL text cannot hold U+0000, and the driver
+    would fail on it)."""
+    return 0 < len(value) <= MAX_NOTE_ID_LENGTH and "\x00" not in value and not value.isspace()
 
 
-def _no_nul(value: str) -> None:
+def _no_nul_or_blank(value: str) -> None:
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
+    if value.isspace():
+        raise ValidationError("Must not be blank.")
 
 
-_NOTE_ID = [validate.Length(1, MAX_NOTE_ID_LENGTH), _no_nul]
+_NOTE_ID = [validate.Length(1, MAX_NOTE_ID_LENGTH), _no_nul_or_blank]
 
 
 class CreateClipSchema(StrictSchema):

@@ -229,12 +229,16 @@ def register_app_commands(app: Flask) -> None:
 def create_cli_app() -> Flask:
     """The app with its commands, as ``flask --app wsgi`` and ``advanced-notes`` see it.
 
+    Raises:
+        UserError: bad settings (the ConfigError's message, exit status 2).
+
     When the environment names no stack (no DATABASE_URL, S3_ENDPOINT_URL, S3_BUCKET,
     APP_ENV, ...) and an ``advanced-notes dev`` runs from this folder, the app gets that
     server's settings, so ``storage check``, ``sweep``, ``db`` and ``token`` act on the
     running dev stack (:mod:`advanced_notes.tools.discovery`).
     """
     from advanced_notes.app import create_app
+    from advanced_notes.settings import ConfigError
     from advanced_notes.tools.discovery import DiscoveryError, stack_settings
 
     try:
@@ -242,7 +246,11 @@ def create_cli_app() -> Flask:
     except DiscoveryError as exc:
         click.echo(f"warning: {exc}", err=True)
         overrides = None
-    app = create_app(overrides)
+    try:
+        app = create_app(overrides)
+    except ConfigError as exc:
+        # The message names every bad variable; a traceback would only bury it.
+        raise UserError(str(exc)) from None
     register_app_commands(app)
     return app
 
@@ -292,18 +300,45 @@ def _client_options(command):
     )(command)
 
 
+def _field_messages(details: Any) -> str:
+    """``{"note_id": ["Shorter than minimum length 1."]}`` -> ``note_id: Shorter than minimum length 1.``"""
+    if not isinstance(details, dict):
+        return ""
+    parts = []
+    for name, messages in details.items():
+        if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+            parts.append(f"{name}: {' '.join(messages)}")
+        elif isinstance(messages, dict):
+            parts.extend(f"{name}.{inner}" for inner in _field_messages(messages).split("; ") if inner)
+        elif isinstance(messages, str | int):
+            parts.append(f"{name}: {messages}")
+    return "; ".join(parts)
+
+
 def _api_errors(fn):
-    """Turn client errors into a one-line message and exit status 1."""
+    """Turn client errors into one line: API answers exit 1, a server out of reach exits 2."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import requests
+
         from advanced_notes.client import ApiClientError
 
         try:
             return fn(*args, **kwargs)
-        except (ApiClientError, ValueError) as exc:
+        except ApiClientError as exc:
+            fields = _field_messages(exc.details) if exc.code == "validation_error" else ""
+            raise click.ClickException(f"{exc} ({fields})" if fields else str(exc)) from exc
+        except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
+        except requests.ConnectionError as exc:
+            url = exc.request.url.split("?", 1)[0] if exc.request is not None and exc.request.url else "the API"
+            raise UserError(
+                f"cannot connect to {url}: is the server running? (start `advanced-notes dev`, or pass --api)"
+            ) from None
+        except requests.Timeout:
+            raise UserError("the server did not answer in time") from None
 
     return wrapper
 
