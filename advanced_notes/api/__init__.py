@@ -31,11 +31,12 @@ class Api(_SmorestApi):
 def init_api(app: Flask, settings: Settings) -> Api:
     """Configure flask-smorest on ``app`` and register every blueprint.
 
-    Serves the OpenAPI 3 document at ``/api/openapi.json`` and Swagger UI at ``/api/docs``.
+    Serves the OpenAPI 3 document at ``/api/openapi.json`` and Swagger UI at ``/api/docs``
+    (its assets from the app too, :mod:`advanced_notes.api.swagger_assets`).
     The limits that are settings are written into the document, so clients (and
     schema fuzzers) see the bounds this deployment enforces.
     """
-    from advanced_notes.api import clips, health, notes
+    from advanced_notes.api import clips, health, notes, swagger_assets
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -44,7 +45,8 @@ def init_api(app: Flask, settings: Settings) -> Api:
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # Served by the app itself (swagger_assets): the docs work offline.
+        OPENAPI_SWAGGER_UI_URL=swagger_assets.ASSETS_URL,
     )
     api = Api(
         app,
@@ -63,6 +65,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     from advanced_notes.api import demo
 
     app.register_blueprint(demo.blp)  # a page, not part of the API document
+    app.register_blueprint(swagger_assets.blp)
     create = api.spec.components.schemas["CreateClip"]["properties"]
     create["bytes"].update(minimum=1, maximum=settings.max_upload_bytes)
     create["duration_ms"].update(minimum=0, maximum=settings.max_duration_ms)
