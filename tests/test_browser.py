@@ -226,6 +226,9 @@ def test_demo_page_shows_the_api_error(browser, live_server, make_token, audio, 
         assert "422 upload_rejected" in error and '"reason":"not_audio"' in error, error
         assert demo.page.get_attribute("li[data-step=complete]", "data-state") == "failed"
         assert demo.text("#step-put").startswith("stored")
+        # The Result panel shows the server's state of the clip, not the last one the page saw.
+        demo.page.wait_for_function("() => document.getElementById('clip-status').textContent !== 'pending'")
+        assert demo.text("#clip-status") == "rejected"
     finally:
         demo.close()
 

@@ -189,6 +189,18 @@
     $("selection").textContent = "Recording… press Stop to finish.";
   }
 
+  /** After a failed step, the Result panel shows the clip as the server now has it
+   *  (a rejected upload is `rejected` there, not the `pending` the page saw last). */
+  async function showServerState(clipId) {
+    try {
+      const { clip } = await api("GET", `api/audio-clips/${encodeURIComponent(clipId)}`);
+      $("clip-status").textContent = clip.status;
+      $("clip-duration").textContent = formatMs(clip.measured_duration_ms);
+    } catch (err) {
+      $("clip-status").textContent = "unknown (the API did not answer)";
+    }
+  }
+
   /** The three steps and playback, each step's status shown as it goes. */
   async function upload(event) {
     event.preventDefault();
@@ -201,6 +213,7 @@
     const { blob, type } = selected;
     const form = $("upload-form");
     let step = STEPS[0];
+    let clipId = null;
     showError("");
     STEPS.forEach((s) => setStep(s, "", "waiting"));
     $("put-progress").value = 0;
@@ -225,7 +238,7 @@
       if (noteId) body.note_id = noteId;
       if (checksum) body.checksum_sha256 = checksum;
       const created = await api("POST", "api/audio-clips", body);
-      const clipId = created.clip.id;
+      clipId = created.clip.id;
       $("clip-id").textContent = clipId;
       $("clip-status").textContent = created.clip.status;
       setStep(step, "done", `clip ${clipId} pending`);
@@ -270,6 +283,7 @@
     } catch (err) {
       setStep(step, "failed", "failed");
       showError(err.describe ? err.describe() : `Unexpected error: ${err.message}`);
+      if (clipId) await showServerState(clipId);
     } finally {
       form.removeAttribute("aria-busy");
       $("upload").disabled = !selected;
