@@ -302,6 +302,8 @@ def test_demo_page_records_the_microphone_and_uploads(playwright, live_server, m
         # MediaRecorder writes WebM (or Ogg) Opus; the API dropped the codecs parameter.
         assert clip["status"] == "ready" and clip["mime_type"] in ("audio/webm", "audio/ogg")
         assert clip["stored_bytes"] > 1000
+        # Recorded with a timeslice: streamed WebM (unknown-size Segment, no Duration), measured anyway.
+        assert clip["measured_duration_ms"] is not None and clip["measured_duration_ms"] >= 1000, clip
         # A live recording has no duration in its header: the browser may say Infinity.
         metadata = demo.audio_metadata()
         assert metadata["error"] is None and metadata["readyState"] >= 1, metadata

@@ -20,6 +20,8 @@
   };
   // What MediaRecorder should write, best first: open codecs every browser can play back.
   const RECORDING_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/mp4"];
+  /** Milliseconds of audio per chunk the recorder hands over while it records. */
+  const RECORDING_TIMESLICE_MS = 1000;
   const STEPS = ["checksum", "create", "put", "complete", "playback"];
 
   /** An error answer of the API: {"error": {"code", "message", "details"}}. */
@@ -182,7 +184,10 @@
       $("record").disabled = false;
       $("stop").disabled = true;
     };
-    recorder.start();
+    // With a timeslice the recorder hands over data as it goes (how long notes are
+    // recorded, or uploaded while recording): it writes WebM with a Segment of unknown
+    // size and no Duration, which the API measures by walking the file's EBML.
+    recorder.start(RECORDING_TIMESLICE_MS);
     $("record").disabled = true;
     $("stop").disabled = false;
     $("upload").disabled = true;
