@@ -263,3 +263,30 @@ def test_a_dev_session_logs_no_signature_no_colour_and_each_request_once(tmp_pat
     completes = [line for line in log.splitlines() if f"/api/audio-clips/{clip_id}/complete" in line]
     assert len(completes) == 1, completes
     assert f"GET /advanced-notes-dev/dev/audio-clips/{clip_id}" in log  # the emulator's line, path only
+
+
+# --- item 10: the README's curl section, copied and pasted ------------------------------
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block after ``heading`` in README.md."""
+    text = (REPO / "README.md").read_text()
+    after = text[text.index(heading) :]
+    start = after.index("```sh\n") + len("```sh\n")
+    return after[start : after.index("```", start)]
+
+
+def test_the_readme_curl_steps_work_and_leave_no_file_behind(dev, audio, tmp_path):
+    script = readme_block("## The three steps (curl)")
+    assert "API=http://127.0.0.1:8000" in script and "FILE=../shared/fixtures/audio/note.m4a" in script
+    script = script.replace("API=http://127.0.0.1:8000", f"API={dev.api}")
+    script = script.replace("FILE=../shared/fixtures/audio/note.m4a", f"FILE={audio['note.m4a'].path}")
+    folder = tmp_path / "pasted"
+    folder.mkdir()
+    env = clean_env() | {"ADVANCED_NOTES_TOKEN": dev.token()}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"status":"ready"' in result.stdout.replace(" ", "")
+    assert list(folder.iterdir()) == []  # no created.json or any other file left behind
