@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test install migrate bench bench-quick clean
+.PHONY: dev test lint install migrate bench bench-quick clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ dev: $(STAMP)
 ## Run the test suite (PostgreSQL when TEST_DATABASE_URL is set, SQLite otherwise).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Style, types and layering: zero findings expected (run by .ci/run).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy advanced_notes
+	$(BIN)/lint-imports
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

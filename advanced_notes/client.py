@@ -25,6 +25,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -143,7 +144,7 @@ class AudioClipsClient:
         self.http.mount("http://", HTTPAdapter(max_retries=retry))
         self.http.mount("https://", HTTPAdapter(max_retries=retry))
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self.http.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
         if response.status_code >= 400:
             try:
@@ -153,7 +154,8 @@ class AudioClipsClient:
             raise ApiClientError(
                 response.status_code, error.get("code", "?"), error.get("message", ""), error.get("details")
             )
-        return response.json() if response.content else None
+        body: dict[str, Any] = response.json() if response.content else {}
+        return body
 
     def create(
         self,
@@ -176,7 +178,8 @@ class AudioClipsClient:
 
     def refresh_upload(self, clip_id: str) -> dict[str, Any]:
         """``POST /api/audio-clips/<id>/upload-url`` -> a freshly signed ``upload``."""
-        return self._call("POST", f"/api/audio-clips/{clip_id}/upload-url")["upload"]
+        upload: dict[str, Any] = self._call("POST", f"/api/audio-clips/{clip_id}/upload-url")["upload"]
+        return upload
 
     def put(
         self,
@@ -235,7 +238,7 @@ class AudioClipsClient:
 
     def note_audio(self, note_id: str) -> dict[str, Any]:
         """``GET /api/notes/<note_id>/audio`` -> ``{clip, playback}``."""
-        return self._call("GET", f"/api/notes/{requests.utils.quote(note_id, safe='')}/audio")
+        return self._call("GET", f"/api/notes/{quote(note_id, safe='')}/audio")
 
     def upload_file(
         self,

@@ -1,17 +1,33 @@
 """Settings (DESIGN §7): read once from the environment, validated at startup.
 
-:func:`load_settings` turns a mapping of environment variables into a frozen
-:class:`Settings`, or raises :class:`ConfigError` with one message naming every bad
-variable, so an operator fixes a deployment in one pass instead of one error per restart.
+:class:`Settings` is a pydantic-settings model: each field declares its type, its default,
+its environment variable (and the aliases of earlier setups, through ``AliasChoices``) and
+its bounds. :func:`load_settings` validates a mapping of environment variables against it
+and turns pydantic's one ``ValidationError`` into :class:`ConfigError`, one message naming
+every bad variable, so an operator fixes a deployment in one pass instead of one error per
+restart.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import Any
 
-from advanced_notes.domain.keys import environment_name, resolve_prefix
+from limits import parse_many  # flask-limiter's own parser: the same syntax it enforces
+from pydantic import (
+    AliasChoices,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from advanced_notes.domain.keys import normalize_prefix
 from advanced_notes.domain.mime import (
     DEFAULT_ALLOWED_MIME_TYPES,
     parse_allowed_mime_types,
@@ -26,7 +42,22 @@ MIN_JWT_SECRET_BYTES = 32
 DEV_BUCKET = "advanced-notes-dev"
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 PROVIDERS = ("aws", "r2", "spaces", "minio", "custom")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("json", "text")
 _SPACES_HOST = re.compile(r"^https://([a-z0-9-]+)\.digitaloceanspaces\.com/?$")
+#: Providers whose endpoint is not AWS's, with an example for the error message.
+_ENDPOINT_EXAMPLES = {
+    "r2": "https://<account id>.r2.cloudflarestorage.com",
+    "spaces": "https://nyc3.digitaloceanspaces.com (or set AWS_REGION=nyc3)",
+    "minio": "http://minio:9000",
+}
+_SIGV4 = " (S3 SigV4 presigned URLs live at most 604800 s)"
+_CHOICES = {
+    "s3_provider": PROVIDERS,
+    "s3_addressing_style": ADDRESSING_STYLES,
+    "log_level": LOG_LEVELS,
+    "log_format": LOG_FORMATS,
+}
 
 
 def provider_defaults(provider: str, env_endpoint: str | None, env_region: str | None) -> dict[str, str]:
@@ -55,15 +86,6 @@ def provider_defaults(provider: str, env_endpoint: str | None, env_region: str |
     return {}
 
 
-# Canonical name first, then the aliases users of earlier setups have in their env files.
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "S3_BUCKET": ("S3_BUCKET", "S3_BUCKET_NAME"),
-    "AWS_REGION": ("AWS_REGION", "S3_REGION", "AWS_DEFAULT_REGION"),
-    "AWS_ACCESS_KEY_ID": ("AWS_ACCESS_KEY_ID", "S3_ACCESS_KEY"),
-    "AWS_SECRET_ACCESS_KEY": ("AWS_SECRET_ACCESS_KEY", "S3_SECRET_KEY"),
-}
-
-
 class ConfigError(RuntimeError):
     """Bad configuration. ``problems`` maps each bad variable to what is wrong with it."""
 
@@ -73,127 +95,285 @@ class ConfigError(RuntimeError):
         super().__init__(f"Invalid configuration ({len(problems)} problem(s)):\n{lines}")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Validated settings. Durations are in seconds unless the name says ms; sizes in bytes."""
+def _integer(name: str, default: int, low: int, high: int, why: str = "") -> Any:
+    """A field read from variable ``name``: an integer from ``low`` to ``high``.
 
-    environment: str
-    key_prefix: str
-    database_url: str | None
-    s3_bucket: str
-    s3_provider: str
-    aws_region: str
-    aws_access_key_id: str | None
-    aws_secret_access_key: str | None
-    s3_endpoint_url: str | None
-    s3_public_endpoint_url: str | None
-    s3_addressing_style: str
-    presign_put_expires_seconds: int
-    presign_get_expires_seconds: int
-    s3_connect_timeout_seconds: int
-    s3_read_timeout_seconds: int
-    s3_max_attempts: int
-    max_upload_bytes: int
-    max_duration_ms: int
-    max_request_bytes: int
-    upload_reservation_seconds: int
-    allowed_mime_types: tuple[str, ...]
-    s3_conditional_writes: bool
-    audio_probe_max_bytes: int
-    max_pending_uploads_per_owner: int
-    owner_quota_bytes: int
-    ratelimit_default: str
-    ratelimit_storage_uri: str | None
-    log_level: str
-    log_format: str
-    auth_jwt_secret: str | None
-    auth_jwks_url: str | None
-    auth_jwt_issuer: str | None
-    auth_jwt_audience: str | None
-    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    ``why`` (where the bound comes from) is appended to the error message.
+    """
+    return Field(default, ge=low, le=high, validation_alias=name, json_schema_extra={"bound_reason": why})
+
+
+def _url(value: str | None) -> str | None:
+    """``value`` if it is an http(s) URL or None; raises ValueError otherwise."""
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _words(value: Any) -> Any:
+    """A space- or comma-separated list as written in an env file -> its items."""
+    return tuple(value.replace(",", " ").split()) if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    """Validated settings (DESIGN §7), immutable once loaded.
+
+    Durations are in seconds unless the name says ms; sizes in bytes. Each field's
+    ``validation_alias`` is its environment variable: the canonical name first, then the
+    aliases of earlier setups. Build it with :func:`load_settings`; the model reads only the
+    mapping it is given, never the process environment or a ``.env`` file by itself.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
+
+    # Validators see earlier fields in ``info.data``: the order below is the order of the rules.
+    environment: str = Field("dev", validation_alias=AliasChoices("APP_ENV", "ENV", "FLASK_ENV"))
+    key_prefix: str = Field("", validation_alias="S3_KEY_PREFIX")
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    s3_bucket: str = Field("", validation_alias=AliasChoices("S3_BUCKET", "S3_BUCKET_NAME"))
+    s3_provider: str = Field("custom", validation_alias="S3_PROVIDER")
+    aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "S3_REGION", "AWS_DEFAULT_REGION"))
+    aws_access_key_id: str | None = Field(None, validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "S3_ACCESS_KEY"))
+    aws_secret_access_key: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "S3_SECRET_KEY"), repr=False
+    )
+    s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")
+    s3_public_endpoint_url: str | None = Field(None, validation_alias="S3_PUBLIC_ENDPOINT_URL")
+    s3_addressing_style: str = Field("auto", validation_alias="S3_ADDRESSING_STYLE")
+    presign_put_expires_seconds: int = _integer(
+        "S3_PRESIGN_PUT_EXPIRES_SECONDS", 900, 1, SIGV4_MAX_EXPIRES_SECONDS, _SIGV4
+    )
+    presign_get_expires_seconds: int = _integer(
+        "S3_PRESIGN_GET_EXPIRES_SECONDS", 900, 1, SIGV4_MAX_EXPIRES_SECONDS, _SIGV4
+    )
+    s3_connect_timeout_seconds: int = _integer("S3_CONNECT_TIMEOUT_SECONDS", 3, 1, 60)
+    s3_read_timeout_seconds: int = _integer("S3_READ_TIMEOUT_SECONDS", 5, 1, 300)
+    s3_max_attempts: int = _integer("S3_MAX_ATTEMPTS", 2, 1, 10)
+    max_upload_bytes: int = _integer("MAX_UPLOAD_BYTES", 104_857_600, 1, 5 * 1024**4, " (S3 objects max 5 TiB)")
+    max_duration_ms: int = _integer("MAX_DURATION_MS", 10_800_000, 1, 2**31 - 1)
+    max_request_bytes: int = _integer("MAX_REQUEST_BYTES", 65_536, 1024, 10 * 1024**2)
+    upload_reservation_seconds: int = _integer("UPLOAD_RESERVATION_SECONDS", 86_400, 60, 365 * 86_400)
+    allowed_mime_types: tuple[str, ...] = Field(DEFAULT_ALLOWED_MIME_TYPES, validation_alias="ALLOWED_MIME_TYPES")
+    s3_conditional_writes: bool = Field(False, validation_alias="S3_CONDITIONAL_WRITES")
+    audio_probe_max_bytes: int = _integer("AUDIO_PROBE_MAX_BYTES", 8 * 1024**2, 64 * 1024, 1024**3)
+    max_pending_uploads_per_owner: int = _integer("MAX_PENDING_UPLOADS_PER_OWNER", 20, 0, 1_000_000, " (0 = off)")
+    owner_quota_bytes: int = _integer("OWNER_QUOTA_BYTES", 0, 0, 2**62, " (0 = off)")
+    ratelimit_default: str = Field("300 per minute", validation_alias="RATELIMIT_DEFAULT")
+    ratelimit_storage_uri: str | None = Field(None, validation_alias="RATELIMIT_STORAGE_URI")
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    log_format: str = Field("json", validation_alias="LOG_FORMAT")
+    auth_jwks_url: str | None = Field(None, validation_alias="AUTH_JWKS_URL")
+    auth_jwt_secret: str | None = Field(None, validation_alias="AUTH_JWT_SECRET", repr=False)
+    auth_jwt_issuer: str | None = Field(None, validation_alias="AUTH_JWT_ISSUER")
+    auth_jwt_audience: str | None = Field(None, validation_alias="AUTH_JWT_AUDIENCE")
+    cors_origins: tuple[str, ...] = Field((), validation_alias="CORS_ORIGINS")
 
     @property
     def is_dev(self) -> bool:
         """True in the dev environment, the only one where dev defaults are allowed."""
         return self.environment == "dev"
 
+    @classmethod
+    def variable_names(cls) -> dict[str, tuple[str, ...]]:
+        """Field name -> its environment variables, the canonical name first, then aliases."""
+        names: dict[str, tuple[str, ...]] = {}
+        for field_name, info in cls.model_fields.items():
+            alias = info.validation_alias
+            if isinstance(alias, AliasChoices):
+                names[field_name] = tuple(str(choice) for choice in alias.choices)
+            else:
+                names[field_name] = (str(alias),)
+        return names
 
-class _Reader:
-    """Reads variables from a mapping and collects every problem instead of stopping at the first."""
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what the caller passes: no implicit ``os.environ``, ``.env`` or secrets dir."""
+        return (init_settings,)
 
-    def __init__(self, env: Mapping[str, str]):
-        self.env = env
-        self.problems: dict[str, str] = {}
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_preset(cls, data: Any) -> Any:
+        """Fill the preset's defaults (:func:`provider_defaults`) where none of a variable's names is set."""
+        if not isinstance(data, Mapping):
+            return data
+        env = dict(data)
+        names = {variables[0]: variables for variables in cls.variable_names().values()}
 
-    def text(self, name: str, default: str | None = None) -> str | None:
-        for candidate in _ALIASES.get(name, (name,)):
-            value = self.env.get(candidate)
-            if value is not None and str(value).strip():
-                return str(value).strip()
-        return default
+        def first(variable: str) -> str | None:
+            return next((env[name] for name in names[variable] if env.get(name) is not None), None)
 
-    def integer(self, name: str, default: int, low: int, high: int, why: str = "") -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            self.problems[name] = f"must be an integer from {low} to {high}{why}, got {raw!r}"
-            return default
-        return value
+        provider = str(env.get("S3_PROVIDER") or "custom").lower()
+        for variable, value in provider_defaults(provider, first("S3_ENDPOINT_URL"), first("AWS_REGION")).items():
+            if first(variable) is None:
+                env[variable] = value
+        return env
 
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        value = {
-            "1": True,
-            "true": True,
-            "on": True,
-            "yes": True,
-            "0": False,
-            "false": False,
-            "off": False,
-            "no": False,
-        }.get(raw.lower())
-        if value is None:
-            self.problems[name] = f"must be on or off, got {raw!r}"
-            return default
-        return value
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: str) -> str:
+        # production/live -> prod, development/local -> dev, staging/stage -> staging (DESIGN §8)
+        return normalize_prefix(value)
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        raw = self.text(name, default) or default
-        value = raw.upper() if choices[0].isupper() else raw.lower()
+    @field_validator("key_prefix")
+    @classmethod
+    def _key_prefix(cls, value: str, info: ValidationInfo) -> str:
+        # S3_KEY_PREFIX overrides the environment name as the prefix, normalized the same way.
+        return normalize_prefix(value) if value else str(info.data["environment"])
+
+    @field_validator("s3_bucket")
+    @classmethod
+    def _bucket(cls, value: str, info: ValidationInfo) -> str:
+        # DESIGN §7: a bucket is required outside dev; dev has its own so it runs as cloned.
+        if value:
+            return value
+        environment = info.data["environment"]
+        if environment == "dev":
+            return DEV_BUCKET
+        raise ValueError(f"is required outside dev (environment is {environment!r})")
+
+    @field_validator(*_CHOICES)
+    @classmethod
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        # Any case is accepted; the value is kept in the case of its choices (INFO, path).
+        choices = _CHOICES[str(info.field_name)]
+        value = value.upper() if choices[0].isupper() else value.lower()
         if value not in choices:
-            self.problems[name] = f"must be one of {', '.join(choices)}, got {raw!r}"
-            return default
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def rate_limit(self, name: str, default: str) -> str:
-        raw = self.text(name, default) or default
-        from limits import (
-            parse_many,  # flask-limiter's own parser: the same syntax it enforces
-        )
+    @field_validator("aws_secret_access_key")
+    @classmethod
+    def _key_pair(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A half-set pair would silently fall back to boto3's chain for the other half.
+        key_id = info.data.get("aws_access_key_id")
+        if (key_id is None) != (value is None):
+            raise PydanticCustomError(
+                "credentials_pair",
+                "access key id and secret access key must be set together",
+                {"variable": "AWS_SECRET_ACCESS_KEY" if value is None else "AWS_ACCESS_KEY_ID"},
+            )
+        return value
 
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
+        provider = info.data.get("s3_provider", "custom")
+        if value is None and provider in _ENDPOINT_EXAMPLES:
+            raise ValueError(f"is required for S3_PROVIDER={provider}, e.g. {_ENDPOINT_EXAMPLES[provider]}")
+        return _url(value)
+
+    @field_validator("s3_public_endpoint_url")
+    @classmethod
+    def _public_endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Clients use the endpoint the API talks to unless told otherwise.
+        return _url(value) if value is not None else info.data.get("s3_endpoint_url")
+
+    @field_validator("auth_jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str | None) -> str | None:
+        return _url(value)
+
+    @field_validator("upload_reservation_seconds")
+    @classmethod
+    def _reservation(cls, value: int, info: ValidationInfo) -> int:
+        # The sweeper may expire a pending clip after this; its PUT URL must be dead by then.
+        # A bad PUT lifetime is missing from info.data: it has its own error, nothing to compare.
+        put = info.data.get("presign_put_expires_seconds")
+        if put is not None and value < put:
+            raise ValueError(
+                "must be at least S3_PRESIGN_PUT_EXPIRES_SECONDS, or a clip could expire while its PUT URL still works"
+            )
+        return value
+
+    @field_validator("allowed_mime_types", mode="before")
+    @classmethod
+    def _mime_types(cls, value: Any) -> Any:
+        # Only types with a known object key extension (DESIGN §8); raises ValueError otherwise.
+        return parse_allowed_mime_types(_words(value)) if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        return _words(value)
+
+    @field_validator("ratelimit_default")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
         try:
-            parse_many(raw)
+            parse_many(value)
         except ValueError:
-            self.problems[name] = f"must be a rate limit such as '300 per minute' or '10/second;1000/hour', got {raw!r}"
-            return default
-        return raw
-
-    def url(self, name: str) -> str | None:
-        value = self.text(name)
-        if value is not None and not value.startswith(("http://", "https://")):
-            self.problems[name] = f"must be an http:// or https:// URL, got {value!r}"
+            raise ValueError(
+                f"must be a rate limit such as '300 per minute' or '10/second;1000/hour', got {value!r}"
+            ) from None
         return value
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _jwt_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The dev secret is public (it is in this file): dev only. Outside dev an HS256 secret of
+        # at least MIN_JWT_SECRET_BYTES (RFC 7518 §3.2), or JWKS keys, or both.
+        environment = info.data["environment"]
+        # A bad AUTH_JWKS_URL is missing from info.data: it counts as set (its own error says why).
+        jwks_set = info.data.get("auth_jwks_url", "bad") is not None
+        if environment == "dev":
+            return DEV_JWT_SECRET if value is None and not jwks_set else value
+        if value == DEV_JWT_SECRET:
+            raise ValueError("is the public dev secret; set a random secret outside dev")
+        if value is None and not jwks_set:
+            raise ValueError(f"is required outside dev (environment is {environment!r}) unless AUTH_JWKS_URL is set")
+        if value is not None and len(value.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256")
+        return value
+
+
+def _message(info: FieldInfo, error: Any) -> str:
+    """Pydantic's error for one field, in the words the operator reads at startup."""
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    raw = error.get("input")
+    if info.annotation is int:
+        low = next(m.ge for m in info.metadata if hasattr(m, "ge"))
+        high = next(m.le for m in info.metadata if hasattr(m, "le"))
+        extra = info.json_schema_extra
+        why = extra.get("bound_reason", "") if isinstance(extra, dict) else ""
+        return f"must be an integer from {low} to {high}{why}, got {raw!r}"
+    if info.annotation is bool:
+        return f"must be on or off, got {raw!r}"
+    return str(error["msg"])
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """Turn pydantic's ``ValidationError`` into :class:`ConfigError` keyed by variable name.
+
+    Each problem is filed under the field's canonical environment variable (``S3_BUCKET``
+    even when ``S3_BUCKET_NAME`` was set), or under the variable an error names itself
+    (``ctx["variable"]``, e.g. the missing half of the access key pair).
+    """
+    names = Settings.variable_names()
+    field_of = {name: field for field, variables in names.items() for name in (field, *variables)}
+    problems: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        field = field_of.get(str(error["loc"][0])) if error["loc"] else None
+        if field is None:
+            problems.setdefault("configuration", str(error["msg"]))
+            continue
+        variable = (error.get("ctx") or {}).get("variable") or names[field][0]
+        problems.setdefault(variable, _message(Settings.model_fields[field], error))
+    return ConfigError(problems)
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from environment variables (DESIGN §7).
+
+    Reads ``env`` only (never ``os.environ`` or ``.env`` by itself). Unset, None and blank
+    values all mean "use the default".
 
     Args:
         env: variable name -> string value, e.g. ``os.environ`` merged with a test dict.
@@ -204,109 +384,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             1..604800, unknown addressing style, missing bucket or default/short JWT secret
             outside dev, ...).
     """
-    r = _Reader(env)
-    provider = (r.text("S3_PROVIDER", "custom") or "custom").lower()
-    if provider not in PROVIDERS:
-        r.problems["S3_PROVIDER"] = f"must be one of {', '.join(PROVIDERS)}, got {provider!r}"
-        provider = "custom"
-    preset = provider_defaults(provider, r.text("S3_ENDPOINT_URL"), r.text("AWS_REGION"))
-    if provider in ("r2", "spaces", "minio") and not (r.text("S3_ENDPOINT_URL") or preset.get("S3_ENDPOINT_URL")):
-        example = {
-            "r2": "https://<account id>.r2.cloudflarestorage.com",
-            "spaces": "https://nyc3.digitaloceanspaces.com (or set AWS_REGION=nyc3)",
-            "minio": "http://minio:9000",
-        }[provider]
-        r.problems["S3_ENDPOINT_URL"] = f"is required for S3_PROVIDER={provider}, e.g. {example}"
-    environment = environment_name(env)
-    is_dev = environment == "dev"
-    sigv4 = " (S3 SigV4 presigned URLs live at most 604800 s)"
-
-    bucket = r.text("S3_BUCKET")
-    if bucket is None:
-        if is_dev:
-            bucket = DEV_BUCKET
-        else:
-            r.problems["S3_BUCKET"] = f"is required outside dev (environment is {environment!r})"
-            bucket = ""
-
-    style = (r.text("S3_ADDRESSING_STYLE", preset.get("S3_ADDRESSING_STYLE", "auto")) or "auto").lower()
-    if style not in ADDRESSING_STYLES:
-        r.problems["S3_ADDRESSING_STYLE"] = f"must be one of {', '.join(ADDRESSING_STYLES)}, got {style!r}"
-
-    access_key, secret_key = r.text("AWS_ACCESS_KEY_ID"), r.text("AWS_SECRET_ACCESS_KEY")
-    if (access_key is None) != (secret_key is None):
-        name = "AWS_SECRET_ACCESS_KEY" if secret_key is None else "AWS_ACCESS_KEY_ID"
-        r.problems[name] = "access key id and secret access key must be set together"
-
-    endpoint = r.url("S3_ENDPOINT_URL") or preset.get("S3_ENDPOINT_URL")
-    public_endpoint = r.url("S3_PUBLIC_ENDPOINT_URL") or endpoint
-
-    jwks_url = r.url("AUTH_JWKS_URL")
-    secret = r.text("AUTH_JWT_SECRET")
-    if not is_dev:
-        if secret == DEV_JWT_SECRET:
-            r.problems["AUTH_JWT_SECRET"] = "is the public dev secret; set a random secret outside dev"
-        elif secret is None and jwks_url is None:
-            r.problems["AUTH_JWT_SECRET"] = (
-                f"is required outside dev (environment is {environment!r}) unless AUTH_JWKS_URL is set"
-            )
-        elif secret is not None and len(secret.encode()) < MIN_JWT_SECRET_BYTES:
-            r.problems["AUTH_JWT_SECRET"] = f"must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256"
-    elif secret is None and jwks_url is None:
-        secret = DEV_JWT_SECRET
-
-    allowed = DEFAULT_ALLOWED_MIME_TYPES
-    raw_allowed = r.text("ALLOWED_MIME_TYPES")
-    if raw_allowed is not None:
-        try:
-            allowed = parse_allowed_mime_types(raw_allowed.replace(",", " ").split())
-        except ValueError as exc:
-            r.problems["ALLOWED_MIME_TYPES"] = str(exc)
-
-    settings = Settings(
-        environment=environment,
-        key_prefix=resolve_prefix(env),
-        database_url=r.text("DATABASE_URL"),
-        s3_bucket=bucket,
-        s3_provider=provider,
-        aws_region=r.text("AWS_REGION", preset.get("AWS_REGION", "us-east-1")) or "us-east-1",
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        s3_endpoint_url=endpoint,
-        s3_public_endpoint_url=public_endpoint,
-        s3_addressing_style=style,
-        presign_put_expires_seconds=r.integer(
-            "S3_PRESIGN_PUT_EXPIRES_SECONDS", 900, 1, SIGV4_MAX_EXPIRES_SECONDS, sigv4
-        ),
-        presign_get_expires_seconds=r.integer(
-            "S3_PRESIGN_GET_EXPIRES_SECONDS", 900, 1, SIGV4_MAX_EXPIRES_SECONDS, sigv4
-        ),
-        s3_connect_timeout_seconds=r.integer("S3_CONNECT_TIMEOUT_SECONDS", 3, 1, 60),
-        s3_read_timeout_seconds=r.integer("S3_READ_TIMEOUT_SECONDS", 5, 1, 300),
-        s3_max_attempts=r.integer("S3_MAX_ATTEMPTS", 2, 1, 10),
-        max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 104_857_600, 1, 5 * 1024**4, " (S3 objects max 5 TiB)"),
-        max_duration_ms=r.integer("MAX_DURATION_MS", 10_800_000, 1, 2**31 - 1),
-        max_request_bytes=r.integer("MAX_REQUEST_BYTES", 65_536, 1024, 10 * 1024**2),
-        upload_reservation_seconds=r.integer("UPLOAD_RESERVATION_SECONDS", 86_400, 60, 365 * 86_400),
-        allowed_mime_types=allowed,
-        s3_conditional_writes=r.boolean("S3_CONDITIONAL_WRITES", False),
-        audio_probe_max_bytes=r.integer("AUDIO_PROBE_MAX_BYTES", 8 * 1024**2, 64 * 1024, 1024**3),
-        max_pending_uploads_per_owner=r.integer("MAX_PENDING_UPLOADS_PER_OWNER", 20, 0, 1_000_000, " (0 = off)"),
-        owner_quota_bytes=r.integer("OWNER_QUOTA_BYTES", 0, 0, 2**62, " (0 = off)"),
-        ratelimit_default=r.rate_limit("RATELIMIT_DEFAULT", "300 per minute"),
-        ratelimit_storage_uri=r.text("RATELIMIT_STORAGE_URI"),
-        log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
-        log_format=r.choice("LOG_FORMAT", "json", ("json", "text")),
-        auth_jwt_secret=secret,
-        auth_jwks_url=jwks_url,
-        auth_jwt_issuer=r.text("AUTH_JWT_ISSUER"),
-        auth_jwt_audience=r.text("AUTH_JWT_AUDIENCE"),
-        cors_origins=tuple((r.text("CORS_ORIGINS") or "").replace(",", " ").split()),
-    )
-    if settings.upload_reservation_seconds < settings.presign_put_expires_seconds:
-        r.problems["UPLOAD_RESERVATION_SECONDS"] = (
-            "must be at least S3_PRESIGN_PUT_EXPIRES_SECONDS, or a clip could expire while its PUT URL still works"
-        )
-    if r.problems:
-        raise ConfigError(r.problems)
-    return settings
+    # Blank means unset, as in an env file's "S3_BUCKET=": the default (or the next alias) applies.
+    variables = {name: str(value).strip() for name, value in env.items() if value is not None and str(value).strip()}
+    try:
+        return Settings.model_validate(variables)
+    except ValidationError as exc:
+        raise _config_error(exc) from None

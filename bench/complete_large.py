@@ -5,7 +5,7 @@ through a presigned PUT to moto's threaded server, then times complete over real
 HTTP on loopback, counting the ranged GETs verification makes. For scale it also
 times a full download of the same object.
 
-    .venv/bin/python bench/complete_large.py [--mib 100] [--rounds 3]
+    .venv/bin/python -m bench.complete_large [--mib 100] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import struct
 import time
 
 import requests
-from loopback import Loopback, serving
 
 from advanced_notes.adapters.storage import S3Storage
+from bench.loopback import Loopback, serving
 
 
 def wav(total_bytes: int, rate: int = 16000) -> bytes:

@@ -6,9 +6,9 @@ fresh database, mints a token, and runs ``schemathesis run`` with every check
 fuzzing and stateful (OpenAPI links from create). Every response is also counted by a
 WSGI middleware, so the 5xx figure does not depend on schemathesis' own report.
 
-    .venv/bin/python bench/fuzz.py                      # full run, >= 10,000 requests
-    .venv/bin/python bench/fuzz.py --max-examples 10    # a short run
-    FUZZ_DATABASE_URL=postgresql+psycopg2://postgres@127.0.0.1:5432/an_fuzz .venv/bin/python bench/fuzz.py
+    .venv/bin/python -m bench.fuzz                      # full run, >= 10,000 requests
+    .venv/bin/python -m bench.fuzz --max-examples 10    # a short run
+    FUZZ_DATABASE_URL=postgresql+psycopg2://postgres@127.0.0.1:5432/an_fuzz .venv/bin/python -m bench.fuzz
 
 Exit status: schemathesis' (0 when nothing failed), or 1 when any response was a 5xx.
 """
@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loopback import serving
+from bench.loopback import serving
 
 REPO = Path(__file__).resolve().parents[1]
 

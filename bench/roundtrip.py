@@ -5,7 +5,7 @@ then runs N sequential round trips with ``requests`` and prints per-step and tot
 latency percentiles in ms. The database is a fresh SQLite file, or PostgreSQL when
 BENCH_DATABASE_URL names an existing, migrated-or-empty database.
 
-    .venv/bin/python bench/roundtrip.py [--rounds 200] [--file ../shared/fixtures/audio/note.m4a]
+    .venv/bin/python -m bench.roundtrip [--rounds 200] [--file ../shared/fixtures/audio/note.m4a]
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import requests
-from loopback import Loopback, serving
+
+from bench.loopback import Loopback, serving
 
 STEPS = ("create", "put", "complete", "playback", "total")
 

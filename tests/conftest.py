@@ -9,10 +9,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -286,3 +292,43 @@ def run_cli(app, args: list[str]):
 
     register_app_commands(app)
     return app.test_cli_runner().invoke(args=args)
+
+
+@contextlib.contextmanager
+def gunicorn_serving(settings: dict[str, Any], log: Any, **gunicorn_env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The real ``gunicorn -c gunicorn.conf.py wsgi:app`` with ``settings`` on a free loopback port.
+
+    Args:
+        settings: the app's settings (environment variables), e.g. ``base_config``.
+        log: a binary file for gunicorn's output (its log and the app's).
+        gunicorn_env: ``GUNICORN_*`` and other variables for this server.
+    Yields:
+        the base URL, once ``/healthz`` answers, and the master process (stopped on exit).
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update({k: str(v) for k, v in settings.items()})
+    env.update({"GUNICORN_BIND": f"127.0.0.1:{port}", "LOG_LEVEL": "WARNING", **gunicorn_env})
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen(
+        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{base}/healthz", timeout=2)
+                break
+            except requests.RequestException:  # bound by the master, workers still booting
+                assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start (see its log)"
+                time.sleep(0.2)
+        yield base, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -186,3 +186,110 @@ def test_provider_preset_problems(env, variable):
     with pytest.raises(ConfigError) as info:
         load_settings(env)
     assert variable in info.value.problems
+
+
+def test_reads_only_the_mapping_it_is_given(monkeypatch, tmp_path):
+    # create_app passes os.environ merged with overrides; the loader itself reads nothing else.
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("S3_PRESIGN_PUT_EXPIRES_SECONDS", "not a number")
+    (tmp_path / ".env").write_text("APP_ENV=production\nMAX_UPLOAD_BYTES=lots\n")
+    monkeypatch.chdir(tmp_path)
+    s = load_settings({})
+    assert (s.environment, s.presign_put_expires_seconds, s.max_upload_bytes) == ("dev", 900, 104_857_600)
+
+
+def test_blank_values_are_unset():
+    s = load_settings(
+        {
+            **GOOD_PROD,
+            "S3_BUCKET": "  ",
+            "S3_BUCKET_NAME": "old-bucket",
+            "APP_ENV": "",
+            "ENV": "staging",
+            "MAX_UPLOAD_BYTES": "",
+            "S3_ADDRESSING_STYLE": " ",
+            "AWS_ACCESS_KEY_ID": "",
+            "AUTH_JWT_SECRET": " " + "s" * 40 + " ",
+        }
+    )
+    assert (s.s3_bucket, s.environment, s.max_upload_bytes, s.s3_addressing_style) == (
+        "old-bucket",
+        "staging",
+        104_857_600,
+        "auto",
+    )
+    assert s.aws_access_key_id is None and s.auth_jwt_secret == "s" * 40
+
+
+def test_problems_are_keyed_by_the_canonical_variable():
+    # The missing half of the pair is named, whichever half (or alias) was set.
+    for env, variable in (
+        ({"S3_SECRET_KEY": "secret"}, "AWS_ACCESS_KEY_ID"),
+        ({"S3_ACCESS_KEY": "DO00KEY"}, "AWS_SECRET_ACCESS_KEY"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            load_settings(env)
+        assert list(info.value.problems) == [variable]
+        assert "together" in info.value.problems[variable]
+    with pytest.raises(ConfigError) as info:
+        load_settings({"APP_ENV": "production", "S3_BUCKET_NAME": "", "AUTH_JWT_SECRET": "s" * 40})
+    assert list(info.value.problems) == ["S3_BUCKET"]
+
+
+def test_attribute_types():
+    s = load_settings(
+        {
+            "ALLOWED_MIME_TYPES": "audio/mpeg, AUDIO/WAV audio/mpeg",
+            "CORS_ORIGINS": "https://a.example, https://b.example",
+            "S3_CONDITIONAL_WRITES": "ON",
+            "LOG_LEVEL": "debug",
+            "LOG_FORMAT": "TEXT",
+            "S3_PROVIDER": "MinIO",
+            "S3_ENDPOINT_URL": "http://minio:9000",
+        }
+    )
+    assert s.allowed_mime_types == ("audio/mpeg", "audio/wav")
+    assert s.cors_origins == ("https://a.example", "https://b.example")
+    assert s.s3_conditional_writes is True
+    assert (s.log_level, s.log_format, s.s3_provider, s.s3_addressing_style) == ("DEBUG", "text", "minio", "path")
+    assert load_settings({}).cors_origins == () and isinstance(load_settings({}).allowed_mime_types, tuple)
+
+
+@pytest.mark.parametrize(
+    "env, variable, words",
+    [
+        ({"S3_CONDITIONAL_WRITES": "maybe"}, "S3_CONDITIONAL_WRITES", "on or off"),
+        ({"RATELIMIT_DEFAULT": "lots"}, "RATELIMIT_DEFAULT", "rate limit such as"),
+        ({"LOG_LEVEL": "trace"}, "LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR"),
+        ({"AUTH_JWKS_URL": "idp.example/jwks"}, "AUTH_JWKS_URL", "https://"),
+        ({"S3_PUBLIC_ENDPOINT_URL": "s3.example.com"}, "S3_PUBLIC_ENDPOINT_URL", "https://"),
+        ({"MAX_UPLOAD_BYTES": str(5 * 1024**4 + 1)}, "MAX_UPLOAD_BYTES", "(S3 objects max 5 TiB), got '5497558138881'"),
+        ({"MAX_PENDING_UPLOADS_PER_OWNER": "-1"}, "MAX_PENDING_UPLOADS_PER_OWNER", "from 0 to 1000000 (0 = off)"),
+        ({"S3_PRESIGN_GET_EXPIRES_SECONDS": "604801"}, "S3_PRESIGN_GET_EXPIRES_SECONDS", "at most 604800 s"),
+        ({"ALLOWED_MIME_TYPES": ","}, "ALLOWED_MIME_TYPES", "empty"),
+        # Its own range is what is wrong, even when the PUT lifetime is longer than the default.
+        (
+            {"S3_PRESIGN_PUT_EXPIRES_SECONDS": "604800", "UPLOAD_RESERVATION_SECONDS": "59"},
+            "UPLOAD_RESERVATION_SECONDS",
+            "integer from 60 to 31536000",
+        ),
+    ],
+)
+def test_each_bound_has_its_message(env, variable, words):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert list(info.value.problems) == [variable]
+    assert words in info.value.problems[variable]
+
+
+def test_a_bad_jwks_url_is_not_also_a_missing_secret():
+    with pytest.raises(ConfigError) as info:
+        load_settings({"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWKS_URL": "idp.example/jwks"})
+    assert list(info.value.problems) == ["AUTH_JWKS_URL"]
+
+
+def test_settings_are_frozen_and_keep_secrets_out_of_repr():
+    s = load_settings({"AUTH_JWT_SECRET": "x" * 40, "AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "y" * 40})
+    with pytest.raises(ValueError):
+        s.s3_bucket = "other"  # type: ignore[misc]
+    assert "x" * 40 not in repr(s) and "y" * 40 not in repr(s) and "AK" in repr(s)

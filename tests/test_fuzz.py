@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from fuzz import run_schemathesis
-from loopback import serving
+from bench.fuzz import run_schemathesis
+from bench.loopback import serving
 
 pytestmark = pytest.mark.e2e
 

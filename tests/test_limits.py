@@ -71,6 +71,49 @@ def test_idempotent_repeats_do_not_count_against_the_quota(app_with, make_token)
         assert create(client, headers).status_code == 201
 
 
+def test_two_apps_enforce_and_document_their_own_limits(app_with, make_token):
+    """Settings-bound schemas are built per app: two apps in one process share no limit."""
+    from marshmallow import class_registry
+    from marshmallow.exceptions import RegistryError
+
+    small = app_with(MAX_UPLOAD_BYTES="1000", MAX_DURATION_MS="2000", ALLOWED_MIME_TYPES="audio/ogg").test_client()
+    large = app_with(MAX_UPLOAD_BYTES="5000", ALLOWED_MIME_TYPES="audio/ogg, audio/mpeg").test_client()
+    # Both apps exist before either is asked: nothing read at request time, nothing patched.
+    specs = {name: c.get("/api/openapi.json").get_json() for name, c in (("small", small), ("large", large))}
+    expected = {"small": (1000, 2000, ["audio/ogg"]), "large": (5000, 10_800_000, ["audio/ogg", "audio/mpeg"])}
+    for name, (max_bytes, max_duration, allowed) in expected.items():
+        components = specs[name]["components"]["schemas"]
+        # Stable names: one CreateClip per document, no "CreateClip1" from a shared registry.
+        assert sorted(components) == sorted(specs["small"]["components"]["schemas"])
+        assert [n for n in components if n.startswith("CreateClip")] == ["CreateClip"]
+        create_body = specs[name]["paths"]["/api/audio-clips"]["post"]["requestBody"]["content"]["application/json"]
+        assert create_body["schema"] == {"$ref": "#/components/schemas/CreateClip"}
+        properties = components["CreateClip"]["properties"]
+        assert (properties["bytes"]["minimum"], properties["bytes"]["maximum"]) == (1, max_bytes), name
+        assert (properties["duration_ms"]["minimum"], properties["duration_ms"]["maximum"]) == (0, max_duration)
+        assert properties["mime_type"]["enum"] == allowed, name
+    with pytest.raises(RegistryError):  # per-app classes stay out of marshmallow's global registry
+        class_registry.get_class("CreateClipSchema")
+
+    alice = {"Authorization": f"Bearer {make_token('two-apps')}"}
+
+    def post(client, **body):
+        return client.post("/api/audio-clips", json={"mime_type": "audio/ogg", "bytes": 3000, **body}, headers=alice)
+
+    assert assert_error(post(small), 422, "validation_error")["details"] == {"bytes": ["Must be between 1 and 1000."]}
+    assert post(large).status_code == 201
+    assert post(small, bytes=1000).status_code == 201
+    assert_error(post(large, bytes=5001), 422, "validation_error")
+    error = assert_error(post(small, bytes=10, mime_type="audio/mpeg"), 422, "validation_error")
+    assert error["details"] == {"mime_type": ["Must be one of: audio/ogg."]}
+    # The allow-list applies to the normalized type.
+    accepted = post(large, mime_type="Audio/MPEG; bitrate=128").get_json()
+    assert accepted["clip"]["mime_type"] == "audio/mpeg"
+    error = assert_error(post(small, bytes=10, duration_ms=2001), 422, "validation_error")
+    assert error["details"] == {"duration_ms": ["Must be between 0 and 2000."]}
+    assert post(large, duration_ms=2001).status_code == 201
+
+
 def test_rate_limit_per_owner(app_with, make_token):
     client = app_with(RATELIMIT_DEFAULT="5 per minute").test_client()
     alice = {"Authorization": f"Bearer {make_token('rl-alice')}"}

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
-from .conftest import run_cli
+from .conftest import gunicorn_serving, run_cli
 from .helpers import create
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,46 +47,19 @@ def test_sweeper_writes_its_results(app, tmp_path):
     assert metric(text, "advanced_notes_sweeper_last_run_timestamp_seconds") > time.time() - 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_gunicorn_config_sums_workers(base_config, make_token, tmp_path):
-    port = _free_port()
-    env = {
-        **os.environ,
-        **{k: str(v) for k, v in base_config.items()},
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-        "LOG_LEVEL": "WARNING",
-    }
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    proc = subprocess.Popen(
-        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{base}/healthz", timeout=5)
-                break
-            except requests.RequestException:  # workers still booting
-                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                time.sleep(0.2)
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    with (
+        (tmp_path / "gunicorn.log").open("wb") as log,
+        gunicorn_serving(
+            base_config, log, GUNICORN_WORKERS="2", GUNICORN_THREADS="2", PROMETHEUS_MULTIPROC_DIR=str(prom)
+        ) as (base, _),
+    ):
         headers = {"Authorization": f"Bearer {make_token('gunicorn-user')}"}
         sent = 0
         # New connections until both workers have served some (each keeps its own counter file).
-        while sent < 20 or len(list(tmp_path.glob("counter_*.db"))) < 2:
+        while sent < 20 or len(list(prom.glob("counter_*.db"))) < 2:
             assert sent < 1000, "one worker served every request"
             assert requests.get(f"{base}/api/audio-clips", headers=headers, timeout=5).status_code == 200
             sent += 1
@@ -106,6 +74,3 @@ def test_gunicorn_config_sums_workers(base_config, make_token, tmp_path):
             )
             == sent
         )
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)

@@ -11,21 +11,16 @@ workers (a dead worker whose live gauge was not dropped would be counted too).
 from __future__ import annotations
 
 import collections
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import jwt
 import pytest
 import requests
 
-from .conftest import JWT_SECRET, REPO, put_upload
+from .conftest import JWT_SECRET, gunicorn_serving, put_upload
 
 pytestmark = pytest.mark.e2e
 
@@ -34,55 +29,23 @@ REQUESTS = 3000
 CLIENTS = 32
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn_server(app, base_config, tmp_path):  # app: the bucket exists
     """gunicorn with the repo's gunicorn.conf.py, recycling every ~30 requests."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update({k: str(v) for k, v in base_config.items()})
-    env.update(
-        {
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "GUNICORN_WORKERS": str(WORKERS),
-            "GUNICORN_THREADS": "2",
-            "GUNICORN_MAX_REQUESTS": "30",
-            "GUNICORN_MAX_REQUESTS_JITTER": "5",
-            "LOG_LEVEL": "WARNING",
-            "MAX_PENDING_UPLOADS_PER_OWNER": "0",
-        }
-    )
     log_path = tmp_path / "gunicorn.log"
-    log = log_path.open("wb")
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen(
-        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{base}/healthz", timeout=1)
-            break
-        except requests.RequestException:  # bound by the master, workers still booting
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(f"gunicorn did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-    yield base, proc, log_path
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with (
+        log_path.open("wb") as log,
+        gunicorn_serving(
+            base_config,
+            log,
+            GUNICORN_WORKERS=str(WORKERS),
+            GUNICORN_THREADS="2",
+            GUNICORN_MAX_REQUESTS="30",
+            GUNICORN_MAX_REQUESTS_JITTER="5",
+            MAX_PENDING_UPLOADS_PER_OWNER="0",
+        ) as (base, proc),
+    ):
+        yield base, proc, log_path
 
 
 def _workers_gauge(base: str) -> float:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -185,7 +186,7 @@ class S3Storage:
         return self._presign("get_object", params, self.get_expires_seconds, "GET", {})
 
     def _presign(
-        self, operation: str, params: dict[str, object], expires: int, method: str, headers: dict[str, str]
+        self, operation: str, params: Mapping[str, object], expires: int, method: str, headers: dict[str, str]
     ) -> PresignedRequest:
         # Taken before signing so the reported expiry is never later than the real one.
         signed_at = utcnow().replace(microsecond=0)
@@ -230,7 +231,8 @@ class S3Storage:
         """
         with _store_errors("ranged GET"):
             response = self._client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}")
-            return response["Body"].read()
+            body: bytes = response["Body"].read()
+            return body
 
     def open_reader(self, key: str, size: int, max_fetch_bytes: int) -> RangedReader:
         """A seekable file object over ``key`` that fetches 64 KiB blocks by ranged GET.
@@ -289,17 +291,18 @@ class S3Storage:
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
             self._client.create_bucket(**kwargs)
 
-    def get_cors_rules(self) -> list[dict] | None:
+    def get_cors_rules(self) -> list[dict[str, Any]] | None:
         """The bucket's CORS rules (S3's CORSRules shape), or None when it has none."""
         with _store_errors("GET bucket CORS"):
             try:
-                return self._client.get_bucket_cors(Bucket=self.bucket)["CORSRules"]
+                rules: list[dict[str, Any]] = self._client.get_bucket_cors(Bucket=self.bucket)["CORSRules"]
+                return rules
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "NoSuchCORSConfiguration":
                     return None
                 raise
 
-    def put_cors_rules(self, rules: list[dict]) -> None:
+    def put_cors_rules(self, rules: list[dict[str, Any]]) -> None:
         """Replace the bucket's CORS rules (S3's CORSRules shape)."""
         with _store_errors("PUT bucket CORS"):
             self._client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": rules})

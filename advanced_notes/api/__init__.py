@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response
 from flask_smorest import Api as _SmorestApi
 from werkzeug.exceptions import HTTPException
 
 from advanced_notes.api.errors import http_exception_response
 from advanced_notes.api.ratelimit import init_rate_limits
-from advanced_notes.api.schemas import ErrorSchema
+from advanced_notes.api.schemas import ErrorSchema, build_schemas
 from advanced_notes.settings import Settings
 
 API_TITLE = "Advanced Notes audio clips"
@@ -24,19 +24,28 @@ class Api(_SmorestApi):
 
     ERROR_SCHEMA = ErrorSchema
 
-    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> Response:
         return http_exception_response(error)
 
 
 def init_api(app: Flask, settings: Settings) -> Api:
-    """Configure flask-smorest on ``app`` and register every blueprint.
+    """Configure flask-smorest on ``app`` and register every blueprint, built for this app.
 
     Serves the OpenAPI 3 document at ``/api/openapi.json`` and Swagger UI at ``/api/docs``
     (its assets from the app too, :mod:`advanced_notes.api.swagger_assets`).
-    The limits that are settings are written into the document, so clients (and
-    schema fuzzers) see the bounds this deployment enforces.
+    The limits that are settings (``MAX_UPLOAD_BYTES``, ``MAX_DURATION_MS``,
+    ``ALLOWED_MIME_TYPES``) are validators of schemas built here from ``settings``
+    (:func:`~advanced_notes.api.schemas.build_schemas`), so the document shows the bounds
+    this deployment enforces (apispec writes them from the same validators), and two apps
+    in one process each enforce and document their own.
+
+    Args:
+        app: the app being created.
+        settings: its settings.
+    Returns:
+        the app's :class:`Api` (its ``spec`` is the OpenAPI document).
     """
-    from advanced_notes.api import clips, health, notes, swagger_assets
+    from advanced_notes.api import clips, demo, health, notes, swagger_assets
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -48,6 +57,8 @@ def init_api(app: Flask, settings: Settings) -> Api:
         # Served by the app itself (swagger_assets): the docs work offline.
         OPENAPI_SWAGGER_UI_URL=swagger_assets.ASSETS_URL,
     )
+    # A new Api per app: its own APISpec and marshmallow plugin, so no schema reference
+    # (component name -> class) is cached across apps.
     api = Api(
         app,
         spec_kwargs={
@@ -56,18 +67,14 @@ def init_api(app: Flask, settings: Settings) -> Api:
         },
     )
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    for blueprint in (clips.blp, notes.blp, health.blp):
+    schemas = build_schemas(settings)
+    authenticated = [clips.clips_blueprint(schemas), notes.notes_blueprint()]
+    for blueprint in (*authenticated, health.blp):
         api.register_blueprint(blueprint)
-    init_rate_limits(app, settings, [clips.blp, notes.blp])
+    init_rate_limits(app, settings, authenticated)
     from advanced_notes.api.json_bodies import init_json_bodies
 
     init_json_bodies(app)
-    from advanced_notes.api import demo
-
     app.register_blueprint(demo.blp)  # a page, not part of the API document
     app.register_blueprint(swagger_assets.blp)
-    create = api.spec.components.schemas["CreateClip"]["properties"]
-    create["bytes"].update(minimum=1, maximum=settings.max_upload_bytes)
-    create["duration_ms"].update(minimum=0, maximum=settings.max_duration_ms)
-    create["mime_type"]["enum"] = list(settings.allowed_mime_types)
     return api

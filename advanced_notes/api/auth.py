@@ -123,4 +123,5 @@ def authenticate_request() -> None:
 
 def current_owner() -> str:
     """The authenticated owner id (the token's ``sub``) of the current request."""
-    return g.owner_id
+    owner: str = g.owner_id
+    return owner

@@ -49,4 +49,4 @@ def services_of(app: Flask) -> AppServices:
 
 def current_services() -> AppServices:
     """The :class:`AppServices` of the app handling the current request or command."""
-    return services_of(current_app)  # type: ignore[arg-type]
+    return services_of(current_app)

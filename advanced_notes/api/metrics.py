@@ -86,7 +86,8 @@ class _MultiProcessCollector(MultiProcessCollector):
             with suppress(FileNotFoundError):
                 if os.path.getsize(path) > 0:
                     files.append(path)
-        return self.merge(files, accumulate=True)
+        metrics: Iterable[Metric] = self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        return metrics
 
 
 class _MultiProcessMetrics(PrometheusMetrics):
@@ -104,13 +105,12 @@ class _MultiProcessMetrics(PrometheusMetrics):
 
     def generate_metrics(self, accept_header: str | None = None, names: list[str] | None = None) -> tuple[str, str]:
         registry = CollectorRegistry()
-        _MultiProcessCollector(registry)
+        _MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         for collector in self._extra:
             registry.register(collector)
-        if names:
-            registry = registry.restricted_registry(names)
-        generate_latest, content_type = choose_encoder(accept_header)
-        return generate_latest(registry).decode("utf-8"), content_type
+        source: Collector = registry.restricted_registry(names) if names else registry
+        generate_latest, content_type = choose_encoder(accept_header or "")
+        return generate_latest(source).decode("utf-8"), content_type
 
 
 def init_metrics(app: Flask, db: Database, version: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_smorest import Blueprint
+
 from advanced_notes.api.auth import current_owner
 from advanced_notes.api.common import (
     authenticated_blueprint,
@@ -20,8 +22,6 @@ from advanced_notes.api.schemas import (
 )
 from advanced_notes.domain.errors import NotFound
 
-blp = authenticated_blueprint("notes", __name__, "Audio of a note.")
-
 
 def _check_note_id(note_id: str) -> None:
     # A note id no clip can carry (too long, or with NUL) has no audio.
@@ -29,22 +29,34 @@ def _check_note_id(note_id: str) -> None:
         raise NotFound("The note has no ready audio clip.")
 
 
-# `path` so opaque note ids may contain "/" (sent URL-encoded).
-@blp.route("/notes/<path:note_id>/audio", methods=["GET"])
-@blp.response(200, NoteAudioSchema, example={"clip": CLIP_EXAMPLE, "playback": PLAYBACK_EXAMPLE})
-@error_responses(blp, {404: "not_found: the note has no ready clip."})
-def note_audio(note_id: str) -> dict[str, Any]:
-    """The note's primary clip (most recent ready by created_at) with a playback URL."""
-    _check_note_id(note_id)
-    playback = clip_service().note_audio(current_owner(), note_id)
-    return {"clip": playback.clip, "playback": playback_body(playback)}
+def notes_blueprint() -> Blueprint:
+    """The ``/api/notes/<note_id>/audio`` blueprint of one app (built per app by ``init_api``).
 
+    It needs no settings; it is built per app like the clips blueprint so that no
+    blueprint object (its OpenAPI docs, the rate limit attached to it) is shared by two apps.
 
-@blp.route("/notes/<path:note_id>/audio", methods=["DELETE"])
-@blp.response(200, DeletedSchema, example={"deleted": 2})
-@error_responses(blp)
-def delete_note_audio(note_id: str) -> dict[str, Any]:
-    """Delete every clip of the note (any status) and their objects."""
-    if not is_storable_note_id(note_id):
-        return {"deleted": 0}  # no clip can have such a note id
-    return {"deleted": clip_service().delete_note_audio(current_owner(), note_id)}
+    Returns:
+        a new blueprint whose every route requires a bearer token.
+    """
+    blp = authenticated_blueprint("notes", __name__, "Audio of a note.")
+
+    # `path` so opaque note ids may contain "/" (sent URL-encoded).
+    @blp.route("/notes/<path:note_id>/audio", methods=["GET"])
+    @blp.response(200, NoteAudioSchema, example={"clip": CLIP_EXAMPLE, "playback": PLAYBACK_EXAMPLE})
+    @error_responses(blp, {404: "not_found: the note has no ready clip."})
+    def note_audio(note_id: str) -> dict[str, Any]:
+        """The note's primary clip (most recent ready by created_at) with a playback URL."""
+        _check_note_id(note_id)
+        playback = clip_service().note_audio(current_owner(), note_id)
+        return {"clip": playback.clip, "playback": playback_body(playback)}
+
+    @blp.route("/notes/<path:note_id>/audio", methods=["DELETE"])
+    @blp.response(200, DeletedSchema, example={"deleted": 2})
+    @error_responses(blp)
+    def delete_note_audio(note_id: str) -> dict[str, Any]:
+        """Delete every clip of the note (any status) and their objects."""
+        if not is_storable_note_id(note_id):
+            return {"deleted": 0}  # no clip can have such a note id
+        return {"deleted": clip_service().delete_note_audio(current_owner(), note_id)}
+
+    return blp

@@ -9,6 +9,7 @@ memory otherwise (per worker: fine for one process, approximate for several).
 from __future__ import annotations
 
 from contextlib import suppress
+from typing import Any
 
 from flask import Flask, g, request
 from flask_limiter import Limiter
@@ -27,7 +28,7 @@ def owner_key() -> str:
     return f"owner:{owner}" if owner is not None else f"ip:{request.remote_addr}"
 
 
-def init_rate_limits(app: Flask, settings: Settings, blueprints: list) -> Limiter:
+def init_rate_limits(app: Flask, settings: Settings, blueprints: list[Any]) -> Limiter:
     """Apply ``RATELIMIT_DEFAULT`` per owner, shared by ``blueprints``; 429 in the error shape.
 
     Health checks and the API docs are not limited.

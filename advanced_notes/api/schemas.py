@@ -1,28 +1,28 @@
 """Marshmallow schemas: what the API accepts and returns (DESIGN §4).
 
 Inputs are strict: unknown fields are a 422, ``"bytes": "12"`` is a 422, booleans are
-not integers. Limits that are settings (``MAX_UPLOAD_BYTES``, the MIME allow-list) are
-read from the running app's settings when a request is validated.
+not integers. Limits that are settings (``MAX_UPLOAD_BYTES``, ``MAX_DURATION_MS``, the
+MIME allow-list) are built into the schemas once, when an app is created
+(:func:`build_schemas`): the same marshmallow validators then check requests and, through
+apispec, write ``minimum``/``maximum``/``enum`` into that app's OpenAPI document.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from advanced_notes.adapters.models import ClipStatus
-from advanced_notes.api.context import current_services
 from advanced_notes.domain.mime import normalize_mime_type
 from advanced_notes.settings import Settings
 
 MAX_NOTE_ID_LENGTH = 255
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
-
-
-def _settings() -> Settings:
-    return current_services().settings
 
 
 class UTCDateTime(fields.DateTime):
@@ -41,26 +41,19 @@ class StrictSchema(Schema):
 
 
 class MimeType(fields.String):
-    """An audio MIME type from the configured allow-list, case-insensitive, parameters dropped."""
+    """A MIME type, case-insensitive, parameters dropped (``"Audio/Webm;codecs=opus"`` -> ``"audio/webm"``).
+
+    The field's validators (the allow-list) see the normalized value.
+    """
 
     def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> str:
-        mime = normalize_mime_type(super()._deserialize(value, attr, data, **kwargs))
-        allowed = _settings().allowed_mime_types
-        if mime not in allowed:
-            raise ValidationError(f"Must be one of: {', '.join(allowed)}.")
-        return mime
+        return normalize_mime_type(super()._deserialize(value, attr, data, **kwargs))
 
 
-def _validate_bytes(value: int) -> None:
-    high = _settings().max_upload_bytes
-    if not 1 <= value <= high:
-        raise ValidationError(f"Must be between 1 and {high}.")
-
-
-def _validate_duration(value: int) -> None:
-    high = _settings().max_duration_ms
-    if not 0 <= value <= high:
-        raise ValidationError(f"Must be between 0 and {high}.")
+#: The wording of a bound the API has always used: "Must be between 1 and 104857600."
+BETWEEN = "Must be between {min} and {max}."
+#: "Must be one of: audio/mp4, audio/mpeg." (the choices in allow-list order).
+ONE_OF = "Must be one of: {choices}."
 
 
 #: Base64 of 32 bytes: 43 characters and one "=" of padding.
@@ -83,40 +76,82 @@ def _no_nul_or_blank(value: str) -> None:
         raise ValidationError("Must not be blank.")
 
 
-_NOTE_ID = [validate.Length(1, MAX_NOTE_ID_LENGTH), _no_nul_or_blank]
+_NOTE_ID: list[Callable[[Any], Any]] = [validate.Length(1, MAX_NOTE_ID_LENGTH), _no_nul_or_blank]
 
 
-class CreateClipSchema(StrictSchema):
-    """Body of ``POST /api/audio-clips``."""
+def _create_clip_schema(settings: Settings) -> type[StrictSchema]:
+    """The body schema of ``POST /api/audio-clips`` with the limits of ``settings``.
 
-    note_id = fields.String(
-        load_default=None,
-        allow_none=True,
-        validate=_NOTE_ID,
-        metadata={"description": "Opaque note identifier (1..255 chars)."},
-    )
-    mime_type = MimeType(
-        required=True, metadata={"example": "audio/mp4", "description": "Audio MIME type from the allow-list."}
-    )
-    bytes = fields.Integer(
-        strict=True,
-        required=True,
-        validate=_validate_bytes,
-        metadata={"example": 54692, "description": "Exact size in bytes (1..MAX_UPLOAD_BYTES)."},
-    )
-    duration_ms = fields.Integer(
-        strict=True,
-        load_default=None,
-        allow_none=True,
-        validate=_validate_duration,
-        metadata={"example": 6289, "description": "Declared duration (ms)."},
-    )
-    checksum_sha256 = fields.String(
-        load_default=None,
-        allow_none=True,
-        validate=SHA256_BASE64,
-        metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."},
-    )
+    A new class per call (one per app), named ``CreateClipSchema`` so that the OpenAPI
+    component is ``CreateClip`` in every app. ``register = False`` keeps these classes out
+    of marshmallow's global class registry (nothing refers to them by name, and a registry
+    entry per app would pile up in a process that builds many apps, as the tests do).
+    """
+
+    class CreateClipSchema(StrictSchema):
+        """Body of ``POST /api/audio-clips``."""
+
+        class Meta(StrictSchema.Meta):
+            register = False
+
+        note_id = fields.String(
+            load_default=None,
+            allow_none=True,
+            validate=_NOTE_ID,
+            metadata={"description": "Opaque note identifier (1..255 chars)."},
+        )
+        mime_type = MimeType(
+            required=True,
+            validate=validate.OneOf(settings.allowed_mime_types, error=ONE_OF),
+            metadata={"example": "audio/mp4", "description": "Audio MIME type from the allow-list."},
+        )
+        bytes = fields.Integer(
+            strict=True,
+            required=True,
+            validate=validate.Range(1, settings.max_upload_bytes, error=BETWEEN),
+            metadata={"example": 54692, "description": "Exact size in bytes (1..MAX_UPLOAD_BYTES)."},
+        )
+        duration_ms = fields.Integer(
+            strict=True,
+            load_default=None,
+            allow_none=True,
+            validate=validate.Range(0, settings.max_duration_ms, error=BETWEEN),
+            metadata={"example": 6289, "description": "Declared duration (ms)."},
+        )
+        checksum_sha256 = fields.String(
+            load_default=None,
+            allow_none=True,
+            validate=SHA256_BASE64,
+            metadata={"description": "Base64 SHA-256 of the bytes; signed into the PUT."},
+        )
+
+    return CreateClipSchema
+
+
+@dataclass(frozen=True)
+class ApiSchemas:
+    """The schemas of one app whose validators carry that app's settings.
+
+    Attributes:
+        create_clip: body of ``POST /api/audio-clips``: ``bytes`` in 1..MAX_UPLOAD_BYTES,
+            ``duration_ms`` in 0..MAX_DURATION_MS (or null), ``mime_type`` normalized and
+            then one of ALLOWED_MIME_TYPES.
+    """
+
+    create_clip: type[StrictSchema]
+
+
+def build_schemas(settings: Settings) -> ApiSchemas:
+    """Build the settings-bound schemas of one app (called once, by ``init_api``).
+
+    Args:
+        settings: the app's settings; ``max_upload_bytes``, ``max_duration_ms`` and
+            ``allowed_mime_types`` become ``validate.Range``/``validate.OneOf`` validators.
+    Returns:
+        new schema classes, shared by no other app: the validators enforce the limits and
+        apispec turns the same validators into ``minimum``/``maximum``/``enum``.
+    """
+    return ApiSchemas(create_clip=_create_clip_schema(settings))
 
 
 class IdempotencyHeaderSchema(Schema):

@@ -152,7 +152,7 @@ def measure_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
         edited = _mp4_edited_duration_ms(fileobj)
         if edited:
             return edited
-    return round(length * 1000)
+    return round(float(length) * 1000)
 
 
 def _mp4_edited_duration_ms(fileobj: BinaryIO) -> int | None:

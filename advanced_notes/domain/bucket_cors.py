@@ -8,6 +8,7 @@ that origin, the PUT and GET methods, every header the presigner signs (listed i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 #: Headers a browser may send with a presigned PUT (what upload.headers can contain).
 UPLOAD_HEADERS = ("content-type", "x-amz-checksum-sha256", "if-none-match")
@@ -15,7 +16,7 @@ UPLOAD_HEADERS = ("content-type", "x-amz-checksum-sha256", "if-none-match")
 MAX_AGE_SECONDS = 3600
 
 
-def required_cors_rules(origins: Sequence[str]) -> list[dict]:
+def required_cors_rules(origins: Sequence[str]) -> list[dict[str, Any]]:
     """The minimal CORS rules for direct uploads and playback from ``origins``.
 
     Returns:
@@ -34,7 +35,7 @@ def required_cors_rules(origins: Sequence[str]) -> list[dict]:
     ]
 
 
-def cors_problems(rules: list[dict] | None, origins: Sequence[str]) -> list[str]:
+def cors_problems(rules: list[dict[str, Any]] | None, origins: Sequence[str]) -> list[str]:
     """What the bucket's CORS rules lack for direct uploads from each origin, in plain words.
 
     Args:

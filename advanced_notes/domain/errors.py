@@ -32,10 +32,6 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-class BadRequest(ApiError):
-    status, code = 400, "bad_request"
-
-
 class Unauthorized(ApiError):
     """401; always carries ``WWW-Authenticate: Bearer`` (RFC 6750 §3)."""
 

@@ -7,6 +7,7 @@ outbox, in the transaction that deletes the row.
 
 from __future__ import annotations
 
+import builtins  # ClipService.list shadows the builtin inside the class body
 import datetime as dt
 import logging
 import uuid
@@ -153,13 +154,14 @@ class ClipService:
     def set_note(self, owner_id: str, clip_id: uuid.UUID, note_id: str | None) -> AudioClip:
         """Attach the clip to ``note_id``, or detach it with None. Raises NotFound."""
         with self.db.transaction() as session:
-            changed = session.execute(
+            changed = session.scalar(
                 update(AudioClip)
                 .where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id)
                 .values(note_id=note_id, updated_at=utcnow())
+                .returning(AudioClip.id)
                 .execution_options(synchronize_session=False)
-            ).rowcount
-        if not changed:
+            )
+        if changed is None:
             raise NotFound("No such audio clip.")
         return self.get(owner_id, clip_id)
 
@@ -198,14 +200,10 @@ class ClipService:
 
     @staticmethod
     def _delete_row(session: Session, clip: AudioClip) -> bool:
-        return (
-            session.execute(
-                delete(AudioClip).where(AudioClip.id == clip.id).execution_options(synchronize_session=False)
-            ).rowcount
-            == 1
-        )
+        statement = delete(AudioClip).where(AudioClip.id == clip.id).returning(AudioClip.id)
+        return session.scalar(statement.execution_options(synchronize_session=False)) is not None
 
-    def pending_deletions(self, clip_id: uuid.UUID) -> list[PendingDeletion]:
+    def pending_deletions(self, clip_id: uuid.UUID) -> builtins.list[PendingDeletion]:
         """The outbox records of a clip (for operators and tests)."""
         with self.db.read() as session:
             return list(session.scalars(select(PendingDeletion).where(PendingDeletion.clip_id == clip_id)))

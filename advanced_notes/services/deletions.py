@@ -160,15 +160,16 @@ class DeletionQueue:
         for record in due:
             with self.db.transaction() as session:
                 won = (
-                    session.execute(
+                    session.scalar(
                         update(PendingDeletion)
                         .where(
                             PendingDeletion.id == record.id, PendingDeletion.next_attempt_at == record.next_attempt_at
                         )
                         .values(next_attempt_at=now + CLAIM_LEASE)
+                        .returning(PendingDeletion.id)
                         .execution_options(synchronize_session=False)
-                    ).rowcount
-                    == 1
+                    )
+                    is not None
                 )
             if won:
                 claimed.append(record)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 from advanced_notes.adapters.models import AudioClip
 from advanced_notes.adapters.storage import ObjectInfo, S3Storage
@@ -29,13 +30,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VerifiedAudio:
-    """A verified object: its container, measured duration (ms, None when the container
-    does not say), and what verification read from the store (bytes, GET requests)."""
+    """A verified object: its container and measured duration (ms, None when the container
+    does not say). What verification read from the store is logged, not returned."""
 
     container: str
     measured_duration_ms: int | None
-    bytes_read: int
-    range_requests: int
 
 
 def check_declaration(clip: AudioClip, info: ObjectInfo) -> None:
@@ -103,7 +102,7 @@ def verify_audio(
             detected_container=container,
         )
     try:
-        duration_ms = measure_duration_ms(reader, container)
+        duration_ms = measure_duration_ms(cast(BinaryIO, reader), container)  # a file-like RawIOBase
     except UnreadableAudio as exc:
         raise UploadRejected("unreadable_audio", f"The audio cannot be parsed: {exc}.") from exc
     except ReadBudgetExceeded as exc:
@@ -125,4 +124,4 @@ def verify_audio(
         reader.bytes_fetched,
         reader.requests,
     )
-    return VerifiedAudio(container, duration_ms, reader.bytes_fetched, reader.requests)
+    return VerifiedAudio(container, duration_ms)

@@ -11,13 +11,19 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from advanced_notes.api.context import current_services
+
+if TYPE_CHECKING:
+    from advanced_notes.client import AudioClipsClient
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class UserError(click.ClickException):
@@ -229,13 +235,13 @@ def register_app_commands(app: Flask) -> None:
 def create_cli_app() -> Flask:
     """The app with its commands, as ``flask --app wsgi`` and ``advanced-notes`` see it.
 
-    Raises:
-        UserError: bad settings (the ConfigError's message, exit status 2).
-
     When the environment names no stack (no DATABASE_URL, S3_ENDPOINT_URL, S3_BUCKET,
     APP_ENV, ...) and an ``advanced-notes dev`` runs from this folder, the app gets that
     server's settings, so ``storage check``, ``sweep``, ``db`` and ``token`` act on the
     running dev stack (:mod:`advanced_notes.tools.discovery`).
+
+    Raises:
+        UserError: bad settings (the ConfigError's message, exit status 2).
     """
     from advanced_notes.app import create_app
     from advanced_notes.settings import ConfigError
@@ -275,7 +281,7 @@ def dev_command(host: str, port: int, s3_port: int, subject: str) -> None:
         raise UserError(str(exc)) from None
 
 
-def _client(api: str | None, token: str | None):
+def _client(api: str | None, token: str | None) -> AudioClipsClient:
     from advanced_notes.client import AudioClipsClient
     from advanced_notes.tools.discovery import DiscoveryError, live_stack
 
@@ -291,7 +297,7 @@ def _client(api: str | None, token: str | None):
     return AudioClipsClient(api or "http://127.0.0.1:8000", token)
 
 
-def _client_options(command):
+def _client_options(command: F) -> F:
     command = click.option(
         "--token", envvar="ADVANCED_NOTES_TOKEN", default=None, help="Bearer token [env ADVANCED_NOTES_TOKEN]."
     )(command)
@@ -315,12 +321,12 @@ def _field_messages(details: Any) -> str:
     return "; ".join(parts)
 
 
-def _api_errors(fn):
+def _api_errors(fn: F) -> F:
     """Turn client errors into one line: API answers exit 1, a server out of reach exits 2."""
     import functools
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         import requests
 
         from advanced_notes.client import ApiClientError
@@ -340,7 +346,7 @@ def _api_errors(fn):
         except requests.Timeout:
             raise UserError("the server did not answer in time") from None
 
-    return wrapper
+    return cast(F, wrapper)
 
 
 def _print_playback(playback: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -105,7 +105,7 @@ class StorageDoctor:
                 self.storage.delete(self.key)
         yield from self._cors()
 
-    def _upload_and_read(self) -> Iterator[Finding]:
+    def _upload_and_read(self) -> Generator[Finding, None, bool]:
         upload = self.storage.presign_put(self.key, "audio/ogg", len(PROBE_BODY), conditional=False)
         params = {k: v[0] for k, v in parse_qs(urlsplit(upload.url).query).items()}
         algorithm = params.get("X-Amz-Algorithm", "none (SigV2)")

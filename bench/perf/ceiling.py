@@ -30,23 +30,10 @@ import psycopg2.pool
 from botocore.config import Config
 from flask import Flask, g, request
 
-EXTENSIONS = {
-    "audio/mp4": "m4a",
-    "audio/m4a": "m4a",
-    "audio/x-m4a": "m4a",
-    "audio/aac": "aac",
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/wave": "wav",
-    "audio/webm": "webm",
-    "audio/ogg": "ogg",
-    "audio/opus": "opus",
-    "audio/flac": "flac",
-    "audio/x-flac": "flac",
-    "audio/3gpp": "3gp",
-}
+from advanced_notes.domain.mime import MIME_EXTENSIONS
+
+# The service's MIME table (pure data): the ceiling must build the same object keys.
+EXTENSIONS = MIME_EXTENSIONS
 MAX_UPLOAD_BYTES = 104_857_600
 
 

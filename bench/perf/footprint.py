@@ -23,9 +23,9 @@ import psutil
 _TIMING_CODE = """
 import json, time
 t0 = time.perf_counter()
-import advanced_notes
+import advanced_notes.app
 t1 = time.perf_counter()
-app = advanced_notes.create_app()
+app = advanced_notes.app.create_app()
 t2 = time.perf_counter()
 print(json.dumps({"import_ms": (t1 - t0) * 1000, "create_app_ms": (t2 - t1) * 1000}))
 """
@@ -129,7 +129,7 @@ def worker_memory(master_pid: int) -> list[dict[str, Any]]:
 
 
 def startup_times(python: str, env: Mapping[str, str], cwd: str, runs: int) -> dict[str, Any]:
-    """Median (and all runs) of ``import advanced_notes`` and ``create_app()``, ms, fresh processes."""
+    """Median (and all runs) of ``import advanced_notes.app`` and ``create_app()``, ms, fresh processes."""
     samples = []
     for _ in range(runs):
         out = subprocess.run(
@@ -149,14 +149,14 @@ def startup_times(python: str, env: Mapping[str, str], cwd: str, runs: int) -> d
 
 
 def heaviest_imports(python: str, env: Mapping[str, str], cwd: str, top: int = 10) -> list[dict[str, Any]]:
-    """Top-level packages by cumulative import time in ``import advanced_notes; create_app()``, ms.
+    """Top-level packages by cumulative import time in ``import advanced_notes.app; create_app()``, ms.
 
     From ``python -X importtime``: the line of each top-level package (no dot in its name)
     carries its cumulative time, which includes what it imports itself, so nested packages
     (marshmallow under flask_smorest, say) are also inside their importer's figure.
     """
     out = subprocess.run(
-        [python, "-X", "importtime", "-c", "import advanced_notes; advanced_notes.create_app()"],
+        [python, "-X", "importtime", "-c", "import advanced_notes.app; advanced_notes.app.create_app()"],
         env=dict(env),
         cwd=cwd,
         capture_output=True,

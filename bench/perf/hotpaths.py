@@ -68,7 +68,7 @@ CATEGORIES = (
 )
 #: (function name, path fragment, label): time spent under these, once per stack.
 INCLUSIVE = (
-    ("verify", "advanced_notes/auth.py", "token check (TokenVerifier.verify)"),
+    ("verify", "advanced_notes/api/auth.py", "token check (TokenVerifier.verify)"),
     ("authenticate", "bench/perf/ceiling.py", "token check (jwt.decode)"),
     ("generate_presigned_url", "botocore/signers.py", "presign (generate_presigned_url)"),
     ("_checkout", "sqlalchemy/pool/base.py", "pool checkout (incl. pre-ping)"),
@@ -80,12 +80,12 @@ INCLUSIVE = (
     ("flush", "sqlalchemy/orm/session.py", "ORM flush (INSERT)"),
     ("load", "marshmallow/schema.py", "marshmallow load (request body/args)"),
     ("dump", "marshmallow/schema.py", "marshmallow dump (response)"),
-    ("head", "advanced_notes/storage.py", "store HEAD"),
+    ("head", "advanced_notes/adapters/storage.py", "store HEAD"),
     ("verify_audio", "advanced_notes/services/verification.py", "ranged GET + sniff + parse"),
     ("_check_request_limit", "flask_limiter/", "rate limit check (incl. the token check it triggers)"),
-    ("_finish_request", "advanced_notes/logs.py", "request log line (_finish_request)"),
-    ("_check_quotas", "advanced_notes/services/clips.py", "quota check (count of pending clips)"),
-    ("transaction", "advanced_notes/db.py", "Database.transaction (BEGIN, lock, quota, INSERT, COMMIT)"),
+    ("_finish_request", "advanced_notes/api/logs.py", "request log line (_finish_request)"),
+    ("_check_quotas", "advanced_notes/services/uploads.py", "quota check (count of pending clips)"),
+    ("transaction", "advanced_notes/adapters/db.py", "Database.transaction (BEGIN, lock, quota, INSERT, COMMIT)"),
     # Per-request work that does not depend on the request (could be done once):
     ("__eq__", "sqlalchemy/sql/operators.py", "building the query's expressions (==, desc)"),
     ("desc", "sqlalchemy/sql/operators.py", "building the query's expressions (==, desc)"),
