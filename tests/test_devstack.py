@@ -290,3 +290,14 @@ def test_the_readme_curl_steps_work_and_leave_no_file_behind(dev, audio, tmp_pat
     assert result.returncode == 0, result.stderr
     assert '"status":"ready"' in result.stdout.replace(" ", "")
     assert list(folder.iterdir()) == []  # no created.json or any other file left behind
+
+
+def test_the_documented_storage_check_is_what_the_dev_stack_prints(dev):
+    """docs/providers.md shows `storage check` against `make dev` (ports 8000/9000): copy-paste gives that."""
+    text = (REPO / "docs" / "providers.md").read_text()
+    after = text[text.index(".venv/bin/advanced-notes storage check\n```\n\n```text\n") :]
+    start = after.index("```text\n") + len("```text\n")
+    documented = after[start : after.index("```", start)].replace("127.0.0.1:9000", f"127.0.0.1:{dev.s3_port}")
+    result = run([CLI, "storage", "check"], cwd=dev.folder)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == documented
