@@ -4,11 +4,13 @@ Every value can be overridden with the environment variable named beside it. gun
 reads ``./gunicorn.conf.py`` by default, so a plain ``gunicorn wsgi:app`` run from the
 project folder uses these settings too.
 
-The hooks below run in the **master** process, and ``child_exit`` runs inside its SIGCHLD
-handler: a second worker that exits while the handler is still busy re-enters it. So a
-hook must never import anything (a re-entered import sees a half-initialised module and
-raises) and must never raise (an exception there ends the master's main loop, and the
-whole service with it). Everything a hook needs is imported here, when the config loads.
+The hooks below run in the **master** process. Up to gunicorn 23, ``child_exit`` ran inside
+its SIGCHLD handler, where a second worker exiting re-entered it: an import there saw a
+half-initialised module, raised, and an exception in a hook ends the master's main loop
+(the whole service). gunicorn >= 24 calls it from the main loop instead, but the rules
+stay, because they cost nothing and a hook is the one place an error stops everything:
+a hook imports nothing (everything it needs is imported here, when the config loads) and
+never raises.
 """
 
 import multiprocessing
@@ -69,7 +71,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 def child_exit(server, worker):
     """Drop a dead worker's live gauges (``gauge_live*_<pid>.db``) from the metrics directory.
 
-    Runs in the master's SIGCHLD handler, possibly re-entered: no import, no raise.
+    Runs in the master: no import, no raise (see the module docstring).
     """
     try:
         mark_process_dead(worker.pid)

@@ -20,12 +20,13 @@ from advanced_notes import __version__
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.api import init_api
-from advanced_notes.api.auth import TokenVerifier
+from advanced_notes.api.auth import TokenVerifier, auth_mode
 from advanced_notes.api.context import AppServices, attach_services
 from advanced_notes.api.cors import init_cors
 from advanced_notes.api.errors import register_error_handlers
 from advanced_notes.api.logs import configure_logging, init_request_logging
 from advanced_notes.api.metrics import init_metrics
+from advanced_notes.api.proxy import init_proxy_fix
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import DeletionQueue
@@ -67,11 +68,12 @@ def build_services(settings: Settings, instance_path: str) -> AppServices:
 
 
 def register_extensions(app: Flask, services: AppServices) -> None:
-    """Logging, request logs, CORS and metrics: what wraps every request."""
+    """Logging, request logs, CORS, metrics and proxy headers: what wraps every request."""
     configure_logging(services.settings)
+    init_proxy_fix(app, services.settings)
     init_request_logging(app)
     init_cors(app, services.settings)
-    init_metrics(app, services.db, __version__)
+    init_metrics(app, services.db, __version__, services.settings.metrics_cache_seconds)
 
 
 def register_blueprints(app: Flask, services: AppServices) -> None:
@@ -102,5 +104,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     register_extensions(app, services)
     register_blueprints(app, services)
-    logging.getLogger(__name__).debug("app created: env=%s prefix=%s", settings.environment, settings.key_prefix)
+    # Which environment and auth mode a process runs in is the first thing to check when
+    # tokens are accepted that should not be (issue 13 item 1): say it at every start.
+    logging.getLogger(__name__).info(
+        "app created: environment=%s key_prefix=%s auth=%s",
+        settings.environment,
+        settings.key_prefix,
+        auth_mode(settings),
+    )
     return app

@@ -10,9 +10,11 @@ restart.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from limits import parse_many  # flask-limiter's own parser: the same syntax it enforces
 from pydantic import (
@@ -67,13 +69,19 @@ def provider_defaults(provider: str, env_endpoint: str | None, env_region: str |
     - ``spaces``: region from the endpoint's host (``nyc3.digitaloceanspaces.com`` -> ``nyc3``),
       or the endpoint from the region.
     - ``minio``: path-style addressing (MinIO behind one host name or an IP address).
-    - ``aws``, ``custom``: nothing.
+    - ``custom``: nothing, except write-once when there is no endpoint (that is AWS).
+    - write-once upload URLs (``S3_CONDITIONAL_WRITES=on``) where the store honours
+      ``If-None-Match: *`` on PUT: AWS S3 (since August 2024), R2 and MinIO, as the
+      storage doctor's probe showed (issue 13 item 9). Spaces does not: off there.
 
     Returns:
         setting name -> default value.
     """
+    write_once = {"S3_CONDITIONAL_WRITES": "on"}
+    if provider == "aws" or (provider == "custom" and not env_endpoint):
+        return write_once
     if provider == "r2":
-        return {"AWS_REGION": "auto"}
+        return {"AWS_REGION": "auto", **write_once}
     if provider == "spaces":
         match = _SPACES_HOST.match(env_endpoint or "")
         if match:
@@ -82,8 +90,27 @@ def provider_defaults(provider: str, env_endpoint: str | None, env_region: str |
             return {"S3_ENDPOINT_URL": f"https://{env_region}.digitaloceanspaces.com"}
         return {}
     if provider == "minio":
-        return {"S3_ADDRESSING_STYLE": "path"}
+        return {"S3_ADDRESSING_STYLE": "path", **write_once}
     return {}
+
+
+def is_local_stack(database_url: str | None, s3_endpoint_url: str | None) -> bool:
+    """True when both the database and the store are local: SQLite (or the default SQLite
+    file) and an S3 endpoint on a loopback address (``localhost``, 127.0.0.0/8, ``::1``).
+
+    No endpoint means AWS, which is never local.
+    """
+    if database_url is not None and not database_url.startswith("sqlite"):
+        return False
+    host = urlsplit(s3_endpoint_url or "").hostname
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(RuntimeError):
@@ -167,6 +194,12 @@ class Settings(BaseSettings):
     auth_jwt_issuer: str | None = Field(None, validation_alias="AUTH_JWT_ISSUER")
     auth_jwt_audience: str | None = Field(None, validation_alias="AUTH_JWT_AUDIENCE")
     cors_origins: tuple[str, ...] = Field((), validation_alias="CORS_ORIGINS")
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (api/proxy.py).
+    trusted_proxies: int = _integer("TRUSTED_PROXIES", 0, 0, 10)
+    # Seconds /metrics reuses its full-table counts (0 = count on every scrape).
+    metrics_cache_seconds: int = _integer("METRICS_CACHE_SECONDS", 5, 0, 300)
+    # Longest accepted token lifetime (exp - now), seconds: a leaked long-lived token is forever.
+    auth_max_token_lifetime_seconds: int = _integer("AUTH_MAX_TOKEN_LIFETIME_SECONDS", 86_400, 60, 31_536_000)
 
     @property
     def is_dev(self) -> bool:
@@ -323,13 +356,34 @@ class Settings(BaseSettings):
         # A bad AUTH_JWKS_URL is missing from info.data: it counts as set (its own error says why).
         jwks_set = info.data.get("auth_jwks_url", "bad") is not None
         if environment == "dev":
-            return DEV_JWT_SECRET if value is None and not jwks_set else value
+            if not ((value is None and not jwks_set) or value == DEV_JWT_SECRET):
+                return value
+            # Fail closed (issue 13 item 1): "dev" is also what an *unset* APP_ENV means, so
+            # the public dev secret is used only when the whole stack is the local embedded
+            # one (SQLite and a loopback S3 endpoint), never next to a real database or bucket.
+            if is_local_stack(info.data.get("database_url"), info.data.get("s3_endpoint_url")):
+                return DEV_JWT_SECRET
+            raise ValueError(
+                "is required: the public dev secret is only used with the local embedded stack "
+                "(SQLite and a loopback S3_ENDPOINT_URL); set AUTH_JWT_SECRET or AUTH_JWKS_URL, "
+                f"and APP_ENV for a served app (environment is {environment!r})"
+            )
         if value == DEV_JWT_SECRET:
             raise ValueError("is the public dev secret; set a random secret outside dev")
         if value is None and not jwks_set:
             raise ValueError(f"is required outside dev (environment is {environment!r}) unless AUTH_JWKS_URL is set")
         if value is not None and len(value.encode()) < MIN_JWT_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256")
+        return value
+
+    @field_validator("auth_jwt_audience")
+    @classmethod
+    def _audience(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # An identity provider signs tokens for every app it serves with the same keys: with
+        # JWKS and no audience, a token minted for another app was accepted here (issue 13
+        # item 10). HS256 secrets are this service's own, so no audience is needed there.
+        if value is None and info.data.get("auth_jwks_url") is not None:
+            raise ValueError("is required with AUTH_JWKS_URL: your identity provider's audience for this API")
         return value
 
 

@@ -3,17 +3,26 @@
 1,000 flows (create -> PUT -> complete -> playback; some deleted, some abandoned after
 create) run against gunicorn + PostgreSQL + moto's server while a fault injector
 breaks the API's store calls at random (connections refused, reset, hanging, HTTP 500)
-and SIGKILLs gunicorn workers. Clients retry like a mobile app with an Idempotency-Key.
-Then the sweeper runs once (with the recorded deletions made due: time passes) and the
-invariants are checked:
+and SIGKILLs gunicorn workers: one at a time, or (about 4 kills in 10) two or more at
+the same moment (2, 3, ... up to all of them, in turn), so the master reaps several
+exits at once. gunicorn runs as in production (``gunicorn -c gunicorn.conf.py wsgi:app``,
+see stack.py) with a small ``max_requests`` (50 +- 10 by default), so workers also recycle
+all the time. Clients retry like a mobile app with an Idempotency-Key. Then the sweeper
+runs once (with the recorded deletions made due: time passes) and the invariants are checked:
 
 1. every ready clip's object exists, with its size;
 2. every object under the prefix is known to a row or a recorded deletion;
 3. no clip was lost or duplicated: one row per idempotency key, every acknowledged clip
    exists unless deleted, every deleted one is gone;
-4. no response was a 500.
+4. no API response was a 5xx other than 503 (the store faults' expected answer), and no
+   store response (clients PUT to the bucket directly) a 5xx;
+5. no connection error, timeout or cut-off answer except on an API request in flight when
+   a worker was killed (or sent up to 1 s after: a connection the killed worker held);
+6. the server held: the gunicorn master alive, no "Unhandled exception" in its log,
+   and ``/metrics`` ``advanced_notes_workers`` equal to the configured worker count.
 
-    .venv/bin/python bench/chaos.py [--flows 1000 --concurrency 8 --seed 1]
+    .venv/bin/python bench/chaos.py [--flows 1000 --concurrency 8 --seed 1 --workers 4 --threads 4
+                                     --max-requests 50 --max-requests-jitter 10]
 
 Exit status 0 only when every invariant holds.
 """
@@ -37,21 +46,31 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jwt
 import pgutil
-from stack import JWT_SECRET, Stack, running_stack
+from stack import JWT_SECRET, MAX_REQUESTS, MAX_REQUESTS_JITTER, Stack, running_stack, server_failures, server_report
 
 from advanced_notes.api.context import services_of
 
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "audio" / "note.ogg"
 OWNER = "chaos-user"
 RETRYABLE = {429, 502, 503, 504}
+#: The API's answer to a broken store (or database): expected while faults are injected.
+EXPECTED_5XX = {503}
+#: A connection error this long after a worker kill is still the kill's (a connection it held).
+KILL_GRACE_S = 1.0
+#: Share of kill events that kill two or more workers at the same moment.
+SIMULTANEOUS_SHARE = 0.4
 
 
 @dataclass
 class Tally:
-    statuses: collections.Counter = field(default_factory=collections.Counter)
+    statuses: collections.Counter = field(default_factory=collections.Counter)  # API answers
+    store_statuses: collections.Counter = field(default_factory=collections.Counter)  # the bucket's (PUT)
     connection_errors: int = 0
     retries: int = 0
     faults: collections.Counter = field(default_factory=collections.Counter)
+    kill_times: list = field(default_factory=list)  # time.monotonic() of each kill event
+    #: (api?, sent at, failed at, what) of every connection error or timeout
+    failed_sends: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, **counts: int) -> None:
@@ -87,16 +106,21 @@ class Client:
 
     def call(self, method: str, url: str, attempts: int = 60, **kw) -> tuple[requests.Response, int]:
         """Send until an answer that is not retryable; returns (response, attempts used)."""
+        api = url.startswith(self.api)
         for attempt in range(1, attempts + 1):
+            sent = time.monotonic()
             try:
                 response = self._session().request(method, url, timeout=15, **kw)
-            except (requests.ConnectionError, requests.Timeout):
+            # ChunkedEncodingError: the answer's head arrived, its body was cut off (a killed worker).
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 self.tally.add(connection_errors=1, retries=1)
+                with self.tally.lock:
+                    self.tally.failed_sends.append((api, sent, time.monotonic(), f"{method} {url}: {exc!r}"[:300]))
                 self.local.__dict__.pop("session", None)
                 time.sleep(min(0.05 * 2**attempt, 1.0) * random.random())
                 continue
             with self.tally.lock:
-                self.tally.statuses[response.status_code] += 1
+                (self.tally.statuses if api else self.tally.store_statuses)[response.status_code] += 1
             if response.status_code not in RETRYABLE:
                 return response, attempt
             self.tally.add(retries=1)
@@ -132,16 +156,49 @@ def run_flow(client: Client, flow: Flow, audio: bytes) -> None:
         flow.deleted = True
 
 
+def live_workers(stack: Stack) -> list[psutil.Process]:
+    """The master's children that are running (not a killed one not yet reaped)."""
+    workers = []
+    for worker in psutil.Process(stack.gunicorn_pid).children():
+        try:
+            if worker.status() != psutil.STATUS_ZOMBIE:
+                workers.append(worker)
+        except psutil.NoSuchProcess:
+            pass
+    return workers
+
+
+def kill_workers(stack: Stack, tally: Tally, rng: random.Random) -> None:
+    """SIGKILL one worker or, some of the time, two or more (2, 3, ..., all in turn) at the same moment."""
+    workers = live_workers(stack)
+    if not workers:
+        return
+    n = 1
+    if len(workers) >= 2 and rng.random() < SIMULTANEOUS_SHARE:
+        # Sizes in turn, 2, 3, ... up to every worker, so each occurs in a run.
+        together = sum(v for k, v in tally.faults.items() if k.endswith("at once"))
+        n = 2 + together % (len(workers) - 1)
+    victims = rng.sample(workers, n)
+    killed = 0
+    for worker in victims:  # back to back: the master sees the exits together
+        try:
+            worker.send_signal(signal.SIGKILL)
+            killed += 1
+        except psutil.NoSuchProcess:  # it recycled in the meantime
+            pass
+    with tally.lock:
+        tally.kill_times.append(time.monotonic())
+        tally.faults["workers killed"] += killed
+        tally.faults["kill events, one worker" if n == 1 else f"kill events, {n} workers at once"] += 1
+
+
 def inject_faults(stack: Stack, tally: Tally, stop: threading.Event, rng: random.Random) -> None:
-    """Break the API's store path or kill a worker, at random, until ``stop``."""
+    """Break the API's store path or kill workers, at random, until ``stop``."""
     last_kill = time.monotonic()
     while not stop.wait(rng.uniform(0.3, 1.2)):
         if time.monotonic() - last_kill > 4 and rng.random() < 0.3:
-            workers = psutil.Process(stack.gunicorn_pid).children()
-            if workers:
-                rng.choice(workers).send_signal(signal.SIGKILL)
-                tally.faults["worker killed"] += 1
-                last_kill = time.monotonic()
+            kill_workers(stack, tally, rng)
+            last_kill = time.monotonic()
             continue
         mode = rng.choice(["refuse", "reset", "hang", "http500"])
         stack.proxy.set_mode(mode)
@@ -194,9 +251,20 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
         "FAIL completed flows not ready": sum(
             1 for f in flows if f.ready and not f.deleted and rows_by_id.get(f.clip_id, ("",) * 3)[2] != "ready"
         ),
-        "FAIL 500 responses": tally.statuses[500],
+        "FAIL API 5xx other than 503": sum(n for s, n in tally.statuses.items() if s >= 500 and s not in EXPECTED_5XX),
+        "FAIL store 5xx (direct PUTs)": sum(n for s, n in tally.store_statuses.items() if s >= 500),
+        "FAIL connection errors not explained by a worker kill": len(unexplained_failures(tally)),
     }
     return counts
+
+
+def unexplained_failures(tally: Tally) -> list[str]:
+    """Connection errors/timeouts not on an API request in flight at a kill (or just after one)."""
+    return [
+        what
+        for api, sent, failed, what in tally.failed_sends
+        if not (api and any(sent - KILL_GRACE_S <= k <= failed for k in tally.kill_times))
+    ]
 
 
 def main() -> int:
@@ -204,6 +272,20 @@ def main() -> int:
     parser.add_argument("--flows", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=MAX_REQUESTS,
+        help=f"gunicorn max_requests: recycle workers (default {MAX_REQUESTS}; 0: never)",
+    )
+    parser.add_argument(
+        "--max-requests-jitter",
+        type=int,
+        default=MAX_REQUESTS_JITTER,
+        help=f"gunicorn max_requests_jitter (default {MAX_REQUESTS_JITTER})",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     audio = AUDIO.read_bytes()
@@ -220,7 +302,15 @@ def main() -> int:
         "MAX_PENDING_UPLOADS_PER_OWNER": "0",
     }
     started = time.monotonic()
-    with running_stack("chaos", workers=2, threads=4, fault_proxy=True, extra_env=extra) as stack:
+    with running_stack(
+        "chaos",
+        workers=args.workers,
+        threads=args.threads,
+        max_requests=args.max_requests,
+        max_requests_jitter=args.max_requests_jitter,
+        fault_proxy=True,
+        extra_env=extra,
+    ) as stack:
         client = Client(stack, tally)
         stop = threading.Event()
         injector = threading.Thread(target=inject_faults, args=(stack, tally, stop, rng), daemon=True)
@@ -237,21 +327,40 @@ def main() -> int:
         stack.proxy.set_mode("pass")
         flow_seconds = time.monotonic() - started
         counts = check_invariants(stack, flows, tally)
+        server = server_report(stack)
     counts["FAIL flows that did not finish"] = len(errors)
+    failures = server_failures(server)
+    counts["FAIL server (master dead, unhandled exception, workers gauge)"] = len(failures)
+    unexplained = unexplained_failures(tally)
     print(
         f"chaos run: {args.flows} flows, concurrency {args.concurrency}, seed {args.seed}, "
-        f"{flow_seconds:.0f} s of flows; gunicorn 2 workers x 4 threads, PostgreSQL, moto"
+        f"{flow_seconds:.0f} s of flows; gunicorn -c gunicorn.conf.py, {args.workers} workers x {args.threads} "
+        f"threads, max_requests {args.max_requests} +- {args.max_requests_jitter}; PostgreSQL, moto"
     )
     print("faults injected: " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.faults.items())))
     print(
-        f"client: {sum(tally.statuses.values())} responses "
+        f"client: {sum(tally.statuses.values())} API responses "
         f"({', '.join(f'{s}: {n}' for s, n in sorted(tally.statuses.items()))}), "
-        f"{tally.connection_errors} connection errors, {tally.retries} retries"
+        f"{sum(tally.store_statuses.values())} store responses "
+        f"({', '.join(f'{s}: {n}' for s, n in sorted(tally.store_statuses.items()))}), "
+        f"{tally.connection_errors} connection errors/timeouts ({len(unexplained)} not explained by a kill), "
+        f"{tally.retries} retries"
+    )
+    print(
+        f"server: worker restarts (max_requests) {server['worker_restarts']}, SIGKILLed workers reaped "
+        f"{server['workers_killed_seen']}, workers booted {server['workers_booted']}, master alive "
+        f"{server['master_alive']}, 'Unhandled exception' {server['unhandled']}, worker timeouts "
+        f"{server['worker_timeouts']}, /metrics advanced_notes_workers {server['workers_gauge']} "
+        f"(configured {server['workers_configured']}); log {server['log']}"
     )
     for name, value in counts.items():
         print(f"  {name}: {value}")
     for error in errors[:5]:
         print("  flow error:", error[:300])
+    for what in unexplained[:5]:
+        print("  unexplained connection error:", what)
+    for failure in failures:
+        print("  server:", failure)
     failed = sum(v for k, v in counts.items() if k.startswith("FAIL"))
     print("invariants: " + ("all hold" if not failed else f"{failed} violation(s)"))
     return 1 if failed else 0

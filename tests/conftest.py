@@ -180,6 +180,8 @@ def base_config(database_url: str, s3_endpoint: str) -> dict[str, Any]:
         "AUTH_JWT_SECRET": JWT_SECRET,
         # Limits get their own tests; the rest of the suite must not trip over them.
         "RATELIMIT_DEFAULT": "100000 per minute",
+        # Tests scrape /metrics right after changing rows: no reuse of earlier counts.
+        "METRICS_CACHE_SECONDS": "0",
     }
 
 

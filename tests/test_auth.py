@@ -124,10 +124,13 @@ def test_audience_is_not_required_when_unset(client):
 
 
 def test_jwks_rs256_and_es256(base_config, jwks_url):
-    app = create_app({**base_config, "AUTH_JWKS_URL": jwks_url, "AUTH_JWT_SECRET": None})
+    # JWKS needs an audience (issue 13 item 10): the IdP's keys sign other apps' tokens too.
+    app = create_app(
+        {**base_config, "AUTH_JWKS_URL": jwks_url, "AUTH_JWT_SECRET": None, "AUTH_JWT_AUDIENCE": "notes-api"}
+    )
     c = app.test_client()
-    rs = jwt.encode(_claims(sub="rsa-user"), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1"})
-    es = jwt.encode(_claims(sub="ec-user"), EC_KEY, algorithm="ES256", headers={"kid": "ec-1"})
+    rs = jwt.encode(_claims(sub="rsa-user", aud="notes-api"), RSA_KEY, algorithm="RS256", headers={"kid": "rsa-1"})
+    es = jwt.encode(_claims(sub="ec-user", aud="notes-api"), EC_KEY, algorithm="ES256", headers={"kid": "ec-1"})
     assert call(c, rs).status_code == 200 and call(c, es).status_code == 200
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     assert_error(

@@ -10,8 +10,12 @@ from advanced_notes.settings import DEV_JWT_SECRET, ConfigError, load_settings
 GOOD_PROD = {"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWT_SECRET": "s" * 40}
 
 
+#: A secret of its own: outside the local embedded stack, dev no longer falls back to the dev secret.
+OWN_SECRET = {"AUTH_JWT_SECRET": "o" * 40}
+
+
 def test_dev_defaults():
-    s = load_settings({})
+    s = load_settings({"S3_ENDPOINT_URL": "http://127.0.0.1:9000"})  # the embedded stack: SQLite + loopback
     assert (s.environment, s.key_prefix, s.aws_region, s.s3_addressing_style) == ("dev", "dev", "us-east-1", "auto")
     assert (s.presign_put_expires_seconds, s.presign_get_expires_seconds) == (900, 900)
     assert (s.max_upload_bytes, s.max_duration_ms, s.upload_reservation_seconds) == (104_857_600, 10_800_000, 86_400)
@@ -56,9 +60,11 @@ def test_canonical_names_win_over_aliases():
 
 
 def test_public_endpoint_defaults_to_endpoint():
-    s = load_settings({"S3_ENDPOINT_URL": "http://minio:9000"})
+    s = load_settings({"S3_ENDPOINT_URL": "http://minio:9000", **OWN_SECRET})
     assert s.s3_public_endpoint_url == "http://minio:9000"
-    s = load_settings({"S3_ENDPOINT_URL": "http://minio:9000", "S3_PUBLIC_ENDPOINT_URL": "https://s3.example.com"})
+    s = load_settings(
+        {"S3_ENDPOINT_URL": "http://minio:9000", "S3_PUBLIC_ENDPOINT_URL": "https://s3.example.com", **OWN_SECRET}
+    )
     assert s.s3_public_endpoint_url == "https://s3.example.com"
 
 
@@ -105,7 +111,8 @@ def test_outside_dev_bucket_and_real_secret_are_required(env, variable):
 
 
 def test_jwks_alone_is_enough_outside_dev():
-    s = load_settings({"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWKS_URL": "https://idp.example/jwks"})
+    jwks = {"AUTH_JWKS_URL": "https://idp.example/jwks", "AUTH_JWT_AUDIENCE": "notes-api"}
+    s = load_settings({"APP_ENV": "production", "S3_BUCKET": "b", **jwks})
     assert s.auth_jwt_secret is None and s.auth_jwks_url
 
 
@@ -169,7 +176,7 @@ def test_create_app_refuses_bad_configuration(tmp_path):
     ],
 )
 def test_provider_presets(env, expected):
-    s = load_settings(env)
+    s = load_settings({**env, **OWN_SECRET})
     assert (s.aws_region, s.s3_addressing_style, s.s3_endpoint_url) == expected
     assert s.s3_provider == env["S3_PROVIDER"]
 
@@ -194,7 +201,7 @@ def test_reads_only_the_mapping_it_is_given(monkeypatch, tmp_path):
     monkeypatch.setenv("S3_PRESIGN_PUT_EXPIRES_SECONDS", "not a number")
     (tmp_path / ".env").write_text("APP_ENV=production\nMAX_UPLOAD_BYTES=lots\n")
     monkeypatch.chdir(tmp_path)
-    s = load_settings({})
+    s = load_settings(OWN_SECRET)
     assert (s.environment, s.presign_put_expires_seconds, s.max_upload_bytes) == ("dev", 900, 104_857_600)
 
 
@@ -228,7 +235,7 @@ def test_problems_are_keyed_by_the_canonical_variable():
         ({"S3_ACCESS_KEY": "DO00KEY"}, "AWS_SECRET_ACCESS_KEY"),
     ):
         with pytest.raises(ConfigError) as info:
-            load_settings(env)
+            load_settings({**OWN_SECRET, **env})
         assert list(info.value.problems) == [variable]
         assert "together" in info.value.problems[variable]
     with pytest.raises(ConfigError) as info:
@@ -246,13 +253,16 @@ def test_attribute_types():
             "LOG_FORMAT": "TEXT",
             "S3_PROVIDER": "MinIO",
             "S3_ENDPOINT_URL": "http://minio:9000",
+            **OWN_SECRET,
         }
     )
     assert s.allowed_mime_types == ("audio/mpeg", "audio/wav")
     assert s.cors_origins == ("https://a.example", "https://b.example")
     assert s.s3_conditional_writes is True
     assert (s.log_level, s.log_format, s.s3_provider, s.s3_addressing_style) == ("DEBUG", "text", "minio", "path")
-    assert load_settings({}).cors_origins == () and isinstance(load_settings({}).allowed_mime_types, tuple)
+    assert load_settings(OWN_SECRET).cors_origins == () and isinstance(
+        load_settings(OWN_SECRET).allowed_mime_types, tuple
+    )
 
 
 @pytest.mark.parametrize(
@@ -277,7 +287,7 @@ def test_attribute_types():
 )
 def test_each_bound_has_its_message(env, variable, words):
     with pytest.raises(ConfigError) as info:
-        load_settings(env)
+        load_settings({**OWN_SECRET, **env})
     assert list(info.value.problems) == [variable]
     assert words in info.value.problems[variable]
 

@@ -26,7 +26,9 @@ CHECKSUM = base64.b64encode(hashlib.sha256(b"abc").digest()).decode()
 
 
 def storage(**env: str) -> S3Storage:
-    return S3Storage(load_settings({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, **env}))
+    # A secret of its own: away from the local embedded stack dev has no default secret (issue 13 item 1).
+    base = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AUTH_JWT_SECRET": "s" * 40}
+    return S3Storage(load_settings({**base, **env}))
 
 
 def test_client_config_follows_the_storage_rules():

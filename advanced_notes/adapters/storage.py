@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from advanced_notes.domain.clock import utcnow
-from advanced_notes.domain.errors import StorageUnavailable
+from advanced_notes.domain.errors import ObjectVanished, StorageUnavailable
 from advanced_notes.domain.rangeio import RangedReader
 from advanced_notes.settings import Settings
 
@@ -227,12 +227,19 @@ class S3Storage:
         """Bytes ``start..end`` (inclusive) of ``key`` with one ranged GET.
 
         Raises:
-            StorageUnavailable: network failure, timeout, 5xx, or the object vanished.
+            ObjectVanished: the key no longer exists (deleted since HEAD): not an outage.
+            StorageUnavailable: network failure, timeout, 5xx.
         """
-        with _store_errors("ranged GET"):
-            response = self._client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}")
-            body: bytes = response["Body"].read()
-            return body
+        try:
+            with _store_errors("ranged GET"):
+                response = self._client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}")
+                body: bytes = response["Body"].read()
+                return body
+        except StorageUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _MISSING_CODES:
+                raise ObjectVanished("The object was deleted while it was being verified.") from cause
+            raise
 
     def open_reader(self, key: str, size: int, max_fetch_bytes: int) -> RangedReader:
         """A seekable file object over ``key`` that fetches 64 KiB blocks by ranged GET.

@@ -16,10 +16,14 @@ from flask import g, request
 
 from advanced_notes.api.context import current_services
 from advanced_notes.domain.errors import Unauthorized
-from advanced_notes.settings import Settings
+from advanced_notes.settings import DEV_JWT_SECRET, Settings
 
 HMAC_ALGORITHMS = ("HS256",)
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+#: The JWK key type (RFC 7518 §6.1 ``kty``) each asymmetric algorithm needs. A token whose
+#: ``alg`` names another key type than its ``kid``'s key is refused before PyJWT sees it:
+#: ``{"alg": "ES256", "kid": <an RSA kid>}`` made PyJWT raise TypeError (issue 13 item 4).
+KEY_TYPE_BY_ALGORITHM = {"RS256": "RSA", "ES256": "EC"}
 #: Clock skew tolerated on ``exp``/``nbf``/``iat``, seconds.
 LEEWAY_SECONDS = 30
 MAX_SUBJECT_LENGTH = 255
@@ -36,6 +40,7 @@ class TokenVerifier:
         self.secret = settings.auth_jwt_secret
         self.issuer = settings.auth_jwt_issuer
         self.audience = settings.auth_jwt_audience
+        self.max_lifetime_seconds = settings.auth_max_token_lifetime_seconds
         # PyJWKClient caches the key set and refetches on an unknown kid (key rotation).
         self.jwks = (
             jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True, timeout=5) if settings.auth_jwks_url else None
@@ -44,25 +49,26 @@ class TokenVerifier:
     def verify(self, token: str) -> dict[str, Any]:
         """Verify ``token`` and return its claims.
 
-        Requires ``exp`` and ``sub``; checks ``iss``/``aud`` when configured.
+        Requires ``exp`` and ``sub``; checks ``iss``/``aud`` when configured; refuses an
+        ``exp`` further than ``AUTH_MAX_TOKEN_LIFETIME_SECONDS`` (+ leeway) from now.
         Raises:
             Unauthorized: malformed, unsigned, wrongly signed, expired, or an algorithm
                 this deployment has no key for.
         """
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+        except Exception as exc:  # PyJWTError, or anything else a hostile header provokes
             raise Unauthorized("The bearer token is malformed.") from exc
         alg = header.get("alg")
         if alg in HMAC_ALGORITHMS and self.secret:
             key: Any = self.secret
         elif alg in ASYMMETRIC_ALGORITHMS and self.jwks:
-            try:
-                key = self.jwks.get_signing_key_from_jwt(token).key
-            except jwt.PyJWKClientError as exc:
-                raise Unauthorized("The token's signing key is unknown.") from exc
+            key = self._jwks_key(token, alg)
         else:
-            raise Unauthorized(f"Tokens signed with {alg!r} are not accepted.")
+            raise Unauthorized(f"Tokens signed with {str(alg)[:20]!r} are not accepted.")
+        # Every failure past this point is the token's: PyJWT raises TypeError/ValueError
+        # (not PyJWTError) for some key/algorithm mismatches, and a 500 there skipped the
+        # rate limiter too. Only the expiry gets its own message.
         try:
             claims = jwt.decode(
                 token,
@@ -75,12 +81,55 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The bearer token has expired.") from exc
-        except jwt.PyJWTError as exc:
+        except Exception as exc:
             raise Unauthorized("The bearer token is invalid.") from exc
+        # A token valid for a century is a leaked credential forever (issue 13 item 10).
+        exp = claims.get("exp")
+        now = dt.datetime.now(dt.UTC).timestamp()
+        if isinstance(exp, int | float) and exp - now > self.max_lifetime_seconds + LEEWAY_SECONDS:
+            raise Unauthorized(
+                f"The bearer token lives longer than the {self.max_lifetime_seconds} s this API accepts."
+            )
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH or "\x00" in sub:
             raise Unauthorized("The token's subject is invalid.")
         return claims
+
+    def _jwks_key(self, token: str, alg: str) -> Any:
+        """The public key named by the token's ``kid``, checked against ``alg``.
+
+        Raises:
+            Unauthorized: unknown kid, the JWKS unreachable, or a key of another type
+                (or pinned to another ``alg``) than the token claims.
+        """
+        assert self.jwks is not None
+        try:
+            jwk = self.jwks.get_signing_key_from_jwt(token)
+        except Exception as exc:  # PyJWKClientError, or a malformed kid/JWKS
+            raise Unauthorized("The token's signing key is unknown.") from exc
+        # algorithm_name is the JWK's own "alg", else what PyJWT infers from kty/crv
+        # (RSA -> RS256, EC P-256 -> ES256): a P-384 key does not sign ES256 either.
+        if jwk.key_type != KEY_TYPE_BY_ALGORITHM[alg] or jwk.algorithm_name != alg:
+            raise Unauthorized(f"The token's key does not sign {alg}.")
+        return jwk.key
+
+
+def auth_mode(settings: Settings) -> str:
+    """How this process verifies tokens, for the startup log line (issue 13 item 1).
+
+    Returns:
+        e.g. ``"HS256 (AUTH_JWT_SECRET)"``, ``"HS256 (public dev secret, local embedded stack)"``,
+        ``"JWKS https://idp/jwks (aud=api)"``, or both joined with ``" + "``. Never the secret.
+    """
+    modes = []
+    if settings.auth_jwt_secret == DEV_JWT_SECRET:
+        modes.append("HS256 (public dev secret, local embedded stack)")
+    elif settings.auth_jwt_secret:
+        modes.append("HS256 (AUTH_JWT_SECRET)")
+    if settings.auth_jwks_url:
+        modes.append(f"JWKS {settings.auth_jwks_url}")
+    checks = [f"{n}={v}" for n, v in (("iss", settings.auth_jwt_issuer), ("aud", settings.auth_jwt_audience)) if v]
+    return " + ".join(modes) + (f" ({', '.join(checks)})" if checks else "")
 
 
 def mint_token(settings: Settings, subject: str, expires_in_seconds: int = 3600) -> str:

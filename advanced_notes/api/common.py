@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from advanced_notes.adapters.storage import PresignedRequest
 from advanced_notes.api.auth import authenticate_request
 from advanced_notes.api.context import current_services
+from advanced_notes.api.parsing import ApiParser
 from advanced_notes.services.clips import ClipService, Playback
 from advanced_notes.services.uploads import UploadService
 
@@ -57,9 +58,15 @@ def error_responses(blp: Blueprint, responses: dict[int, str] | None = None) -> 
     return decorate
 
 
+class ApiBlueprint(Blueprint):
+    """flask-smorest's Blueprint with :class:`ApiParser` (deep JSON nesting is a 400, not a 500)."""
+
+    ARGUMENTS_PARSER = ApiParser()
+
+
 def authenticated_blueprint(name: str, import_name: str, description: str) -> Blueprint:
     """A blueprint whose every route requires a bearer token (DESIGN §5)."""
-    blp = Blueprint(name, import_name, url_prefix="/api", description=description)
+    blp = ApiBlueprint(name, import_name, url_prefix="/api", description=description)
     blp.before_request(authenticate_request)
     return blp
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from typing import Any
@@ -39,17 +41,51 @@ from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
 from advanced_notes.domain.clock import utcnow
 
+#: Seconds a scrape's counts are reused. The counts are full-table aggregates: an
+#: unauthenticated /metrics hit in a loop ran them on every request (issue 13 item 10).
+STATE_CACHE_SECONDS = 5.0
+
 
 class StateCollector(Collector):
-    """Clips by status and the deletion backlog, counted when Prometheus scrapes."""
+    """Clips by status and the deletion backlog, counted when Prometheus scrapes.
 
-    def __init__(self, db: Database):
+    Args:
+        db: the database; cache_seconds: how long one count is reused (monotonic clock),
+            so scrapes more frequent than that cost no query.
+    """
+
+    def __init__(self, db: Database, cache_seconds: float = STATE_CACHE_SECONDS):
         self.db = db
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, int], int, int] | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         clips = GaugeMetricFamily("advanced_notes_clips", "Audio clips by status.", labels=["status"])
         backlog = GaugeMetricFamily("advanced_notes_pending_deletions", "Recorded object deletions not finished.")
         due = GaugeMetricFamily("advanced_notes_pending_deletions_due", "Recorded deletions due for a retry now.")
+        counted = self._counts()
+        if counted is None:
+            return  # a scrape during a database outage shows the request metrics only
+        counts, total, ready = counted
+        for status in ClipStatus:
+            clips.add_metric([status.value], counts.get(status.value, 0))
+        backlog.add_metric([], total)
+        due.add_metric([], ready)
+        yield from (clips, backlog, due)
+
+    def _counts(self) -> tuple[dict[str, int], int, int] | None:
+        # One thread counts while concurrent scrapes wait for its result.
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self.cache_seconds:
+                return self._cached[1:]
+            fresh = self._query()
+            if fresh is not None:
+                self._cached = (now, *fresh)
+            return fresh
+
+    def _query(self) -> tuple[dict[str, int], int, int] | None:
         try:
             with self.db.read() as session:
                 counts = dict(session.execute(select(AudioClip.status, func.count()).group_by(AudioClip.status)).all())
@@ -63,12 +99,8 @@ class StateCollector(Collector):
                     or 0
                 )
         except SQLAlchemyError:
-            return  # a scrape during a database outage shows the request metrics only
-        for status in ClipStatus:
-            clips.add_metric([status.value], counts.get(status.value, 0))
-        backlog.add_metric([], total)
-        due.add_metric([], ready)
-        yield from (clips, backlog, due)
+            return None
+        return counts, total, ready
 
 
 class _MultiProcessCollector(MultiProcessCollector):
@@ -113,10 +145,13 @@ class _MultiProcessMetrics(PrometheusMetrics):
         return generate_latest(source).decode("utf-8"), content_type
 
 
-def init_metrics(app: Flask, db: Database, version: str) -> None:
-    """Serve ``/metrics`` for ``app`` (multi-process when ``PROMETHEUS_MULTIPROC_DIR`` is set)."""
+def init_metrics(app: Flask, db: Database, version: str, cache_seconds: float = STATE_CACHE_SECONDS) -> None:
+    """Serve ``/metrics`` for ``app`` (multi-process when ``PROMETHEUS_MULTIPROC_DIR`` is set).
+
+    ``cache_seconds``: how long the state counts are reused (``METRICS_CACHE_SECONDS``).
+    """
     registry = CollectorRegistry()
-    state = StateCollector(db)
+    state = StateCollector(db, cache_seconds)
     options = {"registry": registry, "group_by": "url_rule", "excluded_paths": ["^/metrics$"]}
     multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     if multiprocess:

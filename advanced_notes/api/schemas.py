@@ -62,16 +62,28 @@ SHA256_BASE64 = validate.Regexp(
 )
 
 
+def _is_utf8(value: str) -> bool:
+    # JSON can spell a lone surrogate ("\\ud800"); no UTF-8 database column can hold one,
+    # and psycopg2 raised UnicodeEncodeError (a 500) on it (issue 13 item 6).
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_storable_note_id(value: str) -> bool:
     """True when ``value`` can be a note id: 1..255 characters, not only whitespace (no
-    note is called " "), and no NUL (PostgreSQL text cannot hold U+0000, and the driver
-    would fail on it)."""
-    return 0 < len(value) <= MAX_NOTE_ID_LENGTH and "\x00" not in value and not value.isspace()
+    note is called " "), no NUL (PostgreSQL text cannot hold U+0000, and the driver would
+    fail on it) and no lone surrogate."""
+    return 0 < len(value) <= MAX_NOTE_ID_LENGTH and "\x00" not in value and not value.isspace() and _is_utf8(value)
 
 
 def _no_nul_or_blank(value: str) -> None:
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
+    if not _is_utf8(value):
+        raise ValidationError("Must be valid Unicode (no lone surrogates).")
     if value.isspace():
         raise ValidationError("Must not be blank.")
 

@@ -11,7 +11,7 @@ maintainers of connexion) and are served under :data:`ASSETS_URL`.
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, send_from_directory
-from swagger_ui_bundle import swagger_ui_path
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # ships no py.typed
 
 #: Where the assets are served; what ``OPENAPI_SWAGGER_UI_URL`` is set to.
 ASSETS_URL = "/api/docs/assets/"

@@ -6,8 +6,9 @@ Pure functions over bytes and seekable file objects; no Flask, no boto3.
   (a maintained magic-number database), never from the client's Content-Type.
 - :func:`container_fits` says whether that container may carry the declared MIME type.
 - :func:`measure_duration_ms` parses the stream with mutagen (MP4, MP3, WAV, Ogg, FLAC,
-  ADTS AAC) or enzyme (WebM/Matroska; a WebM written as it streamed, which enzyme cannot
-  read, by :mod:`advanced_notes.domain.webm`), reading only what the parser seeks to.
+  ADTS AAC; MP4 by its edit list when it has one) or enzyme (WebM/Matroska; a WebM written
+  as it streamed, which enzyme cannot read, by :mod:`advanced_notes.domain.webm`),
+  reading only what the parser seeks to.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import puremagic
 from mutagen.aac import AAC
 from mutagen.flac import FLAC
 from mutagen.mp3 import MP3
-from mutagen.mp4 import MP4, Atoms
+from mutagen.mp4 import MP4, Atoms  # type: ignore[attr-defined]  # public in mutagen.mp4, not re-exported
 from mutagen.oggflac import OggFLAC
 from mutagen.oggopus import OggOpus
 from mutagen.oggspeex import OggSpeex
@@ -108,7 +109,7 @@ def sniff_container(head: bytes) -> str | None:
         return None
     try:
         matches = puremagic.magic_string(head)
-    except puremagic.PureError:
+    except Exception:  # PureError, or whatever else hostile bytes make puremagic raise
         return None
     for match in matches:  # best match first
         family = _family(match.extension, match.mime_type)
@@ -126,25 +127,42 @@ def measure_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
     """Parse the audio stream and return its duration in milliseconds.
 
     Args:
-        fileobj: a seekable binary file positioned anywhere (it is rewound).
+        fileobj: a seekable binary file positioned anywhere (it is rewound); when it is a
+            :class:`~advanced_notes.domain.rangeio.RangedReader`, its ``failure`` tells a
+            store or budget failure from bad bytes.
         container: a family from :func:`sniff_container`.
     Returns:
-        the duration in ms; None only for a WebM without a Duration element (what
-        browsers' MediaRecorder writes), which parses but does not say its length.
+        the duration in ms; None only for a WebM with an audio track and no Cluster
+        (no audio written yet).
     Raises:
         UnreadableAudio: not parseable as audio of that container (truncated, no audio
-            track, corrupt headers). I/O errors of ``fileobj`` propagate unchanged.
+            track, corrupt headers): *any* exception of the parser counts, because hostile
+            bytes reach corners of mutagen and enzyme that raise bare ``OSError`` (a short
+            read), ``AttributeError``, ``TypeError``, ``OverflowError`` or ``RecursionError``
+            (issue 13 item 3; the crashers are in tests/fixtures/audio-crashers/).
+        Exception: whatever the reader's fetch raised (a store failure), or
+            ``ReadBudgetExceeded``, re-raised unchanged however the parser wrapped it.
     """
     fileobj.seek(0)
+    try:
+        duration_ms = _parse_duration_ms(fileobj, container)
+    except Exception as exc:  # see Raises: every parser failure is bad audio, unless the reader failed
+        failure = getattr(fileobj, "failure", None)
+        if isinstance(failure, BaseException):
+            raise failure from None
+        if isinstance(exc, UnreadableAudio):
+            raise
+        raise UnreadableAudio(f"cannot parse {container}: {exc.__class__.__name__}: {exc}"[:300]) from exc
+    failure = getattr(fileobj, "failure", None)
+    if isinstance(failure, BaseException):  # a parser that swallowed the store's error
+        raise failure
+    return duration_ms
+
+
+def _parse_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
     if container == "webm":
         return _matroska_duration_ms(fileobj)
-    try:
-        parsed = mutagen.File(fileobj, options=_MUTAGEN_TYPES[container])
-    except mutagen.MutagenError as exc:
-        _reraise_io(exc)
-        raise UnreadableAudio(f"cannot parse {container}: {exc}") from exc
-    except (struct.error, ValueError, EOFError, IndexError, KeyError) as exc:
-        raise UnreadableAudio(f"cannot parse {container}: {exc}") from exc
+    parsed = mutagen.File(fileobj, options=_MUTAGEN_TYPES[container])
     length = getattr(getattr(parsed, "info", None), "length", None) if parsed is not None else None
     if not length or length <= 0:
         raise UnreadableAudio(f"no audio stream found in {container}")
@@ -178,7 +196,7 @@ def _mp4_edited_duration_ms(fileobj: BinaryIO) -> int | None:
             fileobj.seek(edts.offset + 8)
             total = _mp4_elst_duration(fileobj.read(edts.length - 8))
             return round(total * 1000 / timescale) if total else None
-    except (mutagen.MutagenError, KeyError, struct.error, ValueError, EOFError, IndexError):
+    except Exception:  # an odd edit list is no reason to refuse audio mutagen could read
         return None
     return None
 
@@ -186,7 +204,7 @@ def _mp4_edited_duration_ms(fileobj: BinaryIO) -> int | None:
 def _mp4_movie_timescale(fileobj: BinaryIO, mvhd: Any) -> int:
     fileobj.seek(mvhd.offset + 8)
     body = fileobj.read(32)
-    return struct.unpack(">I", body[12:16] if body[0] == 0 else body[20:24])[0]
+    return int(struct.unpack(">I", body[12:16] if body[0] == 0 else body[20:24])[0])
 
 
 def _mp4_handler(fileobj: BinaryIO, trak: Any) -> bytes:
@@ -216,18 +234,16 @@ def _matroska_duration_ms(fileobj: BinaryIO) -> int | None:
     # without a Duration (MediaRecorder without one), is measured by walking its EBML.
     try:
         mkv = enzyme.MKV(fileobj)
-    except (enzyme.exceptions.Error, struct.error, ValueError, EOFError, IndexError, KeyError) as exc:
-        return _walked_duration_ms(fileobj, f"cannot parse webm: {exc}")
-    except OSError as exc:  # enzyme seeks past the end of an unknown-size Segment
-        if isinstance(exc, EOFError) or exc.errno is None:
-            raise
-        return _walked_duration_ms(fileobj, f"cannot parse webm: {exc}")
+    except Exception as exc:  # enzyme gives up on an unknown-size Segment in several ways
+        if getattr(fileobj, "failure", None) is not None:
+            raise  # the store failed, not the bytes: measure_duration_ms re-raises that
+        return _walked_duration_ms(fileobj, f"cannot parse webm: {exc.__class__.__name__}: {exc}")
     if not mkv.audio_tracks:
         raise UnreadableAudio("the webm has no audio track")
     duration = mkv.info.duration if mkv.info else None
     if duration:
-        return round(duration.total_seconds() * 1000)
-    return _walked_duration_ms(fileobj, "cannot parse webm")
+        return round(float(duration.total_seconds()) * 1000)
+    return _walked_duration_ms(fileobj, "no Duration in the webm")
 
 
 def _walked_duration_ms(fileobj: BinaryIO, enzyme_said: str) -> int | None:
@@ -235,11 +251,4 @@ def _walked_duration_ms(fileobj: BinaryIO, enzyme_said: str) -> int | None:
     try:
         return webm.duration_ms(fileobj, size)
     except (webm.WebmError, EOFError) as exc:
-        raise UnreadableAudio(f"{enzyme_said}; walking its EBML: {exc}") from exc
-
-
-def _reraise_io(exc: mutagen.MutagenError) -> None:
-    # mutagen wraps I/O errors of the file object; a store failure is not bad audio.
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, OSError) and not isinstance(cause, EOFError):
-        raise cause
+        raise UnreadableAudio(f"{enzyme_said}; walking its EBML: {exc}"[:300]) from exc

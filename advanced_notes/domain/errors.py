@@ -56,6 +56,14 @@ class UploadMissing(ApiError):
     status, code = 409, "upload_missing"
 
 
+class ObjectVanished(UploadMissing):
+    """409: the object was there at HEAD and gone at a later GET (deleted meanwhile).
+
+    Not a store outage (issue 13 item 8): complete re-reads the clip and answers 404 when
+    the clip was deleted, or this (``upload_missing``) when only the object went.
+    """
+
+
 class ClipNotReady(ApiError):
     status, code = 409, "clip_not_ready"
 

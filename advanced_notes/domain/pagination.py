@@ -28,9 +28,14 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, clip_id = json.loads(raw)
+        decoded = json.loads(raw)
+        # A cursor is client input: check the shape before using it, since
+        # uuid.UUID(5) raises AttributeError, not ValueError (issue 13 item 6).
+        if not (isinstance(decoded, list) and len(decoded) == 2 and all(isinstance(v, str) for v in decoded)):
+            raise ValueError("invalid cursor")
+        created, clip_id = decoded
         position = dt.datetime.fromisoformat(created), uuid.UUID(clip_id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError("invalid cursor") from exc
     if position[0].tzinfo is None:
         raise ValueError("invalid cursor")

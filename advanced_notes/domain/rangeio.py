@@ -36,6 +36,14 @@ class RangedReader(io.RawIOBase):
 
     Attributes:
         bytes_fetched: bytes fetched so far; ``requests``: fetch calls so far.
+        failure: the first exception raised by ``fetch`` or by the budget check, else None.
+            Parsers catch and re-wrap I/O errors freely (mutagen turns them into its own
+            errors, enzyme into others), so the caller asks the reader, not the exception,
+            whether a failure was the store's (or the budget's) rather than the bytes'.
+
+    Every read is capped at what the budget still allows before anything is allocated: a
+    parser asking for the length a crafted header claims (an ID3 tag "of 100 MiB") gets
+    :class:`ReadBudgetExceeded` at once instead of a buffer of that size.
     """
 
     def __init__(
@@ -57,6 +65,7 @@ class RangedReader(io.RawIOBase):
         self._pos = 0
         self.bytes_fetched = 0
         self.requests = 0
+        self.failure: BaseException | None = None
 
     def readable(self) -> bool:
         return True
@@ -83,14 +92,45 @@ class RangedReader(io.RawIOBase):
         start = index * self.block_bytes
         end = min(start + self.block_bytes, self.size) - 1
         if self.max_fetch_bytes is not None and self.bytes_fetched + (end - start + 1) > self.max_fetch_bytes:
-            raise ReadBudgetExceeded(f"reading more than {self.max_fetch_bytes} bytes")
-        block = self._fetch(start, end)
+            self._over_budget()
+        try:
+            block = self._fetch(start, end)
+        except Exception as exc:
+            self.failure = self.failure or exc
+            raise
         self.requests += 1
         self.bytes_fetched += len(block)
         self._blocks[index] = block
         if len(self._blocks) > self._cached_blocks:
             self._blocks.popitem(last=False)
         return block
+
+    def _over_budget(self) -> None:
+        exc = ReadBudgetExceeded(f"reading more than {self.max_fetch_bytes} bytes")
+        self.failure = self.failure or exc
+        raise exc
+
+    def readable_bytes(self, start: int, length: int) -> int:
+        """How many of ``length`` bytes from ``start`` can be read within the budget.
+
+        Cached blocks cost nothing; every other block costs its size. Used to refuse a
+        read before allocating for it (no budget means everything up to the end).
+        """
+        length = max(0, min(length, self.size - start))
+        if self.max_fetch_bytes is None or length == 0:
+            return length
+        remaining = self.max_fetch_bytes - self.bytes_fetched
+        first, last = start // self.block_bytes, (start + length - 1) // self.block_bytes
+        readable = 0
+        for index in range(first, last + 1):
+            block_start = index * self.block_bytes
+            block_end = min(block_start + self.block_bytes, self.size)
+            if index not in self._blocks:
+                remaining -= block_end - block_start
+                if remaining < 0:
+                    break
+            readable = min(block_end, start + length) - start
+        return readable
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         if self._pos >= self.size:
@@ -110,7 +150,19 @@ class RangedReader(io.RawIOBase):
         return done
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes from the current position (all the rest when negative).
+
+        Raises:
+            ReadBudgetExceeded: the read cannot be served within the budget; raised
+                before any buffer is allocated, so memory stays bounded by the budget.
+        """
         if size is None or size < 0:
             size = self.size - self._pos
-        buffer = bytearray(max(0, min(size, self.size - self._pos)))
-        return bytes(buffer[: self.readinto(buffer)])
+        wanted = max(0, min(size, self.size - self._pos))
+        # Counting blocks costs one loop step per 64 KiB; cap it at the budget's worth first.
+        if self.max_fetch_bytes is not None:
+            ceiling = self.max_fetch_bytes + (self._cached_blocks + 2) * self.block_bytes
+            if wanted > ceiling or self.readable_bytes(self._pos, wanted) < wanted:
+                self._over_budget()
+        buffer = bytearray(wanted)
+        return bytes(memoryview(buffer)[: self.readinto(buffer)])

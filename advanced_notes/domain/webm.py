@@ -108,9 +108,9 @@ def _uint(f: BinaryIO, el: _Element) -> int:
 
 def _float(f: BinaryIO, el: _Element) -> float:
     if el.size == 4:
-        return struct.unpack(">f", _read(f, 4))[0]
+        return float(struct.unpack(">f", _read(f, 4))[0])
     if el.size == 8:
-        return struct.unpack(">d", _read(f, 8))[0]
+        return float(struct.unpack(">d", _read(f, 8))[0])
     raise WebmError("bad float element")
 
 
@@ -182,7 +182,7 @@ def _block_time(f: BinaryIO, el: _Element) -> int:
     """The signed 16-bit relative timecode of a (Simple)Block, in ticks."""
     f.seek(el.data)
     _vint(f, keep_marker=False)  # track number
-    return struct.unpack(">h", _read(f, 2))[0]
+    return int(struct.unpack(">h", _read(f, 2))[0])
 
 
 def _cluster_end_ticks(f: BinaryIO, at: int, end: int) -> int | None:

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -172,10 +173,14 @@ class ClipService:
             NotFound.
         """
         with self.db.transaction() as session:
-            clip = session.scalar(select(AudioClip).where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id))
-            if clip is None or not self._delete_row(session, clip):
+            # DELETE ... RETURNING, not SELECT then DELETE: the deletion must be recorded
+            # with the upload expiry the row has when it goes. A concurrent upload-url
+            # could extend it between a plain read and the delete, and a PUT with that
+            # new URL then stored an object no row and no deletion knew (issue 13 item 7).
+            gone = self._delete_rows(session, (AudioClip.id == clip_id) & (AudioClip.owner_id == owner_id))
+            if not gone:
                 raise NotFound("No such audio clip.")
-            record = DeletionQueue.enqueue(session, clip, "deleted")
+            record = DeletionQueue.enqueue(session, gone[0], "deleted")
         self.deletions.attempt([record])
 
     def delete_note_audio(self, owner_id: str, note_id: str) -> int:
@@ -183,25 +188,36 @@ class ClipService:
         deleted, records = 0, []
         while True:
             with self.db.transaction() as session:
-                clips = list(
+                ids = list(
                     session.scalars(
-                        select(AudioClip)
+                        select(AudioClip.id)
                         .where(AudioClip.owner_id == owner_id, AudioClip.note_id == note_id)
                         .limit(_NOTE_DELETE_BATCH)
                     )
                 )
-                batch = [DeletionQueue.enqueue(session, c, "deleted") for c in clips if self._delete_row(session, c)]
+                gone = self._delete_rows(session, AudioClip.id.in_(ids)) if ids else []
+                batch = [DeletionQueue.enqueue(session, row, "deleted") for row in gone]
             deleted += len(batch)
             records += batch
-            if len(clips) < _NOTE_DELETE_BATCH:
+            if len(ids) < _NOTE_DELETE_BATCH:
                 break
         self.deletions.attempt(records)
         return deleted
 
     @staticmethod
-    def _delete_row(session: Session, clip: AudioClip) -> bool:
-        statement = delete(AudioClip).where(AudioClip.id == clip.id).returning(AudioClip.id)
-        return session.scalar(statement.execution_options(synchronize_session=False)) is not None
+    def _delete_rows(session: Session, condition: Any) -> builtins.list[Any]:
+        """``DELETE FROM audio_clips WHERE condition RETURNING id, storage_key, upload_expires_at``.
+
+        Returns the deleted rows as they were when deleted (the row lock of the DELETE
+        makes a concurrent expiry update either land before, and show here, or find no row).
+        """
+        statement = (
+            delete(AudioClip)
+            .where(condition)
+            .returning(AudioClip.id, AudioClip.storage_key, AudioClip.upload_expires_at)
+            .execution_options(synchronize_session=False)
+        )
+        return list(session.execute(statement).all())
 
     def pending_deletions(self, clip_id: uuid.UUID) -> builtins.list[PendingDeletion]:
         """The outbox records of a clip (for operators and tests)."""

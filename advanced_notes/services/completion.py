@@ -14,8 +14,8 @@ from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import AudioClip
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
-from advanced_notes.domain.errors import NotFound, UploadMissing, UploadRejected
-from advanced_notes.services.deletions import DeletionQueue
+from advanced_notes.domain.errors import NotFound, ObjectVanished, UploadMissing, UploadRejected
+from advanced_notes.services.deletions import DeletionQueue, latest_upload_expiry
 from advanced_notes.services.lifecycle import PENDING, READY, REJECTED, ready_or_conflict, update_if_pending
 from advanced_notes.services.verification import check_declaration, verify_audio
 from advanced_notes.settings import Settings
@@ -75,6 +75,17 @@ class ClipCompleter:
         except UploadRejected as rejection:
             self._reject(clip, rejection, etag=info.etag, stored_bytes=info.size)
             return self._current(clip.id)
+        except ObjectVanished:
+            # Deleted between HEAD and GET: usually a DELETE of the clip raced us. The
+            # clip's state, not the store, decides the answer: 404 when it is gone (from
+            # _current), the clip when another path finished it, else upload_missing.
+            with self.db.read() as session:
+                current = session.get(AudioClip, clip.id)
+            if current is None:
+                raise NotFound("No such audio clip.") from None
+            if current.status != PENDING:
+                return ready_or_conflict(current)
+            raise
         with self.db.transaction() as session:
             update_if_pending(
                 session,
@@ -91,6 +102,8 @@ class ClipCompleter:
         """Mark ``clip`` rejected and queue its object's deletion; raises ``rejection`` if we did."""
         with self.db.transaction() as session:
             won = bool(update_if_pending(session, clip.id, status=REJECTED, **values))
+            if won:  # the expiry as stored now: an upload-url may have extended it since our read
+                clip.upload_expires_at = latest_upload_expiry(session, [clip.id])[clip.id]
             record = DeletionQueue.enqueue(session, clip, "rejected") if won else None
         if record is not None:
             self.deletions.attempt([record])

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from advanced_notes.adapters.db import Database
@@ -39,7 +42,28 @@ def backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
 
 
-def recheck_until(clip: AudioClip, now: dt.datetime) -> dt.datetime:
+class ClipObject(Protocol):
+    """What a deletion needs of a clip: an AudioClip, or a row of ``DELETE ... RETURNING``."""
+
+    id: uuid.UUID
+    storage_key: str
+    upload_expires_at: dt.datetime | None
+
+
+def latest_upload_expiry(session: Session, clip_ids: list[uuid.UUID]) -> dict[uuid.UUID, dt.datetime | None]:
+    """The clips' ``upload_expires_at`` as stored now, read inside ``session``.
+
+    Call it after the transition that took the clips out of ``pending`` (rejected,
+    expired) in the same transaction: no URL can be minted for them any more, so this is
+    their last expiry, whatever an earlier read said (issue 13 item 7).
+    """
+    if not clip_ids:
+        return {}
+    rows = session.execute(select(AudioClip.id, AudioClip.upload_expires_at).where(AudioClip.id.in_(clip_ids)))
+    return {row.id: row.upload_expires_at for row in rows}
+
+
+def recheck_until(clip: ClipObject, now: dt.datetime) -> dt.datetime:
     """Until when an object may still arrive for ``clip`` (its last PUT URL's expiry + skew)."""
     if clip.upload_expires_at is None:
         return now
@@ -74,7 +98,7 @@ class DeletionQueue:
         self.storage = storage
 
     @staticmethod
-    def enqueue(session: Session, clip: AudioClip, reason: str, now: dt.datetime | None = None) -> PendingDeletion:
+    def enqueue(session: Session, clip: ClipObject, reason: str, now: dt.datetime | None = None) -> PendingDeletion:
         """Record that ``clip``'s object must go, inside the caller's transaction.
 
         Args:
@@ -103,7 +127,19 @@ class DeletionQueue:
         Never raises for a store failure: the record stays and the sweeper retries. Stops
         at the first failure (the rest stay due, untouched), so an outage costs one
         store timeout, not one per record.
+
+        Never raises for a database failure either: callers run it after the commit that
+        deleted, rejected or expired the clip, and a 503 then told the client the opposite
+        of what happened (issue 13 item 8). The record is committed and still due, so the
+        sweeper carries it out.
         """
+        try:
+            return self._attempt(records)
+        except SQLAlchemyError as exc:
+            log.warning("deletion bookkeeping failed (%s); the sweeper will retry", exc.__class__.__name__)
+            return AttemptResult(failed=1)
+
+    def _attempt(self, records: list[PendingDeletion]) -> AttemptResult:
         result = AttemptResult()
         for record in records:
             if result.failed:

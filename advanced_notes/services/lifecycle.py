@@ -8,11 +8,12 @@ unchanged and re-read the final state.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, literal, update
 from sqlalchemy.orm import Session
 
 from advanced_notes.adapters.models import AudioClip, ClipStatus
@@ -50,6 +51,17 @@ def update_if_pending(session: Session, clip_ids: uuid.UUID | Collection[uuid.UU
         .execution_options(synchronize_session=False)
     )
     return set(session.scalars(statement))
+
+
+def later_expiry(candidate: dt.datetime) -> Any:
+    """SQL for "the later of the stored ``upload_expires_at`` and ``candidate``" (NULL counts as earlier).
+
+    For ``update_if_pending(..., upload_expires_at=later_expiry(t))``: the database compares
+    with the value it holds at the UPDATE, so concurrent refreshes never move it backwards.
+    """
+    stored = AudioClip.upload_expires_at
+    value = literal(candidate, stored.type)
+    return case((stored.is_not(None) & (stored > value), stored), else_=value)
 
 
 def ready_or_conflict(clip: AudioClip) -> AudioClip:

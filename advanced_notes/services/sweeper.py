@@ -27,7 +27,7 @@ from advanced_notes.adapters.storage import ListedObject, S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import StorageUnavailable
 from advanced_notes.domain.keys import clip_id_from_key, clips_folder
-from advanced_notes.services.deletions import AttemptResult, DeletionQueue
+from advanced_notes.services.deletions import AttemptResult, DeletionQueue, latest_upload_expiry
 from advanced_notes.services.lifecycle import EXPIRED, PENDING, READY, update_if_pending
 from advanced_notes.settings import Settings
 
@@ -180,8 +180,11 @@ class Sweeper:
                 continue
             with self.db.transaction() as session:
                 won = update_if_pending(session, [c.id for c in clips], status=EXPIRED, updated_at=now)
+                # The expiries as stored now, not as read above (issue 13 item 7).
+                latest = latest_upload_expiry(session, list(won))
                 for clip in clips:
                     if clip.id in won:
+                        clip.upload_expires_at = latest[clip.id]
                         DeletionQueue.enqueue(session, clip, "expired", now)
             count += len(won)
 

@@ -23,7 +23,8 @@ from advanced_notes.domain.errors import Conflict, QuotaExceeded
 from advanced_notes.domain.keys import build_object_key
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
-from advanced_notes.services.lifecycle import PENDING, READY, update_if_pending
+from advanced_notes.services.deletions import latest_upload_expiry
+from advanced_notes.services.lifecycle import PENDING, READY, later_expiry, update_if_pending
 from advanced_notes.settings import Settings
 
 #: Declared fields an idempotent repeat must match (note_id may change later by PATCH).
@@ -188,10 +189,13 @@ class UploadService:
         return self.storage.presign_put(clip.storage_key, clip.mime_type, clip.bytes, clip.checksum_sha256)
 
     def _record_upload_expiry(self, clip: AudioClip, upload: PresignedRequest) -> bool:
-        expires_at = max(upload.expires_at, clip.upload_expires_at or upload.expires_at)
+        # The later of the stored expiry and this URL's, computed by the database: a
+        # Python max() over an earlier read could move it backwards under a concurrent
+        # refresh (issue 13 item 7).
         with self.db.transaction() as session:
-            won = bool(update_if_pending(session, clip.id, upload_expires_at=expires_at))
-        clip.upload_expires_at = expires_at
+            won = bool(update_if_pending(session, clip.id, upload_expires_at=later_expiry(upload.expires_at)))
+            if won:
+                clip.upload_expires_at = latest_upload_expiry(session, [clip.id])[clip.id]
         return won
 
     def refresh_upload(self, owner_id: str, clip_id: uuid.UUID) -> UploadSession:

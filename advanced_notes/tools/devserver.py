@@ -73,6 +73,35 @@ def browser_origins(host: str, port: int) -> list[str]:
     return [f"http://{name}:{port}" for name in hosts]
 
 
+def embedded_config(options: EmbeddedOptions, db_file: Path) -> dict[str, str | None]:
+    """The settings of the embedded stack, applied over the environment (None removes a variable).
+
+    Args:
+        options: host and ports; db_file: the SQLite file.
+    Returns:
+        variable name -> value for :func:`~advanced_notes.app.create_app`.
+    """
+    return {
+        "APP_ENV": "dev",
+        "S3_KEY_PREFIX": None,
+        "DATABASE_URL": f"sqlite:///{db_file}",
+        "S3_ENDPOINT_URL": f"http://{options.host}:{options.s3_port}",
+        "S3_PUBLIC_ENDPOINT_URL": None,
+        "S3_BUCKET": "advanced-notes-dev",
+        "S3_ADDRESSING_STYLE": "path",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "embedded",
+        "AWS_SECRET_ACCESS_KEY": "embedded-secret",
+        # The embedded stack has its own auth: nothing from .env or the shell (a real
+        # secret, an issuer or audience meant for a deployment) leaks into it, so the
+        # token it prints always works (issue 13 item 10).
+        "AUTH_JWKS_URL": None,
+        "AUTH_JWT_SECRET": None,
+        "AUTH_JWT_ISSUER": None,
+        "AUTH_JWT_AUDIENCE": None,
+    }
+
+
 class _QuietRequestHandler(WSGIRequestHandler):
     """werkzeug's handler without its access line: the app logs each request once itself.
 
@@ -141,20 +170,7 @@ def _serve(options: EmbeddedOptions, instance: Path, api_socket: socket.socket, 
     db_file = instance / EMBEDDED_DB
     for stale in instance.glob(EMBEDDED_DB + "*"):
         stale.unlink()
-    settings = {
-        "APP_ENV": "dev",
-        "S3_KEY_PREFIX": None,
-        "DATABASE_URL": f"sqlite:///{db_file}",
-        "S3_ENDPOINT_URL": f"http://{options.host}:{options.s3_port}",
-        "S3_PUBLIC_ENDPOINT_URL": None,
-        "S3_BUCKET": "advanced-notes-dev",
-        "S3_ADDRESSING_STYLE": "path",
-        "AWS_REGION": "us-east-1",
-        # moto's dummy keys: the emulator accepts any
-        "AWS_ACCESS_KEY_ID": "embedded",
-        "AWS_SECRET_ACCESS_KEY": "embedded-secret",
-        "AUTH_JWKS_URL": None,
-    }
+    settings = embedded_config(options, db_file)
     app = create_app(settings)
     services = services_of(app)
     migrate.upgrade(services.db.url)

@@ -67,9 +67,10 @@ class _BodyKeepingDispatcher(DomainDispatcherApplication):
         raw = environ["wsgi.input"].read(size)
         environ["wsgi.input"] = io.BytesIO(raw)
         try:
-            return raw.decode("utf-8")
+            text: str = raw.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        return text
 
 
 class _PutBodyRequest(BackendRequest):

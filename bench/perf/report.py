@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata
+import math
 import os
 import platform
 import subprocess
 from pathlib import Path
 from typing import Any
-
-import pgutil
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 PACKAGES = (
@@ -40,6 +39,8 @@ ENDPOINT_TITLES = {
     "note_audio": "note audio (GET /api/notes/&lt;id&gt;/audio)",
     "list": "list (GET /api/audio-clips?limit=20)",
 }
+#: The answer a load run counts as a success (run.py's EXPECT); any other status is a failure.
+EXPECTED_STATUS = {"create": "201"}
 THROUGHPUT_TARGET = 0.8
 P50_GROWTH_TARGET = 1.2
 EXPLAIN_TITLES = {
@@ -57,6 +58,8 @@ PNG_SCALING = "perf-p50-vs-table-size.png"
 
 def machine_info() -> dict[str, Any]:
     """nproc, CPU model, memory, versions, the measured code's commit, date and load average."""
+    import pgutil  # here, not at the top: writing a report needs no database (tests load this file alone)
+
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -119,8 +122,23 @@ def git_output(*args: str) -> str:
 # -- formatting -----------------------------------------------------------------------------------
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _n(value: Any, spec: str, unit: str = "") -> str:
+    """``value`` formatted with ``spec`` (and ``unit``), or "n/a" when the run has no such figure.
+
+    Every figure of the report goes through here (or :func:`_f`): a run that failed has
+    empty latency lists (percentiles None), missing ceilings, ratios of nothing; its report
+    must still be written, with those figures marked n/a.
+    """
+    return "n/a" if _missing(value) else format(value, spec) + unit
+
+
 def _f(value: Any, digits: int = 1) -> str:
-    if value is None:
+    """A table cell: floats with ``digits`` decimals, ints with separators, None as "n/a"."""
+    if _missing(value):
         return "n/a"
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
@@ -161,7 +179,7 @@ def plot_throughput(throughput: dict[str, Any], path: Path) -> bool:
     axes[-1].axis("off")  # five endpoints, six cells
     for ax, endpoint in zip(axes, endpoints, strict=False):
         for app, style in (("ours", "o-"), ("ceiling", "s--")):
-            ys = [throughput["by_level"][str(c)][endpoint].get(app, {}).get("rps") for c in levels]
+            ys = [throughput["by_level"][str(c)].get(endpoint, {}).get(app, {}).get("rps") for c in levels]
             if any(y is not None for y in ys):
                 ax.plot(levels, ys, style, label="service" if app == "ours" else "ceiling")
         ax.set_title(endpoint.replace("_", " "))
@@ -243,8 +261,8 @@ def _header(r: dict[str, Any]) -> list[str]:
         "from run to run: the figures to quote are the **ratios**, measured side by side in the same run.",
         *warning,
         "",
-        f"- **Command**: `{p['command']}` (from the repository root; {r['wall_s'] / 60:.1f} min end to end: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in r.get("phase_s", {}).items())
+        f"- **Command**: `{p['command']}` (from the repository root; {_n(r['wall_s'] / 60, '.1f')} min end to end: "
+        + ", ".join(f"{k} {_n(v, '.0f')} s" for k, v in r.get("phase_s", {}).items())
         + ")",
         (
             f"- **Date**: {m['date']}; code at commit `{m['commit']}`{dirty} (code fingerprint "
@@ -278,25 +296,88 @@ def _header(r: dict[str, Any]) -> list[str]:
 
 
 def _load(values: Any) -> str:
-    return "n/a" if not values else " / ".join(f"{v:.2f}" for v in values)
+    return "n/a" if not values else " / ".join(f"{_n(v, '.2f')}" for v in values)
+
+
+def _failed_runs(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every load run (throughput and scaling) with at least one failed request."""
+    runs = [*r.get("load_runs", []), *[run for p in r.get("scaling", []) for run in p.get("runs", [])]]
+    return [run for run in runs if run.get("errors")]
+
+
+def _failed_requests(r: dict[str, Any]) -> list[str]:
+    """The "Failed requests" section: every load run with failures, how many and of which kinds.
+
+    Empty when no request failed. Placed right after the header: a run whose server broke
+    must show that first, not as figures that only look low.
+    """
+    failed = _failed_runs(r)
+    if not failed:
+        return []
+    total = sum(run["errors"] for run in failed)
+    lines = [
+        "## Failed requests",
+        "",
+        (
+            f"**{total:,} requests failed in {len(failed)} load run(s)**: a failure is any answer other than the "
+            "endpoint's success status (201 for create, 200 otherwise), or a transport error (connection refused "
+            "or reset, timeout). The figures of these runs below measure a broken service, not its performance; "
+            "`run.py` exits with status 1."
+        ),
+        "",
+    ]
+    rows = []
+    for run in failed:
+        app, endpoint, level, phase = ([*run["name"].split("/"), "", "", "", ""])[:4]
+        if level.startswith("n"):  # scaling runs: ours/<endpoint>/n<size>
+            phase, level = f"scaling, {_size(int(level[1:]))} clips", str(run.get("concurrency", ""))
+        else:
+            phase, level = f"throughput, round {phase.lstrip('r')}" if phase else "throughput", level.lstrip("c")
+        expected = EXPECTED_STATUS.get(endpoint, "200")
+        kinds = sorted(
+            ((status, n) for status, n in run.get("status_counts", {}).items() if status != expected),
+            key=lambda kv: -kv[1],
+        )
+        sample = next(iter(run.get("error_samples", [])), "")
+        rows.append(
+            [
+                endpoint.replace("_", " "),
+                _app_title(app),
+                level,
+                phase,
+                run.get("count"),
+                run["errors"],
+                ", ".join(f"{status}: {n:,}" for status, n in kinds) or "n/a",
+                f"`{_cell(sample[:160])}`" if sample else "",
+            ]
+        )
+    lines += _table(
+        ["endpoint", "app", "concurrency", "phase", "requests", "failed", "kinds (status: count)", "first sample"], rows
+    )
+    return [*lines, ""]
+
+
+def _cell(text: str) -> str:
+    """``text`` safe in a markdown table cell and a code span."""
+    return " ".join(text.replace("|", "/").replace("`", "'").split())
 
 
 def _summary(r: dict[str, Any]) -> list[str]:
     t = r["throughput"]
     main = t["by_level"][str(t["main_concurrency"])]
-    ratios = {e: main[e]["ratio"]["median"] for e in ("create", "playback", "note_audio") if "ratio" in main[e]}
+    ratios = {e: main[e]["ratio"]["median"] for e in ("create", "playback", "note_audio") if "ratio" in main.get(e, {})}
     worst = min(ratios.values()) if ratios and None not in ratios.values() else None
     lines = ["## Summary", "", "| target | measured | verdict |", "|---|---|---|"]
     lines.append(
         f"| service / ceiling throughput >= {THROUGHPUT_TARGET} (each of create, playback, note audio, "
         f"c={t['main_concurrency']}) | "
-        + ", ".join(f"{e.replace('_', ' ')} {v:.2f}" for e, v in ratios.items())
+        + ", ".join(f"{e.replace('_', ' ')} {_n(v, '.2f')}" for e, v in ratios.items())
         + f" | {_verdict(worst and worst >= THROUGHPUT_TARGET)} |"
     )
     growth = _growth(r.get("scaling", []))
     points = r.get("scaling", [])
     for endpoint, g in growth.items():
-        measured = f"{g['ours']:.2f}x ({g['p50_from']:.2f} -> {g['p50_to']:.2f} ms)"
+        measured = f"{_n(g['ours'], '.2f')}x ({_n(g['p50_from'], '.2f')} -> {_n(g['p50_to'], '.2f')} ms)"
         verdict = _verdict(g["ours"] <= P50_GROWTH_TARGET)
         if g["ceiling"]:
             # Sizes are measured minutes apart on a shared machine: the ceiling, measured
@@ -304,8 +385,8 @@ def _summary(r: dict[str, Any]) -> list[str]:
             sql = [p["explain"][endpoint]["execution_ms"] for p in (points[0], points[-1])]
             relative = g["ours"] / g["ceiling"]
             measured += (
-                f"; the ceiling's p50 changed {g['ceiling']:.2f}x alongside, so relative to it "
-                f"{relative:.2f}x; SQL execution {sql[0]:.3f} -> {sql[1]:.3f} ms"
+                f"; the ceiling's p50 changed {_n(g['ceiling'], '.2f')}x alongside, so relative to it "
+                f"{_n(relative, '.2f')}x; SQL execution {_n(sql[0], '.3f')} -> {_n(sql[1], '.3f')} ms"
             )
             verdict += f" (relative to the ceiling: {_verdict(relative <= P50_GROWTH_TARGET)})"
         lines.append(
@@ -319,7 +400,7 @@ def _summary(r: dict[str, Any]) -> list[str]:
         flat = last["peak_rss_kib"] <= first["peak_rss_kib"] * 1.2
         lines.append(
             f"| sweeper peak RSS flat from {_size(sweeps[0][0])} to {_size(sweeps[-1][0])} rows | "
-            f"{first['peak_rss_kib'] / 1024:.0f} -> {last['peak_rss_kib'] / 1024:.0f} MiB | "
+            f"{_n(first['peak_rss_kib'] / 1024, '.0f')} -> {_n(last['peak_rss_kib'] / 1024, '.0f')} MiB | "
             f"{_verdict(flat)} |"
         )
     errors = sum(run["errors"] for run in r.get("load_runs", [])) + sum(
@@ -369,29 +450,29 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
     ]
     rows = []
     for endpoint in ENDPOINT_TITLES:
-        row = main[endpoint]
+        row = main.get(endpoint, {})
         for app in ("ours", "ceiling"):
             if app not in row:
                 continue
             m = row[app]
             ratio = row.get("ratio") if app == "ours" else None
             ratio_text = (
-                f"**{ratio['median']:.2f}** ({ratio['min']:.2f}-{ratio['max']:.2f})"
-                if ratio and ratio["median"] is not None
+                f"**{_n(ratio['median'], '.2f')}** ({_n(ratio.get('min'), '.2f')}-{_n(ratio.get('max'), '.2f')})"
+                if ratio and ratio.get("median") is not None
                 else ""
             )
             rows.append(
                 [
                     ENDPOINT_TITLES[endpoint] if app == "ours" else "",
                     "service" if app == "ours" else "ceiling",
-                    m["rps"],
-                    m["p50_ms"],
-                    m["p95_ms"],
-                    m["p99_ms"],
-                    m["count"],
-                    m["errors"],
+                    m.get("rps"),
+                    m.get("p50_ms"),
+                    m.get("p95_ms"),
+                    m.get("p99_ms"),
+                    m.get("count"),
+                    m.get("errors"),
                     ratio_text,
-                    f"{m['cpu_pct']:.0f}%",
+                    _n(m.get("cpu_pct"), ".0f", "%"),
                 ]
             )
     lines += _table(
@@ -439,12 +520,12 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
             for app in ("ours", "ceiling"):
                 cells = []
                 for lvl in t["levels"]:
-                    m = t["by_level"][str(lvl)][endpoint].get(app)
-                    cells.append(f"{m['rps']:,.0f} ({m['p50_ms']:.1f})" if m else "")
+                    m = t["by_level"][str(lvl)].get(endpoint, {}).get(app)
+                    cells.append(f"{_n(m.get('rps'), ',.0f')} ({_n(m.get('p50_ms'), '.1f')})" if m else "")
                 if not any(cells):
                     continue
                 ratios = (
-                    [t["by_level"][str(lvl)][endpoint].get("ratio", {}).get("median") for lvl in t["levels"]]
+                    [t["by_level"][str(lvl)].get(endpoint, {}).get("ratio", {}).get("median") for lvl in t["levels"]]
                     if app == "ours"
                     else [None] * len(t["levels"])
                 )
@@ -453,7 +534,7 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
                         endpoint.replace("_", " "),
                         "service" if app == "ours" else "ceiling",
                         *cells,
-                        *[f"{x:.2f}" if x else "" for x in ratios],
+                        *[f"{_n(x, '.2f')}" if x else "" for x in ratios],
                     ]
                 )
         lines += [*_table(header, rows), ""]
@@ -469,13 +550,14 @@ def _category_ms(profile: dict[str, Any]) -> dict[str, float]:
 
 
 def _other_load_sentence(other: dict[str, Any], during: str) -> str:
-    top = ", ".join(f"`{t['command']}` {t['cpu_s']:.0f} s" for t in other["other_top"]) or "none"
+    top = ", ".join(f"`{t['command']}` {_n(t['cpu_s'], '.0f')} s" for t in other["other_top"]) or "none"
     capacity = other["seconds"] * _nproc()
     return (
-        f"During {during} ({other['seconds']:.0f} s, {capacity:.0f} CPU-seconds available) the machine's CPUs "
-        f"were {other['machine_busy_pct']:.0f}% busy. CPU-seconds used: this run's processes "
-        f"{other.get('ours_cpu_s', 0):.0f}, PostgreSQL (all databases) {other['postgres_cpu_s']:.0f}, "
-        f"processes this run did not start {other['other_cpu_s']:.0f} (sampled each second; top: {top})."
+        f"During {during} ({_n(other['seconds'], '.0f')} s, {_n(capacity, '.0f')} CPU-seconds available) "
+        f"the machine's CPUs were {_n(other['machine_busy_pct'], '.0f')}% busy. CPU-seconds used: this run's "
+        f"processes {_n(other.get('ours_cpu_s', 0), '.0f')}, PostgreSQL (all databases) "
+        f"{_n(other['postgres_cpu_s'], '.0f')}, processes this run did not start "
+        f"{_n(other['other_cpu_s'], '.0f')} (sampled each second; top: {top})."
     )
 
 
@@ -486,9 +568,9 @@ def _nproc() -> int:
 def _trips(profile: dict[str, Any]) -> str:
     """``4 round trips (SELECT 1, BEGIN, SELECT, ROLLBACK)``: per request, and their kinds."""
     kinds = profile.get("db_round_trips_by_kind", {})
-    parts = [k if abs(v - 1) < 0.01 else f"{k} x{v:g}" for k, v in kinds.items()]
+    parts = [k if abs(v - 1) < 0.01 else f"{k} x{_n(v, 'g')}" for k, v in kinds.items()]
     n = profile["db_round_trips_per_request"]
-    return f"{n:g} round trip{'' if n == 1 else 's'}" + (f" ({', '.join(parts)})" if parts else "")
+    return f"{_n(n, 'g')} round trip{'' if n == 1 else 's'}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _inclusive_ms(profile: dict[str, Any], prefix: str) -> float:
@@ -510,11 +592,12 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
         }
         top = sorted(python.items(), key=lambda kv: -kv[1])[:4]
         out.append(
-            f"- **{e.replace('_', ' ')}**: {o['wall_ms_per_request']:.2f} vs {c['wall_ms_per_request']:.2f} ms "
-            f"per request ({gap:+.2f} ms). PostgreSQL: {_trips(o)} in "
-            f"{o['db_ms_per_request']:.2f} ms vs {_trips(c)} in {c['db_ms_per_request']:.2f} ms "
-            f"({db_gap:+.2f} ms). Python side, the largest differences: "
-            + ", ".join(f"{n} {v:+.2f} ms" for n, v in top)
+            f"- **{e.replace('_', ' ')}**: {_n(o['wall_ms_per_request'], '.2f')} vs "
+            f"{_n(c['wall_ms_per_request'], '.2f')} ms per request ({_n(gap, '+.2f')} ms). "
+            f"PostgreSQL: {_trips(o)} in "
+            f"{_n(o['db_ms_per_request'], '.2f')} ms vs {_trips(c)} in {_n(c['db_ms_per_request'], '.2f')} ms "
+            f"({_n(db_gap, '+.2f')} ms). Python side, the largest differences: "
+            + ", ".join(f"{n} {_n(v, '+.2f')} ms" for n, v in top)
             + "."
         )
     presign = [
@@ -531,8 +614,8 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
         out.append(
             "- **Presigning** is the same `generate_presigned_url` call in both apps: "
             + "; ".join(
-                f"{e.replace('_', ' ')} {po:.2f} ms ({100 * po / wo:.0f}% of the service's time) vs "
-                f"{pc:.2f} ms ({100 * pc / wc:.0f}% of the ceiling's)"
+                f"{e.replace('_', ' ')} {_n(po, '.2f')} ms ({_n(100 * po / wo, '.0f')}% of the "
+                f"service's time) vs {_n(pc, '.2f')} ms ({_n(100 * pc / wc, '.0f')}% of the ceiling's)"
                 for e, po, pc, wo, wc in presign
             )
             + ". It is the ceiling's largest cost, not where the gap is."
@@ -542,7 +625,7 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
         out.append(
             "- **Pre-ping**: every pool checkout first sends `SELECT 1` (SQLAlchemy's `pool_pre_ping`; "
             "psycopg2's dialect pings in autocommit, so one round trip each): "
-            + ", ".join(f"{e.replace('_', ' ')} {n:g}" for e, n in pings.items())
+            + ", ".join(f"{e.replace('_', ' ')} {_n(n, 'g')}" for e, n in pings.items())
             + " per request."
         )
     reads = [
@@ -565,9 +648,9 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
     if any(limiter.values()):
         out.append(
             "- **Rate limiter** (flask-limiter): "
-            + ", ".join(f"{e.replace('_', ' ')} {limiter[e]:.2f} ms" for e in endpoints)
+            + ", ".join(f"{e.replace('_', ' ')} {_n(limiter[e], '.2f')} ms" for e in endpoints)
             + " per request, of which the token check it triggers first "
-            + ", ".join(f"{tokens[e]:.2f}" for e in endpoints)
+            + ", ".join(f"{_n(tokens[e], '.2f')}" for e in endpoints)
             + " ms (the token is verified once)."
         )
     once = [
@@ -580,7 +663,7 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
     for prefix, text in once:
         values = {e: _inclusive_ms(prof[f"ours/{e}"], prefix) for e in endpoints}
         if any(v >= 0.005 for v in values.values()):
-            parts.append(f"{text}: " + ", ".join(f"{e.replace('_', ' ')} {v:.2f} ms" for e, v in values.items()))
+            parts.append(f"{text}: " + ", ".join(f"{e.replace('_', ' ')} {_n(v, '.2f')} ms" for e, v in values.items()))
     if parts:
         out.append(
             "- **Per-request work that does not depend on the request** (could be done once): " + "; ".join(parts) + "."
@@ -588,24 +671,25 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
     if any(logs.values()):
         out.append(
             "- **Request log line** (one JSON line per request): "
-            + ", ".join(f"{e.replace('_', ' ')} {logs[e]:.2f} ms" for e in endpoints)
+            + ", ".join(f"{e.replace('_', ' ')} {_n(logs[e], '.2f')} ms" for e in endpoints)
             + "."
         )
     if "list" in endpoints:
         lst = prof["ours/list"]
         out.append(
-            f"- **list**: marshmallow dump of the page {_inclusive_ms(lst, 'marshmallow dump'):.2f} ms, "
-            f"SQLAlchemy {_category_ms(lst).get('SQLAlchemy (ORM, Core, pool)', 0):.2f} ms (21 ORM entities "
-            f"per page), of {lst['wall_ms_per_request']:.2f} ms."
+            f"- **list**: marshmallow dump of the page {_n(_inclusive_ms(lst, 'marshmallow dump'), '.2f')} ms, "
+            f"SQLAlchemy {_n(_category_ms(lst).get('SQLAlchemy (ORM, Core, pool)', 0), '.2f')} ms "
+            f"(21 ORM entities per page), of {_n(lst['wall_ms_per_request'], '.2f')} ms."
         )
     if "complete" in endpoints:
         cp = prof["ours/complete"]
         store = _inclusive_ms(cp, "store HEAD") + _inclusive_ms(cp, "ranged GET")
         out.append(
-            f"- **complete**: the store calls (HEAD, ranged GET + sniff + parse) take {store:.2f} of "
-            f"{cp['wall_ms_per_request']:.2f} ms (moto, the emulator, on loopback); PostgreSQL {_trips(cp)} in "
-            f"{cp['db_ms_per_request']:.2f} ms, "
-            f"{cp['calls_per_request'].get('SQLAlchemy pool checkouts', 0):g} pool checkouts."
+            f"- **complete**: the store calls (HEAD, ranged GET + sniff + parse) take {_n(store, '.2f')} of "
+            f"{_n(cp['wall_ms_per_request'], '.2f')} ms (moto, the emulator, on loopback); "
+            f"PostgreSQL {_trips(cp)} in "
+            f"{_n(cp['db_ms_per_request'], '.2f')} ms, "
+            f"{_n(cp['calls_per_request'].get('SQLAlchemy pool checkouts', 0), 'g')} pool checkouts."
         )
     return [*out, ""]
 
@@ -615,6 +699,8 @@ def _profiles(r: dict[str, Any]) -> list[str]:
     if not prof:
         return []
     endpoints = [e for e in ENDPOINT_TITLES if f"ours/{e}" in prof]
+    if not endpoints:
+        return []
     paired = [e for e in endpoints if f"ceiling/{e}" in prof]
     n = prof[f"ours/{endpoints[0]}"]["n"]
     lines = [
@@ -637,11 +723,11 @@ def _profiles(r: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 e.replace("_", " "),
-                f"{o['wall_ms_per_request']:.2f} ({o['cpu_ms_per_request']:.2f})",
-                f"{_trips(o)} / {o['db_ms_per_request']:.2f}",
-                f"{c['wall_ms_per_request']:.2f} ({c['cpu_ms_per_request']:.2f})" if c else "-",
-                f"{_trips(c)} / {c['db_ms_per_request']:.2f}" if c else "-",
-                f"{c['wall_ms_per_request'] / o['wall_ms_per_request']:.2f}" if c else "",
+                f"{_n(o['wall_ms_per_request'], '.2f')} ({_n(o['cpu_ms_per_request'], '.2f')})",
+                f"{_trips(o)} / {_n(o['db_ms_per_request'], '.2f')}",
+                f"{_n(c['wall_ms_per_request'], '.2f')} ({_n(c['cpu_ms_per_request'], '.2f')})" if c else "-",
+                f"{_trips(c)} / {_n(c['db_ms_per_request'], '.2f')}" if c else "-",
+                f"{_n(c['wall_ms_per_request'] / o['wall_ms_per_request'], '.2f')}" if c else "",
             ]
         )
     lines += _table(
@@ -677,11 +763,11 @@ def _profiles(r: dict[str, Any]) -> list[str]:
         }
         names.sort(key=lambda n: -sum(diffs[e][n] for e in paired))
         rows = [
-            [n, *[f"{diffs[e][n]:+.2f}" for e in paired]]
+            [n, *[f"{_n(diffs[e][n], '+.2f')}" for e in paired]]
             for n in names
             if any(abs(diffs[e][n]) >= 0.005 for e in paired)
         ]
-        rows.append(["**total**", *[f"**{sum(diffs[e].values()):+.2f}**" for e in paired]])
+        rows.append(["**total**", *[f"**{_n(sum(diffs[e].values()), '+.2f')}**" for e in paired]])
         lines += _table(["library", *[e.replace("_", " ") for e in paired]], rows)
     lines += ["", "### Calls per request", "", "cProfile call counts divided by the number of requests.", ""]
     labels = sorted(
@@ -698,7 +784,7 @@ def _profiles(r: dict[str, Any]) -> list[str]:
         for e in endpoints:
             o = prof[f"ours/{e}"]["calls_per_request"].get(label, 0)
             c = prof[f"ceiling/{e}"]["calls_per_request"].get(label, 0) if f"ceiling/{e}" in prof else None
-            cells.append(f"{o:g} / {c:g}" if c is not None else f"{o:g} / -")
+            cells.append(f"{_n(o, 'g')} / {_n(c, 'g')}" if c is not None else f"{_n(o, 'g')} / -")
         rows.append([label, *cells])
     lines += _table(["per request", *[f"{e.replace('_', ' ')} service / ceiling" for e in endpoints]], rows)
     lines += ["", "### Shares of request time by library", "", "ms per request (share of the request's time):", ""]
@@ -712,7 +798,13 @@ def _profiles(r: dict[str, Any]) -> list[str]:
         {n for _, cs in cols for n in cs}, key=lambda n: -max(cs.get(n, {}).get("ms_per_request", 0) for _, cs in cols)
     )
     rows = [
-        [n, *[f"{cs[n]['ms_per_request']:.2f} ({cs[n]['pct']:.0f}%)" if n in cs else "" for _, cs in cols]]
+        [
+            n,
+            *[
+                f"{_n(cs[n]['ms_per_request'], '.2f')} ({_n(cs[n]['pct'], '.0f')}%)" if n in cs else ""
+                for _, cs in cols
+            ],
+        ]
         for n in names
     ]
     lines += _table(["library", *[t for t, _ in cols]], rows)
@@ -730,12 +822,12 @@ def _profiles(r: dict[str, Any]) -> list[str]:
         if f"{a}/{e}" in prof
     ]
     names = sorted({n for _, cs in cols for n in cs})
-    rows = [[n, *[f"{cs[n]['ms_per_request']:.2f}" if n in cs else "" for _, cs in cols]] for n in names]
+    rows = [[n, *[f"{_n(cs[n]['ms_per_request'], '.2f')}" if n in cs else "" for _, cs in cols]] for n in names]
     lines += _table(["function", *[t for t, _ in cols]], rows)
     lines += ["", "### Functions with the most self time (service)", ""]
     for e in endpoints:
         top = prof[f"ours/{e}"]["top_self"][:8]
-        lines += [f"- **{e.replace('_', ' ')}**: " + "; ".join(f"`{t['name']}` {t['pct']:.0f}%" for t in top)]
+        lines += [f"- **{e.replace('_', ' ')}**: " + "; ".join(f"`{t['name']}` {_n(t['pct'], '.0f')}%" for t in top)]
     lines += ["", "Full pyinstrument trees: `profile-*.txt` in the raw results folder of the run.", ""]
     return lines
 
@@ -774,14 +866,19 @@ def _scaling(r: dict[str, Any], png: bool) -> list[str]:
         lines += [f"![p50 vs table size]({PNG_SCALING})", ""]
     rows = []
     for point in points:
-        row = [_size(point["size"]), f"{(point['table_bytes']['heap'] + point['table_bytes']['indexes']) / 2**20:,.0f}"]
+        table_mib = (point["table_bytes"]["heap"] + point["table_bytes"]["indexes"]) / 2**20
+        row = [_size(point["size"]), _n(table_mib, ",.0f")]
         for endpoint in ("note_audio", "playback"):
             for app in ("ours", "ceiling"):
                 run = _scale_run(point, app, endpoint)
-                row.append(f"{run['p50_ms']:.2f} / {run['p99_ms']:.2f}" if run else "")
-        row += [f"{point['explain'][e]['execution_ms']:.3f}" for e in ("note_audio", "playback")]
+                row.append(f"{_n(run.get('p50_ms'), '.2f')} / {_n(run.get('p99_ms'), '.2f')}" if run else "")
+        row += [f"{_n(point['explain'][e]['execution_ms'], '.3f')}" for e in ("note_audio", "playback")]
         other = point.get("other_load")
-        row.append(f"{other['machine_busy_pct']:.0f}% / {other['other_cpu_s'] / other['seconds']:.2f}" if other else "")
+        row.append(
+            f"{_n(other['machine_busy_pct'], '.0f')}% / {_n(other['other_cpu_s'] / other['seconds'], '.2f')}"
+            if other
+            else ""
+        )
         rows.append(row)
     lines += _table(
         [
@@ -803,8 +900,8 @@ def _scaling(r: dict[str, Any], png: bool) -> list[str]:
             "",
             "Growth of p50 from the smallest to the largest table: "
             + "; ".join(
-                f"{e.replace('_', ' ')}: service {g['ours']:.2f}x"
-                + (f", ceiling {g['ceiling']:.2f}x" if g["ceiling"] else "")
+                f"{e.replace('_', ' ')}: service {_n(g['ours'], '.2f')}x"
+                + (f", ceiling {_n(g['ceiling'], '.2f')}x" if g["ceiling"] else "")
                 for e, g in growth.items()
             )
             + ".",
@@ -885,12 +982,12 @@ def _sweeper(r: dict[str, Any]) -> list[str]:
             _size(size),
             s["rows_scanned"],
             s["objects_scanned"],
-            f"{s['seconds']:.1f}",
-            f"{s['rows_scanned'] / s['seconds']:,.0f}" if s["seconds"] else "",
-            f"{s['peak_rss_before_kib'] / 1024:.0f} / {s['peak_rss_kib'] / 1024:.0f}",
-            f"{s.get('vm_hwm_before_kib', 0) / 1024:.0f} / {s.get('vm_hwm_kib', 0) / 1024:.0f}",
-            f"{s.get('harness_peak_rss_kib', 0) / 1024:.0f}",
-            f"{s['would_expire']:,} / {s['orphans']:,} / {s['missing_objects']:,} / {s['late_objects']:,}",
+            f"{_n(s['seconds'], '.1f')}",
+            f"{_n(s['rows_scanned'] / s['seconds'], ',.0f')}" if s["seconds"] else "",
+            f"{_n(s['peak_rss_before_kib'] / 1024, '.0f')} / {_n(s['peak_rss_kib'] / 1024, '.0f')}",
+            f"{_n(s.get('vm_hwm_before_kib', 0) / 1024, '.0f')} / {_n(s.get('vm_hwm_kib', 0) / 1024, '.0f')}",
+            f"{_n(s.get('harness_peak_rss_kib', 0) / 1024, '.0f')}",
+            " / ".join(_n(s[k], ",") for k in ("would_expire", "orphans", "missing_objects", "late_objects")),
         ]
         for size, s in sweeps
     ]
@@ -936,8 +1033,9 @@ def _footprint(r: dict[str, Any]) -> list[str]:
         lines += [
             (
                 f"`import advanced_notes` and `create_app()` in a fresh interpreter, median of {s['runs']} runs: "
-                f"import **{s['import_ms_median']:.0f} ms**, create_app **{s['create_app_ms_median']:.0f} ms**, "
-                f"total **{s['total_ms_median']:.0f} ms** (all runs: import {s['import_ms_all']}, create_app "
+                f"import **{_n(s['import_ms_median'], '.0f')} ms**, "
+                f"create_app **{_n(s['create_app_ms_median'], '.0f')} ms**, "
+                f"total **{_n(s['total_ms_median'], '.0f')} ms** (all runs: import {s['import_ms_all']}, create_app "
                 f"{s['create_app_ms_all']})."
             ),
             "",
@@ -946,7 +1044,9 @@ def _footprint(r: dict[str, Any]) -> list[str]:
     if heavy:
         lines += [
             "Heaviest top-level imports of that (`python -X importtime`, cumulative ms; a package's figure "
-            "includes what it imports): " + ", ".join(f"{h['package']} {h['cumulative_ms']:.0f}" for h in heavy) + ".",
+            "includes what it imports): "
+            + ", ".join(f"{h['package']} {_n(h['cumulative_ms'], '.0f')}" for h in heavy)
+            + ".",
             "",
         ]
     return lines
@@ -981,6 +1081,7 @@ def write(results: dict[str, Any], report_path: Path, png_dir: Path) -> None:
         png_scaling = True
     lines = (
         _header(results)
+        + _failed_requests(results)
         + _summary(results)
         + _throughput(results, png_throughput)
         + _profiles(results)

@@ -265,7 +265,7 @@ class Run:
             [
                 PYTHON,
                 "-c",
-                "import sys; from advanced_notes.migrate import upgrade; upgrade(sys.argv[1])",
+                "import sys; from advanced_notes.adapters.migrate import upgrade; upgrade(sys.argv[1])",
                 pgutil.sqlalchemy_url(name),
             ],
             None,
