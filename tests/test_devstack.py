@@ -191,7 +191,7 @@ def test_db_sweep_and_token_use_the_running_dev_stack(dev):
 
 
 def test_settings_in_the_environment_win_over_the_dev_stack(dev, tmp_path):
-    env = clean_env() | {"DATABASE_URL": f"sqlite:///{tmp_path / 'mine.sqlite'}"}
+    env = clean_env() | {"DATABASE_URL": f"sqlite:///{tmp_path / 'mine.sqlite'}", "AUTH_JWT_SECRET": "x" * 40}
     result = subprocess.run([CLI, "db", "current"], cwd=dev.folder, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "mine.sqlite" in result.stdout

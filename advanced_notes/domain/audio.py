@@ -235,8 +235,8 @@ def _matroska_duration_ms(fileobj: BinaryIO) -> int | None:
     try:
         mkv = enzyme.MKV(fileobj)
     except Exception as exc:  # enzyme gives up on an unknown-size Segment in several ways
-        if getattr(fileobj, "failure", None) is not None:
-            raise  # the store failed, not the bytes: measure_duration_ms re-raises that
+        if getattr(fileobj, "failure", None) is not None or not webm.segment_size_unknown(fileobj):
+            raise  # the store failed, or bytes enzyme should read are damaged: not our case
         return _walked_duration_ms(fileobj, f"cannot parse webm: {exc.__class__.__name__}: {exc}")
     if not mkv.audio_tracks:
         raise UnreadableAudio("the webm has no audio track")

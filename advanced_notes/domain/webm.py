@@ -249,6 +249,23 @@ def _last_cluster_end_ticks(f: BinaryIO, first_cluster: int, end: int) -> int:
         window *= 2
 
 
+def segment_size_unknown(f: BinaryIO) -> bool:
+    """True when ``f`` is EBML whose Segment has an unknown size (a file written as it streamed).
+
+    Any other file, damaged ones included, is False: those are left to enzyme's verdict.
+    """
+    try:
+        f.seek(0)
+        header = _element(f)
+        if header.id != EBML or header.size is None:
+            return False
+        f.seek(header.data + header.size)
+        segment = _element(f)
+    except (WebmError, EOFError, struct.error):
+        return False
+    return segment.id == SEGMENT and segment.size is None
+
+
 def duration_ms(f: BinaryIO, size: int) -> int | None:
     """The duration of the WebM in ``f`` (``size`` bytes), in milliseconds.
 
