@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint install migrate bench bench-quick uppy clean
+.PHONY: dev test lint install migrate bench bench-quick docs uppy clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,16 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python bench/perf/run.py --quick
 
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+## Build the documentation site (docs/ with MkDocs + Material) with warnings as errors.
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir $${DOCS_SITE_DIR:-site}
+
 ## Migrate the database named by DATABASE_URL (default: the SQLite file in instance/).
 migrate: $(STAMP)
 	$(BIN)/flask --app wsgi db upgrade
@@ -55,4 +65,4 @@ uppy:
 	cd web/uppy && npm ci --no-audit --no-fund && npm run build
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis instance
+	rm -rf $(VENV) .pytest_cache .hypothesis instance site

@@ -25,7 +25,22 @@ _OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="advanced-notes-metrics-")
 
+# Bad settings stop the master here, with the message alone. Found in a worker instead,
+# they arrive as the tail of a traceback, gunicorn reports only "Worker failed to boot",
+# and with several workers the message repeats once per worker. The settings are read as
+# wsgi.py will read them (.env under the real environment), without loading .env into
+# this process: the GUNICORN_* values below still come from the real environment only.
+from dotenv import dotenv_values  # noqa: E402
 from prometheus_client.multiprocess import mark_process_dead  # noqa: E402
+
+from advanced_notes.settings import ConfigError, load_settings  # noqa: E402
+
+try:
+    load_settings({**{k: v for k, v in dotenv_values().items() if v is not None}, **os.environ})
+except ConfigError as _exc:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    raise SystemExit(f"advanced-notes: {_exc}") from None
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # The API waits on the database and the store, not the CPU: (2 x cores) + 1 workers,

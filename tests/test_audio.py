@@ -154,3 +154,16 @@ def test_a_long_file_is_measured_from_its_header_only():
     assert sniff_container(reader.read(65536)) == "wav"
     assert measure_duration_ms(reader, "wav") == 600_000
     assert reader.bytes_fetched <= 2 * 65536
+
+
+def test_m4a_duration_is_the_edit_lists_not_the_priming_samples(audio):
+    """note.m4a: mdhd counts 278344 samples at 44.1 kHz (6312 ms), 1024 of them AAC
+    priming that the edit list skips; elst plays 6288 ms (mvhd and ffprobe: 6289)."""
+    from mutagen.mp4 import MP4
+
+    f = audio["note.m4a"]
+    assert round(MP4(f.path).info.length * 1000) == 6312  # the media's length, priming included
+    with f.path.open("rb") as fileobj:
+        assert abs(measure_duration_ms(fileobj, "mp4") - f.duration_ms) <= 1
+    reader = reader_over(f.data, block_bytes=4096)
+    assert abs(measure_duration_ms(reader, "mp4") - f.duration_ms) <= 1

@@ -226,6 +226,9 @@ def test_demo_page_shows_the_api_error(browser, live_server, make_token, audio, 
         assert "422 upload_rejected" in error and '"reason":"not_audio"' in error, error
         assert demo.page.get_attribute("li[data-step=complete]", "data-state") == "failed"
         assert demo.text("#step-put").startswith("stored")
+        # The Result panel shows the server's state of the clip, not the last one the page saw.
+        demo.page.wait_for_function("() => document.getElementById('clip-status').textContent !== 'pending'")
+        assert demo.text("#clip-status") == "rejected"
     finally:
         demo.close()
 
@@ -299,6 +302,8 @@ def test_demo_page_records_the_microphone_and_uploads(playwright, live_server, m
         # MediaRecorder writes WebM (or Ogg) Opus; the API dropped the codecs parameter.
         assert clip["status"] == "ready" and clip["mime_type"] in ("audio/webm", "audio/ogg")
         assert clip["stored_bytes"] > 1000
+        # Recorded with a timeslice: streamed WebM (unknown-size Segment, no Duration), measured anyway.
+        assert clip["measured_duration_ms"] is not None and clip["measured_duration_ms"] >= 1000, clip
         # A live recording has no duration in its header: the browser may say Infinity.
         metadata = demo.audio_metadata()
         assert metadata["error"] is None and metadata["readyState"] >= 1, metadata

@@ -31,7 +31,8 @@ class Api(_SmorestApi):
 def init_api(app: Flask, settings: Settings) -> Api:
     """Configure flask-smorest on ``app`` and register every blueprint, built for this app.
 
-    Serves the OpenAPI 3 document at ``/api/openapi.json`` and Swagger UI at ``/api/docs``.
+    Serves the OpenAPI 3 document at ``/api/openapi.json`` and Swagger UI at ``/api/docs``
+    (its assets from the app too, :mod:`advanced_notes.api.swagger_assets`).
     The limits that are settings (``MAX_UPLOAD_BYTES``, ``MAX_DURATION_MS``,
     ``ALLOWED_MIME_TYPES``) are validators of schemas built here from ``settings``
     (:func:`~advanced_notes.api.schemas.build_schemas`), so the document shows the bounds
@@ -44,7 +45,17 @@ def init_api(app: Flask, settings: Settings) -> Api:
     Returns:
         the app's :class:`Api` (its ``spec`` is the OpenAPI document).
     """
-    from advanced_notes.api import clips, demo, health, multipart, multipart_s3, notes, storage_events, uppy_page
+    from advanced_notes.api import (
+        clips,
+        demo,
+        health,
+        multipart,
+        multipart_s3,
+        notes,
+        storage_events,
+        swagger_assets,
+        uppy_page,
+    )
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -53,7 +64,8 @@ def init_api(app: Flask, settings: Settings) -> Api:
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        # Served by the app itself (swagger_assets): the docs work offline.
+        OPENAPI_SWAGGER_UI_URL=swagger_assets.ASSETS_URL,
     )
     # A new Api per app: its own APISpec and marshmallow plugin, so no schema reference
     # (component name -> class) is cached across apps.
@@ -78,6 +90,10 @@ def init_api(app: Flask, settings: Settings) -> Api:
     for blueprint in (*authenticated, health.blp, *optional):
         api.register_blueprint(blueprint)
     init_rate_limits(app, settings, authenticated)
+    from advanced_notes.api.json_bodies import init_json_bodies
+
+    init_json_bodies(app)
     app.register_blueprint(demo.blp)  # a page, not part of the API document
     app.register_blueprint(uppy_page.blp)  # likewise
+    app.register_blueprint(swagger_assets.blp)
     return api

@@ -10,9 +10,10 @@ here, so no response is ever HTML and no 5xx leaks a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, jsonify
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -20,6 +21,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from advanced_notes.domain.errors import ApiError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+_CLIP_PATH = re.compile(r"^/api/audio-clips/[^/]+(/[^/]*)?/?$")
 
 # werkzeug status -> our code; anything not listed falls back to a lower-cased name.
 _HTTP_CODES = {
@@ -96,6 +99,12 @@ def http_exception_response(exc: HTTPException) -> Response:
         message = "The request body is not valid JSON."
     elif status == 422:
         message = "The request failed validation."
+    elif status == 404 and _CLIP_PATH.match(request.path):
+        # An id that is not a UUID names no clip: the same answer as an unknown one,
+        # not werkzeug's "check your spelling" page text.
+        message = "No such audio clip."
+    elif status == 404:
+        message = f"No such resource: {request.path}"
     else:
         message = exc.description or exc.name
     headers = dict(data.get("headers") or {})

@@ -26,15 +26,21 @@ log = logging.getLogger("advanced_notes.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Libraries whose DEBUG lines contain signatures or presigned URLs.
 _NEVER_DEBUG = ("botocore", "boto3", "urllib3", "s3transfer")
+#: Loggers whose INFO lines are noise in every process: alembic (1.16+) announces each of
+#: its seven plugins at INFO whenever it is imported, so every CLI command printed them;
+#: werkzeug's access line repeats our request line with ANSI colours and the full query
+#: string (a presigned URL's signature) -- its warnings and errors still show.
+_WARNINGS_ONLY = ("alembic.runtime.plugins", "werkzeug")
 
 
 def configure_logging(settings: Settings) -> None:
     """Send logs to stderr as JSON (or text) at ``LOG_LEVEL``, unless logging is already set up.
 
     A process that configured logging itself (gunicorn's, the tests') keeps its handlers;
-    the library loggers that could print signatures are always held at WARNING.
+    the library loggers that could print signatures, and the noisy ones, are always held
+    at WARNING.
     """
-    for name in _NEVER_DEBUG:
+    for name in _NEVER_DEBUG + _WARNINGS_ONLY:
         logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
     if root.handlers:

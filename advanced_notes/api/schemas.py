@@ -83,19 +83,22 @@ def _is_utf8(value: str) -> bool:
 
 
 def is_storable_note_id(value: str) -> bool:
-    """True when ``value`` can be a note id: 1..255 characters, no NUL (PostgreSQL text
-    cannot hold U+0000, and the driver would fail on it) and no lone surrogate."""
-    return 0 < len(value) <= MAX_NOTE_ID_LENGTH and "\x00" not in value and _is_utf8(value)
+    """True when ``value`` can be a note id: 1..255 characters, not only whitespace (no
+    note is called " "), no NUL (PostgreSQL text cannot hold U+0000, and the driver would
+    fail on it) and no lone surrogate."""
+    return 0 < len(value) <= MAX_NOTE_ID_LENGTH and "\x00" not in value and not value.isspace() and _is_utf8(value)
 
 
-def _no_nul(value: str) -> None:
+def _no_nul_or_blank(value: str) -> None:
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
     if not _is_utf8(value):
         raise ValidationError("Must be valid Unicode (no lone surrogates).")
+    if value.isspace():
+        raise ValidationError("Must not be blank.")
 
 
-_NOTE_ID: list[Callable[[Any], Any]] = [validate.Length(1, MAX_NOTE_ID_LENGTH), _no_nul]
+_NOTE_ID: list[Callable[[Any], Any]] = [validate.Length(1, MAX_NOTE_ID_LENGTH), _no_nul_or_blank]
 
 
 def _create_clip_schema(settings: Settings) -> type[StrictSchema]:

@@ -6,13 +6,16 @@ Pure functions over bytes and seekable file objects; no Flask, no boto3.
   (a maintained magic-number database), never from the client's Content-Type.
 - :func:`container_fits` says whether that container may carry the declared MIME type.
 - :func:`measure_duration_ms` parses the stream with mutagen (MP4, MP3, WAV, Ogg, FLAC,
-  ADTS AAC) or enzyme (WebM/Matroska), reading only what the parser seeks to.
+  ADTS AAC; MP4 by its edit list when it has one) or enzyme (WebM/Matroska; a WebM written
+  as it streamed, which enzyme cannot read, by :mod:`advanced_notes.domain.webm`),
+  reading only what the parser seeks to.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import BinaryIO
+import struct
+from typing import Any, BinaryIO
 
 import enzyme
 import mutagen
@@ -20,12 +23,14 @@ import puremagic
 from mutagen.aac import AAC
 from mutagen.flac import FLAC
 from mutagen.mp3 import MP3
-from mutagen.mp4 import MP4
+from mutagen.mp4 import MP4, Atoms  # type: ignore[attr-defined]  # public in mutagen.mp4, not re-exported
 from mutagen.oggflac import OggFLAC
 from mutagen.oggopus import OggOpus
 from mutagen.oggspeex import OggSpeex
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
+
+from advanced_notes.domain import webm
 
 # enzyme logs every EBML element at INFO and elements newer than its spec table (such as
 # Opus's CodecDelay/SeekPreRoll, in every browser recording) at ERROR; our own verdict is
@@ -127,8 +132,8 @@ def measure_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
             store or budget failure from bad bytes.
         container: a family from :func:`sniff_container`.
     Returns:
-        the duration in ms; None only for a WebM without a Duration element (what
-        browsers' MediaRecorder writes), which parses but does not say its length.
+        the duration in ms; None only for a WebM with an audio track and no Cluster
+        (no audio written yet).
     Raises:
         UnreadableAudio: not parseable as audio of that container (truncated, no audio
             track, corrupt headers): *any* exception of the parser counts, because hostile
@@ -161,12 +166,89 @@ def _parse_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
     length = getattr(getattr(parsed, "info", None), "length", None) if parsed is not None else None
     if not length or length <= 0:
         raise UnreadableAudio(f"no audio stream found in {container}")
+    if container == "mp4":
+        edited = _mp4_edited_duration_ms(fileobj)
+        if edited:
+            return edited
     return round(float(length) * 1000)
 
 
+def _mp4_edited_duration_ms(fileobj: BinaryIO) -> int | None:
+    """The playable duration of the MP4's audio track by its edit list, in ms; None without one.
+
+    mutagen's length is the media's (``mdhd``): every sample, including the encoder's
+    priming samples that the edit list tells players to skip (AAC: 1024 samples, 23 ms at
+    44.1 kHz) and the padding at the end. The fixture ``note.m4a`` says 6312 ms that way;
+    its ``elst`` plays 6288 ms from sample 1024 (``mvhd``: 6289, what ffprobe shows).
+    ISO/IEC 14496-12 §8.6.6: segment_duration is in the movie's timescale (``mvhd``);
+    empty edits (media_time -1) are not audio and are not counted.
+    """
+    try:
+        atoms = Atoms(fileobj)
+        moov = atoms[b"moov"]
+        timescale = _mp4_movie_timescale(fileobj, atoms[b"moov.mvhd"])
+        for trak in moov.findall(b"trak"):
+            if _mp4_handler(fileobj, trak) != b"soun":
+                continue
+            edts = next((child for child in trak.children or [] if child.name == b"edts"), None)
+            if edts is None or not timescale:
+                return None
+            fileobj.seek(edts.offset + 8)
+            total = _mp4_elst_duration(fileobj.read(edts.length - 8))
+            return round(total * 1000 / timescale) if total else None
+    except Exception:  # an odd edit list is no reason to refuse audio mutagen could read
+        return None
+    return None
+
+
+def _mp4_movie_timescale(fileobj: BinaryIO, mvhd: Any) -> int:
+    fileobj.seek(mvhd.offset + 8)
+    body = fileobj.read(32)
+    return int(struct.unpack(">I", body[12:16] if body[0] == 0 else body[20:24])[0])
+
+
+def _mp4_handler(fileobj: BinaryIO, trak: Any) -> bytes:
+    hdlr = trak[b"mdia", b"hdlr"]
+    fileobj.seek(hdlr.offset + 16)  # size, type, version/flags, pre_defined
+    return fileobj.read(4)
+
+
+def _mp4_elst_duration(edts: bytes) -> int:
+    """Sum of the non-empty edits' segment_duration in an ``edts`` box's payload."""
+    name = edts[4:8]
+    if name != b"elst":
+        return 0
+    version, count = edts[8], struct.unpack(">I", edts[12:16])[0]
+    entry, fmt = (12, ">Ii") if version == 0 else (20, ">Qq")
+    total = 0
+    for i in range(count):
+        duration, media_time = struct.unpack(fmt, edts[16 + i * entry : 16 + i * entry + struct.calcsize(fmt)])
+        if media_time >= 0:
+            total += duration
+    return total
+
+
 def _matroska_duration_ms(fileobj: BinaryIO) -> int | None:
-    mkv = enzyme.MKV(fileobj)
+    # enzyme first (the files of ffmpeg and other muxers); a file written as it streamed
+    # (Segment of unknown size, no SeekHead: MediaRecorder with a timeslice), or one
+    # without a Duration (MediaRecorder without one), is measured by walking its EBML.
+    try:
+        mkv = enzyme.MKV(fileobj)
+    except Exception as exc:  # enzyme gives up on an unknown-size Segment in several ways
+        if getattr(fileobj, "failure", None) is not None or not webm.segment_size_unknown(fileobj):
+            raise  # the store failed, or bytes enzyme should read are damaged: not our case
+        return _walked_duration_ms(fileobj, f"cannot parse webm: {exc.__class__.__name__}: {exc}")
     if not mkv.audio_tracks:
         raise UnreadableAudio("the webm has no audio track")
     duration = mkv.info.duration if mkv.info else None
-    return round(duration.total_seconds() * 1000) if duration else None
+    if duration:
+        return round(float(duration.total_seconds()) * 1000)
+    return _walked_duration_ms(fileobj, "no Duration in the webm")
+
+
+def _walked_duration_ms(fileobj: BinaryIO, enzyme_said: str) -> int | None:
+    size = fileobj.seek(0, 2)
+    try:
+        return webm.duration_ms(fileobj, size)
+    except (webm.WebmError, EOFError) as exc:
+        raise UnreadableAudio(f"{enzyme_said}; walking its EBML: {exc}"[:300]) from exc

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
@@ -25,6 +24,16 @@ if TYPE_CHECKING:
     from advanced_notes.client import AudioClipsClient
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix (configuration, a taken port, a bad argument): one line, exit 2.
+
+    click prints ``Error: <message>`` without a traceback; 2 is click's own status for
+    usage errors.
+    """
+
+    exit_code = 2
 
 
 def _database_url() -> str:
@@ -233,10 +242,30 @@ def register_app_commands(app: Flask) -> None:
 
 
 def create_cli_app() -> Flask:
-    """The app with its commands, as ``flask --app wsgi`` and ``advanced-notes`` see it."""
-    from advanced_notes.app import create_app
+    """The app with its commands, as ``flask --app wsgi`` and ``advanced-notes`` see it.
 
-    app = create_app()
+    When the environment names no stack (no DATABASE_URL, S3_ENDPOINT_URL, S3_BUCKET,
+    APP_ENV, ...) and an ``advanced-notes dev`` runs from this folder, the app gets that
+    server's settings, so ``storage check``, ``sweep``, ``db`` and ``token`` act on the
+    running dev stack (:mod:`advanced_notes.tools.discovery`).
+
+    Raises:
+        UserError: bad settings (the ConfigError's message, exit status 2).
+    """
+    from advanced_notes.app import create_app
+    from advanced_notes.settings import ConfigError
+    from advanced_notes.tools.discovery import DiscoveryError, stack_settings
+
+    try:
+        overrides = stack_settings(os.environ)
+    except DiscoveryError as exc:
+        click.echo(f"warning: {exc}", err=True)
+        overrides = None
+    try:
+        app = create_app(overrides)
+    except ConfigError as exc:
+        # The message names every bad variable; a traceback would only bury it.
+        raise UserError(str(exc)) from None
     register_app_commands(app)
     return app
 
@@ -253,27 +282,28 @@ def main() -> None:
 @click.option("--sub", "subject", default="dev-user", show_default=True, help="Owner of the printed token.")
 def dev_command(host: str, port: int, s3_port: int, subject: str) -> None:
     """Run the API on the embedded default: SQLite + moto's S3 server on loopback."""
-    from advanced_notes.tools.devserver import EmbeddedOptions, run_embedded
+    from advanced_notes.tools.devserver import DevStackError, EmbeddedOptions, run_embedded
 
-    run_embedded(EmbeddedOptions(host=host, port=port, s3_port=s3_port, subject=subject))
-
-
-def _embedded_client_defaults() -> dict[str, str]:
-    from advanced_notes.tools.devserver import CLIENT_FILE
-
-    path = Path("instance") / CLIENT_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        run_embedded(EmbeddedOptions(host=host, port=port, s3_port=s3_port, subject=subject))
+    except DevStackError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _client(api: str | None, token: str | None) -> AudioClipsClient:
     from advanced_notes.client import AudioClipsClient
+    from advanced_notes.tools.discovery import DiscoveryError, live_stack
 
-    embedded = _embedded_client_defaults()
-    api = api or embedded.get("api") or "http://127.0.0.1:8000"
-    token = token or embedded.get("token")
+    if not (api and token):  # the running dev server's, unless both are given
+        try:
+            stack = live_stack()
+        except DiscoveryError as exc:
+            raise UserError(str(exc)) from None
+        if stack is not None:
+            api, token = api or stack.api, token or stack.token
     if not token:
-        raise click.UsageError("no token: pass --token or set ADVANCED_NOTES_TOKEN")
-    return AudioClipsClient(api, token)
+        raise UserError("no token: pass --token or set ADVANCED_NOTES_TOKEN (or start `advanced-notes dev` here)")
+    return AudioClipsClient(api or "http://127.0.0.1:8000", token)
 
 
 def _client_options(command: F) -> F:
@@ -285,18 +315,45 @@ def _client_options(command: F) -> F:
     )(command)
 
 
+def _field_messages(details: Any) -> str:
+    """``{"note_id": ["Shorter than minimum length 1."]}`` -> ``note_id: Shorter than minimum length 1.``"""
+    if not isinstance(details, dict):
+        return ""
+    parts = []
+    for name, messages in details.items():
+        if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+            parts.append(f"{name}: {' '.join(messages)}")
+        elif isinstance(messages, dict):
+            parts.extend(f"{name}.{inner}" for inner in _field_messages(messages).split("; ") if inner)
+        elif isinstance(messages, str | int):
+            parts.append(f"{name}: {messages}")
+    return "; ".join(parts)
+
+
 def _api_errors(fn: F) -> F:
-    """Turn client errors into a one-line message and exit status 1."""
+    """Turn client errors into one line: API answers exit 1, a server out of reach exits 2."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import requests
+
         from advanced_notes.client import ApiClientError
 
         try:
             return fn(*args, **kwargs)
-        except (ApiClientError, ValueError) as exc:
+        except ApiClientError as exc:
+            fields = _field_messages(exc.details) if exc.code == "validation_error" else ""
+            raise click.ClickException(f"{exc} ({fields})" if fields else str(exc)) from exc
+        except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
+        except requests.ConnectionError as exc:
+            url = exc.request.url.split("?", 1)[0] if exc.request is not None and exc.request.url else "the API"
+            raise UserError(
+                f"cannot connect to {url}: is the server running? (start `advanced-notes dev`, or pass --api)"
+            ) from None
+        except requests.Timeout:
+            raise UserError("the server did not answer in time") from None
 
     return cast(F, wrapper)
 

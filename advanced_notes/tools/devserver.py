@@ -2,31 +2,45 @@
 
 For trying the API on a fresh machine with no other setup. The emulator keeps its
 bucket in memory, so the SQLite file is recreated on each start: rows whose objects
-vanished with the last run would be lies.
+vanished with the last run would be lies. One dev server per folder: it locks
+``instance/`` and publishes itself there for the other commands
+(:mod:`advanced_notes.tools.discovery`); both ports are bound before any file changes.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import os
 import shutil
+import signal
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from advanced_notes.adapters import migrate
 from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.domain.bucket_cors import required_cors_rules
+from advanced_notes.tools.discovery import (
+    DevStack,
+    DiscoveryError,
+    StackLock,
+    instance_dir,
+    remove_stack,
+    write_stack,
+)
 
 EMBEDDED_DB = "embedded.sqlite"
-#: Written at start so `advanced-notes upload` finds the running server without flags.
-CLIENT_FILE = "embedded-client.json"
 DEV_SUBJECT = "dev-user"
 TOKEN_SECONDS = 24 * 3600
+
+
+class DevStackError(RuntimeError):
+    """The dev server cannot start; the message (one line) says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -88,24 +102,76 @@ def embedded_config(options: EmbeddedOptions, db_file: Path) -> dict[str, str | 
     }
 
 
+class _QuietRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler without its access line: the app logs each request once itself.
+
+    werkzeug's line repeats the app's, with ANSI colours, and with the full request line:
+    query strings included, which is where presigned URLs keep their signatures.
+    """
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+def _stop_on_sigterm() -> None:
+    # `kill PID` (SIGTERM) then unwinds like Ctrl-C, so the discovery file is removed.
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def run_embedded(options: EmbeddedOptions) -> None:
     """Start moto's S3 server, migrate a fresh SQLite database, mint a token, serve the API.
 
-    Blocks until interrupted. Ports are TCP ports on ``options.host`` (loopback).
+    Blocks until interrupted (Ctrl-C or SIGTERM), then removes the discovery file. Ports
+    are TCP ports on ``options.host`` (loopback).
+
+    Raises:
+        DevStackError: another dev server runs from this folder, or a port is taken;
+            raised before any file is touched.
     """
-    from moto.server import ThreadedMotoServer  # dev dependency (extra "embedded")
+    from advanced_notes.tools.embedded_s3 import EmbeddedS3Server, listening_socket  # moto: extra "embedded"
 
-    # One access log for the API and the emulator: the PUT, HEAD and ranged GETs show.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    instance = instance_dir().resolve()
+    lock = StackLock(instance)
+    try:
+        lock.acquire()
+    except DiscoveryError as exc:
+        raise DevStackError(str(exc)) from None
+    try:
+        try:
+            api_socket = listening_socket(options.host, options.port)
+        except OSError as exc:
+            raise DevStackError(
+                f"cannot listen on {options.host}:{options.port} for the API: {exc.strerror} (pass --port)"
+            ) from None
+        s3 = EmbeddedS3Server(options.host, options.s3_port)
+        try:
+            s3.start()
+        except OSError as exc:
+            api_socket.close()
+            raise DevStackError(
+                f"cannot listen on {options.host}:{options.s3_port} for the S3 emulator: {exc.strerror}"
+                " (pass --s3-port)"
+            ) from None
+        try:
+            _serve(options, instance, api_socket, s3)
+        finally:
+            s3.stop()
+            remove_stack(instance)
+    finally:
+        lock.release()
 
-    s3 = ThreadedMotoServer(ip_address=options.host, port=options.s3_port, verbose=False)
-    s3.start()
-    instance = Path("instance").resolve()
-    instance.mkdir(exist_ok=True)
+
+def _serve(options: EmbeddedOptions, instance: Path, api_socket: socket.socket, s3: Any) -> None:
+    # One log for the API and the emulator (create_app sets it up, JSON unless
+    # LOG_FORMAT=text): the app's request lines, and the emulator's PUT, HEAD and GETs.
     db_file = instance / EMBEDDED_DB
     for stale in instance.glob(EMBEDDED_DB + "*"):
         stale.unlink()
-    app = create_app(embedded_config(options, db_file))
+    settings = embedded_config(options, db_file)
+    app = create_app(settings)
     services = services_of(app)
     migrate.upgrade(services.db.url)
     services.storage.ensure_bucket()
@@ -114,7 +180,7 @@ def run_embedded(options: EmbeddedOptions) -> None:
     services.storage.put_cors_rules(required_cors_rules(browser_origins(options.host, options.port)))
     token = mint_token(services.settings, options.subject, TOKEN_SECONDS)
     api = f"http://{options.host}:{options.port}"
-    (instance / CLIENT_FILE).write_text(json.dumps({"api": api, "token": token}))
+    write_stack(instance, DevStack(api=api, token=token, pid=os.getpid(), settings=settings))
     cmd = _command_hint()
     print(
         f"""
@@ -132,10 +198,18 @@ Browser demo (the token rides in the #fragment, which never reaches a server log
 Try, in another terminal from this folder:
   {cmd} upload ../shared/fixtures/audio/note.m4a --note-id demo
   curl -s -H "Authorization: Bearer $ADVANCED_NOTES_TOKEN" {api}/api/notes/demo/audio
+  {cmd} storage check      (every command here finds this server; Ctrl-C stops it)
 """,
         flush=True,
     )
+    server = make_server(
+        options.host, options.port, app, threaded=True, request_handler=_QuietRequestHandler, fd=api_socket.fileno()
+    )
+    _stop_on_sigterm()
     try:
-        run_simple(options.host, options.port, app, threaded=True, use_reloader=False)
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
     finally:
-        s3.stop()
+        server.server_close()
+        api_socket.close()

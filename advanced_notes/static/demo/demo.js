@@ -20,6 +20,8 @@
   };
   // What MediaRecorder should write, best first: open codecs every browser can play back.
   const RECORDING_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/mp4"];
+  /** Milliseconds of audio per chunk the recorder hands over while it records. */
+  const RECORDING_TIMESLICE_MS = 1000;
   const STEPS = ["checksum", "create", "put", "complete", "playback"];
 
   /** An error answer of the API: {"error": {"code", "message", "details"}}. */
@@ -182,11 +184,26 @@
       $("record").disabled = false;
       $("stop").disabled = true;
     };
-    recorder.start();
+    // With a timeslice the recorder hands over data as it goes (how long notes are
+    // recorded, or uploaded while recording): it writes WebM with a Segment of unknown
+    // size and no Duration, which the API measures by walking the file's EBML.
+    recorder.start(RECORDING_TIMESLICE_MS);
     $("record").disabled = true;
     $("stop").disabled = false;
     $("upload").disabled = true;
     $("selection").textContent = "Recording… press Stop to finish.";
+  }
+
+  /** After a failed step, the Result panel shows the clip as the server now has it
+   *  (a rejected upload is `rejected` there, not the `pending` the page saw last). */
+  async function showServerState(clipId) {
+    try {
+      const { clip } = await api("GET", `api/audio-clips/${encodeURIComponent(clipId)}`);
+      $("clip-status").textContent = clip.status;
+      $("clip-duration").textContent = formatMs(clip.measured_duration_ms);
+    } catch (err) {
+      $("clip-status").textContent = "unknown (the API did not answer)";
+    }
   }
 
   /** The three steps and playback, each step's status shown as it goes. */
@@ -201,6 +218,7 @@
     const { blob, type } = selected;
     const form = $("upload-form");
     let step = STEPS[0];
+    let clipId = null;
     showError("");
     STEPS.forEach((s) => setStep(s, "", "waiting"));
     $("put-progress").value = 0;
@@ -225,7 +243,7 @@
       if (noteId) body.note_id = noteId;
       if (checksum) body.checksum_sha256 = checksum;
       const created = await api("POST", "api/audio-clips", body);
-      const clipId = created.clip.id;
+      clipId = created.clip.id;
       $("clip-id").textContent = clipId;
       $("clip-status").textContent = created.clip.status;
       setStep(step, "done", `clip ${clipId} pending`);
@@ -270,6 +288,7 @@
     } catch (err) {
       setStep(step, "failed", "failed");
       showError(err.describe ? err.describe() : `Unexpected error: ${err.message}`);
+      if (clipId) await showServerState(clipId);
     } finally {
       form.removeAttribute("aria-busy");
       $("upload").disabled = !selected;
