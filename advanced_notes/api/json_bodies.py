@@ -13,10 +13,15 @@ from flask import Flask, Response, request
 from advanced_notes.api.errors import error_response
 
 _WITH_BODY = ("POST", "PUT", "PATCH")
+#: Blueprints that speak another protocol's bodies: the S3-shaped multipart steps receive
+#: S3's XML (CompleteMultipartUpload) from clients such as Uppy, and ignore it.
+_NOT_JSON_BLUEPRINTS = frozenset({"multipart-s3"})
 
 
 def _require_json_body() -> Response | None:
     if request.method not in _WITH_BODY or not request.path.startswith("/api/"):
+        return None
+    if request.blueprint in _NOT_JSON_BLUEPRINTS:
         return None
     has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if not has_body or request.is_json:
