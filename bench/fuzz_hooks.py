@@ -99,6 +99,9 @@ def after_call(context: Any, case: Any, response: Any) -> None:
         clip, upload = created["clip"], created["upload"]
     except (ValueError, KeyError, TypeError):
         return
+    if upload is None:  # a multipart session (docs/multipart.md) or a replay of a finished clip
+        stats["create_without_put_url"] += 1
+        return
     with _lock:
         payload = _planned.get((clip["mime_type"], clip["bytes"]))
     if payload is None:
