@@ -30,7 +30,9 @@ from advanced_notes.api.proxy import init_proxy_fix
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import DeletionQueue
+from advanced_notes.services.events import StorageEventService
 from advanced_notes.services.uploads import UploadService
+from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings, load_settings
 
 __all__ = ["create_app"]
@@ -60,10 +62,19 @@ def build_services(settings: Settings, instance_path: str) -> AppServices:
     db = Database(settings.database_url or default_database_url(instance_path))
     storage = S3Storage(settings)
     deletions = DeletionQueue(db, storage)
-    clips = ClipService(db, storage, deletions)
-    uploads = UploadService(db, storage, clips, ClipCompleter(db, storage, deletions, settings), settings)
+    webhooks = WebhookOutbox(settings)
+    clips = ClipService(db, storage, deletions, webhooks)
+    completer = ClipCompleter(db, storage, deletions, settings, webhooks)
+    uploads = UploadService(db, storage, clips, completer, settings)
     return AppServices(
-        settings=settings, db=db, storage=storage, verifier=TokenVerifier(settings), clips=clips, uploads=uploads
+        settings=settings,
+        db=db,
+        storage=storage,
+        verifier=TokenVerifier(settings),
+        clips=clips,
+        uploads=uploads,
+        completer=completer,
+        events=StorageEventService(db, storage, completer, deletions, settings),
     )
 
 

@@ -10,6 +10,8 @@ restart.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -200,6 +202,14 @@ class Settings(BaseSettings):
     metrics_cache_seconds: int = _integer("METRICS_CACHE_SECONDS", 5, 0, 300)
     # Longest accepted token lifetime (exp - now), seconds: a leaked long-lived token is forever.
     auth_max_token_lifetime_seconds: int = _integer("AUTH_MAX_TOKEN_LIFETIME_SECONDS", 86_400, 60, 31_536_000)
+    # Finishing uploads without the client, and telling others (issue 11, docs/events.md).
+    sweep_complete_grace_seconds: int = _integer("SWEEP_COMPLETE_GRACE_SECONDS", 120, 0, 365 * 86_400)
+    storage_events_token: str | None = Field(None, validation_alias="STORAGE_EVENTS_TOKEN", repr=False)
+    s3_events_queue_url: str | None = Field(None, validation_alias="S3_EVENTS_QUEUE_URL")
+    webhook_urls: tuple[str, ...] = Field((), validation_alias="WEBHOOK_URLS")
+    webhook_secret: str | None = Field(None, validation_alias="WEBHOOK_SECRET", repr=False)
+    webhook_timeout_seconds: int = _integer("WEBHOOK_TIMEOUT_SECONDS", 5, 1, 60)
+    webhook_give_up_seconds: int = _integer("WEBHOOK_GIVE_UP_SECONDS", 259_200, 60, 30 * 86_400)
 
     @property
     def is_dev(self) -> bool:
@@ -335,6 +345,36 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, value: Any) -> Any:
         return _words(value)
+
+    @field_validator("s3_events_queue_url")
+    @classmethod
+    def _queue_url(cls, value: str | None) -> str | None:
+        return _url(value)
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _webhook_urls(cls, value: Any) -> Any:
+        urls = _words(value)
+        for url in urls if isinstance(urls, tuple) else ():
+            _url(url)
+        return urls
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Standard Webhooks secrets: whsec_ + base64 of 24..64 random bytes (the spec's range).
+        if value is None:
+            if info.data.get("webhook_urls", "bad"):  # a bad WEBHOOK_URLS counts as set
+                raise ValueError("is required when WEBHOOK_URLS is set (whsec_ + base64, Standard Webhooks)")
+            return value
+        body = value.removeprefix("whsec_")
+        try:
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if not 24 <= len(raw) <= 64:
+            raise ValueError("must be whsec_ followed by base64 of 24 to 64 random bytes")
+        return value
 
     @field_validator("ratelimit_default")
     @classmethod

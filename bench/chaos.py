@@ -21,8 +21,12 @@ runs once (with the recorded deletions made due: time passes) and the invariants
 6. the server held: the gunicorn master alive, no "Unhandled exception" in its log,
    and ``/metrics`` ``advanced_notes_workers`` equal to the configured worker count.
 
+With ``--silent 0.33`` a third of the clients PUT their recording and never call
+``complete`` (the app was killed, the network dropped): the sweeper (grace period 0: time
+has passed) must finish every one of them, so 0 recordings are lost (issue 11).
+
     .venv/bin/python bench/chaos.py [--flows 1000 --concurrency 8 --seed 1 --workers 4 --threads 4
-                                     --max-requests 50 --max-requests-jitter 10]
+                                     --max-requests 50 --max-requests-jitter 10 --silent 0.33]
 
 Exit status 0 only when every invariant holds.
 """
@@ -82,7 +86,7 @@ class Tally:
 @dataclass
 class Flow:
     key: str
-    kind: str  # complete, abandon, delete
+    kind: str  # complete, abandon, delete, silent (PUT, never complete)
     clip_id: str | None = None
     storage_key: str | None = None
     ready: bool = False
@@ -144,6 +148,8 @@ def run_flow(client: Client, flow: Flow, audio: bytes) -> None:
     if upload is not None:  # None: a replay after a lost answer found the clip already ready
         put, _ = client.call("PUT", upload["url"], data=audio, headers=upload["headers"])
         assert put.status_code == 200, put.text
+    if flow.kind == "silent":
+        return
     done, _ = client.call("POST", f"{api}/api/audio-clips/{flow.clip_id}/complete")
     assert done.status_code == 200, done.text
     flow.ready = True
@@ -211,12 +217,14 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
     """Run the sweeper once, then check the four invariants; return counts (failures included)."""
     from advanced_notes.app import create_app
     from advanced_notes.services.sweeper import Sweeper
+    from advanced_notes.settings import load_settings
 
     with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:  # time passes: deletions are due
         cur.execute("UPDATE pending_deletions SET next_attempt_at = now(), recheck_until = now()")
     app = create_app(stack.settings_env())
     services = services_of(app)
-    report = Sweeper(services.db, services.storage, services.settings).run(apply=True)
+    settings = load_settings(stack.settings_env(SWEEP_COMPLETE_GRACE_SECONDS="0"))
+    report = Sweeper(services.db, services.storage, settings).run(apply=True)
     storage = services.storage
     with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:
         cur.execute(
@@ -240,6 +248,11 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
         "objects in the bucket": len(objects),
         "sweeper: recorded deletions done": report.deletions.done,
         "sweeper: late objects deleted": report.late_objects_deleted,
+        "silent uploads (never completed)": sum(f.kind == "silent" for f in flows),
+        "sweeper: uploads finished ready": report.finished_ready,
+        "FAIL recordings lost (uploaded, never completed, not ready)": sum(
+            1 for f in flows if f.kind == "silent" and rows_by_id.get(f.clip_id, ("",) * 3)[2] != "ready"
+        ),
         "FAIL ready clips without their object": len(missing),
         "FAIL objects no row or deletion knows": sum(o.key not in known for o in objects),
         "FAIL idempotency keys with more than one row": sum(n > 1 for n in by_key.values()),
@@ -286,6 +299,7 @@ def main() -> int:
         default=MAX_REQUESTS_JITTER,
         help=f"gunicorn max_requests_jitter (default {MAX_REQUESTS_JITTER})",
     )
+    parser.add_argument("--silent", type=float, default=0.0, help="Share of clients that never call complete.")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     audio = AUDIO.read_bytes()
@@ -293,6 +307,9 @@ def main() -> int:
         Flow(f"chaos-{args.seed}-{i}", rng.choices(["complete", "abandon", "delete"], [8, 1, 1])[0])
         for i in range(args.flows)
     ]
+    for flow in flows if args.silent else ():  # no draw without --silent: the default run is unchanged
+        if rng.random() < args.silent:
+            flow.kind = "silent"
     tally = Tally()
     extra = {
         "S3_CONNECT_TIMEOUT_SECONDS": "1",

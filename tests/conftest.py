@@ -60,7 +60,22 @@ def _is_app_setting(name: str) -> bool:
     if name in TEST_VARIABLES:
         return False
     return name.startswith(
-        ("S3_", "AWS_", "AUTH_", "APP_", "MAX_", "UPLOAD_", "CORS_", "RATELIMIT_", "LOG_", "OWNER_", "AUDIO_")
+        (
+            "S3_",
+            "AWS_",
+            "AUTH_",
+            "APP_",
+            "MAX_",
+            "UPLOAD_",
+            "CORS_",
+            "RATELIMIT_",
+            "LOG_",
+            "OWNER_",
+            "AUDIO_",
+            "SWEEP_",
+            "STORAGE_EVENTS_",
+            "WEBHOOK_",
+        )
     ) or name in ("ENV", "FLASK_ENV", "DATABASE_URL", "ALLOWED_MIME_TYPES", "PROMETHEUS_MULTIPROC_DIR")
 
 
@@ -200,6 +215,7 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
         with db.engine.begin() as conn:
             conn.execute(text("DELETE FROM audio_clips"))
             conn.execute(text("DELETE FROM pending_deletions"))
+            conn.execute(text("DELETE FROM webhook_deliveries"))
 
 
 @pytest.fixture

@@ -446,7 +446,7 @@ def test_metrics_counts_are_reused_for_a_few_seconds(base_config, client, auth):
             assert scraper.get("/metrics").status_code == 200
     finally:
         event.remove(services_of(app).db.engine, "before_cursor_execute", count)
-    assert len(counts) == 3  # one scrape's three counts, reused by the next four
+    assert len(counts) == 4  # one scrape's four counts (clips, deletions x2, webhooks), reused by the next four
 
 
 def test_the_longest_valid_request_line_fits_gunicorns_limit():

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
 )
@@ -102,4 +103,39 @@ class PendingDeletion(Base):
     __table_args__ = (
         Index("ix_pending_deletions_next_attempt_at", "next_attempt_at"),
         Index("ix_pending_deletions_clip_id", "clip_id"),
+    )
+
+
+class WebhookDelivery(Base):
+    """One event for one receiver: the outbox of outbound webhooks (issue 11, docs/events.md).
+
+    Written in the same transaction as the clip's transition (ready, rejected, expired,
+    deleted), so an event is never lost nor sent for a transition that rolled back.
+    ``event_id`` is the Standard Webhooks ``webhook-id``: the same on every retry, so
+    receivers deduplicate on it. ``payload`` is the exact JSON body that is signed.
+    Delivered rows keep ``delivered_at``; rows that kept failing past
+    ``WEBHOOK_GIVE_UP_SECONDS`` keep ``given_up_at`` and stay listed.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(32))
+    clip_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    endpoint_url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    given_up_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "endpoint_url"),
+        # The deliverer: WHERE next_attempt_at <= now (NULL once delivered or given up).
+        Index("ix_webhook_deliveries_next_attempt_at", "next_attempt_at"),
+        Index("ix_webhook_deliveries_clip_id", "clip_id"),
     )

@@ -318,3 +318,20 @@ class S3Storage:
         """Store ``body`` at ``key`` directly (tests and the storage check, never the upload path)."""
         with _store_errors("PUT"):
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def get_notification_configuration(self) -> dict[str, list[dict[str, Any]]]:
+        """The bucket's event notifications: ``QueueConfigurations``, ``TopicConfigurations``,
+        ``LambdaFunctionConfigurations`` as S3 returns them, and ``EventBridgeConfiguration``
+        as a list of zero or one (absent kinds are empty lists).
+
+        Raises:
+            StorageUnavailable: the store refused or does not implement the call (R2 and
+                Spaces answer NotImplemented or an error: their events are set up elsewhere).
+        """
+        with _store_errors("GET bucket notification"):
+            response: dict[str, Any] = dict(self._client.get_bucket_notification_configuration(Bucket=self.bucket))
+        kinds = ("QueueConfigurations", "TopicConfigurations", "LambdaFunctionConfigurations")
+        config = {kind: [dict(entry) for entry in response.get(kind, [])] for kind in kinds}
+        bridge = response.get("EventBridgeConfiguration")
+        config["EventBridgeConfiguration"] = [dict(bridge)] if bridge is not None else []
+        return config

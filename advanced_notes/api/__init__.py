@@ -44,7 +44,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     Returns:
         the app's :class:`Api` (its ``spec`` is the OpenAPI document).
     """
-    from advanced_notes.api import clips, demo, health, notes
+    from advanced_notes.api import clips, demo, health, notes, storage_events
 
     app.config.update(
         API_TITLE=API_TITLE,
@@ -67,7 +67,15 @@ def init_api(app: Flask, settings: Settings) -> Api:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     schemas = build_schemas(settings)
     authenticated = [clips.clips_blueprint(schemas), notes.notes_blueprint()]
-    for blueprint in (*authenticated, health.blp):
+    optional = []
+    if settings.storage_events_token:
+        # Off (no route, 404, not in the document) until its token is set: docs/events.md.
+        api.spec.components.security_scheme(
+            storage_events.SECURITY_SCHEME,
+            {"type": "http", "scheme": "bearer", "description": "STORAGE_EVENTS_TOKEN (MinIO webhook auth_token)."},
+        )
+        optional.append(storage_events.blp)
+    for blueprint in (*authenticated, health.blp, *optional):
         api.register_blueprint(blueprint)
     init_rate_limits(app, settings, authenticated)
     app.register_blueprint(demo.blp)  # a page, not part of the API document

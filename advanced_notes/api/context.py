@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # the blueprints that read this module are imported by those 
     from advanced_notes.adapters.storage import S3Storage
     from advanced_notes.api.auth import TokenVerifier
     from advanced_notes.services.clips import ClipService
+    from advanced_notes.services.completion import ClipCompleter
+    from advanced_notes.services.events import StorageEventService
     from advanced_notes.services.uploads import UploadService
     from advanced_notes.settings import Settings
 
@@ -34,6 +36,8 @@ class AppServices:
     verifier: TokenVerifier
     clips: ClipService
     uploads: UploadService
+    completer: ClipCompleter
+    events: StorageEventService
 
 
 def attach_services(app: Flask, services: AppServices) -> None:

@@ -38,8 +38,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
+from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion, WebhookDelivery
 from advanced_notes.domain.clock import utcnow
+from advanced_notes.services import telemetry
+
+_Counts = tuple[dict[str, int], int, int, dict[str, int]]
 
 #: Seconds a scrape's counts are reused. The counts are full-table aggregates: an
 #: unauthenticated /metrics hit in a loop ran them on every request (issue 13 item 10).
@@ -58,34 +61,42 @@ class StateCollector(Collector):
         self.db = db
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
-        self._cached: tuple[float, dict[str, int], int, int] | None = None
+        self._cached: tuple[float, _Counts] | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         clips = GaugeMetricFamily("advanced_notes_clips", "Audio clips by status.", labels=["status"])
         backlog = GaugeMetricFamily("advanced_notes_pending_deletions", "Recorded object deletions not finished.")
         due = GaugeMetricFamily("advanced_notes_pending_deletions_due", "Recorded deletions due for a retry now.")
+        webhooks = GaugeMetricFamily(
+            "advanced_notes_webhook_deliveries",
+            "Outbound webhook deliveries by state: pending (not yet delivered, still tried), "
+            "failing (pending after a failure) and given_up (kept for `webhooks list --failed`).",
+            labels=["state"],
+        )
         counted = self._counts()
         if counted is None:
             return  # a scrape during a database outage shows the request metrics only
-        counts, total, ready = counted
+        counts, total, ready, hooks = counted
         for status in ClipStatus:
             clips.add_metric([status.value], counts.get(status.value, 0))
         backlog.add_metric([], total)
         due.add_metric([], ready)
-        yield from (clips, backlog, due)
+        for state, count in hooks.items():
+            webhooks.add_metric([state], count)
+        yield from (clips, backlog, due, webhooks)
 
-    def _counts(self) -> tuple[dict[str, int], int, int] | None:
+    def _counts(self) -> _Counts | None:
         # One thread counts while concurrent scrapes wait for its result.
         with self._lock:
             now = time.monotonic()
             if self._cached is not None and now - self._cached[0] < self.cache_seconds:
-                return self._cached[1:]
+                return self._cached[1]
             fresh = self._query()
             if fresh is not None:
-                self._cached = (now, *fresh)
+                self._cached = (now, fresh)
             return fresh
 
-    def _query(self) -> tuple[dict[str, int], int, int] | None:
+    def _query(self) -> _Counts | None:
         try:
             with self.db.read() as session:
                 counts = dict(session.execute(select(AudioClip.status, func.count()).group_by(AudioClip.status)).all())
@@ -98,9 +109,19 @@ class StateCollector(Collector):
                     )
                     or 0
                 )
+                # One query for the three webhook states (COUNT ... FILTER: PostgreSQL, SQLite >= 3.30).
+                tried = WebhookDelivery.delivered_at.is_(None) & WebhookDelivery.given_up_at.is_(None)
+                row = session.execute(
+                    select(
+                        func.count().filter(tried),
+                        func.count().filter(tried & WebhookDelivery.last_error.is_not(None)),
+                        func.count().filter(WebhookDelivery.given_up_at.is_not(None)),
+                    ).select_from(WebhookDelivery)
+                ).one()
+                hooks = {"pending": row[0] or 0, "failing": row[1] or 0, "given_up": row[2] or 0}
         except SQLAlchemyError:
             return None
-        return counts, total, ready
+        return counts, total, ready, hooks
 
 
 class _MultiProcessCollector(MultiProcessCollector):
@@ -158,6 +179,10 @@ def init_metrics(app: Flask, db: Database, version: str, cache_seconds: float = 
         metrics: PrometheusMetrics = _MultiProcessMetrics(app, [state], **options)
     else:
         registry.register(state)
+        # The completion, event and webhook counters (services/telemetry.py); under
+        # gunicorn they are read from the per-process files instead.
+        for counter in telemetry.ALL:
+            registry.register(counter)
         metrics = PrometheusMetrics(app, path="/metrics", **options)
     metrics.info("advanced_notes_info", "Advanced Notes audio clips service.", version=version)
     # In multi-process mode the value lives in a file of this pid (read by the collector

@@ -30,6 +30,7 @@ from advanced_notes.domain.mime import extension_for
 from advanced_notes.domain.pagination import decode_cursor, encode_cursor
 from advanced_notes.services.deletions import DeletionQueue
 from advanced_notes.services.lifecycle import READY
+from advanced_notes.services.webhooks import WebhookOutbox
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +62,19 @@ class ClipService:
         db: the database (metadata only).
         storage: the S3 adapter (the bytes).
         deletions: the deletion outbox.
+        webhooks: the outbound webhook outbox (``clip.deleted``); None sends none.
 
     Every method takes the authenticated ``owner_id``; a clip of another owner is
     reported exactly like a missing one (:class:`NotFound`).
     """
 
-    def __init__(self, db: Database, storage: S3Storage, deletions: DeletionQueue):
+    def __init__(
+        self, db: Database, storage: S3Storage, deletions: DeletionQueue, webhooks: WebhookOutbox | None = None
+    ):
         self.db = db
         self.storage = storage
         self.deletions = deletions
+        self.webhooks = webhooks
 
     # -- read ---------------------------------------------------------------------
 
@@ -181,6 +186,7 @@ class ClipService:
             if not gone:
                 raise NotFound("No such audio clip.")
             record = DeletionQueue.enqueue(session, gone[0], "deleted")
+            self._deleted_event(session, gone[0])
         self.deletions.attempt([record])
 
     def delete_note_audio(self, owner_id: str, note_id: str) -> int:
@@ -197,6 +203,8 @@ class ClipService:
                 )
                 gone = self._delete_rows(session, AudioClip.id.in_(ids)) if ids else []
                 batch = [DeletionQueue.enqueue(session, row, "deleted") for row in gone]
+                for row in gone:
+                    self._deleted_event(session, row)
             deleted += len(batch)
             records += batch
             if len(ids) < _NOTE_DELETE_BATCH:
@@ -204,9 +212,14 @@ class ClipService:
         self.deletions.attempt(records)
         return deleted
 
+    def _deleted_event(self, session: Session, clip: Any) -> None:
+        # In the deleting transaction: the event exists exactly when the deletion does.
+        if self.webhooks is not None:
+            self.webhooks.enqueue(session, "clip.deleted", clip, updated_at=utcnow())
+
     @staticmethod
-    def _delete_rows(session: Session, condition: Any) -> list[Any]:
-        """``DELETE FROM audio_clips WHERE condition RETURNING id, storage_key, upload_expires_at``.
+    def _delete_rows(session: Session, condition: Any) -> builtins.list[Any]:
+        """``DELETE FROM audio_clips WHERE condition RETURNING *`` (every column, for ``clip.deleted``).
 
         Returns the deleted rows as they were when deleted (the row lock of the DELETE
         makes a concurrent expiry update either land before, and show here, or find no row).
@@ -214,7 +227,7 @@ class ClipService:
         statement = (
             delete(AudioClip)
             .where(condition)
-            .returning(AudioClip.id, AudioClip.storage_key, AudioClip.upload_expires_at)
+            .returning(*AudioClip.__table__.columns)
             .execution_options(synchronize_session=False)
         )
         return list(session.execute(statement).all())

@@ -2,7 +2,9 @@
 
 ``complete`` (the client's call) uses it today; any other path that finishes uploads
 (the sweeper, bucket events) must use it too, so no path is weaker than another
-(DESIGN §3: "every path to ready runs the same verification").
+(DESIGN §3: "every path to ready runs the same verification"). Each path names itself
+(``client``, ``event``, ``sweeper``) so completions are counted by path, and each won
+transition records its outbound webhook in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,8 +19,13 @@ from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import NotFound, ObjectVanished, UploadMissing, UploadRejected
 from advanced_notes.services.deletions import DeletionQueue, latest_upload_expiry
 from advanced_notes.services.lifecycle import PENDING, READY, REJECTED, ready_or_conflict, update_if_pending
+from advanced_notes.services.telemetry import COMPLETIONS
 from advanced_notes.services.verification import check_declaration, verify_audio
+from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings
+
+#: The paths that finish uploads (the ``path`` label of ``advanced_notes_completions_total``).
+PATHS = ("client", "event", "sweeper")
 
 
 class ClipCompleter:
@@ -28,22 +35,32 @@ class ClipCompleter:
         db: the database; storage: the S3 adapter; deletions: the deletion outbox.
         settings: ``max_duration_ms`` (longest measured duration) and
             ``audio_probe_max_bytes`` (the most verification reads from the store).
+        webhooks: the outbound webhook outbox (default: one for ``settings.webhook_urls``).
     """
 
-    def __init__(self, db: Database, storage: S3Storage, deletions: DeletionQueue, settings: Settings):
+    def __init__(
+        self,
+        db: Database,
+        storage: S3Storage,
+        deletions: DeletionQueue,
+        settings: Settings,
+        webhooks: WebhookOutbox | None = None,
+    ):
         self.db = db
         self.storage = storage
         self.deletions = deletions
+        self.webhooks = webhooks or WebhookOutbox(settings)
         self.max_duration_ms = settings.max_duration_ms
         self.audio_probe_max_bytes = settings.audio_probe_max_bytes
 
-    def finish(self, clip: AudioClip) -> AudioClip:
+    def finish(self, clip: AudioClip, path: str = "client") -> AudioClip:
         """Verify ``clip``'s object and mark it ``ready`` (idempotent).
 
         HEAD decides presence, size, content type and checksum; a ranged GET of the first
         bytes decides whether it is audio of a container that fits the declared type;
         parsing through ranged GETs measures its duration. A clip that is already
-        ``ready`` is returned as it is.
+        ``ready`` is returned as it is. ``path`` (one of :data:`PATHS`) names the caller
+        for the completion counter.
 
         Returns:
             the clip as stored after the transition (``ready``).
@@ -73,7 +90,7 @@ class ClipCompleter:
                 max_read_bytes=self.audio_probe_max_bytes,
             )
         except UploadRejected as rejection:
-            self._reject(clip, rejection, etag=info.etag, stored_bytes=info.size)
+            self._reject(clip, rejection, path, etag=info.etag, stored_bytes=info.size)
             return self._current(clip.id)
         except ObjectVanished:
             # Deleted between HEAD and GET: usually a DELETE of the clip raced us. The
@@ -86,26 +103,36 @@ class ClipCompleter:
             if current.status != PENDING:
                 return ready_or_conflict(current)
             raise
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": READY,
+            "etag": info.etag,
+            "stored_bytes": info.size,
+            "measured_duration_ms": verified.measured_duration_ms,
+            "completed_at": now,
+            "updated_at": now,
+        }
         with self.db.transaction() as session:
-            update_if_pending(
-                session,
-                clip.id,
-                status=READY,
-                etag=info.etag,
-                stored_bytes=info.size,
-                measured_duration_ms=verified.measured_duration_ms,
-                completed_at=utcnow(),
-            )
+            won = bool(update_if_pending(session, clip.id, **values))
+            if won:
+                self.webhooks.enqueue(session, "clip.ready", clip, **values)
+        if won:
+            COMPLETIONS.labels(path, READY).inc()
         return self._current(clip.id)
 
-    def _reject(self, clip: AudioClip, rejection: UploadRejected, **values: Any) -> None:
+    def _reject(self, clip: AudioClip, rejection: UploadRejected, path: str, **values: Any) -> None:
         """Mark ``clip`` rejected and queue its object's deletion; raises ``rejection`` if we did."""
+        values.update(status=REJECTED, updated_at=utcnow())
         with self.db.transaction() as session:
-            won = bool(update_if_pending(session, clip.id, status=REJECTED, **values))
+            won = bool(update_if_pending(session, clip.id, **values))
             if won:  # the expiry as stored now: an upload-url may have extended it since our read
                 clip.upload_expires_at = latest_upload_expiry(session, [clip.id])[clip.id]
             record = DeletionQueue.enqueue(session, clip, "rejected") if won else None
+            if won:
+                rejected = {"rejection": {"reason": rejection.reason, "message": rejection.message}}
+                self.webhooks.enqueue(session, "clip.rejected", clip, rejected, **values)
         if record is not None:
+            COMPLETIONS.labels(path, REJECTED).inc()
             self.deletions.attempt([record])
             raise rejection
 

@@ -1,4 +1,16 @@
-"""The sweeper: expire stale uploads, finish recorded deletions, reconcile bucket and database.
+"""The sweeper: finish uploads nobody completed, expire stale ones, finish recorded deletions,
+reconcile bucket and database.
+
+It never deletes a recording that would pass ``complete`` (issue 11): the reconcile pass
+lists the bucket anyway, and every ``pending`` clip whose object it meets is finished
+through :class:`~advanced_notes.services.completion.ClipCompleter` (the same HEAD + sniff
++ parse checks, ``ready`` or ``rejected``) once the object is older than
+``SWEEP_COMPLETE_GRACE_SECONDS`` (the client's own ``complete`` usually comes first), or
+at once when the clip is stale. Expiry runs after that listing and only expires clips
+the listing did not show with an object; a clip whose PUT URL could still have been used
+after the listing started is HEADed first. So the cost at scale is the listing (one
+request per 1000 objects) plus one HEAD per stale clip with a still-valid URL, not one
+HEAD per pending clip (figures: bench/sweep_pending.py, docs/events.md).
 
 Safe to run from cron on several machines at once: expiry is a compare-and-set,
 recorded deletions are claimed with a compare-and-set lease, and every delete of an
@@ -19,16 +31,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, tuple_, update
 
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
 from advanced_notes.adapters.storage import ListedObject, S3Storage
 from advanced_notes.domain.clock import utcnow
-from advanced_notes.domain.errors import StorageUnavailable
+from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadMissing, UploadRejected
 from advanced_notes.domain.keys import clip_id_from_key, clips_folder
-from advanced_notes.services.deletions import AttemptResult, DeletionQueue, latest_upload_expiry
+from advanced_notes.services.completion import ClipCompleter
+from advanced_notes.services.deletions import CLOCK_SKEW, AttemptResult, DeletionQueue, latest_upload_expiry
 from advanced_notes.services.lifecycle import EXPIRED, PENDING, READY, update_if_pending
+from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +70,10 @@ class SweepReport:
     """What a sweep found and did (in a dry run: what it would do)."""
 
     applied: bool
+    finished_ready: int = 0
+    finished_rejected: int = 0
+    finish_failed: int = 0
+    uploads_in_grace: int = 0
     expired: int = 0
     deletions_due: int = 0
     deletions: AttemptResult = field(default_factory=AttemptResult)
@@ -74,6 +92,10 @@ class SweepReport:
         verb = "" if self.applied else "would be "
         lines = [
             f"mode: {'apply' if self.applied else 'dry run (nothing changed; pass --apply)'}",
+            f"uploaded pending clips {verb}finished: {self.finished_ready + self.finished_rejected}"
+            + (f" (ready {self.finished_ready}, rejected {self.finished_rejected})" if self.applied else ""),
+            f"uploaded pending clips left for the client (grace period): {self.uploads_in_grace}",
+            f"uploaded pending clips not finished (store failed; retried next run): {self.finish_failed}",
             f"stale pending clips {verb}expired: {self.expired}",
             f"recorded deletions due: {self.deletions_due}"
             + (
@@ -104,23 +126,40 @@ class _Row:
     storage_key: str
     status: str
     completed_at: dt.datetime | None
+    created_at: dt.datetime
 
 
 class Sweeper:
-    """Runs the three sweeper jobs.
+    """Runs the sweeper jobs.
 
     Args:
-        db, storage, settings: as the app has them (prefix, reservation time).
+        db, storage, settings: as the app has them (prefix, reservation time, grace
+            period ``sweep_complete_grace_seconds``, webhook receivers).
         batch_size: rows per transaction and per query.
+        completer: the shared completion (default: one built from the arguments).
     """
 
-    def __init__(self, db: Database, storage: S3Storage, settings: Settings, batch_size: int = 500):
+    def __init__(
+        self,
+        db: Database,
+        storage: S3Storage,
+        settings: Settings,
+        batch_size: int = 500,
+        completer: ClipCompleter | None = None,
+    ):
         self.db = db
         self.storage = storage
         self.queue = DeletionQueue(db, storage)
+        self.webhooks = WebhookOutbox(settings)
+        self.completer = completer or ClipCompleter(db, storage, self.queue, settings, self.webhooks)
         self.folder = clips_folder(settings.key_prefix)
         self.reservation = dt.timedelta(seconds=settings.upload_reservation_seconds)
+        self.grace = dt.timedelta(seconds=settings.sweep_complete_grace_seconds)
         self.batch_size = batch_size
+        #: Pending clips the current run saw with an object and left pending: never expired.
+        self._present: set[uuid.UUID] = set()
+        #: True once this run's listing of the whole folder completed.
+        self._listed = False
 
     def run(
         self,
@@ -130,7 +169,10 @@ class Sweeper:
         min_orphan_age: dt.timedelta = dt.timedelta(hours=1),
         progress: Callable[[int], object] | None = None,
     ) -> SweepReport:
-        """Expire, retry deletions, reconcile; return the report.
+        """Reconcile (finishing uploaded pending clips), expire, retry deletions; return the report.
+
+        Reconcile runs first because its listing is what tells expiry which pending
+        clips have an object: if the bucket cannot be listed, nothing is expired.
 
         Args:
             apply: make changes (False: only report).
@@ -138,14 +180,11 @@ class Sweeper:
                 deletion knows, if older than ``min_orphan_age``.
             progress: called with the number of objects just scanned.
         Raises:
-            StorageUnavailable: the bucket could not be listed (earlier jobs stay done).
+            StorageUnavailable: the bucket could not be listed (nothing was expired).
         """
         report = SweepReport(applied=apply)
         started = utcnow()
-        report.expired = self.expire_stale(apply, started)
-        report.deletions_due = self.queue.count_due(started)
-        if apply:
-            report.deletions = self.retry_deletions(started)
+        self._present, self._listed = set(), False
         self.reconcile(
             report,
             started,
@@ -154,39 +193,108 @@ class Sweeper:
             min_orphan_age=min_orphan_age,
             progress=progress,
         )
+        report.expired = self.expire_stale(apply, started, report)
+        report.deletions_due = self.queue.count_due(started)
+        if apply:
+            report.deletions = self.retry_deletions(started)
         return report
 
     # -- expiry ---------------------------------------------------------------------
 
-    def expire_stale(self, apply: bool, now: dt.datetime) -> int:
-        """Expire ``pending`` clips created before ``now - UPLOAD_RESERVATION_SECONDS``.
+    def expire_stale(self, apply: bool, now: dt.datetime, report: SweepReport | None = None) -> int:
+        """Expire ``pending`` clips created before ``now - UPLOAD_RESERVATION_SECONDS`` that have no object.
 
-        Each expiry records its object's deletion in the same transaction, kept until
-        the last PUT URL has expired, so an upload arriving later is deleted too.
+        ``now`` is when this run's listing started. Clips the listing saw with an object
+        are skipped (the reconcile pass finished them, or will retry). A clip whose last
+        PUT URL (plus clock skew) was still valid at ``now`` may have received its object
+        after the listing passed its key, so it is HEADed first and finished if the
+        object is there. Each expiry records its object's deletion (unless the listing
+        proved there is none and none can come) and its ``clip.expired`` webhook in the
+        same transaction; the deletion is kept until the last PUT URL has expired, so an
+        upload arriving later is deleted too.
+
+        Returns:
+            how many clips were (in a dry run: would be) expired.
         """
+        report = report or SweepReport(applied=apply)
         cutoff, count = now - self.reservation, 0
         after: tuple[dt.datetime, uuid.UUID] | None = None
         while True:
+            # Keyset paging: skipped clips stay pending, so re-querying from the start would loop.
             query = select(AudioClip).where(AudioClip.status == PENDING, AudioClip.created_at < cutoff)
-            if after is not None:  # dry runs change nothing, so they page with a keyset
-                query = query.where(tuple_(AudioClip.created_at, AudioClip.id) > tuple_(*after))
+            if after is not None:
+                # The plain bound lets the (status, created_at) index start the scan at the
+                # keyset instead of walking the entries of every clip expired earlier in this
+                # run (dead until vacuumed): without it a run is quadratic in expiries.
+                query = query.where(
+                    AudioClip.created_at >= after[0], tuple_(AudioClip.created_at, AudioClip.id) > tuple_(*after)
+                )
             with self.db.read() as session:
                 clips = list(session.scalars(query.order_by(AudioClip.created_at, AudioClip.id).limit(self.batch_size)))
             if not clips:
                 return count
+            after = (clips[-1].created_at, clips[-1].id)
+            doomed = [c for c in clips if c.id not in self._present and not self._arrived_late(c, now, apply, report)]
             if not apply:
-                count += len(clips)
-                after = (clips[-1].created_at, clips[-1].id)
+                count += len(doomed)
                 continue
             with self.db.transaction() as session:
-                won = update_if_pending(session, [c.id for c in clips], status=EXPIRED, updated_at=now)
-                # The expiries as stored now, not as read above (issue 13 item 7).
+                won = update_if_pending(session, [c.id for c in doomed], status=EXPIRED, updated_at=now)
+                # The expiries as stored now, not as read above (issue 13 item 7). A clip whose
+                # PUT URL was re-signed since the read may get its object after the listing and
+                # the HEAD above: it stays pending (this transaction never commits its expiry)
+                # and the next run looks again, so a recording is never expired under a live URL.
                 latest = latest_upload_expiry(session, list(won))
-                for clip in clips:
+                racers = set()
+                for c in doomed:
+                    stored = latest.get(c.id)
+                    if (
+                        c.id in won
+                        and stored is not None
+                        and stored != c.upload_expires_at
+                        and stored + CLOCK_SKEW > now
+                    ):
+                        racers.add(c.id)
+                if racers:
+                    session.execute(
+                        update(AudioClip)
+                        .where(AudioClip.id.in_(racers))
+                        .values(status=PENDING)
+                        .execution_options(synchronize_session=False)
+                    )
+                won -= racers
+                for clip in doomed:
                     if clip.id in won:
                         clip.upload_expires_at = latest[clip.id]
-                        DeletionQueue.enqueue(session, clip, "expired", now)
+                        if self._may_hold_object(clip, now):
+                            DeletionQueue.enqueue(session, clip, "expired", now)
+                        self.webhooks.enqueue(session, "clip.expired", clip, status=EXPIRED, updated_at=now)
             count += len(won)
+
+    def _may_hold_object(self, clip: AudioClip, listed_at: dt.datetime) -> bool:
+        """Whether an expired clip needs a recorded deletion.
+
+        Not when this run's complete listing showed no object at its key and no PUT URL
+        of it worked after the listing started: no object is there and none can come.
+        Recording nothing then keeps expiring 10^5 abandoned clips a matter of seconds
+        (one store DELETE each would take many minutes).
+        """
+        if not self._listed or not clip.storage_key.startswith(self.folder):
+            return True
+        return clip.upload_expires_at is None or clip.upload_expires_at + CLOCK_SKEW > listed_at
+
+    def _arrived_late(self, clip: AudioClip, listed_at: dt.datetime, apply: bool, report: SweepReport) -> bool:
+        """True when ``clip`` must not expire: its object may be (or is) there after the listing."""
+        if clip.upload_expires_at is not None and clip.upload_expires_at + CLOCK_SKEW <= listed_at:
+            return False  # no URL worked after the listing started: the listing was the truth
+        try:
+            if self.storage.head(clip.storage_key) is None:
+                return False
+        except StorageUnavailable:
+            report.finish_failed += 1
+            return True  # unknown: keep it pending until the store answers
+        self._finish(clip, apply, report)
+        return True
 
     # -- recorded deletions ------------------------------------------------------------
 
@@ -208,7 +316,9 @@ class Sweeper:
     def _rows(self, report: SweepReport) -> Iterator[_Row]:
         after: uuid.UUID | None = None
         while True:
-            query = select(AudioClip.id, AudioClip.storage_key, AudioClip.status, AudioClip.completed_at)
+            query = select(
+                AudioClip.id, AudioClip.storage_key, AudioClip.status, AudioClip.completed_at, AudioClip.created_at
+            )
             if after is not None:
                 query = query.where(AudioClip.id > after)
             with self.db.read() as session:
@@ -232,13 +342,16 @@ class Sweeper:
     ) -> None:
         """Compare the bucket under the prefix with the database, both ways (see module doc).
 
-        Finds objects no row or recorded deletion knows (orphans: deleted with
-        ``delete_orphans``), objects of rejected/expired clips (late uploads: deleted
-        with ``apply``), and ``ready`` clips whose object is gone (reported).
+        Finds objects of ``pending`` clips (finished with ``apply`` once older than the
+        grace period, or at once when the clip is stale), objects no row or recorded
+        deletion knows (orphans: deleted with ``delete_orphans``), objects of
+        rejected/expired clips (late uploads: deleted with ``apply``), and ``ready`` clips
+        whose object is gone (reported).
         """
         rows = self._rows(report)
         row, row_has_object = next(rows, None), False
         unknown: list[tuple[uuid.UUID | None, ListedObject]] = []
+        to_finish: list[uuid.UUID] = []
         last_id: uuid.UUID | None = None
 
         def finish_row(r: _Row, has_object: bool) -> None:
@@ -261,7 +374,16 @@ class Sweeper:
                     row, row_has_object = next(rows, None), False
                 if row is not None and row.id == clip_id and row.storage_key == obj.key:
                     row_has_object = True
-                    if row.status in _GARBAGE_STATUSES:
+                    if row.status == PENDING:
+                        self._present.add(row.id)
+                        if obj.last_modified <= started - self.grace or row.created_at < started - self.reservation:
+                            to_finish.append(row.id)
+                        else:
+                            report.uploads_in_grace += 1
+                        if len(to_finish) >= self.batch_size:
+                            self._finish_batch(to_finish, apply, report)
+                            to_finish = []
+                    elif row.status in _GARBAGE_STATUSES:
                         report.late_objects.add(obj.key)
                         if apply:
                             self.storage.delete(obj.key)
@@ -275,6 +397,41 @@ class Sweeper:
             finish_row(row, row_has_object)
             row, row_has_object = next(rows, None), False
         self._settle_unknown(report, unknown, started, delete_orphans, min_orphan_age)
+        self._finish_batch(to_finish, apply, report)
+        self._listed = True
+
+    # -- finishing uploads nobody completed ------------------------------------------------
+
+    def _finish_batch(self, clip_ids: list[uuid.UUID], apply: bool, report: SweepReport) -> None:
+        if not clip_ids:
+            return
+        with self.db.read() as session:
+            clips = list(session.scalars(select(AudioClip).where(AudioClip.id.in_(clip_ids))))
+        for clip in clips:
+            self._finish(clip, apply, report)
+
+    def _finish(self, clip: AudioClip, apply: bool, report: SweepReport) -> None:
+        """Run ``complete``'s verification on a pending clip whose object is in the bucket."""
+        self._present.add(clip.id)
+        if clip.status != PENDING:
+            return  # finished by another path since the row was read
+        if not apply:
+            report.finished_ready += 1  # a dry run cannot know the verdict without verifying
+            return
+        try:
+            finished = self.completer.finish(clip, path="sweeper")
+        except UploadRejected:
+            report.finished_rejected += 1
+        except UploadMissing:
+            self._present.discard(clip.id)  # gone since the listing: it may expire
+        except StorageUnavailable:
+            report.finish_failed += 1
+            log.warning("sweeper could not finish clip %s: the store failed; next run retries", clip.id)
+        except ApiError:
+            pass  # deleted, expired or rejected meanwhile by another path: theirs is the word
+        else:
+            if finished.status == READY:
+                report.finished_ready += 1
 
     def _settle_unknown(
         self,
@@ -316,6 +473,9 @@ def write_report_metrics(report: SweepReport, path: str) -> None:
     gauges = {
         "last_run_timestamp_seconds": ("When the last sweep finished (Unix time).", time.time()),
         "applied": ("1 when the last sweep made changes, 0 for a dry run.", int(report.applied)),
+        "finished_ready": ("Uploaded pending clips the last sweep made ready.", report.finished_ready),
+        "finished_rejected": ("Uploaded pending clips the last sweep rejected.", report.finished_rejected),
+        "finish_failed": ("Uploaded pending clips the last sweep could not verify.", report.finish_failed),
         "expired": ("Stale pending clips expired by the last sweep.", report.expired),
         "deletions_done": ("Recorded deletions finished by the last sweep.", report.deletions.done),
         "deletions_failed": ("Recorded deletions that failed in the last sweep.", report.deletions.failed),

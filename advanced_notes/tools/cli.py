@@ -133,7 +133,7 @@ def token_command(subject: str, expires_in: int) -> None:
 def sweep_command(
     apply: bool, delete_orphans: bool, min_orphan_age: int, batch_size: int, metrics_file: str | None
 ) -> None:
-    """Expire stale uploads, finish recorded deletions, reconcile the bucket with the database.
+    """Finish uploads nobody completed, expire stale ones, finish deletions, reconcile bucket and database.
 
     Safe to run from cron on several machines at once. Exits 0 after a complete run
     (findings are in the report), 1 when the store or database could not be reached.
@@ -165,6 +165,12 @@ def sweep_command(
             raise click.ClickException(f"the database is unavailable: {exc.__class__.__name__}") from exc
     for line in report.summary():
         click.echo(line)
+    if apply and services.settings.webhook_urls and services.settings.webhook_secret:
+        # The sweeper's own transitions (and any backlog) go out now, not at the next deliverer run.
+        from advanced_notes.services.webhooks import WebhookDispatcher
+
+        sent = WebhookDispatcher(services.db, services.settings).deliver_due()
+        click.echo(f"webhooks delivered: {sent.delivered}, failed: {sent.failed}, given up: {sent.given_up}")
     if metrics_file:
         from advanced_notes.services.sweeper import write_report_metrics
 
@@ -221,6 +227,9 @@ def register_app_commands(app: Flask) -> None:
     app.cli.add_command(token_command)
     app.cli.add_command(sweep_command)
     app.cli.add_command(storage_group)
+    from advanced_notes.tools import events
+
+    events.register(app.cli)
 
 
 def create_cli_app() -> Flask:

@@ -6,7 +6,8 @@ browser would) to PUT and GET. It writes one small probe object under
 ``<prefix>/doctor/`` (outside ``audio-clips/``, so the sweeper never counts it) and
 deletes it at the end. Besides "does it work", it checks what emulators do not
 enforce: the signed Content-Type, Content-Length, checksum and expiry, write-once
-conditional PUTs, and the bucket's CORS rules for the browser origins in CORS_ORIGINS.
+conditional PUTs, the bucket's CORS rules for the browser origins in CORS_ORIGINS, and
+whether the bucket publishes ObjectCreated events for our keys (docs/events.md).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class StorageDoctor:
             with contextlib.suppress(StorageUnavailable):
                 self.storage.delete(self.key)
         yield from self._cors()
+        yield from self._notifications()
 
     def _upload_and_read(self) -> Generator[Finding, None, bool]:
         upload = self.storage.presign_put(self.key, "audio/ogg", len(PROBE_BODY), conditional=False)
@@ -264,3 +266,54 @@ class StorageDoctor:
             )
         if not problems:
             yield Finding(OK, "bucket CORS", f"browsers at {', '.join(origins)} may PUT and GET, ETag exposed")
+
+    def _notifications(self) -> Iterator[Finding]:
+        """Whether the bucket publishes ObjectCreated events that cover our keys (issue 11).
+
+        Only S3's own notification configuration can be read here (AWS, MinIO's
+        ``mc event``, moto); R2 (Queues) and Spaces (none) cannot say, and uploads nobody
+        completes are then finished by the sweeper or the store's own event setup.
+        """
+        folder = f"{self.settings.key_prefix}/audio-clips/"
+        fallback = (
+            f"Uploads whose client never calls complete are finished by the sweeper once older than "
+            f"{self.settings.sweep_complete_grace_seconds} s (run `sweep --apply` from cron); for seconds "
+            "instead, see docs/events.md."
+        )
+        try:
+            config = self.storage.get_notification_configuration()
+        except StorageUnavailable as exc:
+            yield Finding(INFO, "bucket notifications", f"the store cannot say ({exc.message})", fallback)
+            return
+        targets = []
+        for kind, arn_key in (
+            ("QueueConfigurations", "QueueArn"),
+            ("TopicConfigurations", "TopicArn"),
+            ("LambdaFunctionConfigurations", "LambdaFunctionArn"),
+        ):
+            for entry in config.get(kind, []):
+                events = entry.get("Events", [])
+                created = any(e in ("s3:ObjectCreated:*", "s3:*") or e.startswith("s3:ObjectCreated:") for e in events)
+                rules = entry.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+                prefix = next((r["Value"] for r in rules if r.get("Name", "").lower() == "prefix"), "")
+                suffix = next((r["Value"] for r in rules if r.get("Name", "").lower() == "suffix"), "")
+                if created and folder.startswith(prefix) and not suffix:
+                    targets.append(entry.get(arn_key, "?"))
+        if config.get("EventBridgeConfiguration"):
+            targets.append("EventBridge")
+        if targets:
+            yield Finding(OK, "bucket notifications", f"ObjectCreated events for {folder} go to {', '.join(targets)}")
+            if not self.settings.s3_events_queue_url and not self.settings.storage_events_token:
+                yield Finding(
+                    WARN,
+                    "event consumer",
+                    "the bucket publishes events but neither S3_EVENTS_QUEUE_URL nor STORAGE_EVENTS_TOKEN is set",
+                    "Run `advanced-notes events consume` with S3_EVENTS_QUEUE_URL, or set STORAGE_EVENTS_TOKEN.",
+                )
+            return
+        yield Finding(
+            WARN if self.settings.s3_events_queue_url else INFO,
+            "bucket notifications",
+            f"no ObjectCreated notification covers {folder}",
+            fallback,
+        )

@@ -1,0 +1,235 @@
+"""Bucket events: finish an upload when the store says its object arrived (issue 11).
+
+Both event paths (``POST /api/storage-events``, MinIO-style webhooks, and the SQS consumer
+of ``events consume``) hand parsed records to :meth:`StorageEventService.handle`, which
+maps each key under our prefix to its clip and finishes it through the one
+:class:`~advanced_notes.services.completion.ClipCompleter` (``path="event"``): the same
+HEAD + sniff + parse checks as ``complete``. Delivery is at least once and unordered, so
+every record is idempotent: a duplicate finds the clip already finished, and a record for
+a clip that is deleted, expired or rejected schedules the (late) object's deletion.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter as Tally
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.models import AudioClip, PendingDeletion
+from advanced_notes.adapters.storage import S3Storage
+from advanced_notes.domain.clock import utcnow
+from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadMissing, UploadRejected
+from advanced_notes.domain.keys import clip_id_from_key, clips_folder
+from advanced_notes.domain.s3events import Notification, ObjectEvent, parse_notification
+from advanced_notes.services.completion import ClipCompleter
+from advanced_notes.services.deletions import DeletionQueue
+from advanced_notes.services.lifecycle import PENDING, READY
+from advanced_notes.services.telemetry import STORAGE_EVENTS
+from advanced_notes.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: What became of a record (the ``outcome`` label of ``advanced_notes_storage_events_total``).
+OUTCOMES = (
+    "ready",  # this record finished the clip: ready
+    "rejected",  # this record finished the clip: rejected, object deleted
+    "duplicate",  # the clip was already ready (complete, the sweeper or an earlier record won)
+    "late_object",  # the clip is deleted, expired or rejected: the object's deletion is scheduled
+    "missing",  # no object at the key any more (a later delete overtook the event)
+    "other_bucket",  # the record is about another bucket
+    "other_prefix",  # the key is not one of our clip keys (another prefix or name)
+    "not_created",  # not an ObjectCreated:* record (removals etc.)
+    "test_event",  # s3:TestEvent, sent when a notification configuration is saved
+    "malformed",  # not a record of the S3 event shape
+    "failed",  # the store or database failed: not settled, delivered again later
+)
+SETTLED = frozenset(OUTCOMES) - {"failed"}
+
+
+@dataclass
+class EventReport:
+    """Counts of record outcomes; ``settled`` is False when any record must be delivered again."""
+
+    counts: Tally[str] = field(default_factory=Tally)
+
+    @property
+    def settled(self) -> bool:
+        return self.counts["failed"] == 0
+
+    def add(self, other: EventReport) -> None:
+        self.counts.update(other.counts)
+
+    def as_dict(self) -> dict[str, int]:
+        """Every outcome with its count (zeros included), for the webhook's answer and the CLI."""
+        return {outcome: self.counts[outcome] for outcome in OUTCOMES}
+
+
+class StorageEventService:
+    """Settle bucket event records.
+
+    Args:
+        db, storage: as the app has them; completer: the shared completion;
+        deletions: the deletion outbox; settings: bucket and key prefix.
+    """
+
+    def __init__(
+        self, db: Database, storage: S3Storage, completer: ClipCompleter, deletions: DeletionQueue, settings: Settings
+    ):
+        self.db = db
+        self.storage = storage
+        self.completer = completer
+        self.deletions = deletions
+        self.bucket = settings.s3_bucket
+        self.folder = clips_folder(settings.key_prefix)
+
+    def handle(self, notification: Notification, source: str) -> EventReport:
+        """Settle every record of ``notification``.
+
+        Args:
+            notification: parsed by :func:`advanced_notes.domain.s3events.parse_notification`.
+            source: ``webhook`` or ``sqs`` (the metrics label).
+        Returns:
+            the outcome counts; ``settled`` False when the message must be delivered again.
+        Never raises for a store or database failure (counted as ``failed``).
+        """
+        report = EventReport()
+        if notification.test_event:
+            report.counts["test_event"] += 1
+        report.counts["malformed"] += notification.malformed
+        for event in notification.events:
+            try:
+                outcome = self._settle(event)
+            except (StorageUnavailable, SQLAlchemyError) as exc:
+                log.warning("event for %s not settled: %s", event.key, exc.__class__.__name__)
+                outcome = "failed"
+            report.counts[outcome] += 1
+        for outcome, count in report.counts.items():
+            if count:
+                STORAGE_EVENTS.labels(source, outcome).inc(count)
+        return report
+
+    def _settle(self, event: ObjectEvent) -> str:
+        if event.bucket is not None and event.bucket != self.bucket:
+            return "other_bucket"
+        if not event.created:
+            return "not_created"
+        clip_id = clip_id_from_key(self.folder, event.key)
+        if clip_id is None:
+            return "other_prefix"
+        with self.db.read() as session:
+            clip = session.get(AudioClip, clip_id)
+        if clip is None or clip.storage_key != event.key:
+            return self._late_object(clip_id, event.key, clip)
+        if clip.status == READY:
+            return "duplicate"
+        if clip.status != PENDING:
+            return self._late_object(clip_id, event.key, clip)
+        try:
+            finished = self.completer.finish(clip, path="event")
+        except UploadRejected:
+            return "rejected"
+        except UploadMissing:
+            return "missing"
+        except StorageUnavailable:
+            raise
+        except ApiError:
+            # Another path finished, expired or deleted it meanwhile: settle as for that state.
+            with self.db.read() as session:
+                clip = session.get(AudioClip, clip_id)
+            if clip is not None and clip.status == READY:
+                return "duplicate"
+            return self._late_object(clip_id, event.key, clip)
+        return "ready" if finished.status == READY else "duplicate"
+
+    def _late_object(self, clip_id: uuid.UUID, key: str, clip: AudioClip | None) -> str:
+        """Schedule the deletion of an object no live clip owns, unless one is already recorded."""
+        now = utcnow()
+        with self.db.transaction() as session:
+            record = session.scalar(
+                select(PendingDeletion).where(PendingDeletion.clip_id == clip_id, PendingDeletion.storage_key == key)
+            )
+            if record is not None:
+                # Recorded already (kept until the last URL expires): delete now, not at the recheck.
+                session.expunge(record)
+                new = False
+            else:
+                new = True
+                record = PendingDeletion(
+                    clip_id=clip_id,
+                    storage_key=key,
+                    reason=clip.status if clip is not None and clip.storage_key == key else "deleted",
+                    attempts=0,
+                    next_attempt_at=now,
+                    recheck_until=now,
+                    created_at=now,
+                )
+                session.add(record)
+        if new or record.next_attempt_at > now:
+            self.deletions.attempt([record])
+        return "late_object"
+
+
+@dataclass
+class ConsumeReport:
+    """What :meth:`EventConsumer.run` did: messages received, deleted (settled) and kept
+    (delivered again after the visibility timeout), and the records' outcomes."""
+
+    received: int = 0
+    deleted: int = 0
+    kept: int = 0
+    records: EventReport = field(default_factory=EventReport)
+
+
+class EventConsumer:
+    """Consumes S3 event notifications from a queue (``events consume``).
+
+    Args:
+        queue: an :class:`~advanced_notes.adapters.queue.SqsQueue` (anything with
+            ``receive(max_messages, wait_seconds)`` and ``delete(message)``).
+        events: the record settler shared with the webhook endpoint.
+        after_batch: called after each batch (the command delivers webhooks there).
+
+    A message is deleted only after every record in it is settled; otherwise it is left
+    to come back after the queue's visibility timeout. Several consumers may share a
+    queue: SQS hands each message to one at a time, and a message handled twice (after a
+    crash, or a visibility timeout passed mid-batch) settles as duplicates.
+    """
+
+    def __init__(self, queue: Any, events: StorageEventService, after_batch: Callable[[], object] | None = None):
+        self.queue = queue
+        self.events = events
+        self.after_batch = after_batch
+
+    def run(self, *, once: bool, should_stop: Callable[[], bool], wait_seconds: int = 20) -> ConsumeReport:
+        """Receive and settle batches until ``should_stop()`` (checked between batches), or,
+        with ``once``, until a receive finds nothing.
+
+        Raises:
+            StorageUnavailable: the queue could not be reached.
+        """
+        report = ConsumeReport()
+        while not should_stop():
+            messages = self.queue.receive(10, 1 if once else wait_seconds)
+            if not messages:
+                if once:
+                    break
+                continue
+            for message in messages:
+                report.received += 1
+                outcome = self.events.handle(parse_notification(message.body), source="sqs")
+                report.records.add(outcome)
+                if outcome.settled:
+                    self.queue.delete(message)
+                    report.deleted += 1
+                else:
+                    report.kept += 1
+            if self.after_batch is not None:
+                self.after_batch()
+        return report
