@@ -8,8 +8,9 @@ real cause is the header; this check answers that before any parsing (issue 14).
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 
+from advanced_notes.api.common import ApiBlueprint
 from advanced_notes.api.errors import error_response
 
 _WITH_BODY = ("POST", "PUT", "PATCH")
@@ -19,7 +20,10 @@ _NOT_JSON_BLUEPRINTS = frozenset({"multipart-s3"})
 
 
 def _require_json_body() -> Response | None:
-    if request.method not in _WITH_BODY or not request.path.startswith("/api/"):
+    # Only the authenticated JSON API (ApiBlueprint): receivers of other senders' bodies,
+    # such as bucket event notifications (SNS posts text/plain), keep their own rules.
+    blueprint = current_app.blueprints.get(request.blueprint or "")
+    if request.method not in _WITH_BODY or not isinstance(blueprint, ApiBlueprint):
         return None
     if request.blueprint in _NOT_JSON_BLUEPRINTS:
         return None
@@ -35,5 +39,5 @@ def _require_json_body() -> Response | None:
 
 
 def init_json_bodies(app: Flask) -> None:
-    """Answer 415 to an API request that has a body which is not declared as JSON."""
+    """Answer 415 to a request of the authenticated API whose body is not declared as JSON."""
     app.before_request(_require_json_body)
