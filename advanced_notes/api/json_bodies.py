@@ -14,9 +14,10 @@ from advanced_notes.api.common import ApiBlueprint
 from advanced_notes.api.errors import error_response
 
 _WITH_BODY = ("POST", "PUT", "PATCH")
-#: Blueprints that speak another protocol's bodies: the S3-shaped multipart steps receive
-#: S3's XML (CompleteMultipartUpload) from clients such as Uppy, and ignore it.
-_NOT_JSON_BLUEPRINTS = frozenset({"multipart-s3"})
+#: Blueprints that take other senders' bodies as they come: the S3-shaped multipart steps
+#: receive S3's XML (CompleteMultipartUpload) from clients such as Uppy, and bucket event
+#: notifications may arrive as text/plain (SNS).
+_NOT_JSON_BLUEPRINTS = frozenset({"multipart-s3", "storage-events"})
 
 
 def _require_json_body() -> Response | None:
