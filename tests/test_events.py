@@ -84,7 +84,8 @@ def minio_body(*records: dict[str, Any]) -> dict[str, Any]:
 
 def post_events(api: Api, body: Any, token: str | None = TOKEN, **kw: Any) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {"Authorization": ""}
-    if isinstance(body, (str, bytes)):
+    if isinstance(body, (str, bytes)):  # raw text, sent as JSON is (MinIO sends application/json)
+        headers["Content-Type"] = "application/json"
         return requests.post(api.base + "/api/storage-events", data=body, headers=headers, timeout=30, **kw)
     return requests.post(api.base + "/api/storage-events", json=body, headers=headers, timeout=30, **kw)
 
@@ -305,6 +306,10 @@ def test_events_for_other_keys_and_shapes_are_counted_and_harmless(env, audio):
 )
 def test_odd_bodies_never_500(env, body):
     api, _ = env
+    bare = requests.post(
+        api.base + "/api/storage-events", data=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    )
+    assert bare.status_code == 415 and bare.json()["error"]["code"] == "unsupported_media_type"  # no Content-Type
     response = post_events(api, body)
     assert response.status_code in (200, 400, 413, 422), (response.status_code, response.text)
     assert response.headers["Content-Type"].startswith("application/json")

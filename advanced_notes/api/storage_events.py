@@ -17,15 +17,16 @@ import hmac
 from typing import Any
 
 from flask import request
-from flask_smorest import Blueprint
 from marshmallow import INCLUDE, Schema, fields
 
+from advanced_notes.api.common import ApiBlueprint
 from advanced_notes.api.context import current_services
 from advanced_notes.domain.errors import NotFound, StorageUnavailable, Unauthorized
 from advanced_notes.domain.s3events import parse_notification
 from advanced_notes.services.events import OUTCOMES
 
-blp = Blueprint(
+# ApiBlueprint: its parser answers JSON nested too deeply to parse with 400, not 500.
+blp = ApiBlueprint(
     "storage-events",
     __name__,
     url_prefix="/api",
