@@ -73,9 +73,12 @@ class Stack:
         return {**self.env, "S3_ENDPOINT_URL": self.store, **overrides}
 
 
-def migrate(dbname: str) -> None:
-    """Migrate ``dbname`` with the service's own command (``make migrate``), in a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_")}
+def migrate(dbname: str, env: dict[str, str]) -> None:
+    """Migrate ``dbname`` with the service's own command (``make migrate``), in a child process.
+
+    ``env`` is the app's settings: the command builds the app, which refuses to start
+    without a real auth configuration outside the local embedded stack.
+    """
     result = subprocess.run(
         [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
         cwd=REPO,
@@ -112,7 +115,6 @@ def running_stack(
     proxy = None
     pgutil.create_database(dbname)
     try:
-        migrate(dbname)
         store_port, api_port = free_port(), free_port()
         moto = children.start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(store_port)])
         store = f"http://127.0.0.1:{store_port}"
@@ -139,6 +141,7 @@ def running_stack(
             "LOG_LEVEL": "WARNING",
             **(extra_env or {}),
         }
+        migrate(dbname, env)
         from advanced_notes.app import create_app
 
         services_of(create_app({**env, "S3_ENDPOINT_URL": store})).storage.ensure_bucket()
