@@ -8,19 +8,19 @@ real cause is the header; this check answers that before any parsing (issue 14).
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 
-from advanced_notes.api.common import ApiBlueprint
 from advanced_notes.api.errors import error_response
 
 _WITH_BODY = ("POST", "PUT", "PATCH")
+#: The blueprints whose bodies are our own JSON schemas. Receivers of bodies shaped by
+#: others keep their own rules: bucket event notifications (SNS posts text/plain) and
+#: Uppy's S3 multipart protocol (its client decides its content types).
+JSON_BLUEPRINTS = frozenset({"audio-clips", "notes"})
 
 
 def _require_json_body() -> Response | None:
-    # Only the authenticated JSON API (ApiBlueprint): receivers of other senders' bodies,
-    # such as bucket event notifications (SNS posts text/plain), keep their own rules.
-    blueprint = current_app.blueprints.get(request.blueprint or "")
-    if request.method not in _WITH_BODY or not isinstance(blueprint, ApiBlueprint):
+    if request.method not in _WITH_BODY or request.blueprint not in JSON_BLUEPRINTS:
         return None
     has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if not has_body or request.is_json:
@@ -34,5 +34,5 @@ def _require_json_body() -> Response | None:
 
 
 def init_json_bodies(app: Flask) -> None:
-    """Answer 415 to a request of the authenticated API whose body is not declared as JSON."""
+    """Answer 415 to a request of :data:`JSON_BLUEPRINTS` whose body is not declared as JSON."""
     app.before_request(_require_json_body)
