@@ -47,7 +47,8 @@ from pathlib import Path
 import psutil
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Siblings (stack) and the perf harness (pgutil, procs) are imported as top-level modules.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "perf")]
 import jwt
 import pgutil
 from stack import JWT_SECRET, MAX_REQUESTS, MAX_REQUESTS_JITTER, Stack, running_stack, server_failures, server_report
