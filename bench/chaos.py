@@ -251,23 +251,23 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
         "sweeper: late objects deleted": report.late_objects_deleted,
         "silent uploads (never completed)": sum(f.kind == "silent" for f in flows),
         "sweeper: uploads finished ready": report.finished_ready,
-        "FAIL recordings lost (uploaded, never completed, not ready)": sum(
+        "must be 0: recordings lost (uploaded, never completed, not ready)": sum(
             1 for f in flows if f.kind == "silent" and rows_by_id.get(f.clip_id, ("",) * 3)[2] != "ready"
         ),
-        "FAIL ready clips without their object": len(missing),
-        "FAIL objects no row or deletion knows": sum(o.key not in known for o in objects),
-        "FAIL idempotency keys with more than one row": sum(n > 1 for n in by_key.values()),
-        "FAIL acknowledged clips lost": sum(
+        "must be 0: ready clips without their object": len(missing),
+        "must be 0: objects no row or deletion knows": sum(o.key not in known for o in objects),
+        "must be 0: idempotency keys with more than one row": sum(n > 1 for n in by_key.values()),
+        "must be 0: acknowledged clips lost": sum(
             1 for f in flows if f.clip_id and not f.deleted and f.clip_id not in rows_by_id
         ),
-        "FAIL deleted clips still present": sum(1 for f in flows if f.deleted and f.clip_id in rows_by_id),
-        "FAIL rows nobody asked for": sum(1 for k in by_key if k not in {f.key for f in flows}),
-        "FAIL completed flows not ready": sum(
+        "must be 0: deleted clips still present": sum(1 for f in flows if f.deleted and f.clip_id in rows_by_id),
+        "must be 0: rows nobody asked for": sum(1 for k in by_key if k not in {f.key for f in flows}),
+        "must be 0: completed flows not ready": sum(
             1 for f in flows if f.ready and not f.deleted and rows_by_id.get(f.clip_id, ("",) * 3)[2] != "ready"
         ),
-        "FAIL API 5xx other than 503": sum(n for s, n in tally.statuses.items() if s >= 500 and s not in EXPECTED_5XX),
-        "FAIL store 5xx (direct PUTs)": sum(n for s, n in tally.store_statuses.items() if s >= 500),
-        "FAIL connection errors not explained by a worker kill": len(unexplained_failures(tally)),
+        "must be 0: API 5xx other than 503": sum(n for s, n in tally.statuses.items() if s >= 500 and s not in EXPECTED_5XX),
+        "must be 0: store 5xx (direct PUTs)": sum(n for s, n in tally.store_statuses.items() if s >= 500),
+        "must be 0: connection errors not explained by a worker kill": len(unexplained_failures(tally)),
     }
     return counts
 
@@ -346,9 +346,9 @@ def main() -> int:
         flow_seconds = time.monotonic() - started
         counts = check_invariants(stack, flows, tally)
         server = server_report(stack)
-    counts["FAIL flows that did not finish"] = len(errors)
+    counts["must be 0: flows that did not finish"] = len(errors)
     failures = server_failures(server)
-    counts["FAIL server (master dead, unhandled exception, workers gauge)"] = len(failures)
+    counts["must be 0: server (master dead, unhandled exception, workers gauge)"] = len(failures)
     unexplained = unexplained_failures(tally)
     print(
         f"chaos run: {args.flows} flows, concurrency {args.concurrency}, seed {args.seed}, "
@@ -379,7 +379,7 @@ def main() -> int:
         print("  unexplained connection error:", what)
     for failure in failures:
         print("  server:", failure)
-    failed = sum(v for k, v in counts.items() if k.startswith("FAIL"))
+    failed = sum(v for k, v in counts.items() if k.startswith("must be 0"))
     print("invariants: " + ("all hold" if not failed else f"{failed} violation(s)"))
     return 1 if failed else 0
 
