@@ -265,7 +265,9 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
         "must be 0: completed flows not ready": sum(
             1 for f in flows if f.ready and not f.deleted and rows_by_id.get(f.clip_id, ("",) * 3)[2] != "ready"
         ),
-        "must be 0: API 5xx other than 503": sum(n for s, n in tally.statuses.items() if s >= 500 and s not in EXPECTED_5XX),
+        "must be 0: API 5xx other than 503": sum(
+            n for s, n in tally.statuses.items() if s >= 500 and s not in EXPECTED_5XX
+        ),
         "must be 0: store 5xx (direct PUTs)": sum(n for s, n in tally.store_statuses.items() if s >= 500),
         "must be 0: connection errors not explained by a worker kill": len(unexplained_failures(tally)),
     }
