@@ -51,7 +51,14 @@ import requests
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "perf")]
 import jwt
 import pgutil
-from stack import JWT_SECRET, MAX_REQUESTS, MAX_REQUESTS_JITTER, Stack, running_stack, server_failures, server_report
+from stack import (
+    JWT_SECRET,
+    Stack,
+    add_server_options,
+    running_stack,
+    server_failures,
+    server_report,
+)
 
 from advanced_notes.api.context import services_of
 
@@ -288,20 +295,7 @@ def main() -> int:
     parser.add_argument("--flows", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
-    parser.add_argument(
-        "--max-requests",
-        type=int,
-        default=MAX_REQUESTS,
-        help=f"gunicorn max_requests: recycle workers (default {MAX_REQUESTS}; 0: never)",
-    )
-    parser.add_argument(
-        "--max-requests-jitter",
-        type=int,
-        default=MAX_REQUESTS_JITTER,
-        help=f"gunicorn max_requests_jitter (default {MAX_REQUESTS_JITTER})",
-    )
+    add_server_options(parser)
     parser.add_argument("--silent", type=float, default=0.0, help="Share of clients that never call complete.")
     args = parser.parse_args()
     rng = random.Random(args.seed)

@@ -41,7 +41,14 @@ import requests
 # Siblings (stack) and the perf harness (pgutil, procs) are imported as top-level modules.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "perf")]
 import pgutil
-from stack import JWT_SECRET, MAX_REQUESTS, MAX_REQUESTS_JITTER, Stack, running_stack, server_failures, server_report
+from stack import (
+    JWT_SECRET,
+    Stack,
+    add_server_options,
+    running_stack,
+    server_failures,
+    server_report,
+)
 
 from advanced_notes.adapters.db import APPLICATION_NAME
 
@@ -71,20 +78,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--rate", type=float, default=20.0, help="operations per second")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
-    parser.add_argument(
-        "--max-requests",
-        type=int,
-        default=MAX_REQUESTS,
-        help=f"gunicorn max_requests: recycle workers (default {MAX_REQUESTS}; 0: never)",
-    )
-    parser.add_argument(
-        "--max-requests-jitter",
-        type=int,
-        default=MAX_REQUESTS_JITTER,
-        help=f"gunicorn max_requests_jitter (default {MAX_REQUESTS_JITTER})",
-    )
+    add_server_options(parser)
     args = parser.parse_args()
     audio = AUDIO.read_bytes()
     results: collections.Counter = collections.Counter()

@@ -17,6 +17,7 @@ reads it, and the master's state and ``/metrics``, at the end of a run.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -91,6 +92,24 @@ def migrate(dbname: str, env: dict[str, str]) -> None:
     )
     if result.returncode != 0:
         raise RuntimeError(f"migration of {dbname} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--workers --threads --max-requests --max-requests-jitter``: the server of :func:`running_stack`."""
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4)")
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=MAX_REQUESTS,
+        help=f"gunicorn max_requests: recycle workers (default {MAX_REQUESTS}; 0: never)",
+    )
+    parser.add_argument(
+        "--max-requests-jitter",
+        type=int,
+        default=MAX_REQUESTS_JITTER,
+        help=f"gunicorn max_requests_jitter (default {MAX_REQUESTS_JITTER})",
+    )
 
 
 @contextmanager
