@@ -49,6 +49,11 @@ def long_wav() -> bytes:
 def mp_app(app, base_config: dict[str, Any]):
     """The app with 5 MiB parts (S3's minimum), sharing the session's database and bucket
     (or on the strict store, with a bucket of its own)."""
+    return build_multipart_app(base_config)
+
+
+def build_multipart_app(base_config: dict[str, Any]):
+    """An app with 5 MiB parts, on moto or (STRICT_S3_ENDPOINT_URL set) the strict store, its bucket made."""
     application = create_app({**base_config, "MULTIPART_PART_SIZE_BYTES": str(PART), **(STRICT if IS_STRICT else {})})
     services_of(application).storage.ensure_bucket()
     return application

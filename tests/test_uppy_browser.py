@@ -16,13 +16,12 @@ import pytest
 import requests
 
 from advanced_notes.api.context import services_of
-from advanced_notes.app import create_app
 from advanced_notes.domain.bucket_cors import required_cors_rules
 
 from .conftest import FIXTURES, LiveServer
 from .longaudio import build_long_wav
 from .test_browser import STEP_TIMEOUT_MS, bucket_cors, launch, playwright  # noqa: F401 (fixtures)
-from .test_multipart import IS_STRICT, STRICT
+from .test_multipart import IS_STRICT, build_multipart_app
 
 pytestmark = pytest.mark.e2e
 PART = 5 * 1024 * 1024
@@ -32,9 +31,7 @@ READY_JS = "() => document.getElementById('status').textContent === 'ready' || !
 @pytest.fixture(scope="module")
 def uppy_app(app, base_config):
     """5 MiB parts; on the strict store (STRICT_S3_ENDPOINT_URL, see test_multipart.py) when set."""
-    application = create_app({**base_config, "MULTIPART_PART_SIZE_BYTES": str(PART), **(STRICT if IS_STRICT else {})})
-    services_of(application).storage.ensure_bucket()
-    return application
+    return build_multipart_app(base_config)
 
 
 @pytest.fixture(scope="module")
