@@ -1,6 +1,7 @@
 """Mutation fuzz of the audio parsing path that ``complete`` runs (issue 13 item 3).
 
-Takes the real fixtures (``/work/shared/fixtures/audio`` or ``AUDIO_FIXTURES``), mutates
+Takes the real fixtures (``../shared/fixtures/audio`` beside the repository, or
+``AUDIO_FIXTURES_DIR`` as for the tests), mutates
 them with a seeded generator (bit flips, "interesting" integers written over length
 fields, truncation, chunk deletion/duplication/insertion), and feeds each mutant through
 exactly what verification does: a budgeted :class:`RangedReader`, ``sniff_container`` on
@@ -37,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from advanced_notes.domain.audio import SNIFF_BYTES, UnreadableAudio, measure_duration_ms, sniff_container
 from advanced_notes.domain.rangeio import RangedReader, ReadBudgetExceeded
 
-FIXTURES = Path(os.environ.get("AUDIO_FIXTURES", "/work/shared/fixtures/audio"))
+_DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "audio"
+FIXTURES = Path(os.environ.get("AUDIO_FIXTURES_DIR") or _DEFAULT_FIXTURES)
 #: The same budget the service uses by default (settings.audio_probe_max_bytes).
 BUDGET = 8 * 1024 * 1024
 _CONTAINER_BY_SUFFIX = {".m4a": "mp4", ".mp3": "mp3", ".wav": "wav", ".ogg": "ogg", ".webm": "webm", ".flac": "flac"}

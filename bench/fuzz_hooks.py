@@ -31,9 +31,8 @@ from typing import Any
 import requests
 import schemathesis
 
-from bench.fuzz_audio import mutate  # the repository root is on PYTHONPATH (bench/fuzz.py sets it)
+from bench.fuzz_audio import FIXTURES, mutate  # the repository root is on PYTHONPATH (bench/fuzz.py sets it)
 
-FIXTURES = Path(os.environ.get("AUDIO_FIXTURES", "/work/shared/fixtures/audio"))
 _MIME_BY_SUFFIX = {
     ".m4a": "audio/mp4",
     ".mp3": "audio/mpeg",
