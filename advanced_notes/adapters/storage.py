@@ -1,4 +1,4 @@
-"""The S3 storage adapter: the only module that imports boto3/botocore.
+"""The S3 storage adapter: with the SQS adapter (adapters/queue.py), the only importer of boto3/botocore.
 
 Built once per process (DESIGN §6 rule 1: a client costs ~3-80 ms, a presign ~150 µs)
 and shared by every request. Every botocore failure leaves this module as
