@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     presign_get_expires_seconds: int = _integer(
         "S3_PRESIGN_GET_EXPIRES_SECONDS", 900, 1, SIGV4_MAX_EXPIRES_SECONDS, _SIGV4
     )
+    #: Playback URLs are signed at the start of an epoch-aligned window of this many seconds
+    #: and reused within it, so browsers and CDNs can cache the audio (0 = sign at every
+    #: request). Less than the GET lifetime (``_get_window``); docs/api.md, "Cacheable playback".
+    presign_get_window_seconds: int = _integer(
+        "S3_PRESIGN_GET_WINDOW_SECONDS", 300, 0, SIGV4_MAX_EXPIRES_SECONDS - 1, " (0 = off)"
+    )
     s3_connect_timeout_seconds: int = _integer("S3_CONNECT_TIMEOUT_SECONDS", 3, 1, 60)
     s3_read_timeout_seconds: int = _integer("S3_READ_TIMEOUT_SECONDS", 5, 1, 300)
     s3_max_attempts: int = _integer("S3_MAX_ATTEMPTS", 2, 1, 10)
@@ -343,6 +349,20 @@ class Settings(BaseSettings):
         if put is not None and value < put:
             raise ValueError(
                 "must be at least S3_PRESIGN_PUT_EXPIRES_SECONDS, or a clip could expire while its PUT URL still works"
+            )
+        return value
+
+    @field_validator("presign_get_window_seconds")
+    @classmethod
+    def _get_window(cls, value: int, info: ValidationInfo) -> int:
+        # A playback URL is answered until its window ends, so it must outlive the window: every
+        # answered URL then has at least (GET lifetime - window) seconds left. A bad GET lifetime
+        # is missing from info.data: it has its own error, nothing to compare.
+        expires = info.data.get("presign_get_expires_seconds")
+        if value and expires is not None and value >= expires:
+            raise ValueError(
+                f"must be less than S3_PRESIGN_GET_EXPIRES_SECONDS ({expires}), or 0 to sign at every request: "
+                "a playback URL must outlive the window in which it is handed out"
             )
         return value
 
