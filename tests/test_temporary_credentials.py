@@ -19,7 +19,7 @@ from advanced_notes.app import create_app
 from advanced_notes.domain.clock import utcnow
 
 from .conftest import run_cli
-from .sigv4 import signed_params
+from .sigv4 import signature_matches, signed_params
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +71,18 @@ def test_expires_at_is_the_earlier_of_the_url_and_the_credentials(temporary_app,
     part = signed.json["parts"][0]
     assert signed_params(part["url"])["X-Amz-Expires"] == "86400"
     assert part["expires_at"] == expires.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_playback_urls_are_signed_with_the_session_token(temporary_app):
+    # Playback URLs are signed by the adapter's own signer at the window's start
+    # (tests/test_playback_cache.py): with the refreshed, frozen credentials and their token.
+    app, expires = temporary_app
+    get = services_of(app).storage.presign_get("test/probe.ogg", "audio/ogg", "probe.ogg")
+    params = signed_params(get.url)
+    assert params["X-Amz-Security-Token"] == "temporary-session-token"
+    assert params["X-Amz-Credential"].startswith("ASIATEMPORARYKEY/")
+    assert signature_matches(get.url, "GET", {}, "temporary-secret")
+    assert get.expires_at <= expires
 
 
 def test_storage_check_warns_about_temporary_credentials(temporary_app):

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass, field, replace
+from functools import lru_cache, partial
 from typing import Any
 
 import boto3
+from botocore import UNSIGNED
+from botocore.auth import SIGV4_TIMESTAMP, S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from advanced_notes.domain.clock import utcnow
+from advanced_notes.domain.clock import utcnow, window_start
 from advanced_notes.domain.errors import ObjectVanished, StorageUnavailable
 from advanced_notes.domain.rangeio import RangedReader
 from advanced_notes.settings import Settings
@@ -32,6 +35,8 @@ _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 _NO_UPLOAD_CODES = {"NoSuchUpload", "NoSuchKey"}
 #: CompleteMultipartUpload refusals that the client can fix by uploading parts again.
 _BAD_PARTS_CODES = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}
+#: Signed playback URLs kept per process (about 1 KB each): the clips played in one window.
+GET_CACHE_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,16 @@ class PresignedRequest:
         url: the SigV4 presigned URL.
         headers: every header signed into the URL (besides ``host``) with its exact value.
         expires_at: aware UTC time after which the store refuses the URL.
+        cache_seconds: how long an answer carrying this URL may be reused, in seconds (at
+            least 1): until the URL's signing window ends, or its expiry if sooner. None:
+            the URL was signed for this request alone (PUT URLs, or no playback window).
     """
 
     method: str
     url: str
     expires_at: dt.datetime
     headers: dict[str, str] = field(default_factory=dict)
+    cache_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,51 @@ def client_config(settings: Settings) -> Config:
     )
 
 
+class _S3QueryAuthAt(S3SigV4QueryAuth):
+    """botocore's S3 SigV4 query-string signer, signing at a chosen time instead of "now".
+
+    Why this shape (botocore 1.36 .. 1.44 at least): ``SigV4Auth.add_auth`` reads the time
+    from ``botocore.auth.get_current_datetime()``, a module global, and a client's
+    ``generate_presigned_url`` builds its signer internally per call (``RequestSigner.
+    get_auth_instance``, from the process-wide ``AUTH_TYPE_MAPS``) with no time parameter.
+    Patching the global, or the registry, would change what every other thread signs at
+    that moment. So the client builds the URL *unsigned* (its endpoint, addressing style and
+    query encoding untouched) and this object, made per call and used by one thread, signs
+    it. ``add_auth`` writes the time into ``request.context["timestamp"]`` and then calls
+    ``_modify_request_before_signing``; everything after that (``X-Amz-Date``, the
+    credential scope, the string to sign, the signing key) reads the context, so the chosen
+    time is put there. If a botocore upgrade changes that order, the URL's ``X-Amz-Date``
+    is "now" again: tests/test_playback_cache.py fails (it checks ``X-Amz-Date`` against the
+    chosen time, AWS's published example signature, and botocore's own presigner).
+    """
+
+    def __init__(self, credentials: Any, region_name: str, expires: int, signed_at: dt.datetime):
+        super().__init__(credentials, "s3", region_name, expires=expires)
+        self._timestamp = signed_at.astimezone(dt.UTC).strftime(SIGV4_TIMESTAMP)
+
+    def _modify_request_before_signing(self, request: Any) -> None:
+        request.context["timestamp"] = self._timestamp
+        super()._modify_request_before_signing(request)
+
+
+def sign_query_at(url: str, credentials: Any, region: str, expires: int, signed_at: dt.datetime) -> str:
+    """Sign the unsigned GET ``url`` (SigV4 query string, S3) as if at ``signed_at``.
+
+    Args:
+        url: the URL to sign, with its operation parameters (``response-content-type``...).
+        credentials: botocore's frozen credentials (access key, secret, optional token,
+            signed in as ``X-Amz-Security-Token``).
+        region: the signing region of the credential scope.
+        expires: ``X-Amz-Expires`` in seconds (1..604800, SigV4's maximum).
+        signed_at: ``X-Amz-Date`` (whole seconds; the date is the credential scope's day).
+    Returns:
+        the presigned URL: the same bytes for the same inputs, in any process.
+    """
+    request = AWSRequest(method="GET", url=url)
+    _S3QueryAuthAt(credentials, region, expires, signed_at).add_auth(request)
+    return str(request.url)
+
+
 @contextmanager
 def _store_errors(action: str) -> Iterator[None]:
     try:
@@ -135,19 +189,33 @@ class S3Storage:
 
     Args:
         settings: bucket, region, credentials, endpoints, addressing style, expiries.
+        clock: the current time (aware UTC) for playback URLs; tests pass a fake one.
 
     Two clients share one Config: ``_client`` talks to ``S3_ENDPOINT_URL`` (possibly an
     internal address), ``_presigner`` signs URLs for ``S3_PUBLIC_ENDPOINT_URL`` because
     SigV4 signs the Host header: a URL signed for another host fails with
-    SignatureDoesNotMatch (DESIGN §6 rule 5). Presigning makes no network call.
+    SignatureDoesNotMatch (DESIGN §6 rule 5). A third, ``_url_builder``, is the presigner
+    without credentials: it builds playback URLs unsigned, for :func:`sign_query_at` to sign
+    at the window's start (:meth:`presign_get`). Presigning makes no network call.
     """
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, clock: Callable[[], dt.datetime] = utcnow):
         self.bucket = settings.s3_bucket
         self.region = settings.aws_region
         self.put_expires_seconds = settings.presign_put_expires_seconds
         self.get_expires_seconds = settings.presign_get_expires_seconds
+        self.get_window_seconds = settings.presign_get_window_seconds
         self.conditional_writes = settings.s3_conditional_writes
+        self.clock = clock
+        # What a browser may do with the audio of a windowed URL: keep it until the URL
+        # expires at the earliest (a URL is handed out until its window ends), never share it.
+        self.get_cache_control = (
+            f"private, max-age={self.get_expires_seconds - self.get_window_seconds}, immutable"
+            if self.get_window_seconds
+            else None
+        )
+        # Keyed by everything signed (key, type, filename, window start); thread safe.
+        self._signed_gets = lru_cache(maxsize=GET_CACHE_ENTRIES)(self._sign_get)
         self._session = session = boto3.session.Session(
             aws_access_key_id=settings.aws_access_key_id,
             aws_secret_access_key=settings.aws_secret_access_key,
@@ -159,6 +227,9 @@ class S3Storage:
             self._presigner = self._client
         else:
             self._presigner = session.client("s3", endpoint_url=settings.s3_public_endpoint_url, config=config)
+        self._url_builder = session.client(
+            "s3", endpoint_url=settings.s3_public_endpoint_url, config=config.merge(Config(signature_version=UNSIGNED))
+        )
 
     def presign_put(
         self,
@@ -208,14 +279,63 @@ class S3Storage:
 
         ``response-content-type`` and an ``inline`` ``Content-Disposition`` are signed in,
         so whatever bytes sit at the key are never served as HTML. Range requests work.
+
+        Time-bucketed (``S3_PRESIGN_GET_WINDOW_SECONDS`` = W > 0; E =
+        ``S3_PRESIGN_GET_EXPIRES_SECONDS``, W < E; docs/api.md, "Cacheable playback"):
+
+        - the URL is signed at t0 = floor(now / W) * W (Unix time, so every worker and
+          machine signs the byte-identical URL for the key within a window):
+          ``X-Amz-Date`` = t0, ``X-Amz-Expires`` = E (SigV4 allows at most 604800 s);
+        - ``expires_at`` = t0 + E (earlier if the signing credentials expire first);
+        - it is handed out only while now is in [t0, t0 + W), so it has at least E - W
+          seconds left; the next window signs a new URL;
+        - ``response-cache-control`` = ``private, max-age=<E - W>, immutable`` is signed in:
+          a browser keeps the audio no longer than the URL lives (clips are write-once);
+        - signed URLs are kept in a bounded in-process LRU (:data:`GET_CACHE_ENTRIES`)
+          keyed by (key, type, filename, t0): a past window's URL is never looked up, and
+          an entry whose ``expires_at`` has passed is signed again;
+        - ``cache_seconds`` = seconds until the window ends (or the URL expires), at least 1.
+
+        With W = 0 the URL is signed at now (whole seconds) for this request alone, with no
+        ``response-cache-control`` and ``cache_seconds`` None, as before windows existed.
+
+        Raises:
+            StorageUnavailable: no credentials to sign with.
         """
+        now = self.clock()
+        window = self.get_window_seconds
+        if not window:
+            return self._sign_get(key, content_type, filename, now.replace(microsecond=0))
+        start = window_start(now, window)
+        signed = self._signed_gets(key, content_type, filename, start)
+        if signed.expires_at <= now:
+            # Only expiring credentials end a URL inside its window, and every URL signed
+            # with them ended too: start the cache afresh, signed with the new credentials.
+            self._signed_gets.cache_clear()
+            signed = self._signed_gets(key, content_type, filename, start)
+        reusable_until = min(start + dt.timedelta(seconds=window), signed.expires_at)
+        return replace(signed, cache_seconds=max(1, int((reusable_until - now).total_seconds())))
+
+    def _sign_get(self, key: str, content_type: str, filename: str, signed_at: dt.datetime) -> PresignedRequest:
+        """The GET URL of :meth:`presign_get`, signed at ``signed_at`` (no cache)."""
         params = {
             "Bucket": self.bucket,
             "Key": key,
             "ResponseContentType": content_type,
             "ResponseContentDisposition": f'inline; filename="{filename}"',
         }
-        return self._presign("get_object", params, self.get_expires_seconds, "GET", {})
+        if self.get_cache_control is not None:
+            params["ResponseCacheControl"] = self.get_cache_control
+        with _store_errors("presigning"):
+            unsigned = self._url_builder.generate_presigned_url("get_object", Params=params)
+            credentials = self._session.get_credentials()
+            if credentials is None:
+                raise NoCredentialsError()
+            region = self._presigner.meta.region_name
+            url = sign_query_at(
+                unsigned, credentials.get_frozen_credentials(), region, self.get_expires_seconds, signed_at
+            )
+        return PresignedRequest("GET", url, self._expiry(signed_at, self.get_expires_seconds))
 
     def _presign(
         self, operation: str, params: Mapping[str, object], expires: int, method: str, headers: dict[str, str]
@@ -224,12 +344,16 @@ class S3Storage:
         signed_at = utcnow().replace(microsecond=0)
         with _store_errors("presigning"):
             url = self._presigner.generate_presigned_url(operation, Params=params, ExpiresIn=expires)
+        return PresignedRequest(method, url, self._expiry(signed_at, expires), headers)
+
+    def _expiry(self, signed_at: dt.datetime, expires: int) -> dt.datetime:
+        """When a URL signed at ``signed_at`` for ``expires`` seconds stops working (aware UTC)."""
         expires_at = signed_at + dt.timedelta(seconds=expires)
         # A URL signed with temporary credentials dies with them, whatever X-Amz-Expires says.
         credentials_expire_at = self.credentials_expire_at()
         if credentials_expire_at is not None:
             expires_at = min(expires_at, credentials_expire_at)
-        return PresignedRequest(method, url, expires_at, headers)
+        return expires_at
 
     @property
     def temporary_credentials(self) -> bool:
