@@ -11,10 +11,12 @@ from marshmallow import RAISE
 from advanced_notes.api.auth import current_owner
 from advanced_notes.api.common import (
     NO_CLIP,
+    PLAYBACK_HEADERS,
     authenticated_blueprint,
     clip_service,
     error_responses,
     playback_body,
+    playback_headers,
     upload_body,
     upload_service,
 )
@@ -158,10 +160,16 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         return {"clip": upload_service().complete(current_owner(), clip_id)}
 
     @blp.route("/audio-clips/<uuid:clip_id>/playback", methods=["GET"])
-    @blp.response(200, PlaybackSchema, example=PLAYBACK_EXAMPLE)
+    @blp.response(200, PlaybackSchema, example=PLAYBACK_EXAMPLE, headers=PLAYBACK_HEADERS)
     @error_responses(blp, {404: NO_CLIP, 409: "clip_not_ready: the clip is not ready."})
-    def playback(clip_id: uuid.UUID) -> dict[str, Any]:
-        """A presigned GET URL for a ready clip (HTTP Range supported by the store)."""
-        return playback_body(clip_service().playback(current_owner(), clip_id))
+    def playback(clip_id: uuid.UUID) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """A presigned GET URL for a ready clip (HTTP Range supported by the store).
+
+        The URL is the same for every request in a time window (`S3_PRESIGN_GET_WINDOW_SECONDS`),
+        so browsers and CDNs reuse the audio they fetched; `Cache-Control` says how long this
+        answer may be reused.
+        """
+        playback = clip_service().playback(current_owner(), clip_id)
+        return playback_body(playback), 200, playback_headers(playback)
 
     return blp

@@ -87,3 +87,29 @@ def upload_body(upload: PresignedRequest | None, storage_key: str) -> dict[str, 
 def playback_body(playback: Playback) -> dict[str, Any]:
     """The ``{url, expires_at}`` of a playback response (PlaybackSchema)."""
     return {"url": playback.url, "expires_at": playback.expires_at}
+
+
+#: The response headers of a playback answer, for the OpenAPI document.
+PLAYBACK_HEADERS = {
+    "Cache-Control": {
+        "description": "`private, max-age=<seconds until the URL's signing window ends>` (at least 1): "
+        "the answer may be reused until then; the next window's answer carries a new URL. "
+        "Absent when S3_PRESIGN_GET_WINDOW_SECONDS is 0 (a URL per request).",
+        "schema": {"type": "string", "example": "private, max-age=137"},
+    },
+    "Vary": {
+        "description": "`Authorization`: a cached answer is only for the token it was given to.",
+        "schema": {"type": "string", "example": "Authorization"},
+    },
+}
+
+
+def playback_headers(playback: Playback) -> dict[str, str]:
+    """The caching headers of a playback answer (none when its URL was signed for this request alone).
+
+    ``private``: the URL is the caller's; ``Vary: Authorization``: a browser shared by two
+    users must not hand one user's cached answer to the other.
+    """
+    if playback.cache_seconds is None:
+        return {}
+    return {"Cache-Control": f"private, max-age={playback.cache_seconds}", "Vary": "Authorization"}

@@ -8,10 +8,12 @@ from flask_smorest import Blueprint
 
 from advanced_notes.api.auth import current_owner
 from advanced_notes.api.common import (
+    PLAYBACK_HEADERS,
     authenticated_blueprint,
     clip_service,
     error_responses,
     playback_body,
+    playback_headers,
 )
 from advanced_notes.api.schemas import (
     CLIP_EXAMPLE,
@@ -42,13 +44,18 @@ def notes_blueprint() -> Blueprint:
 
     # `path` so opaque note ids may contain "/" (sent URL-encoded).
     @blp.route("/notes/<path:note_id>/audio", methods=["GET"])
-    @blp.response(200, NoteAudioSchema, example={"clip": CLIP_EXAMPLE, "playback": PLAYBACK_EXAMPLE})
+    @blp.response(
+        200, NoteAudioSchema, example={"clip": CLIP_EXAMPLE, "playback": PLAYBACK_EXAMPLE}, headers=PLAYBACK_HEADERS
+    )
     @error_responses(blp, {404: "not_found: the note has no ready clip."})
-    def note_audio(note_id: str) -> dict[str, Any]:
-        """The note's primary clip (most recent ready by created_at) with a playback URL."""
+    def note_audio(note_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """The note's primary clip (most recent ready by created_at) with a playback URL.
+
+        `Cache-Control` says how long this answer may be reused (as for playback).
+        """
         _check_note_id(note_id)
         playback = clip_service().note_audio(current_owner(), note_id)
-        return {"clip": playback.clip, "playback": playback_body(playback)}
+        return {"clip": playback.clip, "playback": playback_body(playback)}, 200, playback_headers(playback)
 
     @blp.route("/notes/<path:note_id>/audio", methods=["DELETE"])
     @blp.response(200, DeletedSchema, example={"deleted": 2})

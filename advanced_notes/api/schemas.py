@@ -371,6 +371,7 @@ UPLOAD_EXAMPLE = {
 }
 PLAYBACK_EXAMPLE = {
     "url": f"https://advanced-notes-audio.s3.amazonaws.com/{_KEY}?response-content-type=audio%2Fmp4"
-    "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=...",
-    "expires_at": "2026-11-21T08:25:09.000Z",
+    "&response-cache-control=private%2C%20max-age%3D600%2C%20immutable&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Date=20261121T081000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=...",
+    "expires_at": "2026-11-21T08:25:00.000Z",
 }

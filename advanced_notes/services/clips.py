@@ -48,11 +48,16 @@ class ClipPage:
 
 @dataclass(frozen=True)
 class Playback:
-    """A clip and a presigned GET for it (``expires_at`` aware UTC)."""
+    """A clip and a presigned GET for it (``expires_at`` aware UTC).
+
+    ``cache_seconds``: how long the answer may be reused (the URL's signing window ends
+    then, see :meth:`S3Storage.presign_get`); None when the URL was signed for this request alone.
+    """
 
     clip: AudioClip
     url: str
     expires_at: dt.datetime
+    cache_seconds: int | None = None
 
 
 class ClipService:
@@ -153,7 +158,7 @@ class ClipService:
     def _playback(self, clip: AudioClip) -> Playback:
         filename = f"{clip.id}.{extension_for(clip.mime_type)}"
         signed = self.storage.presign_get(clip.storage_key, clip.mime_type, filename)
-        return Playback(clip, signed.url, signed.expires_at)
+        return Playback(clip, signed.url, signed.expires_at, signed.cache_seconds)
 
     # -- attach, delete -----------------------------------------------------------
 
