@@ -129,7 +129,7 @@ def client_config(settings: Settings) -> Config:
 class _S3QueryAuthAt(S3SigV4QueryAuth):
     """botocore's S3 SigV4 query-string signer, signing at a chosen time instead of "now".
 
-    Why this shape (botocore 1.36 .. 1.44 at least): ``SigV4Auth.add_auth`` reads the time
+    Why this shape (as botocore 1.44 is written): ``SigV4Auth.add_auth`` reads the time
     from ``botocore.auth.get_current_datetime()``, a module global, and a client's
     ``generate_presigned_url`` builds its signer internally per call (``RequestSigner.
     get_auth_instance``, from the process-wide ``AUTH_TYPE_MAPS``) with no time parameter.
@@ -207,8 +207,8 @@ class S3Storage:
         self.get_window_seconds = settings.presign_get_window_seconds
         self.conditional_writes = settings.s3_conditional_writes
         self.clock = clock
-        # What a browser may do with the audio of a windowed URL: keep it until the URL
-        # expires at the earliest (a URL is handed out until its window ends), never share it.
+        # Signed into windowed URLs: a browser keeps the audio no longer than every URL handed
+        # out is sure to live (expires - window seconds), and no shared cache stores it.
         self.get_cache_control = (
             f"private, max-age={self.get_expires_seconds - self.get_window_seconds}, immutable"
             if self.get_window_seconds
