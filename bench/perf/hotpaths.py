@@ -3,13 +3,17 @@
     python hotpaths.py SPEC.json OUT.json
 
 SPEC: ``{"env": {...service settings...}, "n": 300, "n_complete": 60, "warmup": 20,
-"requests": {endpoint: [loadgen request, ...]}, "ceiling_endpoints": [...],
-"expect": {endpoint: status}, "raw_dir": "..."}``.
+"requests": {endpoint: [loadgen request, ...]}, "app_requests": {"app/endpoint": [...]},
+"ceiling_endpoints": [...], "expect": {endpoint: status}, "raw_dir": "..."}``.
+``app_requests`` overrides ``requests`` for one app: complete consumes its clip, so the
+ceiling gets a batch of its own.
 
 For each app and endpoint, single-threaded, after ``warmup`` unmeasured calls:
 
-1. ``wall_ms_per_request``/``cpu_ms_per_request`` over ``n`` unprofiled calls, and the
-   PostgreSQL round trips they made with the time spent in them (dbtiming.py);
+1. ``wall_ms_per_request``/``cpu_ms_per_request`` over ``n`` unprofiled calls, the
+   PostgreSQL round trips they made with the time spent in them (dbtiming.py), and the
+   store API calls by operation (HEAD, GET) with their time and the presigns made
+   (storecalls.py);
 2. ``calls_per_request``: cProfile call counts per request (pool checkouts, pre-pings,
    presigns, token decodes, marshmallow dumps/loads, store calls);
 3. a pyinstrument profile, summarised as ``categories`` (each sample goes to the
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import dbtiming
+import storecalls
 from inproc import call, make_environ, setup_environment
 
 #: pyinstrument's sampling interval, seconds. Finer sampling slows the profiled code
@@ -56,6 +61,9 @@ CATEGORIES = (
     ("/mutagen/", "audio sniff + parse"),
     ("/puremagic/", "audio sniff + parse"),
     ("/enzyme/", "audio sniff + parse"),
+    # The service's pure audio code, which the ceiling's complete runs too.
+    ("advanced_notes/domain/audio.py", "audio sniff + parse"),
+    ("advanced_notes/domain/rangeio.py", "audio sniff + parse"),
     ("/flask_limiter/", "flask-limiter (rate limit)"),
     ("/limits/", "flask-limiter (rate limit)"),
     ("/pythonjsonlogger/", "logging"),
@@ -82,6 +90,9 @@ INCLUSIVE = (
     ("dump", "marshmallow/schema.py", "marshmallow dump (response)"),
     ("head", "advanced_notes/adapters/storage.py", "store HEAD"),
     ("verify_audio", "advanced_notes/services/verification.py", "ranged GET + sniff + parse"),
+    ("_make_api_call", "botocore/client.py", "store API calls (HEAD, GET)"),
+    ("sniff_container", "advanced_notes/domain/audio.py", "audio sniff (sniff_container)"),
+    ("measure_duration_ms", "advanced_notes/domain/audio.py", "audio parse (measure_duration_ms)"),
     ("_check_request_limit", "flask_limiter/", "rate limit check (incl. the token check it triggers)"),
     ("_finish_request", "advanced_notes/api/logs.py", "request log line (_finish_request)"),
     ("_check_quotas", "advanced_notes/services/uploads.py", "quota check (count of pending clips)"),
@@ -196,10 +207,12 @@ def measure(
     run(environs(warmup))
     batch = environs(n)
     dbtiming.reset()
+    storecalls.reset()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     run(batch)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     db, kinds = dict(dbtiming.STATS), dict(dbtiming.KINDS)
+    store, store_kinds = dict(storecalls.STATS), dict(storecalls.KINDS)
     wall_ms = 1000 * wall / n
 
     batch = environs(n)
@@ -223,6 +236,10 @@ def measure(
         "db_round_trips_per_request": round(db["round_trips"] / n, 2),
         "db_ms_per_request": round(1000 * db["seconds"] / n, 3),
         "db_round_trips_by_kind": {k: round(v / n, 2) for k, v in kinds.items()},
+        "store_calls_per_request": round(store["calls"] / n, 2),
+        "store_ms_per_request": round(1000 * store["seconds"] / n, 3),
+        "store_calls_by_kind": {k: round(v / n, 2) for k, v in store_kinds.items()},
+        "presigns_per_request": round(store["presigns"] / n, 3),
         "calls_per_request": counts,
         **_profile_summary(sampler.last_session, wall_ms),
     }
@@ -233,6 +250,7 @@ def main(argv: list[str]) -> int:
         spec = json.load(f)
     setup_environment(spec["env"])
     dbtiming.install()  # before any app opens a connection
+    storecalls.install()
     # No logging setup here: create_app configures it as in a gunicorn worker (one JSON
     # line per request to stderr, which goes to this process's log file), so its cost counts.
     from advanced_notes.app import create_app
@@ -242,12 +260,14 @@ def main(argv: list[str]) -> int:
 
     apps["ceiling"] = ceiling.app
     results: dict[str, Any] = {}
-    for endpoint, requests in spec["requests"].items():
+    app_requests = spec.get("app_requests", {})
+    for endpoint, shared in spec["requests"].items():
         for app_name, app in apps.items():
             if app_name == "ceiling" and endpoint not in spec["ceiling_endpoints"]:
                 continue
             n = spec["n_complete"] if endpoint == "complete" else spec["n"]
             key = f"{app_name}/{endpoint}"
+            requests = app_requests.get(key, shared)
             results[key] = measure(
                 app, requests, n, spec["expect"][endpoint], key, spec["raw_dir"], spec.get("warmup", WARMUP_CALLS)
             )
