@@ -15,7 +15,7 @@ For each app and endpoint, single-threaded, after ``warmup`` unmeasured calls:
    store API calls by operation (HEAD, GET) with their time and the presigns made
    (storecalls.py);
 2. ``calls_per_request``: cProfile call counts per request (pool checkouts, pre-pings,
-   presigns, token decodes, marshmallow dumps/loads, store calls);
+   token decodes, marshmallow dumps/loads), with the presigns and store calls of step 1;
 3. a pyinstrument profile, summarised as ``categories`` (each sample goes to the
    innermost library on its stack; a PostgreSQL round trip is its own category),
    ``inclusive`` (time under notable functions, each counted once per stack) and
@@ -113,8 +113,9 @@ COUNTED = (
     ("jwt/api_jws.py", "get_unverified_header", "JWT header parses"),
     ("marshmallow/schema.py", "_serialize", "marshmallow serializations (each nested schema too)"),
     ("marshmallow/schema.py", "_do_load", "marshmallow loads"),
-    ("botocore/client.py", "_make_api_call", "store API calls (HEAD/GET)"),
 )
+#: Store operations as the report names them (storecalls.py counts them by botocore's name).
+STORE_OPERATIONS = {"HeadObject": "HEAD", "GetObject": "GET"}
 
 
 def _short(path: str) -> str:
@@ -166,17 +167,8 @@ def _profile_summary(session: Any, wall_ms: float) -> dict[str, Any]:
 
 
 def _counts(stats: pstats.Stats, calls: int) -> dict[str, float]:
-    import botocore.signers
-
-    # botocore has two functions named generate_presigned_url in one file (the client
-    # method calls the signer's): count the client method alone, by its code position.
-    presign = botocore.signers.generate_presigned_url.__code__
-    found: dict[str, float] = {label: 0.0 for _, _, label in COUNTED} | {"presigns": 0.0}
-    for (filename, line, function), (_cc, ncalls, *_rest) in stats.stats.items():  # type: ignore[attr-defined]
-        if function == "generate_presigned_url":
-            if (filename, line) == (presign.co_filename, presign.co_firstlineno):
-                found["presigns"] += ncalls
-            continue
+    found: dict[str, float] = {label: 0.0 for _, _, label in COUNTED}
+    for (filename, _line, function), (_cc, ncalls, *_rest) in stats.stats.items():  # type: ignore[attr-defined]
         for file_fragment, function_fragment, label in COUNTED:
             if file_fragment in filename and function_fragment in function:
                 found[label] += ncalls
@@ -221,6 +213,11 @@ def measure(
     run(batch)
     profiler.disable()
     counts = _counts(pstats.Stats(profiler), n)
+    # Presigns and store calls as storecalls.py counted them in the timed pass (zeros omitted, as above).
+    if store["presigns"]:
+        counts["presigns"] = round(store["presigns"] / n, 2)
+    for operation, count in store_kinds.items():
+        counts[f"store {STORE_OPERATIONS.get(operation, operation)} calls"] = round(count / n, 2)
 
     batch = environs(n)
     sampler = Profiler(interval=SAMPLE_INTERVAL_S)

@@ -247,6 +247,8 @@ class Run:
         self.results: dict[str, Any] = {
             "plan": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(plan).items()},
             "overrides": BENCH_OVERRIDES,
+            # The "before" of the report's before/after table, kept with the run's figures.
+            "baseline": report.load_baseline(),
         }
         self._tokens: dict[str, str] = {}
 
