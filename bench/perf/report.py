@@ -465,10 +465,10 @@ def _footprint_targets(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def load_baseline(path: Path = BASELINE_PATH) -> dict[str, Any] | None:
-    """The previous report's figures (bench/perf/baseline.json), or None when absent or unreadable."""
+def load_baseline(path: Path | None = None) -> dict[str, Any] | None:
+    """The previous report's figures (:data:`BASELINE_PATH`), or None when absent or unreadable."""
     try:
-        baseline = json.loads(path.read_text())
+        baseline = json.loads((path or BASELINE_PATH).read_text())
     except (OSError, ValueError):
         return None
     return baseline if isinstance(baseline, dict) else None
