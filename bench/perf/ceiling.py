@@ -28,7 +28,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import boto3
 import jwt
@@ -306,7 +306,7 @@ def complete(clip_id: uuid.UUID) -> tuple[dict[str, Any], int]:
     if not container_fits(declared_type, container):
         return _rejected(f"The object is {container} audio; {declared_type!r} was declared.")
     try:
-        duration_ms = measure_duration_ms(reader, container)  # type: ignore[arg-type]  # a file-like RawIOBase
+        duration_ms = measure_duration_ms(cast(BinaryIO, reader), container)  # a file-like RawIOBase
     except (UnreadableAudio, ReadBudgetExceeded) as exc:
         return _rejected(f"The audio cannot be parsed: {exc}.")
     if duration_ms is not None and duration_ms > MAX_DURATION_MS:

@@ -611,8 +611,10 @@ class Run:
         fixture bytes. The two URLs may be identical (a service that caches signed URLs in
         process answers the same URL until it nears expiry): only what they serve counts.
 
-        Complete: one pending clip each; both answer 200 with a ready clip of the same
-        fields and the same measured duration (the ceiling runs the service's parser).
+        Complete: one pending clip each, seeded alike with copies of the same object; both
+        answer 200 with a ready clip of the same fields, the same values but for the id, key
+        and times (so the same ETag, stored size and measured duration: the ceiling runs the
+        service's parser), and times in the same format.
         """
         fixture = seed.FIXTURE.read_bytes()
         headers = auth(self.token(target.owner_id))
@@ -642,8 +644,13 @@ class Run:
             problems.append(f"fields differ: {sorted(set(ours) ^ set(ceiling))}")
         if ours.get("status") != "ready" or ceiling.get("status") != "ready":
             problems.append(f"statuses {ours.get('status')!r} / {ceiling.get('status')!r}")
-        if ours.get("measured_duration_ms") != ceiling.get("measured_duration_ms"):
-            problems.append(f"durations {ours.get('measured_duration_ms')} / {ceiling.get('measured_duration_ms')} ms")
+        for name in sorted(set(ours) & set(ceiling)):
+            a, b = ours[name], ceiling[name]
+            if name.endswith("_at"):  # when differs; the format must not (2026-11-21T08:06:31.123Z)
+                if (a is None) != (b is None) or (a is not None and (len(a) != len(b) or a[-1] != b[-1])):
+                    problems.append(f"{name} formats {a!r} / {b!r}")
+            elif name not in ("id", "storage_key") and a != b:
+                problems.append(f"{name} {a!r} / {b!r}")
         if problems:
             raise RuntimeError(f"the ceiling's complete does not answer as the service's: {'; '.join(problems)}")
         return {"playback": playback, "playback_distinct_urls": distinct, "complete": complete}
