@@ -509,8 +509,8 @@ def _before_after(r: dict[str, Any]) -> list[str]:
             f"{source}; **after** is this run (concurrency {t['main_concurrency']}, {servers}). Each cell is "
             "before -> after, for the service: ratio is service / ceiling requests/s, p50 and p99 its latency (ms), "
             "PostgreSQL round trips and presigned URLs per request come from the in-process profiles (a presign is "
-            "a call to botocore's `generate_presigned_url`; a service that caches signed URLs makes fewer than one "
-            "per request)."
+            "a URL signed by botocore's query-string signer, which `generate_presigned_url` calls; a service that "
+            "caches signed URLs signs fewer than one per request)."
         ),
         "",
     ]
@@ -819,7 +819,8 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
     presign = [row for row in presign if row[1] or row[2] or row[5] or row[6]]
     if presign:
         out.append(
-            "- **Presigning** (botocore's `generate_presigned_url`; URLs signed per request, service / ceiling: "
+            "- **Presigning** (getting a presigned URL: the storage adapter's `presign_get`/`presign_put` with any "
+            "cache they keep, the ceiling's `generate_presigned_url`; URLs signed per request, service / ceiling: "
             + ", ".join(f"{e.replace('_', ' ')} {_n(no, '.2f')} / {_n(nc, '.2f')}" for e, *_, no, nc in presign)
             + "): "
             + "; ".join(
