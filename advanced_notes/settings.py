@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from limits import parse_many  # flask-limiter's own parser: the same syntax it enforces
+from limits import parse_many  # the rate limiter's own parser: the same syntax it enforces
 from pydantic import (
     AliasChoices,
     Field,

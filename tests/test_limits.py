@@ -195,3 +195,37 @@ def test_api_cors_for_configured_origins(app_with):
         )
     )
     assert "Access-Control-Allow-Origin" not in plain.headers  # no CORS_ORIGINS: no cross-origin browser calls
+
+
+def test_one_counter_operation_per_request_and_headers_from_it(app_with, make_token):
+    """Each request is one storage increment; the headers come from its result, not more reads."""
+    redis_url = "redis://127.0.0.1:6379/0"
+    app = app_with(RATELIMIT_DEFAULT="5 per minute", RATELIMIT_STORAGE_URI=redis_url)
+    limiter = app.extensions["advanced_notes_rate_limiter"]
+    calls: list[str] = []
+    storage = limiter.storage
+    for name in ("incr", "get", "get_expiry"):
+        original = getattr(storage, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        setattr(storage, name, spy)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {make_token(f'counted-{uuid.uuid4().hex}')}"}
+    answers = [client.get("/api/audio-clips", headers=headers) for _ in range(6)]
+    assert calls == ["incr"] * 6
+    assert [a.status_code for a in answers] == [200] * 5 + [429]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["4", "3", "2", "1", "0", "0"]
+    resets = {int(a.headers["X-RateLimit-Reset"]) for a in answers}
+    assert len(resets) == 1 and resets.pop() % 60 == 0  # the clock-aligned window's end
+    assert 1 <= int(answers[-1].headers["Retry-After"]) <= 60
+
+
+def test_a_dead_rate_limit_store_does_not_fail_requests(app_with, make_token, caplog):
+    client = app_with(RATELIMIT_DEFAULT="3 per minute", RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0").test_client()
+    headers = {"Authorization": f"Bearer {make_token('dead-redis')}"}
+    statuses = [client.get("/api/audio-clips", headers=headers).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]  # counted in process memory meanwhile
+    assert any("rate-limit storage failed" in r.getMessage() for r in caplog.records)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -148,12 +148,12 @@ class Database:
         # a single SELECT (2 of the 4 round trips of a playback). psycopg2's autocommit is a
         # client-side flag, reset when the connection returns to the pool. SQLite keeps
         # the explicit BEGIN of _configure_sqlite (its round trips are function calls).
-        readers = (
+        self._autocommit = (
             self.engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.engine.dialect.name == "postgresql"
-            else self.engine
+            else None
         )
-        self._read_sessions = sessionmaker(readers, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self._autocommit or self.engine, expire_on_commit=False)
 
     @contextmanager
     def transaction(self, lock_key: str | None = None) -> Iterator[Session]:
@@ -175,6 +175,28 @@ class Database:
         """A session for reads (each statement sees committed data; nothing is written)."""
         with self._read_sessions() as session:
             yield session
+
+    @contextmanager
+    def statement(self, *, write: bool = False) -> Iterator[Connection]:
+        """A Core connection for statements that are each atomic by themselves (the hot paths).
+
+        PostgreSQL: autocommit, so each statement is one round trip (no BEGIN, no COMMIT)
+        and its own transaction. SQLite: one transaction around the block, ``BEGIN
+        IMMEDIATE`` when ``write`` (its round trips are function calls), committed on exit.
+        Use :meth:`transaction` when several statements must commit together.
+
+        Args:
+            write: the block writes (SQLite takes the write lock up front).
+        """
+        if self._autocommit is not None:
+            with self._autocommit.connect() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            if write:
+                conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
 
     def ping(self) -> None:
         """Run ``SELECT 1``; raises SQLAlchemy's OperationalError when unreachable."""

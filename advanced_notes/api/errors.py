@@ -13,7 +13,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, jsonify, request
+from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -51,31 +51,6 @@ def error_response(
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
-    # What the cause said about retrying, for fix_retry_after (flask-limiter rewrites the header).
-    if has_request_context():
-        g.retry_after_cause = (headers or {}).get("Retry-After")
-    return response
-
-
-#: Marks a 429 from flask-limiter: its own Retry-After (the window's reset) is the cause's value.
-LIMITER_CAUSE = "limiter"
-
-
-def fix_retry_after(response: Response) -> Response:
-    """``after_request`` hook that runs after flask-limiter's: ``Retry-After`` only on 429/503,
-    with the cause's value.
-
-    flask-limiter's header injection set ``Retry-After`` (its window reset, e.g. 60) on
-    every response, 200 and 404 included, and replaced a 503's ``Retry-After: 5`` with it
-    (issue 13 item 8). Its ``X-RateLimit-*`` headers stay.
-    """
-    cause = g.get("retry_after_cause")
-    if response.status_code == 429 and cause == LIMITER_CAUSE:
-        return response  # the limiter's own value is the cause's
-    if response.status_code in (429, 503) and cause:
-        response.headers["Retry-After"] = cause
-    else:
-        response.headers.pop("Retry-After", None)
     return response
 
 
@@ -110,10 +85,7 @@ def http_exception_response(exc: HTTPException) -> Response:
     headers = dict(data.get("headers") or {})
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(sorted(exc.valid_methods))
-    response = error_response(status, code, message, details, headers)
-    if status == 429 and has_request_context():
-        g.retry_after_cause = LIMITER_CAUSE  # flask-limiter's 429: it sets Retry-After itself
-    return response
+    return error_response(status, code, message, details, headers)
 
 
 def _api_error(exc: ApiError) -> Response:

@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from advanced_notes.adapters.clip_sql import CLIP_BY_ID, CLIPS, NOTE_AUDIO, record
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, PendingDeletion
+from advanced_notes.adapters.models import AudioClip, ClipRecord, PendingDeletion
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import (
@@ -42,7 +43,7 @@ _NOTE_DELETE_BATCH = 200
 class ClipPage:
     """One page of a listing; ``next_cursor`` is None on the last page."""
 
-    clips: list[AudioClip]
+    clips: list[ClipRecord]
     next_cursor: str | None
 
 
@@ -50,7 +51,7 @@ class ClipPage:
 class Playback:
     """A clip and a presigned GET for it (``expires_at`` aware UTC)."""
 
-    clip: AudioClip
+    clip: ClipRecord
     url: str
     expires_at: dt.datetime
 
@@ -78,10 +79,10 @@ class ClipService:
 
     # -- read ---------------------------------------------------------------------
 
-    def get(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
-        """One clip of ``owner_id``. Raises NotFound (also for another owner's clip)."""
-        with self.db.read() as session:
-            clip = session.scalar(select(AudioClip).where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id))
+    def get(self, owner_id: str, clip_id: uuid.UUID) -> ClipRecord:
+        """One clip of ``owner_id`` (one SELECT). Raises NotFound (also for another owner's clip)."""
+        with self.db.statement() as conn:
+            clip = record(conn.execute(CLIP_BY_ID, {"clip_id": clip_id, "owner_id": owner_id}).first())
         if clip is None:
             raise NotFound("No such audio clip.")
         return clip
@@ -100,20 +101,21 @@ class ClipService:
         Raises:
             ValidationFailed: ``cursor`` is not one this API produced.
         """
-        query = select(AudioClip).where(AudioClip.owner_id == owner_id)
+        clips = CLIPS.c
+        query = select(CLIPS).where(clips.owner_id == owner_id)
         if note_id is not None:
-            query = query.where(AudioClip.note_id == note_id)
+            query = query.where(clips.note_id == note_id)
         if status is not None:
-            query = query.where(AudioClip.status == status)
+            query = query.where(clips.status == status)
         if cursor is not None:
             try:
                 created_at, last_id = decode_cursor(cursor)
             except ValueError:
                 raise ValidationFailed("The request failed validation.", {"cursor": ["Invalid cursor."]}) from None
-            query = query.where(tuple_(AudioClip.created_at, AudioClip.id) < tuple_(created_at, last_id))
-        query = query.order_by(AudioClip.created_at.desc(), AudioClip.id.desc()).limit(limit + 1)
-        with self.db.read() as session:
-            rows = list(session.scalars(query))
+            query = query.where(tuple_(clips.created_at, clips.id) < tuple_(created_at, last_id))
+        query = query.order_by(clips.created_at.desc(), clips.id.desc()).limit(limit + 1)
+        with self.db.statement() as conn:
+            rows = [ClipRecord.from_row(row) for row in conn.execute(query)]
         if len(rows) <= limit:
             return ClipPage(rows, None)
         last = rows[limit - 1]
@@ -138,38 +140,32 @@ class ClipService:
         Raises:
             NotFound: the note has no ready clip of this owner.
         """
-        query = (
-            select(AudioClip)
-            .where(AudioClip.owner_id == owner_id, AudioClip.note_id == note_id, AudioClip.status == READY)
-            .order_by(AudioClip.created_at.desc(), AudioClip.id.desc())
-            .limit(1)
-        )
-        with self.db.read() as session:
-            clip = session.scalar(query)
+        with self.db.statement() as conn:
+            clip = record(conn.execute(NOTE_AUDIO, {"owner_id": owner_id, "note_id": note_id}).first())
         if clip is None:
             raise NotFound("The note has no ready audio clip.")
         return self._playback(clip)
 
-    def _playback(self, clip: AudioClip) -> Playback:
+    def _playback(self, clip: ClipRecord) -> Playback:
         filename = f"{clip.id}.{extension_for(clip.mime_type)}"
         signed = self.storage.presign_get(clip.storage_key, clip.mime_type, filename)
         return Playback(clip, signed.url, signed.expires_at)
 
     # -- attach, delete -----------------------------------------------------------
 
-    def set_note(self, owner_id: str, clip_id: uuid.UUID, note_id: str | None) -> AudioClip:
-        """Attach the clip to ``note_id``, or detach it with None. Raises NotFound."""
-        with self.db.transaction() as session:
-            changed = session.scalar(
-                update(AudioClip)
-                .where(AudioClip.id == clip_id, AudioClip.owner_id == owner_id)
-                .values(note_id=note_id, updated_at=utcnow())
-                .returning(AudioClip.id)
-                .execution_options(synchronize_session=False)
-            )
-        if changed is None:
+    def set_note(self, owner_id: str, clip_id: uuid.UUID, note_id: str | None) -> ClipRecord:
+        """Attach the clip to ``note_id``, or detach it with None (one UPDATE ... RETURNING). Raises NotFound."""
+        statement = (
+            update(CLIPS)
+            .where(CLIPS.c.id == clip_id, CLIPS.c.owner_id == owner_id)
+            .values(note_id=note_id, updated_at=utcnow())
+            .returning(*CLIPS.c)
+        )
+        with self.db.statement(write=True) as conn:
+            clip = record(conn.execute(statement).first())
+        if clip is None:
             raise NotFound("No such audio clip.")
-        return self.get(owner_id, clip_id)
+        return clip
 
     def delete(self, owner_id: str, clip_id: uuid.UUID) -> None:
         """Delete the clip's row and its object (now, or later by the sweeper if the store fails).

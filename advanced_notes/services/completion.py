@@ -9,11 +9,11 @@ transition records its outbound webhook in the same transaction.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
+from advanced_notes.adapters.clip_sql import CLIP_BY_ID, MARK_READY, record
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip
+from advanced_notes.adapters.models import Clip, ClipRecord
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import NotFound, ObjectVanished, UploadMissing, UploadRejected
@@ -53,7 +53,7 @@ class ClipCompleter:
         self.max_duration_ms = settings.max_duration_ms
         self.audio_probe_max_bytes = settings.audio_probe_max_bytes
 
-    def finish(self, clip: AudioClip, path: str = "client") -> AudioClip:
+    def finish(self, clip: Clip, path: str = "client") -> Clip:
         """Verify ``clip``'s object and mark it ``ready`` (idempotent).
 
         HEAD decides presence, size, content type and checksum; a ranged GET of the first
@@ -91,13 +91,13 @@ class ClipCompleter:
             )
         except UploadRejected as rejection:
             self._reject(clip, rejection, path, etag=info.etag, stored_bytes=info.size)
-            return self._current(clip.id)
+            return self._current(clip)
         except ObjectVanished:
             # Deleted between HEAD and GET: usually a DELETE of the clip raced us. The
             # clip's state, not the store, decides the answer: 404 when it is gone (from
             # _current), the clip when another path finished it, else upload_missing.
-            with self.db.read() as session:
-                current = session.get(AudioClip, clip.id)
+            with self.db.statement() as conn:
+                current = record(conn.execute(CLIP_BY_ID, {"clip_id": clip.id, "owner_id": clip.owner_id}).first())
             if current is None:
                 raise NotFound("No such audio clip.") from None
             if current.status != PENDING:
@@ -105,22 +105,37 @@ class ClipCompleter:
             raise
         now = utcnow()
         values: dict[str, Any] = {
-            "status": READY,
             "etag": info.etag,
             "stored_bytes": info.size,
             "measured_duration_ms": verified.measured_duration_ms,
             "completed_at": now,
             "updated_at": now,
         }
-        with self.db.transaction() as session:
-            won = bool(update_if_pending(session, clip.id, **values))
-            if won:
-                self.webhooks.enqueue(session, "clip.ready", clip, **values)
-        if won:
-            COMPLETIONS.labels(path, READY).inc()
-        return self._current(clip.id)
+        ready = self._mark_ready(clip, values)
+        if ready is None:  # another path finished (or deleted) it first
+            return self._current(clip)
+        COMPLETIONS.labels(path, READY).inc()
+        return ready
 
-    def _reject(self, clip: AudioClip, rejection: UploadRejected, path: str, **values: Any) -> None:
+    def _mark_ready(self, clip: Clip, values: dict[str, Any]) -> ClipRecord | None:
+        """The compare-and-set to ``ready`` (:data:`~advanced_notes.adapters.clip_sql.MARK_READY`).
+
+        Returns:
+            the row as stored if this call won, None if the clip was no longer pending.
+        With outbound webhooks the ``clip.ready`` event is recorded in the same
+        transaction; without, the UPDATE runs alone (one round trip on PostgreSQL).
+        """
+        params = {"clip_id": clip.id, **values}
+        if not self.webhooks.urls:
+            with self.db.statement(write=True) as conn:
+                return record(conn.execute(MARK_READY, params).first())
+        with self.db.transaction() as session:
+            ready = record(session.execute(MARK_READY, params).first())
+            if ready is not None:
+                self.webhooks.enqueue(session, "clip.ready", clip, status=READY, **values)
+        return ready
+
+    def _reject(self, clip: Clip, rejection: UploadRejected, path: str, **values: Any) -> None:
         """Mark ``clip`` rejected and queue its object's deletion; raises ``rejection`` if we did."""
         values.update(status=REJECTED, updated_at=utcnow())
         with self.db.transaction() as session:
@@ -136,10 +151,10 @@ class ClipCompleter:
             self.deletions.attempt([record])
             raise rejection
 
-    def _current(self, clip_id: uuid.UUID) -> AudioClip:
-        # After our transition, or after losing it to a concurrent one: the state as stored.
-        with self.db.read() as session:
-            clip = session.get(AudioClip, clip_id)
-        if clip is None:
+    def _current(self, clip: Clip) -> Clip:
+        # After losing the transition to a concurrent one: the state as stored.
+        with self.db.statement() as conn:
+            current = record(conn.execute(CLIP_BY_ID, {"clip_id": clip.id, "owner_id": clip.owner_id}).first())
+        if current is None:
             raise NotFound("No such audio clip.")
-        return ready_or_conflict(clip)
+        return ready_or_conflict(current)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, PendingDeletion
+from advanced_notes.adapters.models import AudioClip, Clip, PendingDeletion
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadMissing, UploadRejected
@@ -148,7 +148,7 @@ class StorageEventService:
             return self._late_object(clip_id, event.key, clip)
         return "ready" if finished.status == READY else "duplicate"
 
-    def _late_object(self, clip_id: uuid.UUID, key: str, clip: AudioClip | None) -> str:
+    def _late_object(self, clip_id: uuid.UUID, key: str, clip: Clip | None) -> str:
         """Schedule the deletion of an object no live clip owns, unless one is already recorded."""
         now = utcnow()
         with self.db.transaction() as session:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import case, literal, update
 from sqlalchemy.orm import Session
 
-from advanced_notes.adapters.models import AudioClip, ClipStatus
+from advanced_notes.adapters.models import AudioClip, Clip, ClipStatus
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import Conflict
 
@@ -64,7 +64,7 @@ def later_expiry(candidate: dt.datetime) -> Any:
     return case((stored.is_not(None) & (stored > value), stored), else_=value)
 
 
-def ready_or_conflict(clip: AudioClip) -> AudioClip:
+def ready_or_conflict(clip: Clip) -> Clip:
     """What completing a clip that is no longer pending answers: the clip itself when ready.
 
     Raises:

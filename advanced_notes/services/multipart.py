@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip
+from advanced_notes.adapters.models import Clip
 from advanced_notes.adapters.storage import PartsRefused, PresignedRequest, S3Storage, UploadedPart
 from advanced_notes.domain.errors import (
     Conflict,
@@ -131,7 +131,7 @@ class MultipartService:
             )
         return plan_parts(total_bytes, self.part_size)
 
-    def start(self, clip: AudioClip, plan: PartPlan) -> None:
+    def start(self, clip: Clip, plan: PartPlan) -> None:
         """CreateMultipartUpload for ``clip`` (not yet stored) and record it on the clip.
 
         Raises StorageUnavailable (nothing was stored).
@@ -139,7 +139,7 @@ class MultipartService:
         clip.multipart_upload_id = self.storage.create_multipart_upload(clip.storage_key, clip.mime_type)
         clip.part_size, clip.part_count = plan.part_size, plan.part_count
 
-    def discard(self, clip: AudioClip) -> None:
+    def discard(self, clip: Clip) -> None:
         """Abort ``clip``'s upload after its row could not be stored (best effort: the
         sweeper aborts uploads that no clip knows)."""
         if clip.multipart_upload_id:
@@ -148,7 +148,7 @@ class MultipartService:
             except StorageUnavailable:
                 log.warning("abort of an unstored clip's upload failed; the sweeper will abort it")
 
-    def session(self, clip: AudioClip) -> MultipartSession | None:
+    def session(self, clip: Clip) -> MultipartSession | None:
         """The multipart session of a pending multipart clip, else None."""
         if clip.status != PENDING or not clip.multipart_upload_id or not clip.part_size or not clip.part_count:
             return None
@@ -164,7 +164,7 @@ class MultipartService:
 
     def sign_parts(
         self, owner_id: str, clip_id: uuid.UUID, part_numbers: Sequence[int], expires_in: int | None = None
-    ) -> tuple[AudioClip, list[SignedPart]]:
+    ) -> tuple[Clip, list[SignedPart]]:
         """Presign PUT URLs for ``part_numbers`` of the clip's upload.
 
         Each URL signs the part's exact ``Content-Length`` (from the declared size and
@@ -201,7 +201,7 @@ class MultipartService:
         ]
         return clip, signed
 
-    def open_clip(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
+    def open_clip(self, owner_id: str, clip_id: uuid.UUID) -> Clip:
         """The clip, when it is pending with a live multipart upload.
 
         Raises:
@@ -211,7 +211,7 @@ class MultipartService:
         self._open_plan(clip)
         return clip
 
-    def list_parts(self, owner_id: str, clip_id: uuid.UUID) -> tuple[AudioClip, list[UploadedPart]]:
+    def list_parts(self, owner_id: str, clip_id: uuid.UUID) -> tuple[Clip, list[UploadedPart]]:
         """The parts the store already holds for the clip (resume after a crash or elsewhere).
 
         Raises:
@@ -229,7 +229,7 @@ class MultipartService:
             )
         return clip, parts
 
-    def abort(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
+    def abort(self, owner_id: str, clip_id: uuid.UUID) -> Clip:
         """Abort the clip's multipart upload (its parts are freed); the clip stays pending
         without an upload, and the sweeper expires it after its reservation.
 
@@ -250,7 +250,7 @@ class MultipartService:
 
     # -- at complete (UploadService.complete) -------------------------------------------
 
-    def assemble(self, clip: AudioClip) -> None:
+    def assemble(self, clip: Clip) -> None:
         """Assemble a pending multipart clip's parts into its object, before verification.
 
         The parts come from the store (ListParts), not the client. Every part 1..N must be
@@ -306,7 +306,7 @@ class MultipartService:
     # -- helpers -----------------------------------------------------------------
 
     @staticmethod
-    def _open_plan(clip: AudioClip) -> PartPlan:
+    def _open_plan(clip: Clip) -> PartPlan:
         if clip.part_size is None or clip.part_count is None:
             raise Conflict(
                 "This clip is uploaded with a single PUT (see upload-url), not in parts.", {"multipart": False}

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, tuple_, update
 
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, ClipStatus, PendingDeletion
+from advanced_notes.adapters.models import AudioClip, Clip, ClipStatus, PendingDeletion
 from advanced_notes.adapters.storage import ListedObject, S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadMissing, UploadRejected
@@ -278,7 +278,7 @@ class Sweeper:
                         self.webhooks.enqueue(session, "clip.expired", clip, status=EXPIRED, updated_at=now)
             count += len(won)
 
-    def _may_hold_object(self, clip: AudioClip, listed_at: dt.datetime) -> bool:
+    def _may_hold_object(self, clip: Clip, listed_at: dt.datetime) -> bool:
         """Whether an expired clip needs a recorded deletion.
 
         Not when this run's complete listing showed no object at its key and no PUT URL
@@ -290,7 +290,7 @@ class Sweeper:
             return True
         return clip.upload_expires_at is None or clip.upload_expires_at + CLOCK_SKEW > listed_at
 
-    def _arrived_late(self, clip: AudioClip, listed_at: dt.datetime, apply: bool, report: SweepReport) -> bool:
+    def _arrived_late(self, clip: Clip, listed_at: dt.datetime, apply: bool, report: SweepReport) -> bool:
         """True when ``clip`` must not expire: its object may be (or is) there after the listing."""
         if clip.upload_expires_at is not None and clip.upload_expires_at + CLOCK_SKEW <= listed_at:
             return False  # no URL worked after the listing started: the listing was the truth
@@ -417,7 +417,7 @@ class Sweeper:
         for clip in clips:
             self._finish(clip, apply, report)
 
-    def _finish(self, clip: AudioClip, apply: bool, report: SweepReport) -> None:
+    def _finish(self, clip: Clip, apply: bool, report: SweepReport) -> None:
         """Run ``complete``'s verification on a pending clip whose object is in the bucket."""
         self._present.add(clip.id)
         if clip.status != PENDING:

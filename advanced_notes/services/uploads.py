@@ -11,12 +11,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
+from advanced_notes.adapters.clip_sql import CLIP_BY_IDEMPOTENCY_KEY, OWNER_USAGE, create_clip_statement, record
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip
+from advanced_notes.adapters.models import Clip, ClipRecord
 from advanced_notes.adapters.storage import PresignedRequest, S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import Conflict, QuotaExceeded
@@ -24,7 +23,7 @@ from advanced_notes.domain.keys import build_object_key
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import latest_upload_expiry
-from advanced_notes.services.lifecycle import PENDING, READY, later_expiry, update_if_pending
+from advanced_notes.services.lifecycle import PENDING, later_expiry, update_if_pending
 from advanced_notes.services.multipart import MultipartService, MultipartSession, bounded_lifetime
 from advanced_notes.settings import Settings
 
@@ -41,7 +40,7 @@ class UploadSession:
     for such repeats. A clip uploaded in parts has ``multipart`` instead of ``upload``.
     """
 
-    clip: AudioClip
+    clip: Clip
     upload: PresignedRequest | None
     replayed: bool = False
     multipart: MultipartSession | None = None
@@ -76,6 +75,11 @@ class UploadService:
         self.key_prefix = settings.key_prefix
         self.max_pending_uploads = settings.max_pending_uploads_per_owner
         self.owner_quota_bytes = settings.owner_quota_bytes
+        self._create_statement = create_clip_statement(
+            db.engine.dialect.name,
+            pending_limit=bool(self.max_pending_uploads),
+            bytes_limit=bool(self.owner_quota_bytes),
+        )
 
     # -- create -------------------------------------------------------------------
 
@@ -132,16 +136,19 @@ class UploadService:
                 return self._replay(existing, declared)
         clip_id = uuid.uuid4()
         now = utcnow()
-        clip = AudioClip(
+        clip = ClipRecord(
             id=clip_id,
             owner_id=owner_id,
             note_id=note_id,
             status=PENDING,
+            mime_type=mime_type,
+            bytes=bytes,
+            duration_ms=duration_ms,
+            checksum_sha256=checksum_sha256,
             storage_key=build_object_key(self.key_prefix, clip_id, mime_type),
             idempotency_key=idempotency_key,
             created_at=now,
             updated_at=now,
-            **{k: v for k, v in declared.items() if k != "multipart"},
         )
         # Sign (or start the multipart upload) first: a failure then leaves no orphan row.
         upload = None
@@ -150,15 +157,9 @@ class UploadService:
         else:
             upload = self._presign_put(clip, lifetime)
             clip.upload_expires_at = upload.expires_at
-        quotas = bool(self.max_pending_uploads or self.owner_quota_bytes)
         try:
             try:
-                # The per-owner lock makes count-then-insert exact under concurrent creates.
-                # Pending multipart clips count with their declared bytes: in-flight parts.
-                with self.db.transaction(lock_key=f"quota:{owner_id}" if quotas else None) as session:
-                    if quotas:
-                        self._check_quotas(session, owner_id, bytes)
-                    session.add(clip)
+                inserted = self._insert_within_quotas(clip)
             except BaseException:
                 self.multipart.discard(clip)  # no row: abort the upload we started
                 raise
@@ -168,40 +169,45 @@ class UploadService:
             if existing is None:
                 raise
             return self._replay(existing, declared)
+        if not inserted:
+            self.multipart.discard(clip)
+            raise self._quota_exceeded(owner_id, bytes)
         return UploadSession(clip, upload, multipart=self.multipart.session(clip))
 
-    def _check_quotas(self, session: Session, owner_id: str, new_bytes: int) -> None:
-        owned = AudioClip.owner_id == owner_id
-        if self.max_pending_uploads:
-            pending = session.scalar(select(func.count()).where(owned, AudioClip.status == PENDING)) or 0
-            if pending >= self.max_pending_uploads:
-                raise QuotaExceeded(
-                    f"You have {pending} pending uploads; complete or delete some first.",
-                    {"quota": "pending_uploads", "limit": self.max_pending_uploads, "current": pending},
-                )
-        if self.owner_quota_bytes:
-            # int(): PostgreSQL sums bigint as numeric (a Decimal).
-            used = int(
-                session.scalar(
-                    select(func.coalesce(func.sum(AudioClip.bytes), 0)).where(
-                        owned, AudioClip.status.in_([PENDING, READY])
-                    )
-                )
-                or 0
-            )
-            if used + new_bytes > self.owner_quota_bytes:
-                raise QuotaExceeded(
-                    f"This upload would use {used + new_bytes} bytes of your {self.owner_quota_bytes}-byte quota.",
-                    {"quota": "owner_bytes", "limit": self.owner_quota_bytes, "current": used, "requested": new_bytes},
-                )
+    def _insert_within_quotas(self, clip: ClipRecord) -> bool:
+        """Insert ``clip`` if its owner stays within the quotas: one statement, one round trip
+        on PostgreSQL (:func:`~advanced_notes.adapters.clip_sql.create_clip_statement`).
 
-    def _by_idempotency_key(self, owner_id: str, key: str) -> AudioClip | None:
-        with self.db.read() as session:
-            return session.scalar(
-                select(AudioClip).where(AudioClip.owner_id == owner_id, AudioClip.idempotency_key == key)
-            )
+        Returns:
+            False when a quota refused it (nothing was written).
+        Raises:
+            IntegrityError: the owner already used the clip's idempotency key.
+        """
+        params = clip.values()
+        params.update(max_pending=self.max_pending_uploads, quota_bytes=self.owner_quota_bytes)
+        with self.db.statement(write=True) as conn:
+            return conn.execute(self._create_statement, params).first() is not None
 
-    def _replay(self, clip: AudioClip, declared: dict[str, Any]) -> UploadSession:
+    def _quota_exceeded(self, owner_id: str, new_bytes: int) -> QuotaExceeded:
+        """The error of a create that a quota refused, with the owner's figures as they are now."""
+        with self.db.statement() as conn:
+            row = conn.execute(OWNER_USAGE, {"owner_id": owner_id}).first()
+        pending, used = (row.pending_uploads, row.used_bytes) if row is not None else (0, 0)
+        if self.max_pending_uploads and pending >= self.max_pending_uploads:
+            return QuotaExceeded(
+                f"You have {pending} pending uploads; complete or delete some first.",
+                {"quota": "pending_uploads", "limit": self.max_pending_uploads, "current": pending},
+            )
+        return QuotaExceeded(
+            f"This upload would use {used + new_bytes} bytes of your {self.owner_quota_bytes}-byte quota.",
+            {"quota": "owner_bytes", "limit": self.owner_quota_bytes, "current": used, "requested": new_bytes},
+        )
+
+    def _by_idempotency_key(self, owner_id: str, key: str) -> ClipRecord | None:
+        with self.db.statement() as conn:
+            return record(conn.execute(CLIP_BY_IDEMPOTENCY_KEY, {"owner_id": owner_id, "key": key}).first())
+
+    def _replay(self, clip: Clip, declared: dict[str, Any]) -> UploadSession:
         different = sorted(k for k in _IMMUTABLE_DECLARATION if getattr(clip, k) != declared[k])
         if (clip.part_size is not None) != declared.get("multipart", False):
             different.append("multipart")
@@ -219,12 +225,12 @@ class UploadService:
             clip = self.clips.get(clip.owner_id, clip.id)  # completed meanwhile: no URL onto a verified object
         return UploadSession(clip, None, replayed=True)
 
-    def _presign_put(self, clip: AudioClip, expires_seconds: int | None = None) -> PresignedRequest:
+    def _presign_put(self, clip: Clip, expires_seconds: int | None = None) -> PresignedRequest:
         return self.storage.presign_put(
             clip.storage_key, clip.mime_type, clip.bytes, clip.checksum_sha256, expires_seconds=expires_seconds
         )
 
-    def _record_upload_expiry(self, clip: AudioClip, upload: PresignedRequest) -> bool:
+    def _record_upload_expiry(self, clip: Clip, upload: PresignedRequest) -> bool:
         # The later of the stored expiry and this URL's, computed by the database: a
         # Python max() over an earlier read could move it backwards under a concurrent
         # refresh (issue 13 item 7).
@@ -250,7 +256,7 @@ class UploadService:
             clip = self.clips.get(owner_id, clip_id)
         raise Conflict(f"The clip is {clip.status}; only pending clips take uploads.", {"status": clip.status})
 
-    def complete(self, owner_id: str, clip_id: uuid.UUID) -> AudioClip:
+    def complete(self, owner_id: str, clip_id: uuid.UUID) -> Clip:
         """Verify the uploaded object and mark the clip ``ready`` (idempotent).
 
         A multipart clip's parts are assembled first (:meth:`MultipartService.assemble`:

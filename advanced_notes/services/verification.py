@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from advanced_notes.adapters.models import AudioClip
+from advanced_notes.adapters.models import Clip
 from advanced_notes.adapters.storage import ObjectInfo, S3Storage
 from advanced_notes.domain.audio import (
     SNIFF_BYTES,
@@ -37,7 +37,7 @@ class VerifiedAudio:
     measured_duration_ms: int | None
 
 
-def check_declaration(clip: AudioClip, info: ObjectInfo) -> None:
+def check_declaration(clip: Clip, info: ObjectInfo) -> None:
     """Compare what HEAD reported with what was declared.
 
     Raises:
@@ -75,7 +75,7 @@ def check_declaration(clip: AudioClip, info: ObjectInfo) -> None:
 
 
 def verify_audio(
-    storage: S3Storage, clip: AudioClip, size: int, *, max_duration_ms: int, max_read_bytes: int
+    storage: S3Storage, clip: Clip, size: int, *, max_duration_ms: int, max_read_bytes: int
 ) -> VerifiedAudio:
     """Sniff and parse the stored object through ranged GETs.
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, WebhookDelivery
+from advanced_notes.adapters.models import Clip, WebhookDelivery
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.services.telemetry import WEBHOOK_ATTEMPTS
 from advanced_notes.settings import Settings
@@ -72,7 +72,7 @@ def _timestamp(value: dt.datetime | None) -> str | None:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-def clip_data(clip: AudioClip, **overrides: Any) -> dict[str, Any]:
+def clip_data(clip: Clip, **overrides: Any) -> dict[str, Any]:
     """``clip`` as the API shows it, minus URLs, with ``overrides`` (new column values) applied."""
     data: dict[str, Any] = {}
     for name in CLIP_FIELDS:
@@ -99,7 +99,7 @@ class WebhookOutbox:
         self,
         session: Session,
         event_type: str,
-        clip: AudioClip,
+        clip: Clip,
         extra: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> str | None:

@@ -1,0 +1,127 @@
+"""The request hot paths' SQL, as SQLAlchemy Core statements built once at import.
+
+Playback, note audio, create and complete run these with
+:meth:`~advanced_notes.adapters.db.Database.statement`: no ORM session, identity map or
+entity loading per request, and a statement whose structure never changes, so its
+compiled form comes from SQLAlchemy's cache. Rows come back as
+:class:`~advanced_notes.adapters.models.ClipRecord`. (ORM reads cost 0.65 ms more per
+request than these on PostgreSQL; see docs/performance.md.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Executable, Table, and_, bindparam, cast, exists, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql.elements import ColumnElement
+
+from advanced_notes.adapters.models import AudioClip, ClipRecord, ClipStatus, OwnerUsage
+
+CLIPS: Table = AudioClip.__table__  # type: ignore[assignment]  # declarative tables are Tables
+USAGE: Table = OwnerUsage.__table__  # type: ignore[assignment]
+
+#: ``:clip_id`` of ``:owner_id`` (another owner's clip is no row at all).
+CLIP_BY_ID = select(CLIPS).where(CLIPS.c.id == bindparam("clip_id"), CLIPS.c.owner_id == bindparam("owner_id"))
+
+#: The clip ``:owner_id`` created with the Idempotency-Key ``:key``.
+CLIP_BY_IDEMPOTENCY_KEY = select(CLIPS).where(
+    CLIPS.c.owner_id == bindparam("owner_id"), CLIPS.c.idempotency_key == bindparam("key")
+)
+
+#: The note's primary clip: the most recent ready one of ``:owner_id`` for ``:note_id``
+#: (one backward scan of ix_audio_clips_owner_note_status_created, no sort).
+NOTE_AUDIO = (
+    select(CLIPS)
+    .where(
+        CLIPS.c.owner_id == bindparam("owner_id"),
+        CLIPS.c.note_id == bindparam("note_id"),
+        CLIPS.c.status == ClipStatus.READY.value,
+    )
+    .order_by(CLIPS.c.created_at.desc(), CLIPS.c.id.desc())
+    .limit(1)
+)
+
+#: An owner's quota figures (maintained by triggers, revision 0007).
+OWNER_USAGE = select(USAGE.c.pending_uploads, USAGE.c.used_bytes).where(USAGE.c.owner_id == bindparam("owner_id"))
+
+#: The compare-and-set of a successful complete: ``:clip_id`` becomes ready if it is
+#: still pending, and the row as stored comes back (no second read).
+MARK_READY = (
+    update(CLIPS)
+    .where(CLIPS.c.id == bindparam("clip_id"), CLIPS.c.status == ClipStatus.PENDING.value)
+    .values(
+        status=ClipStatus.READY.value,
+        etag=bindparam("etag"),
+        stored_bytes=bindparam("stored_bytes"),
+        measured_duration_ms=bindparam("measured_duration_ms"),
+        completed_at=bindparam("completed_at"),
+        updated_at=bindparam("updated_at"),
+    )
+    .returning(*CLIPS.c)
+)
+
+_INSERTED = [c.name for c in CLIPS.c]
+
+
+def create_clip_statement(dialect: str, *, pending_limit: bool, bytes_limit: bool) -> Executable:
+    """``INSERT`` one clip only if its owner stays within the quotas, in ONE statement.
+
+    Args:
+        dialect: ``"postgresql"`` or ``"sqlite"``.
+        pending_limit: check ``:max_pending`` (the owner's pending uploads must be fewer).
+        bytes_limit: check ``:quota_bytes`` (pending + ready bytes plus ``:bytes`` must fit).
+    Returns:
+        a statement taking every ``audio_clips`` column as a bind parameter of its name
+        (``ClipRecord.values()``) plus the limits; it returns the new clip's id, or no row
+        when a quota refused it.
+
+    PostgreSQL (autocommit: one round trip, atomic by itself): a CTE upserts the owner's
+    ``owner_usage`` row, which locks it until the statement commits, and its RETURNING
+    gives the figures as they are *now* (not as of the statement's snapshot), so
+    concurrent creates of one owner are checked one after another and the quota is exact.
+    The trigger on ``audio_clips`` then adds the new clip to those figures. SQLite has no
+    data-modifying CTEs; its writes are serialized (BEGIN IMMEDIATE), so the check reads
+    the row in the same statement.
+    """
+    postgresql = dialect == "postgresql"
+    figures: Any
+    if postgresql:
+        upsert = pg_insert(USAGE).values(owner_id=bindparam("owner_id"), pending_uploads=0, used_bytes=0)
+        figures = (
+            upsert.on_conflict_do_update(index_elements=[USAGE.c.owner_id], set_={"owner_id": upsert.excluded.owner_id})
+            .returning(USAGE.c.pending_uploads, USAGE.c.used_bytes)
+            .cte("usage")
+        )
+    else:
+        figures = USAGE
+    over: list[ColumnElement[bool]] = []
+    if pending_limit:
+        over.append(figures.c.pending_uploads >= bindparam("max_pending"))
+    if bytes_limit:
+        over.append(figures.c.used_bytes + bindparam("bytes", type_=CLIPS.c.bytes.type) > bindparam("quota_bytes"))
+
+    def value(name: str) -> Any:
+        column = CLIPS.c[name]
+        param = bindparam(name, type_=column.type)
+        # INSERT ... SELECT: PostgreSQL types a bare parameter in a select list as text.
+        return cast(param, column.type) if postgresql else param
+
+    rows = select(*(value(name) for name in _INSERTED))
+    if postgresql:
+        rows = rows.select_from(figures)
+        if over:
+            rows = rows.where(~or_(*over))
+    elif over:
+        owner = USAGE.c.owner_id == bindparam("owner_id")
+        rows = rows.where(~exists(select(literal(1)).select_from(USAGE).where(and_(owner, or_(*over)))))
+    statement = CLIPS.insert().from_select(_INSERTED, rows).returning(CLIPS.c.id)
+    if postgresql:
+        # Data-modifying CTEs are allowed only at the top of the statement.
+        return statement.add_cte(figures, nest_here=True)
+    return statement
+
+
+def record(row: Any) -> ClipRecord | None:
+    """A :class:`ClipRecord` from a row of every column, None for no row."""
+    return None if row is None else ClipRecord.from_row(row)
