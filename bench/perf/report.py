@@ -56,7 +56,7 @@ EXPLAIN_TITLES = {
     "note_audio": "note audio",
     "playback": "playback",
     "list": "list (first page)",
-    "create": "create: the quota check's count of the owner's pending clips",
+    "create": "create (its last statement on audio_clips; an INSERT is explained in a transaction rolled back)",
 }
 PNG_THROUGHPUT = "perf-throughput-vs-concurrency.png"
 PNG_SCALING = "perf-p50-vs-table-size.png"
@@ -889,7 +889,8 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
         out.append(
             f"- **list**: marshmallow dump of the page {_n(_inclusive_ms(lst, 'marshmallow dump'), '.2f')} ms, "
             f"SQLAlchemy {_n(_category_ms(lst).get('SQLAlchemy (ORM, Core, pool)', 0), '.2f')} ms "
-            f"(21 ORM entities per page), of {_n(lst['wall_ms_per_request'], '.2f')} ms."
+            f"(21 rows per page: 20 and one that tells whether there is a next), of "
+            f"{_n(lst['wall_ms_per_request'], '.2f')} ms."
         )
     if "complete" in endpoints:
         cp = prof["ours/complete"]
