@@ -646,7 +646,7 @@ class Run:
             problems.append(f"statuses {ours.get('status')!r} / {ceiling.get('status')!r}")
         for name in sorted(set(ours) & set(ceiling)):
             a, b = ours[name], ceiling[name]
-            if name.endswith("_at"):  # when differs; the format must not (2026-11-21T08:06:31.123Z)
+            if name.endswith("_at"):  # the times differ, their format must not (2026-11-21T08:06:31.123Z)
                 if (a is None) != (b is None) or (a is not None and (len(a) != len(b) or a[-1] != b[-1])):
                     problems.append(f"{name} formats {a!r} / {b!r}")
             elif name not in ("id", "storage_key") and a != b:
