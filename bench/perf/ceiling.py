@@ -1,4 +1,4 @@
-"""The stack ceiling: create, playback and note audio with nothing but the stack itself.
+"""The stack ceiling: create, complete, playback and note audio with nothing but the stack itself.
 
     gunicorn --pythonpath bench/perf ceiling:app      (same env as the service)
 
@@ -8,6 +8,13 @@ of autocommit connections), presign ONE URL with a boto3 client built once, and
 answer the same JSON shape. No ORM, no marshmallow, no flask-smorest. The ratio
 ``service / ceiling`` on the same gunicorn settings, database and machine says how
 much the service's layers cost; 1.0 would mean they cost nothing.
+
+complete is the exception to "one statement, one presign": it must read the clip, look
+at the object and record the verdict, so its least is TWO statements (a SELECT and a
+compare-and-set UPDATE) and TWO store calls (a HEAD and one ranged GET), and it parses
+the audio with the service's own pure domain code (``advanced_notes.domain.audio`` and
+``advanced_notes.domain.rangeio``), so both apps measure the same duration the same way.
+See :func:`complete`.
 
 Settings come from the same environment variables as the service (``DATABASE_URL``,
 ``S3_*``, ``AWS_*``, ``AUTH_JWT_SECRET``); the key prefix from ``S3_KEY_PREFIX``.
@@ -21,16 +28,25 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import boto3
 import jwt
 import psycopg2
 import psycopg2.pool
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from flask import Flask, g, request
 
-from advanced_notes.domain.mime import MIME_EXTENSIONS
+from advanced_notes.domain.audio import (
+    SNIFF_BYTES,
+    UnreadableAudio,
+    container_fits,
+    measure_duration_ms,
+    sniff_container,
+)
+from advanced_notes.domain.mime import MIME_EXTENSIONS, normalize_mime_type
+from advanced_notes.domain.rangeio import RangedReader, ReadBudgetExceeded
 
 # The service's MIME table (pure data): the ceiling must build the same object keys.
 EXTENSIONS = MIME_EXTENSIONS
@@ -46,6 +62,13 @@ def _env(name: str, default: str | None = None) -> str | None:
 EXPIRES_SECONDS = int(_env("S3_PRESIGN_GET_EXPIRES_SECONDS", "900"))
 #: Connections per worker process: enough for every gunicorn thread.
 POOL_MAX = int(_env("CEILING_POOL_MAX", "16"))
+#: complete's limits, from the service's settings of the same names (and defaults).
+MAX_DURATION_MS = int(_env("MAX_DURATION_MS", "10800000"))
+AUDIO_PROBE_MAX_BYTES = int(_env("AUDIO_PROBE_MAX_BYTES", str(8 * 1024**2)))
+#: complete's one ranged GET: the first 64 KiB, the block the service's reader fetches
+#: first. Its parser needs nothing beyond it for the fixture note.m4a (54,692 bytes,
+#: ``moov`` at the end): the whole object is inside.
+FIRST_RANGE_BYTES = 64 * 1024
 
 CLIP_COLUMNS = (
     "id, note_id, status, mime_type, bytes, duration_ms, measured_duration_ms, checksum_sha256, "
@@ -57,6 +80,11 @@ SQL_NOTE_AUDIO = (
     "AND status = 'ready' ORDER BY created_at DESC, id DESC LIMIT 1"
 )
 SQL_PLAYBACK = "SELECT storage_key, mime_type, status FROM audio_clips WHERE id = %s AND owner_id = %s"
+SQL_COMPLETE_SELECT = f"SELECT {CLIP_COLUMNS} FROM audio_clips WHERE id = %s AND owner_id = %s"
+SQL_COMPLETE_UPDATE = (
+    "UPDATE audio_clips SET status = 'ready', etag = %s, stored_bytes = %s, measured_duration_ms = %s, "
+    f"completed_at = %s, updated_at = %s WHERE id = %s AND status = 'pending' RETURNING {CLIP_COLUMNS}"
+)
 SQL_CREATE = (
     "INSERT INTO audio_clips (id, owner_id, note_id, status, mime_type, bytes, duration_ms, storage_key, "
     "created_at, updated_at, upload_expires_at) VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)"
@@ -196,6 +224,107 @@ def create() -> tuple[dict[str, Any], int]:
     return {"clip": clip, "upload": upload}, 201
 
 
+def _clip_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A clip row (:data:`CLIP_COLUMNS`) as the service's ClipSchema dumps it."""
+    clip = dict(zip(CLIP_FIELDS, row, strict=True))
+    clip["id"] = str(clip["id"])
+    for name in ("created_at", "updated_at", "completed_at"):
+        clip[name] = _iso(clip[name])
+    return clip
+
+
+def _not_pending(clip: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The answer for a clip that is no longer pending: ready as it is, else 409 (as the service)."""
+    if clip["status"] == "ready":
+        return {"clip": clip}, 200
+    return _error(409, "conflict", f"The clip is {clip['status']}.")
+
+
+def _rejected(message: str) -> tuple[dict[str, Any], int]:
+    return _error(422, "upload_rejected", message)
+
+
+@app.post("/api/audio-clips/<uuid:clip_id>/complete")
+def complete(clip_id: uuid.UUID) -> tuple[dict[str, Any], int]:
+    """The least complete can do: 2 statements, 2 store calls and the service's parse.
+
+    1. ONE SELECT of the clip's row by id and owner: complete needs the object key, the
+       declared size and content type (and the status, and the checksum if one was
+       declared); the whole row is read because a clip already ready is answered as it is.
+    2. ONE HEAD of the object: its size and Content-Type against the declared ones (and
+       its SHA-256 when one was declared, as the service asks for it only then).
+    3. ONE ranged GET of the first 64 KiB (``Range: bytes=0-65535``); the sniff and the
+       parse read it through the service's :class:`RangedReader`, which would fetch
+       further 64 KiB blocks only if the parser sought beyond it (never for note.m4a).
+    4. The service's pure domain code: :func:`sniff_container`, :func:`container_fits`,
+       :func:`measure_duration_ms` (mutagen, plus the MP4 edit list), the duration limit.
+    5. ONE ``UPDATE ... WHERE id = ... AND status = 'pending' RETURNING ...`` in
+       autocommit (the compare-and-set); its row is the answer, ``{"clip": {...}}``.
+
+    A rejection answers 422 without recording it (the service records it and deletes the
+    object; the benchmark uploads only the real fixture, so it never happens). Losing the
+    compare-and-set to a concurrent complete costs one more SELECT to answer the state.
+    """
+    with connection() as conn, conn.cursor() as cur:
+        cur.execute(SQL_COMPLETE_SELECT, (str(clip_id), g.owner_id))
+        row = cur.fetchone()
+    if row is None:
+        return _error(404, "not_found", "No such audio clip.")
+    clip = _clip_json(row)
+    if clip["status"] != "pending":
+        return _not_pending(clip)
+    key, declared_bytes, declared_type = clip["storage_key"], clip["bytes"], clip["mime_type"]
+    head_args = {"Bucket": _BUCKET, "Key": key}
+    if clip["checksum_sha256"]:
+        head_args["ChecksumMode"] = "ENABLED"
+    try:
+        head = _S3.head_object(**head_args)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return _error(409, "upload_missing", "No object has been uploaded for this clip yet.")
+        raise
+    size, etag = int(head["ContentLength"]), head.get("ETag")
+    if size != declared_bytes:
+        return _rejected(f"The object has {size} bytes; {declared_bytes} were declared.")
+    if normalize_mime_type(head.get("ContentType") or "") != declared_type:
+        return _rejected("The object's Content-Type differs from the declared one.")
+    stored_sha = head.get("ChecksumSHA256")
+    if clip["checksum_sha256"] and stored_sha and "-" not in stored_sha and stored_sha != clip["checksum_sha256"]:
+        return _rejected("The object's SHA-256 differs from the declared one.")
+
+    first = _S3.get_object(Bucket=_BUCKET, Key=key, Range=f"bytes=0-{FIRST_RANGE_BYTES - 1}")["Body"].read()
+
+    def fetch(start: int, end: int) -> bytes:
+        if end < len(first):  # the reader's first block: what the one GET brought
+            return first[start : end + 1]
+        return _S3.get_object(Bucket=_BUCKET, Key=key, Range=f"bytes={start}-{end}")["Body"].read()
+
+    reader = RangedReader(fetch, size, max_fetch_bytes=AUDIO_PROBE_MAX_BYTES)
+    container = sniff_container(reader.read(SNIFF_BYTES))
+    if container is None:
+        return _rejected("The object is not audio of a known container.")
+    if not container_fits(declared_type, container):
+        return _rejected(f"The object is {container} audio; {declared_type!r} was declared.")
+    try:
+        duration_ms = measure_duration_ms(cast(BinaryIO, reader), container)  # a file-like RawIOBase
+    except (UnreadableAudio, ReadBudgetExceeded) as exc:
+        return _rejected(f"The audio cannot be parsed: {exc}.")
+    if duration_ms is not None and duration_ms > MAX_DURATION_MS:
+        return _rejected(f"The audio lasts {duration_ms} ms; at most {MAX_DURATION_MS} ms are allowed.")
+
+    now = dt.datetime.now(dt.UTC)
+    with connection() as conn, conn.cursor() as cur:
+        cur.execute(SQL_COMPLETE_UPDATE, (etag, size, duration_ms, now, now, str(clip_id)))
+        row = cur.fetchone()
+        if row is None:  # another complete won the compare-and-set: answer the state it left
+            cur.execute(SQL_COMPLETE_SELECT, (str(clip_id), g.owner_id))
+            row = cur.fetchone()
+            if row is None:
+                return _error(404, "not_found", "No such audio clip.")
+            return _not_pending(_clip_json(row))
+    return {"clip": _clip_json(row)}, 200
+
+
 @app.get("/api/audio-clips/<uuid:clip_id>/playback")
 def playback(clip_id: uuid.UUID) -> tuple[dict[str, Any], int]:
     with connection() as conn, conn.cursor() as cur:
@@ -216,10 +345,7 @@ def note_audio(note_id: str) -> tuple[dict[str, Any], int]:
         row = cur.fetchone()
     if row is None:
         return _error(404, "not_found", "The note has no ready audio clip.")
-    clip = dict(zip(CLIP_FIELDS, row, strict=False))
-    clip["id"] = str(clip["id"])
-    for name in ("created_at", "updated_at", "completed_at"):
-        clip[name] = _iso(clip[name])
+    clip = _clip_json(row)
     return {"clip": clip, "playback": _presign_get(clip["storage_key"], clip["mime_type"], clip["id"])}, 200
 
 

@@ -11,6 +11,7 @@ PostgreSQL process to be scheduled, which on a busy machine is most of it.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -24,6 +25,9 @@ STATS: dict[str, float] = {"round_trips": 0, "seconds": 0.0}
 KINDS: dict[str, int] = {}
 
 
+_CTE_TOKENS = re.compile(r"[()]|\b(?:INSERT|UPDATE|DELETE|SELECT)\b", re.IGNORECASE)
+
+
 def reset() -> None:
     STATS["round_trips"], STATS["seconds"] = 0, 0.0
     KINDS.clear()
@@ -35,7 +39,16 @@ def _kind(query: Any) -> str:
         return "SELECT 1"
     if "pg_advisory" in text:
         return "advisory lock"
-    return text.split(None, 1)[0].upper() if text else "?"
+    first = text.split(None, 1)[0].upper() if text else "?"
+    if first == "WITH":  # named by its main statement: the first keyword outside the CTEs' parentheses
+        depth = 0
+        for match in _CTE_TOKENS.finditer(text):
+            token = match.group(0)
+            if token in "()":
+                depth += 1 if token == "(" else -1
+            elif depth == 0:
+                return f"WITH ... {token.upper()}"
+    return first
 
 
 def _add(trips: int, started: float, *kinds: str) -> None:

@@ -1,4 +1,4 @@
-"""EXPLAIN (ANALYZE, BUFFERS) of the service's own SQL for note audio, playback and list.
+"""EXPLAIN (ANALYZE, BUFFERS) of the service's own SQL for note audio, playback, list and create.
 
     python explain.py SPEC.json OUT.json
 
@@ -7,9 +7,11 @@ SPEC: ``{"env": {...service settings...}, "requests": {endpoint: [loadgen reques
 Runs each request in-process through the real app with a SQLAlchemy
 ``before_cursor_execute`` listener, so the statement and parameters explained are
 exactly what the service sent (not a hand-written equivalent), then explains them on
-the same connection pool. Per endpoint the last ``SELECT ... FROM audio_clips`` of the
-request is explained (for create: the per-owner count of pending clips of the quota
-check; a create adds one pending row). Each statement is explained twice and the second plan is
+the same connection pool. Per endpoint the last statement of the request that reads
+``audio_clips`` or inserts into it is explained. A write (create's ``INSERT``, its quota
+check included when the service makes it in the same statement) runs in a transaction that
+is rolled back, with a new clip id (the request's own is taken; its object key follows) and
+no idempotency key, so explaining it changes nothing. Each statement is explained twice and the second plan is
 kept: the first one pays for cold caches, the same as the warm-up of a load run.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import uuid
 from typing import Any
 
 from inproc import call, make_environ, setup_environment
@@ -28,6 +31,8 @@ _EXECUTION = re.compile(r"Execution Time: ([0-9.]+) ms")
 _PLANNING = re.compile(r"Planning Time: ([0-9.]+) ms")
 _INDEX = re.compile(
     r"(Index Only Scan|Index Scan Backward|Index Scan|Bitmap Index Scan)(?: Backward)? (?:using|on) (\w+)"
+    # An INSERT ... ON CONFLICT finds the conflicting row through its arbiter index.
+    r"|(Conflict Arbiter Indexes): (\w+)"
 )
 
 
@@ -45,25 +50,40 @@ def main(argv: list[str]) -> int:
 
     @event.listens_for(engine, "before_cursor_execute")
     def _capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM audio_clips" in statement:
+        if "FROM audio_clips" in statement or "INSERT INTO audio_clips" in statement:
             captured.append((statement, parameters))
 
     out: dict[str, Any] = {}
     for endpoint, (item, expect) in spec["requests"].items():
+        captured.clear()
         call(app, make_environ(item))  # warm-up (pool, caches)
+        first = list(captured)
         captured.clear()
         status = call(app, make_environ(item))
-        if status != expect or not captured:
-            raise RuntimeError(f"{endpoint}: status {status}, {len(captured)} statements captured")
-        statement, parameters = captured[-1]
+        # A service that caches (signed URLs, say) may send less the second time: the first
+        # call's statement is then the one to explain.
+        statements = captured or first
+        if status != expect or not statements:
+            raise RuntimeError(f"{endpoint}: status {status}, {len(statements)} statements captured")
+        statement, parameters = statements[-1]
+        write = "INSERT INTO audio_clips" in statement
+        if write and isinstance(parameters, dict) and "id" in parameters:
+            # The request's clip exists: a new id, in every value that carries it (the object
+            # key), and no idempotency key, or the unique indexes would refuse the INSERT.
+            taken, fresh = str(parameters["id"]), str(uuid.uuid4())
+            parameters = {k: v.replace(taken, fresh) if isinstance(v, str) else v for k, v in parameters.items()}
+            parameters["id"] = fresh
+            if "idempotency_key" in parameters:
+                parameters["idempotency_key"] = None
         raw = engine.raw_connection()
         try:
+            raw.autocommit = False  # each EXPLAIN ANALYZE in a transaction rolled back
             cur = raw.cursor()
             literal = cur.mogrify(statement, parameters).decode()
             for _ in range(2):
                 cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
                 plan = "\n".join(row[0] for row in cur.fetchall())
-            raw.rollback()
+                raw.rollback()
         finally:
             raw.close()
         execution = _EXECUTION.search(plan)
@@ -72,9 +92,10 @@ def main(argv: list[str]) -> int:
             "sql": literal,
             "plan": plan,
             "statements_per_request": len(captured),
+            "write": write,
             "execution_ms": float(execution.group(1)) if execution else None,
             "planning_ms": float(planning.group(1)) if planning else None,
-            "indexes": sorted({m.group(2) for m in _INDEX.finditer(plan)}),
+            "indexes": sorted({m.group(2) or m.group(4) for m in _INDEX.finditer(plan)}),
             "seq_scan": "Seq Scan" in plan,
         }
     with open(argv[2], "w") as f:

@@ -3,15 +3,19 @@
     python hotpaths.py SPEC.json OUT.json
 
 SPEC: ``{"env": {...service settings...}, "n": 300, "n_complete": 60, "warmup": 20,
-"requests": {endpoint: [loadgen request, ...]}, "ceiling_endpoints": [...],
-"expect": {endpoint: status}, "raw_dir": "..."}``.
+"requests": {endpoint: [loadgen request, ...]}, "app_requests": {"app/endpoint": [...]},
+"ceiling_endpoints": [...], "expect": {endpoint: status}, "raw_dir": "..."}``.
+``app_requests`` overrides ``requests`` for one app: complete consumes its clip, so the
+ceiling gets a batch of its own.
 
 For each app and endpoint, single-threaded, after ``warmup`` unmeasured calls:
 
-1. ``wall_ms_per_request``/``cpu_ms_per_request`` over ``n`` unprofiled calls, and the
-   PostgreSQL round trips they made with the time spent in them (dbtiming.py);
+1. ``wall_ms_per_request``/``cpu_ms_per_request`` over ``n`` unprofiled calls, the
+   PostgreSQL round trips they made with the time spent in them (dbtiming.py), and the
+   store API calls by operation (HEAD, GET) with their time and the presigns made
+   (storecalls.py);
 2. ``calls_per_request``: cProfile call counts per request (pool checkouts, pre-pings,
-   presigns, token decodes, marshmallow dumps/loads, store calls);
+   token decodes, marshmallow dumps/loads), with the presigns and store calls of step 1;
 3. a pyinstrument profile, summarised as ``categories`` (each sample goes to the
    innermost library on its stack; a PostgreSQL round trip is its own category),
    ``inclusive`` (time under notable functions, each counted once per stack) and
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import dbtiming
+import storecalls
 from inproc import call, make_environ, setup_environment
 
 #: pyinstrument's sampling interval, seconds. Finer sampling slows the profiled code
@@ -56,6 +61,9 @@ CATEGORIES = (
     ("/mutagen/", "audio sniff + parse"),
     ("/puremagic/", "audio sniff + parse"),
     ("/enzyme/", "audio sniff + parse"),
+    # The service's pure audio code, which the ceiling's complete runs too.
+    ("advanced_notes/domain/audio.py", "audio sniff + parse"),
+    ("advanced_notes/domain/rangeio.py", "audio sniff + parse"),
     ("/flask_limiter/", "flask-limiter (rate limit)"),
     ("/limits/", "flask-limiter (rate limit)"),
     ("/pythonjsonlogger/", "logging"),
@@ -66,11 +74,18 @@ CATEGORIES = (
     ("/advanced_notes/", "service code (advanced_notes)"),
     ("bench/perf/ceiling.py", "ceiling code"),
 )
+PRESIGN_LABEL = "presign (presign_get/presign_put, generate_presigned_url)"
 #: (function name, path fragment, label): time spent under these, once per stack.
 INCLUSIVE = (
     ("verify", "advanced_notes/api/auth.py", "token check (TokenVerifier.verify)"),
     ("authenticate", "bench/perf/ceiling.py", "token check (jwt.decode)"),
-    ("generate_presigned_url", "botocore/signers.py", "presign (generate_presigned_url)"),
+    # Getting a presigned URL: the adapter's methods (with any cache of signed URLs they keep)
+    # or the ceiling's, and botocore's client method wherever else it is called. One label,
+    # so nested matches count once.
+    ("presign_get", "advanced_notes/adapters/storage.py", PRESIGN_LABEL),
+    ("presign_put", "advanced_notes/adapters/storage.py", PRESIGN_LABEL),
+    ("_presign_get", "bench/perf/ceiling.py", PRESIGN_LABEL),
+    ("generate_presigned_url", "botocore/signers.py", PRESIGN_LABEL),
     ("_checkout", "sqlalchemy/pool/base.py", "pool checkout (incl. pre-ping)"),
     ("do_ping", "sqlalchemy/", "pre-ping SELECT 1"),
     ("getconn", "psycopg2/pool.py", "pool checkout (psycopg2 pool)"),
@@ -82,6 +97,9 @@ INCLUSIVE = (
     ("dump", "marshmallow/schema.py", "marshmallow dump (response)"),
     ("head", "advanced_notes/adapters/storage.py", "store HEAD"),
     ("verify_audio", "advanced_notes/services/verification.py", "ranged GET + sniff + parse"),
+    ("_make_api_call", "botocore/client.py", "store API calls (HEAD, GET)"),
+    ("sniff_container", "advanced_notes/domain/audio.py", "audio sniff (sniff_container)"),
+    ("measure_duration_ms", "advanced_notes/domain/audio.py", "audio parse (measure_duration_ms)"),
     ("_check_request_limit", "flask_limiter/", "rate limit check (incl. the token check it triggers)"),
     ("_finish_request", "advanced_notes/api/logs.py", "request log line (_finish_request)"),
     ("_check_quotas", "advanced_notes/services/uploads.py", "quota check (count of pending clips)"),
@@ -102,8 +120,9 @@ COUNTED = (
     ("jwt/api_jws.py", "get_unverified_header", "JWT header parses"),
     ("marshmallow/schema.py", "_serialize", "marshmallow serializations (each nested schema too)"),
     ("marshmallow/schema.py", "_do_load", "marshmallow loads"),
-    ("botocore/client.py", "_make_api_call", "store API calls (HEAD/GET)"),
 )
+#: Store operations as the report names them (storecalls.py counts them by botocore's name).
+STORE_OPERATIONS = {"HeadObject": "HEAD", "GetObject": "GET"}
 
 
 def _short(path: str) -> str:
@@ -155,17 +174,8 @@ def _profile_summary(session: Any, wall_ms: float) -> dict[str, Any]:
 
 
 def _counts(stats: pstats.Stats, calls: int) -> dict[str, float]:
-    import botocore.signers
-
-    # botocore has two functions named generate_presigned_url in one file (the client
-    # method calls the signer's): count the client method alone, by its code position.
-    presign = botocore.signers.generate_presigned_url.__code__
-    found: dict[str, float] = {label: 0.0 for _, _, label in COUNTED} | {"presigns": 0.0}
-    for (filename, line, function), (_cc, ncalls, *_rest) in stats.stats.items():  # type: ignore[attr-defined]
-        if function == "generate_presigned_url":
-            if (filename, line) == (presign.co_filename, presign.co_firstlineno):
-                found["presigns"] += ncalls
-            continue
+    found: dict[str, float] = {label: 0.0 for _, _, label in COUNTED}
+    for (filename, _line, function), (_cc, ncalls, *_rest) in stats.stats.items():  # type: ignore[attr-defined]
         for file_fragment, function_fragment, label in COUNTED:
             if file_fragment in filename and function_fragment in function:
                 found[label] += ncalls
@@ -196,10 +206,12 @@ def measure(
     run(environs(warmup))
     batch = environs(n)
     dbtiming.reset()
+    storecalls.reset()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     run(batch)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     db, kinds = dict(dbtiming.STATS), dict(dbtiming.KINDS)
+    store, store_kinds = dict(storecalls.STATS), dict(storecalls.KINDS)
     wall_ms = 1000 * wall / n
 
     batch = environs(n)
@@ -208,6 +220,11 @@ def measure(
     run(batch)
     profiler.disable()
     counts = _counts(pstats.Stats(profiler), n)
+    # Presigns and store calls as storecalls.py counted them in the timed pass (zeros omitted, as above).
+    if store["presigns"]:
+        counts["presigns"] = round(store["presigns"] / n, 2)
+    for operation, count in store_kinds.items():
+        counts[f"store {STORE_OPERATIONS.get(operation, operation)} calls"] = round(count / n, 2)
 
     batch = environs(n)
     sampler = Profiler(interval=SAMPLE_INTERVAL_S)
@@ -223,6 +240,10 @@ def measure(
         "db_round_trips_per_request": round(db["round_trips"] / n, 2),
         "db_ms_per_request": round(1000 * db["seconds"] / n, 3),
         "db_round_trips_by_kind": {k: round(v / n, 2) for k, v in kinds.items()},
+        "store_calls_per_request": round(store["calls"] / n, 2),
+        "store_ms_per_request": round(1000 * store["seconds"] / n, 3),
+        "store_calls_by_kind": {k: round(v / n, 2) for k, v in store_kinds.items()},
+        "presigns_per_request": round(store["presigns"] / n, 3),
         "calls_per_request": counts,
         **_profile_summary(sampler.last_session, wall_ms),
     }
@@ -233,6 +254,7 @@ def main(argv: list[str]) -> int:
         spec = json.load(f)
     setup_environment(spec["env"])
     dbtiming.install()  # before any app opens a connection
+    storecalls.install()
     # No logging setup here: create_app configures it as in a gunicorn worker (one JSON
     # line per request to stderr, which goes to this process's log file), so its cost counts.
     from advanced_notes.app import create_app
@@ -242,12 +264,14 @@ def main(argv: list[str]) -> int:
 
     apps["ceiling"] = ceiling.app
     results: dict[str, Any] = {}
-    for endpoint, requests in spec["requests"].items():
+    app_requests = spec.get("app_requests", {})
+    for endpoint, shared in spec["requests"].items():
         for app_name, app in apps.items():
             if app_name == "ceiling" and endpoint not in spec["ceiling_endpoints"]:
                 continue
             n = spec["n_complete"] if endpoint == "complete" else spec["n"]
             key = f"{app_name}/{endpoint}"
+            requests = app_requests.get(key, shared)
             results[key] = measure(
                 app, requests, n, spec["expect"][endpoint], key, spec["raw_dir"], spec.get("warmup", WARMUP_CALLS)
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata
+import json
 import math
 import os
 import platform
@@ -42,12 +43,20 @@ ENDPOINT_TITLES = {
 #: The answer a load run counts as a success (run.py's EXPECT); any other status is a failure.
 EXPECTED_STATUS = {"create": "201"}
 THROUGHPUT_TARGET = 0.8
+#: The endpoints the throughput target covers: each has a ceiling route (ceiling.py).
+RATIO_ENDPOINTS = ("create", "complete", "playback", "note_audio")
 P50_GROWTH_TARGET = 1.2
+#: A warm gunicorn worker of the service (RSS after the throughput runs) may use at most this, MiB.
+WORKER_RSS_TARGET_MIB = 100
+#: ``import advanced_notes`` + ``create_app()`` in a fresh interpreter, median, at most this, ms.
+STARTUP_TARGET_MS = 1000
+#: The figures of the previous report: the "before" of the before/after table.
+BASELINE_PATH = Path(__file__).resolve().parent / "baseline.json"
 EXPLAIN_TITLES = {
     "note_audio": "note audio",
     "playback": "playback",
     "list": "list (first page)",
-    "create": "create: the quota check's count of the owner's pending clips",
+    "create": "create (its last statement on audio_clips; an INSERT is explained in a transaction rolled back)",
 }
 PNG_THROUGHPUT = "perf-throughput-vs-concurrency.png"
 PNG_SCALING = "perf-p50-vs-table-size.png"
@@ -362,17 +371,30 @@ def _cell(text: str) -> str:
     return " ".join(text.replace("|", "/").replace("`", "'").split())
 
 
+def _main_ratios(r: dict[str, Any]) -> dict[str, float | None]:
+    """Service / ceiling requests/s at the main concurrency (median of rounds), None where not measured."""
+    t = r["throughput"]
+    main = t["by_level"].get(str(t["main_concurrency"]), {})
+    return {e: (main.get(e, {}).get("ratio") or {}).get("median") for e in RATIO_ENDPOINTS}
+
+
+def _at_least(values: list[float | None], target: float) -> bool | None:
+    """Every value >= ``target``: False as soon as one measured value is below, None while any is missing."""
+    if any(v is not None and v < target for v in values):
+        return False
+    return None if any(v is None for v in values) else True
+
+
 def _summary(r: dict[str, Any]) -> list[str]:
     t = r["throughput"]
-    main = t["by_level"][str(t["main_concurrency"])]
-    ratios = {e: main[e]["ratio"]["median"] for e in ("create", "playback", "note_audio") if "ratio" in main.get(e, {})}
-    worst = min(ratios.values()) if ratios and None not in ratios.values() else None
+    ratios = _main_ratios(r)
     lines = ["## Summary", "", "| target | measured | verdict |", "|---|---|---|"]
     lines.append(
-        f"| service / ceiling throughput >= {THROUGHPUT_TARGET} (each of create, playback, note audio, "
-        f"c={t['main_concurrency']}) | "
+        f"| service / ceiling throughput >= {THROUGHPUT_TARGET} (each of "
+        + ", ".join(e.replace("_", " ") for e in RATIO_ENDPOINTS)
+        + f", c={t['main_concurrency']}) | "
         + ", ".join(f"{e.replace('_', ' ')} {_n(v, '.2f')}" for e, v in ratios.items())
-        + f" | {_verdict(worst and worst >= THROUGHPUT_TARGET)} |"
+        + f" | {_verdict(_at_least(list(ratios.values()), THROUGHPUT_TARGET))} |"
     )
     growth = _growth(r.get("scaling", []))
     points = r.get("scaling", [])
@@ -403,12 +425,123 @@ def _summary(r: dict[str, Any]) -> list[str]:
             f"{_n(first['peak_rss_kib'] / 1024, '.0f')} -> {_n(last['peak_rss_kib'] / 1024, '.0f')} MiB | "
             f"{_verdict(flat)} |"
         )
+    lines += _footprint_targets(r)
     errors = sum(run["errors"] for run in r.get("load_runs", [])) + sum(
         run["errors"] for p in r.get("scaling", []) for run in p["runs"]
     )
     lines.append(f"| no failed request | {errors} failed | {_verdict(errors == 0)} |")
     lines.append("")
     return lines
+
+
+def _footprint_targets(r: dict[str, Any]) -> list[str]:
+    """Summary rows: a warm service worker's RSS, and import + create_app() time (n/a when not measured)."""
+    workers = (r.get("memory") or {}).get("ours") or []
+    rss = [w.get("rss_mib") for w in workers if w.get("rss_mib") is not None]
+    uss = [w.get("uss_mib") for w in workers if w.get("uss_mib") is not None]
+    largest = max(rss) if rss else None
+    rss_measured = (
+        f"largest of {len(rss)} workers {_n(largest, '.1f')} MiB (USS {_n(max(uss) if uss else None, '.1f')} MiB)"
+        if rss
+        else "n/a"
+    )
+    startup = r.get("startup") or {}
+    total = startup.get("total_ms_median")
+    startup_measured = (
+        f"{_n(total, '.0f')} ms (import {_n(startup.get('import_ms_median'), '.0f')} + create_app "
+        f"{_n(startup.get('create_app_ms_median'), '.0f')}; median of {startup.get('runs', 'n/a')} fresh interpreters)"
+        if startup
+        else "n/a"
+    )
+    return [
+        (
+            f"| warm worker RSS <= {WORKER_RSS_TARGET_MIB} MiB (service, gunicorn workers after the throughput runs) | "
+            f"{rss_measured} | {_verdict(None if largest is None else largest <= WORKER_RSS_TARGET_MIB)} |"
+        ),
+        (
+            f"| import + create_app() <= {STARTUP_TARGET_MS / 1000:g} s | {startup_measured} | "
+            f"{_verdict(None if _missing(total) else total <= STARTUP_TARGET_MS)} |"
+        ),
+    ]
+
+
+def load_baseline(path: Path | None = None) -> dict[str, Any] | None:
+    """The previous report's figures (:data:`BASELINE_PATH`), or None when absent or unreadable."""
+    try:
+        baseline = json.loads((path or BASELINE_PATH).read_text())
+    except (OSError, ValueError):
+        return None
+    return baseline if isinstance(baseline, dict) else None
+
+
+def _presigns(profile: dict[str, Any] | None) -> float | None:
+    """Presigned URLs made per request (a service caching signed URLs makes fewer than one)."""
+    if not profile:
+        return None
+    if "presigns_per_request" in profile:
+        return profile["presigns_per_request"]
+    # Results from before storecalls.py: cProfile's count of the client method, which left out
+    # zeros, so an absent count is unknown rather than 0.
+    return profile.get("calls_per_request", {}).get("presigns")
+
+
+def _before_after(r: dict[str, Any]) -> list[str]:
+    """Per endpoint: the previous report's figures (baseline.json) next to this run's."""
+    baseline = r.get("baseline") or load_baseline()
+    before = (baseline or {}).get("endpoints", {})
+    t, p = r["throughput"], r["plan"]
+    main = t["by_level"].get(str(t["main_concurrency"]), {})
+    prof = r.get("profiles") or {}
+    ratios = _main_ratios(r)
+    servers = f"gunicorn --workers {p['workers']} --threads {p['threads']} --worker-class {p['worker_class']}"
+    if baseline:
+        source = (
+            f"**before** is the previous report (`bench/perf/baseline.json`: {baseline.get('source', 'n/a')} of "
+            f"{baseline.get('date', 'n/a')}, code at commit `{baseline.get('commit', 'n/a')}`, concurrency "
+            f"{baseline.get('concurrency', 'n/a')}, {baseline.get('servers', 'n/a')})"
+        )
+    else:
+        source = "**before** would be the previous report's figures, but `bench/perf/baseline.json` is missing"
+    lines = [
+        "## Before and after",
+        "",
+        (
+            f"{source}; **after** is this run (concurrency {t['main_concurrency']}, {servers}). Each cell is "
+            "before -> after, for the service: ratio is service / ceiling requests/s, p50 and p99 its latency (ms), "
+            "PostgreSQL round trips and presigned URLs per request come from the in-process profiles (a presign is "
+            "a URL signed by botocore's query-string signer, which `generate_presigned_url` calls; a service that "
+            "caches signed URLs signs fewer than one per request)."
+        ),
+        "",
+    ]
+    if baseline and (
+        baseline.get("concurrency") != t["main_concurrency"] or baseline.get("servers") not in (None, servers)
+    ):
+        lines += [
+            (
+                "The two runs differ in concurrency or servers: their latencies are not comparable (a `--quick` "
+                "run is a smoke test); the ratios and the counts per request are."
+            ),
+            "",
+        ]
+    rows = []
+    for e in RATIO_ENDPOINTS:
+        b, ours, profile = before.get(e, {}), main.get(e, {}).get("ours", {}), prof.get(f"ours/{e}")
+        rows.append(
+            [
+                e.replace("_", " "),
+                f"{_n(b.get('ratio'), '.2f')} -> {_n(ratios[e], '.2f')}",
+                f"{_n(b.get('p50_ms'), '.1f')} -> {_n(ours.get('p50_ms'), '.1f')}",
+                f"{_n(b.get('p99_ms'), '.1f')} -> {_n(ours.get('p99_ms'), '.1f')}",
+                f"{_n(b.get('db_round_trips'), 'g')} -> "
+                f"{_n(profile.get('db_round_trips_per_request') if profile else None, 'g')}",
+                f"{_n(b.get('presigns'), '.2f')} -> {_n(_presigns(profile), '.2f')}",
+            ]
+        )
+    lines += _table(
+        ["endpoint", "ratio", "p50 ms", "p99 ms", "PostgreSQL round trips / request", "presigns / request"], rows
+    )
+    return [*lines, ""]
 
 
 def _growth(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -436,6 +569,8 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
     c = t["main_concurrency"]
     main = t["by_level"][str(c)]
     rounds = r["plan"]["rounds"]
+    alone = [e.replace("_", " ") for e in ENDPOINT_TITLES if e in main and "ceiling" not in main[e]]
+    complete_paired = "ceiling" in main.get("complete", {})
     lines = [
         f"## Throughput at concurrency {c}",
         "",
@@ -443,8 +578,17 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
             f"{rounds} alternating round(s) per app (service first, then ceiling first, ...), "
             f"{r['plan']['duration_s']} s each; requests/s over all rounds, percentiles over every request. "
             "**ratio** is service / ceiling requests/s: the median of the per-round ratios, with their range. "
-            "complete and list have no ceiling route (complete is bounded by moto, the store emulator: "
-            f"at most {r['plan']['complete_cap']} clips per run, each a real `note.m4a` to verify)."
+            + (f"{' and '.join(alone)} {'has' if len(alone) == 1 else 'have'} no ceiling route. " if alone else "")
+            + f"Each complete consumes a pending clip: at most {r['plan']['complete_cap']} clips per run"
+            + (" and app" if complete_paired else "")
+            + ", each with a real `note.m4a` to verify"
+            + (
+                "; both apps HEAD and GET it from the same store, moto (the emulator, one Python process), whose "
+                "capacity bounds both: complete's ratio says how much the service adds on top of that store, and "
+                "the profiles below show its own cost without the store's queue."
+                if complete_paired
+                else " (complete is bounded by moto, the store emulator)."
+            )
         ),
         "",
     ]
@@ -494,16 +638,31 @@ def _throughput(r: dict[str, Any], png: bool) -> list[str]:
     samples = [s for run in r.get("load_runs", []) for s in run["error_samples"]][:5]
     if samples:
         lines += ["Failed request samples:", "", "```", *samples, "```", ""]
-    ready = r.get("completed_ready")
-    if ready is not None:
-        handed = sum(ready.values())
+    outcomes = r.get("complete_outcomes")
+    if outcomes is None and r.get("completed_ready") is not None:  # results from before the complete ceiling
+        outcomes = {"ours": {"statuses": r["completed_ready"]}}
+    if outcomes:
+        sentences = []
+        for app, outcome in outcomes.items():
+            statuses = outcome.get("statuses", {})
+            durations = outcome.get("measured_duration_ms")
+            measured = (
+                " (measured duration "
+                + ", ".join(f"{ms} ms x{n:,}" for ms, n in sorted(durations.items(), key=lambda kv: -kv[1]))
+                + ")"
+                if durations
+                else ""
+            )
+            sentences.append(
+                f"{_app_title(app).capitalize()}: of the {sum(statuses.values()):,} pending clips (each with the "
+                f"real `note.m4a` uploaded) handed to its complete runs, {statuses.get('ready', 0):,} became "
+                f"`ready`{measured}, "
+                f"{statuses.get('pending', 0):,} were never sent before a run's time was up, "
+                f"{statuses.get('rejected', 0):,} were rejected."
+            )
         lines += [
-            (
-                f"Complete: of the {handed} pending clips (each with the real `note.m4a` uploaded) handed to the "
-                f"complete runs, {ready.get('ready', 0)} became `ready` (warm-up and measured requests: HEAD + "
-                f"ranged GET + mutagen parse + compare-and-set UPDATE), {ready.get('pending', 0)} were never sent "
-                f"before a run's time was up, {ready.get('rejected', 0)} were rejected."
-            ),
+            "Complete (warm-up and measured requests: HEAD + ranged GET + sniff + parse + compare-and-set UPDATE). "
+            + " ".join(sentences),
             "",
         ]
     if len(t["levels"]) > 1:
@@ -573,6 +732,51 @@ def _trips(profile: dict[str, Any]) -> str:
     return f"{_n(n, 'g')} round trip{'' if n == 1 else 's'}" + (f" ({', '.join(parts)})" if parts else "")
 
 
+#: botocore's operation names as the report shows them.
+STORE_OPERATIONS = {"HeadObject": "HEAD", "GetObject": "GET"}
+
+
+def _store(profile: dict[str, Any] | None) -> str:
+    """``2 calls (HEAD, GET) / 10.04``: store API calls per request, their kinds, and their ms."""
+    if not profile:
+        return "-"
+    n = profile.get("store_calls_per_request")
+    if n is None:  # results from before storecalls.py
+        return "n/a"
+    if not n:
+        return "0"
+    kinds = profile.get("store_calls_by_kind", {})
+    parts = [
+        STORE_OPERATIONS.get(k, k) if abs(v - 1) < 0.01 else f"{STORE_OPERATIONS.get(k, k)} x{_n(v, 'g')}"
+        for k, v in kinds.items()
+    ]
+    text = f"{_n(n, 'g')} call{'' if n == 1 else 's'}" + (f" ({', '.join(parts)})" if parts else "")
+    return f"{text} / {_n(profile.get('store_ms_per_request'), '.2f')}"
+
+
+def _store_calls(profile: dict[str, Any]) -> str:
+    """``2 store calls (HEAD, GET) in 10.04 ms`` per request, for a sentence."""
+    text = _store(profile)
+    if text in ("n/a", "-", "0"):
+        return f"store calls {text}"
+    calls, _, ms = text.rpartition(" / ")
+    return f"{calls.replace('call', 'store call', 1)} in {ms} ms"
+
+
+def _share(part: Any, whole: Any, scale: float = 1.0) -> float | None:
+    """``scale * part / whole``, or None when either is missing or ``whole`` is 0."""
+    if _missing(part) or _missing(whole) or not whole:
+        return None
+    return scale * part / whole
+
+
+def _inclusive_or_none(profile: dict[str, Any], prefix: str) -> float | None:
+    """Like :func:`_inclusive_ms`, but None when the profile has no such function (older results)."""
+    if not any(c["name"].startswith(prefix) for c in profile.get("inclusive", [])):
+        return None
+    return _inclusive_ms(profile, prefix)
+
+
 def _inclusive_ms(profile: dict[str, Any], prefix: str) -> float:
     return sum(c["ms_per_request"] for c in profile["inclusive"] if c["name"].startswith(prefix))
 
@@ -607,18 +811,24 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
             _inclusive_ms(prof[f"ceiling/{e}"], "presign"),
             prof[f"ours/{e}"]["wall_ms_per_request"],
             prof[f"ceiling/{e}"]["wall_ms_per_request"],
+            _presigns(prof[f"ours/{e}"]),
+            _presigns(prof[f"ceiling/{e}"]),
         )
         for e in paired
     ]
+    presign = [row for row in presign if row[1] or row[2] or row[5] or row[6]]
     if presign:
         out.append(
-            "- **Presigning** is the same `generate_presigned_url` call in both apps: "
+            "- **Presigning** (getting a presigned URL: the storage adapter's `presign_get`/`presign_put` with any "
+            "cache they keep, the ceiling's `generate_presigned_url`; URLs signed per request, service / ceiling: "
+            + ", ".join(f"{e.replace('_', ' ')} {_n(no, '.2f')} / {_n(nc, '.2f')}" for e, *_, no, nc in presign)
+            + "): "
             + "; ".join(
-                f"{e.replace('_', ' ')} {_n(po, '.2f')} ms ({_n(100 * po / wo, '.0f')}% of the "
-                f"service's time) vs {_n(pc, '.2f')} ms ({_n(100 * pc / wc, '.0f')}% of the ceiling's)"
-                for e, po, pc, wo, wc in presign
+                f"{e.replace('_', ' ')} {_n(po, '.2f')} ms ({_n(_share(po, wo, 100), '.0f')}% of the "
+                f"service's time) vs {_n(pc, '.2f')} ms ({_n(_share(pc, wc, 100), '.0f')}% of the ceiling's)"
+                for e, po, pc, wo, wc, _no, _nc in presign
             )
-            + ". It is the ceiling's largest cost, not where the gap is."
+            + "."
         )
     pings = {e: prof[f"ours/{e}"]["calls_per_request"].get("pre-pings (SELECT 1)", 0) for e in endpoints}
     if any(pings.values()):
@@ -679,18 +889,27 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
         out.append(
             f"- **list**: marshmallow dump of the page {_n(_inclusive_ms(lst, 'marshmallow dump'), '.2f')} ms, "
             f"SQLAlchemy {_n(_category_ms(lst).get('SQLAlchemy (ORM, Core, pool)', 0), '.2f')} ms "
-            f"(21 ORM entities per page), of {_n(lst['wall_ms_per_request'], '.2f')} ms."
+            f"(21 rows per page: 20 and one that tells whether there is a next), of "
+            f"{_n(lst['wall_ms_per_request'], '.2f')} ms."
         )
     if "complete" in endpoints:
         cp = prof["ours/complete"]
         store = _inclusive_ms(cp, "store HEAD") + _inclusive_ms(cp, "ranged GET")
-        out.append(
-            f"- **complete**: the store calls (HEAD, ranged GET + sniff + parse) take {_n(store, '.2f')} of "
-            f"{_n(cp['wall_ms_per_request'], '.2f')} ms (moto, the emulator, on loopback); "
-            f"PostgreSQL {_trips(cp)} in "
-            f"{_n(cp['db_ms_per_request'], '.2f')} ms, "
+        text = (
+            f"- **complete**: in the service, HEAD and ranged GET + sniff + parse take {_n(store, '.2f')} of "
+            f"{_n(cp['wall_ms_per_request'], '.2f')} ms ({_store_calls(cp)}: moto, the emulator, on "
+            f"loopback); PostgreSQL {_trips(cp)} in {_n(cp['db_ms_per_request'], '.2f')} ms, "
             f"{_n(cp['calls_per_request'].get('SQLAlchemy pool checkouts', 0), 'g')} pool checkouts."
         )
+        cc = prof.get("ceiling/complete")
+        if cc:
+            sniff, parse = _inclusive_or_none(cc, "audio sniff"), _inclusive_or_none(cc, "audio parse")
+            text += (
+                f" The ceiling: {_n(cc['wall_ms_per_request'], '.2f')} ms, {_store_calls(cc)}, the "
+                f"service's sniff {_n(sniff, '.2f')} ms and parse {_n(parse, '.2f')} ms, PostgreSQL {_trips(cc)} "
+                f"in {_n(cc['db_ms_per_request'], '.2f')} ms."
+            )
+        out.append(text)
     return [*out, ""]
 
 
@@ -712,8 +931,10 @@ def _profiles(r: dict[str, Any]) -> list[str]:
             "are the app's own costs without sockets or HTTP parsing, on the same database and store as the load "
             "runs. Every PostgreSQL round trip is counted and timed at the driver (`dbtiming.py`: an `execute` "
             "outside a transaction also sends `BEGIN`, so it counts 2; its time includes waiting for the "
-            "PostgreSQL process to be scheduled). Shares come from a pyinstrument profile, each sample attributed "
-            "to the innermost library on its stack, and are applied to the unprofiled time per request."
+            "PostgreSQL process to be scheduled); every store call (HEAD, GET) and every presigned URL is counted "
+            "at botocore (`storecalls.py`), store calls with their time. Shares come from a pyinstrument profile, "
+            "each sample attributed to the innermost library on its stack, and are applied to the unprofiled time "
+            "per request."
         ),
         "",
     ]
@@ -725,9 +946,11 @@ def _profiles(r: dict[str, Any]) -> list[str]:
                 e.replace("_", " "),
                 f"{_n(o['wall_ms_per_request'], '.2f')} ({_n(o['cpu_ms_per_request'], '.2f')})",
                 f"{_trips(o)} / {_n(o['db_ms_per_request'], '.2f')}",
+                _store(o),
                 f"{_n(c['wall_ms_per_request'], '.2f')} ({_n(c['cpu_ms_per_request'], '.2f')})" if c else "-",
                 f"{_trips(c)} / {_n(c['db_ms_per_request'], '.2f')}" if c else "-",
-                f"{_n(c['wall_ms_per_request'] / o['wall_ms_per_request'], '.2f')}" if c else "",
+                _store(c),
+                f"{_n(_share(c['wall_ms_per_request'], o['wall_ms_per_request']), '.2f')}" if c else "",
             ]
         )
     lines += _table(
@@ -735,8 +958,10 @@ def _profiles(r: dict[str, Any]) -> list[str]:
             "endpoint",
             "service ms/request (CPU)",
             "service PostgreSQL / ms",
+            "service store calls / ms",
             "ceiling ms/request (CPU)",
             "ceiling PostgreSQL / ms",
+            "ceiling store calls / ms",
             "ceiling / service time",
         ],
         rows,
@@ -1083,6 +1308,7 @@ def write(results: dict[str, Any], report_path: Path, png_dir: Path) -> None:
         _header(results)
         + _failed_requests(results)
         + _summary(results)
+        + _before_after(results)
         + _throughput(results, png_throughput)
         + _profiles(results)
         + _scaling(results, png_scaling)

@@ -58,7 +58,7 @@ PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.exe
 KEY_PREFIX = "perf"
 BUCKET = "an-perf"
 ENDPOINTS = ("create", "complete", "playback", "note_audio", "list")
-CEILING_ENDPOINTS = ("create", "playback", "note_audio")
+CEILING_ENDPOINTS = ("create", "complete", "playback", "note_audio")
 SCALING_ENDPOINTS = ("note_audio", "playback")
 EXPECT = {"create": 201, "complete": 200, "playback": 200, "note_audio": 200, "list": 200}
 #: Service settings that differ from the defaults, and why. Both checks still run on
@@ -247,6 +247,8 @@ class Run:
         self.results: dict[str, Any] = {
             "plan": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(plan).items()},
             "overrides": BENCH_OVERRIDES,
+            # The "before" of the report's before/after table, kept with the run's figures.
+            "baseline": report.load_baseline(),
         }
         self._tokens: dict[str, str] = {}
 
@@ -492,7 +494,7 @@ class Run:
         targets, completes = self.seed_load_table(db)
         reqs = {e: [request_for(e, t, self.token(t.owner_id)) for t in targets] for e in ENDPOINTS if e != "complete"}
         pair = self.start_pair(db)
-        self.results["sanity"] = self.sanity_check(pair, targets[0])
+        self.results["sanity"] = self.sanity_check(pair, targets[0], completes.take(2))
         runs = self.throughput_runs(pair, reqs, completes)
         self.log(
             f"throughput: {len(runs)} runs of {plan.duration_s:.0f} s at concurrency {[plan.concurrency, *plan.sweep]}"
@@ -502,8 +504,18 @@ class Run:
         self.results["other_load"] = {"throughput": watch.stop()}
         self.results["load_runs"] = [_brief(r) for r in raw_runs]
         self.results["throughput"] = summarize_throughput(raw_runs, plan)
-        sent = [r[1] for run in runs if run["mode"] == "once" for r in run["requests"]]
-        self.results["completed_ready"] = self.count_ready(db, [path.split("/")[3] for path in sent])
+        self.results["complete_outcomes"] = {
+            app: self.complete_outcomes(
+                db,
+                [
+                    r[1].split("/")[3]
+                    for run in runs
+                    if run["mode"] == "once" and run["name"].startswith(f"{app}/")
+                    for r in run["requests"]
+                ],
+            )
+            for app in ("ours", "ceiling")
+        }
         self.results["memory"] = {
             "ours": footprint.worker_memory(pair.ours.pid),
             "ceiling": footprint.worker_memory(pair.ceiling.pid),
@@ -512,7 +524,10 @@ class Run:
 
         self.log("profiling hot paths in-process")
         profile_reqs = {e: reqs[e] for e in ("create", "playback", "note_audio", "list")}
-        profile_reqs["complete"] = completes.take(plan.profile_warmup + 3 * plan.profile_n_complete)
+        # measure() makes warm-up + 3 passes of n calls, and each complete consumes its clip:
+        # each app gets its own batch.
+        per_profile = plan.profile_warmup + 3 * plan.profile_n_complete
+        profile_reqs["complete"] = completes.take(per_profile)
         self.results["profiles"] = self.helper(
             "hotpaths.py",
             {
@@ -521,6 +536,7 @@ class Run:
                 "n_complete": plan.profile_n_complete,
                 "warmup": plan.profile_warmup,
                 "requests": profile_reqs,
+                "app_requests": {"ceiling/complete": completes.take(per_profile)},
                 "ceiling_endpoints": list(CEILING_ENDPOINTS),
                 "expect": EXPECT,
                 "raw_dir": str(plan.raw_dir),
@@ -536,9 +552,11 @@ class Run:
         self.copy_clips(db, 0, plan.load_rows)
         targets = seed.sample_targets(db, plan.targets)
         owners = sorted({t.owner_id for t in targets})
-        # Every complete consumes a pending clip: one batch per complete run, plus the profiles'
-        # warm-up and three passes.
-        count = plan.complete_cap * (plan.rounds + len(plan.sweep)) + plan.profile_warmup + 3 * plan.profile_n_complete
+        # Every complete consumes a pending clip: per app (service and ceiling), one batch per
+        # complete run plus the profiles' warm-up and three passes; and one each for the sanity check.
+        runs = plan.rounds + len(plan.sweep)
+        per_app = plan.complete_cap * runs + plan.profile_warmup + 3 * plan.profile_n_complete
+        count = 2 * per_app + 2
         pending = seed.copy_pending_for_complete(db, owners, count, KEY_PREFIX)
         pgutil.vacuum_analyze(db)
         self.log(
@@ -586,29 +604,73 @@ class Run:
                             )
         return runs
 
-    def sanity_check(self, pair: Pair, target: seed.Target) -> dict[str, Any]:
-        """Both apps' playback URLs fetch the real fixture bytes from the store."""
-        out = {}
-        for app in ("ours", "ceiling"):
-            req = urllib.request.Request(
-                f"{pair.url(app)}/api/audio-clips/{target.clip_id}/playback", headers=auth(self.token(target.owner_id))
-            )
-            with urllib.request.urlopen(req, timeout=10) as response:
-                url = json.load(response)["url"]
-            with urllib.request.urlopen(url, timeout=10) as response:
-                body = response.read()
-            out[app] = body == seed.FIXTURE.read_bytes()
-        if not all(out.values()):
-            raise RuntimeError(f"playback URLs do not serve the uploaded fixture: {out}")
-        return out
+    def sanity_check(self, pair: Pair, target: seed.Target, completes: list[list[Any]]) -> dict[str, Any]:
+        """Both apps serve what they claim before anything is measured.
 
-    def count_ready(self, db: str, clip_ids: list[str]) -> dict[str, int]:
-        """Status counts of the clips complete was sent for (were they really verified?)."""
+        Playback: each app's playback answer, asked twice, gives URLs that fetch the real
+        fixture bytes. The two URLs may be identical (a service that caches signed URLs in
+        process answers the same URL until it nears expiry): only what they serve counts.
+
+        Complete: one pending clip each, seeded alike with copies of the same object; both
+        answer 200 with a ready clip of the same fields, the same values but for the id, key
+        and times (so the same ETag, stored size and measured duration: the ceiling runs the
+        service's parser), and times in the same format.
+        """
+        fixture = seed.FIXTURE.read_bytes()
+        headers = auth(self.token(target.owner_id))
+        path = f"/api/audio-clips/{target.clip_id}/playback"
+        playback: dict[str, bool] = {}
+        distinct: dict[str, int] = {}
+        for app in ("ours", "ceiling"):
+            urls = [_http_json("GET", pair.url(app) + path, headers)["url"] for _ in range(2)]
+            served = {}
+            for url in dict.fromkeys(urls):  # each distinct URL once: identical URLs are fine
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    served[url] = response.read() == fixture
+            playback[app], distinct[app] = all(served.values()), len(served)
+        if not all(playback.values()):
+            raise RuntimeError(f"playback URLs do not serve the uploaded fixture: {playback}")
+
+        clips = {}
+        for app, (method, path, req_headers, _body) in zip(("ours", "ceiling"), completes, strict=True):
+            clips[app] = _http_json(method, pair.url(app) + path, req_headers)["clip"]
+        ours, ceiling = clips["ours"], clips["ceiling"]
+        complete = {
+            app: {"status": c.get("status"), "measured_duration_ms": c.get("measured_duration_ms")}
+            for app, c in clips.items()
+        }
+        problems = []
+        if set(ours) != set(ceiling):
+            problems.append(f"fields differ: {sorted(set(ours) ^ set(ceiling))}")
+        if ours.get("status") != "ready" or ceiling.get("status") != "ready":
+            problems.append(f"statuses {ours.get('status')!r} / {ceiling.get('status')!r}")
+        for name in sorted(set(ours) & set(ceiling)):
+            a, b = ours[name], ceiling[name]
+            if name.endswith("_at"):  # the times differ, their format must not (2026-11-21T08:06:31.123Z)
+                if (a is None) != (b is None) or (a is not None and (len(a) != len(b) or a[-1] != b[-1])):
+                    problems.append(f"{name} formats {a!r} / {b!r}")
+            elif name not in ("id", "storage_key") and a != b:
+                problems.append(f"{name} {a!r} / {b!r}")
+        if problems:
+            raise RuntimeError(f"the ceiling's complete does not answer as the service's: {'; '.join(problems)}")
+        return {"playback": playback, "playback_distinct_urls": distinct, "complete": complete}
+
+    def complete_outcomes(self, db: str, clip_ids: list[str]) -> dict[str, Any]:
+        """What became of the clips one app's complete runs were handed: status and measured duration counts."""
         with pgutil.connect(db) as conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT status, count(*) FROM audio_clips WHERE id = ANY(%s::uuid[]) GROUP BY status", (clip_ids,)
+                "SELECT status, measured_duration_ms, count(*) FROM audio_clips WHERE id = ANY(%s::uuid[]) "
+                "GROUP BY status, measured_duration_ms",
+                (clip_ids,),
             )
-            return dict(cur.fetchall())
+            rows = cur.fetchall()
+        statuses: dict[str, int] = {}
+        durations: dict[str, int] = {}
+        for status, duration, count in rows:
+            statuses[status] = statuses.get(status, 0) + count
+            if duration is not None:
+                durations[str(duration)] = durations.get(str(duration), 0) + count
+        return {"statuses": statuses, "measured_duration_ms": durations}
 
     def scaling(self) -> None:
         """p50 of note audio and playback, EXPLAIN plans and the sweeper as the table grows."""
@@ -704,6 +766,13 @@ class Run:
         self.results["startup"] = footprint.startup_times(PYTHON, env, str(REPO_DIR), self.plan.startup_runs)
         if not self.plan.quick:
             self.results["heaviest_imports"] = footprint.heaviest_imports(PYTHON, env, str(REPO_DIR))
+
+
+def _http_json(method: str, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    """One request to an app; its JSON answer (an HTTP error status raises)."""
+    req = urllib.request.Request(url, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as response:
+        return json.load(response)
 
 
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
