@@ -64,8 +64,8 @@ CATEGORIES = (
     # The service's pure audio code, which the ceiling's complete runs too.
     ("advanced_notes/domain/audio.py", "audio sniff + parse"),
     ("advanced_notes/domain/rangeio.py", "audio sniff + parse"),
-    ("/flask_limiter/", "flask-limiter (rate limit)"),
-    ("/limits/", "flask-limiter (rate limit)"),
+    ("advanced_notes/api/ratelimit.py", "rate limiter (limits)"),
+    ("/limits/", "rate limiter (limits)"),
     ("/pythonjsonlogger/", "logging"),
     ("/logging/", "logging"),
     ("/json/", "json encode/decode"),
@@ -100,16 +100,17 @@ INCLUSIVE = (
     ("_make_api_call", "botocore/client.py", "store API calls (HEAD, GET)"),
     ("sniff_container", "advanced_notes/domain/audio.py", "audio sniff (sniff_container)"),
     ("measure_duration_ms", "advanced_notes/domain/audio.py", "audio parse (measure_duration_ms)"),
-    ("_check_request_limit", "flask_limiter/", "rate limit check (incl. the token check it triggers)"),
+    ("check", "advanced_notes/api/ratelimit.py", "rate limit check (incl. the token check it triggers)"),
     ("_finish_request", "advanced_notes/api/logs.py", "request log line (_finish_request)"),
-    ("_check_quotas", "advanced_notes/services/uploads.py", "quota check (count of pending clips)"),
-    ("transaction", "advanced_notes/adapters/db.py", "Database.transaction (BEGIN, lock, quota, INSERT, COMMIT)"),
+    ("_insert_within_quotas", "advanced_notes/services/uploads.py", "quota check + INSERT (one statement)"),
+    ("transaction", "advanced_notes/adapters/db.py", "Database.transaction (BEGIN ... COMMIT)"),
+    ("statement", "advanced_notes/adapters/db.py", "Database.statement (Core, autocommit)"),
     # Per-request work that does not depend on the request (could be done once):
     ("__eq__", "sqlalchemy/sql/operators.py", "building the query's expressions (==, desc)"),
     ("desc", "sqlalchemy/sql/operators.py", "building the query's expressions (==, desc)"),
     ("_generate_cache_key", "sqlalchemy/sql/cache_key.py", "SQLAlchemy statement cache key"),
     ("prepare_key", "jwt/algorithms.py", "PyJWT HMAC key checks (PEM/DER/JWK sniffing of the secret)"),
-    ("__schedule_expiry", "limits/storage/memory.py", "rate-limit memory storage: expiry timer (a new thread)"),
+    ("incr", "advanced_notes/api/ratelimit.py", "rate-limit counter increment"),
 )
 #: cProfile entries counted per request: (file fragment, function fragment, label).
 COUNTED = (

@@ -857,7 +857,7 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
     logs = {e: _inclusive_ms(prof[f"ours/{e}"], "request log") for e in endpoints}
     if any(limiter.values()):
         out.append(
-            "- **Rate limiter** (flask-limiter): "
+            "- **Rate limiter** (`OwnerRateLimiter` on `limits`, one counter increment per request): "
             + ", ".join(f"{e.replace('_', ' ')} {_n(limiter[e], '.2f')} ms" for e in endpoints)
             + " per request, of which the token check it triggers first "
             + ", ".join(f"{_n(tokens[e], '.2f')}" for e in endpoints)
@@ -867,7 +867,6 @@ def _findings(prof: dict[str, Any], endpoints: list[str], paired: list[str]) -> 
         ("building the query's expressions", "query expressions built per request"),
         ("SQLAlchemy statement cache key", "SQLAlchemy cache key computed per request"),
         ("PyJWT HMAC key checks", "PyJWT re-checking the HMAC secret on every decode"),
-        ("rate-limit memory storage", "rate-limit storage starting a timer thread"),
     ]
     parts = []
     for prefix, text in once:
