@@ -73,8 +73,8 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
 
     @blp.route("/audio-clips", methods=["POST"])
     @blp.doc(responses={201: {"links": _CREATED_LINKS}})
-    @blp.arguments(schemas.create_clip)
-    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.arguments(schemas.create_clip())
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
     @blp.response(201, CreatedClipSchema, example={"clip": PENDING_EXAMPLE, "upload": UPLOAD_EXAMPLE})
     @error_responses(
         blp,
@@ -106,7 +106,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
     @blp.route("/audio-clips", methods=["GET"])
     # unknown=RAISE: webargs ignores unknown query parameters by default, and a typo such
     # as ?noteId= would silently list every clip.
-    @blp.arguments(ListClipsQuerySchema, location="query", unknown=RAISE)
+    @blp.arguments(ListClipsQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, ClipPageSchema, example={"clips": [CLIP_EXAMPLE], "next_cursor": None})
     @error_responses(blp, {422: "validation_error: bad filter, limit or cursor."})
     def list_clips(query: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         return {"clip": clip_service().get(current_owner(), clip_id)}
 
     @blp.route("/audio-clips/<uuid:clip_id>", methods=["PATCH"])
-    @blp.arguments(UpdateClipSchema)
+    @blp.arguments(UpdateClipSchema())
     @blp.response(200, ClipEnvelopeSchema)
     @error_responses(blp, {404: NO_CLIP, 422: "validation_error: the body failed validation."})
     def update_clip(body: dict[str, Any], clip_id: uuid.UUID) -> dict[str, Any]:

@@ -114,7 +114,7 @@ _NOT_MULTIPART = "conflict: the clip is not pending, not uploaded in parts, or i
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/multipart/parts", methods=["POST"])
-@blp.arguments(SignPartsSchema)
+@blp.arguments(SignPartsSchema())
 @blp.response(200, SignedPartsSchema, example=_SIGNED_EXAMPLE)
 @error_responses(
     blp,

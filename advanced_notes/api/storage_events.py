@@ -95,7 +95,7 @@ def _authenticate() -> None:
     security=[{SECURITY_SCHEME: []}],
     requestBody={"content": {"application/json": {"example": _EXAMPLE_BODY}}},
 )
-@blp.arguments(S3EventSchema, example=_EXAMPLE_BODY)
+@blp.arguments(S3EventSchema(), example=_EXAMPLE_BODY)
 @blp.response(200, EventOutcomesSchema)
 @blp.alt_response(401, description="unauthorized: missing or wrong STORAGE_EVENTS_TOKEN.")
 @blp.alt_response(404, description="not_found: STORAGE_EVENTS_TOKEN is not set (the endpoint is off).")
