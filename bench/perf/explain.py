@@ -76,8 +76,10 @@ def main(argv: list[str]) -> int:
             if "idempotency_key" in parameters:
                 parameters["idempotency_key"] = None
         raw = engine.raw_connection()
+        driver = raw.driver_connection  # the psycopg2 connection itself, not the pool's proxy
+        autocommit = driver.autocommit  # the service's engine hands out autocommit connections
         try:
-            raw.autocommit = False  # each EXPLAIN ANALYZE in a transaction rolled back
+            driver.autocommit = False  # each EXPLAIN ANALYZE in a transaction rolled back
             cur = raw.cursor()
             literal = cur.mogrify(statement, parameters).decode()
             for _ in range(2):
@@ -85,6 +87,7 @@ def main(argv: list[str]) -> int:
                 plan = "\n".join(row[0] for row in cur.fetchall())
                 raw.rollback()
         finally:
+            driver.autocommit = autocommit
             raw.close()
         execution = _EXECUTION.search(plan)
         planning = _PLANNING.search(plan)
