@@ -9,6 +9,7 @@ public key used as an HMAC secret) are refused.
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import suppress
 from typing import Any
 
 import jwt
@@ -55,6 +56,12 @@ class TokenVerifier:
             Unauthorized: malformed, unsigned, wrongly signed, expired, or an algorithm
                 this deployment has no key for.
         """
+        if self.jwks is None and self.secret:
+            # HS256 only: PyJWT refuses any other alg itself, so the header need not be
+            # parsed first (a second base64 + JSON decode per request). A refusal takes the
+            # full path below, which names what was wrong.
+            with suppress(Exception):
+                return self._checked(self._decode(token, self.secret, "HS256"))
         try:
             header = jwt.get_unverified_header(token)
         except Exception as exc:  # PyJWTError, or anything else a hostile header provokes
@@ -70,19 +77,28 @@ class TokenVerifier:
         # (not PyJWTError) for some key/algorithm mismatches, and a 500 there skipped the
         # rate limiter too. Only the expiry gets its own message.
         try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                leeway=LEEWAY_SECONDS,
-                issuer=self.issuer,
-                audience=self.audience,
-                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
-            )
+            claims = self._decode(token, key, alg)
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The bearer token has expired.") from exc
         except Exception as exc:
             raise Unauthorized("The bearer token is invalid.") from exc
+        return self._checked(claims)
+
+    def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
+        """PyJWT's verification of signature, ``exp``/``nbf``/``iat``, ``iss``/``aud`` (raises its errors)."""
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            leeway=LEEWAY_SECONDS,
+            issuer=self.issuer,
+            audience=self.audience,
+            options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+        )
+        return claims
+
+    def _checked(self, claims: dict[str, Any]) -> dict[str, Any]:
+        """Our own checks on verified claims: lifetime bound and subject. Raises Unauthorized."""
         # A token valid for a century is a leaked credential forever (issue 13 item 10).
         exp = claims.get("exp")
         now = dt.datetime.now(dt.UTC).timestamp()
