@@ -3,7 +3,8 @@
 Every transition out of ``pending`` (ready, rejected, expired) and every change that is
 only valid while pending (a new upload expiry) goes through :func:`update_if_pending`,
 so concurrent or repeated callers are safe: exactly one wins, the others see the row
-unchanged and re-read the final state.
+unchanged and re-read the final state. complete's ``ready`` is the same guarded UPDATE,
+prebuilt once for the hot path (``adapters.clip_sql.MARK_READY``, with RETURNING).
 """
 
 from __future__ import annotations
