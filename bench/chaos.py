@@ -51,6 +51,7 @@ import requests
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "perf")]
 import jwt
 import pgutil
+from fixtures import AUDIO_FIXTURES
 from stack import (
     JWT_SECRET,
     Stack,
@@ -62,7 +63,7 @@ from stack import (
 
 from advanced_notes.api.context import services_of
 
-AUDIO = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "audio" / "note.ogg"
+AUDIO = AUDIO_FIXTURES / "note.ogg"
 OWNER = "chaos-user"
 RETRYABLE = {429, 502, 503, 504}
 #: The API's answer to a broken store (or database): expected while faults are injected.

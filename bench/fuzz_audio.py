@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
-import os
 import random
 import signal
 import sys
@@ -37,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from advanced_notes.domain.audio import SNIFF_BYTES, UnreadableAudio, measure_duration_ms, sniff_container
 from advanced_notes.domain.rangeio import RangedReader, ReadBudgetExceeded
+from bench.fixtures import AUDIO_FIXTURES
 
-_DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "audio"
-FIXTURES = Path(os.environ.get("AUDIO_FIXTURES_DIR") or _DEFAULT_FIXTURES)
+FIXTURES = AUDIO_FIXTURES
 #: The same budget the service uses by default (settings.audio_probe_max_bytes).
 BUDGET = 8 * 1024 * 1024
 _CONTAINER_BY_SUFFIX = {".m4a": "mp4", ".mp3": "mp3", ".wav": "wav", ".ogg": "ogg", ".webm": "webm", ".flac": "flac"}

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import tempfile
 import time
 import wave
-from pathlib import Path
 
 from advanced_notes.client import AudioClipsClient
+from bench.fixtures import AUDIO_FIXTURES
 from bench.loopback import serving
 
-FIXTURE = Path(os.environ.get("AUDIO_FIXTURES_DIR", Path(__file__).resolve().parents[2] / "shared/fixtures/audio"))
+FIXTURE = AUDIO_FIXTURES
 
 
 def long_wav(min_bytes: int) -> bytes:

@@ -41,6 +41,7 @@ import requests
 # Siblings (stack) and the perf harness (pgutil, procs) are imported as top-level modules.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "perf")]
 import pgutil
+from fixtures import AUDIO_FIXTURES
 from stack import (
     JWT_SECRET,
     Stack,
@@ -52,7 +53,7 @@ from stack import (
 
 from advanced_notes.adapters.db import APPLICATION_NAME
 
-AUDIO = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "audio" / "note.ogg"
+AUDIO = AUDIO_FIXTURES / "note.ogg"
 WARMUP_SECONDS = 15
 #: Seconds a client waits for an answer (the API's slowest bounded call is ~17 s).
 CLIENT_TIMEOUT_S = 30

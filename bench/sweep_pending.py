@@ -33,7 +33,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-FIXTURE = REPO.parent / "shared" / "fixtures" / "audio" / "note.ogg"
+from bench.fixtures import AUDIO_FIXTURES
+
+FIXTURE = AUDIO_FIXTURES / "note.ogg"
 
 
 def seed(dsn: str, prefix: str, count: int, created_at: dt.datetime, live_urls: int) -> list[tuple[str, str]]:

@@ -42,7 +42,7 @@ def test_owner_usage_equals_a_recount_after_every_kind_of_write(app, audio):
     services = services_of(app)
     prefix = f"usage-{uuid.uuid4().hex[:6]}-"
     alice, bob = prefix + "alice", prefix + "bob"
-    note, html = audio["note.ogg"], audio["note.ogg"]
+    note = audio["note.ogg"]
     made = {
         owner: [services.uploads.create(owner, mime_type=note.mime_type, bytes=note.size) for _ in range(4)]
         for owner in (alice, bob)
@@ -54,7 +54,8 @@ def test_owner_usage_equals_a_recount_after_every_kind_of_write(app, audio):
     services.storage.put_object(first.storage_key, note.data, note.mime_type)
     services.uploads.complete(alice, first.id)
     impostor = made[alice][1].clip
-    services.storage.put_object(impostor.storage_key, b"<html>" + b"x" * (html.size - 6), note.mime_type)
+    # An HTML page of the declared size and type: complete rejects it as not_audio.
+    services.storage.put_object(impostor.storage_key, b"<html>" + b"x" * (note.size - 6), note.mime_type)
     with pytest.raises(UploadRejected):
         services.uploads.complete(alice, impostor.id)
     with services.db.transaction() as session:

@@ -149,28 +149,21 @@ class Database:
         # PostgreSQL connections are in autocommit unless a transaction asks otherwise:
         # reads and the hot paths' single statements send no BEGIN/COMMIT/ROLLBACK round
         # trips and check connections out and in without switching their mode (switching
-        # per request cost 5% of a playback). Transactions switch to READ COMMITTED for
+        # per request cost 5% of a playback in a profile). Transactions switch to READ COMMITTED for
         # their own duration; the pool switches the connection back when it returns.
         # SQLite keeps the explicit BEGIN of _configure_sqlite (its round trips are calls).
-        postgresql = self.engine.dialect.name == "postgresql"
-        transactional = self.engine.execution_options(isolation_level="READ COMMITTED") if postgresql else self.engine
-        self._autocommit = self.engine if postgresql else None
+        self._postgresql = self.engine.dialect.name == "postgresql"
+        transactional = (
+            self.engine.execution_options(isolation_level="READ COMMITTED") if self._postgresql else self.engine
+        )
         self._sessions = sessionmaker(transactional, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def transaction(self, lock_key: str | None = None) -> Iterator[Session]:
-        """A session inside one write transaction: committed on success, rolled back on error.
-
-        Args:
-            lock_key: serialize this transaction with every other one holding the same
-                key (PostgreSQL: a transaction-scoped advisory lock on its hash; SQLite
-                serializes every write transaction anyway).
-        """
+    def transaction(self) -> Iterator[Session]:
+        """A session inside one write transaction: committed on success, rolled back on error."""
         with self._sessions() as session, session.begin():
             session.connection(execution_options={_WRITE: True})
-            if lock_key is not None and self.engine.dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": lock_key})
             yield session
 
     @contextmanager
@@ -191,8 +184,8 @@ class Database:
         Args:
             write: the block writes (SQLite takes the write lock up front).
         """
-        if self._autocommit is not None:
-            with self._autocommit.connect() as conn:
+        if self._postgresql:  # the engine's connections are in autocommit
+            with self.engine.connect() as conn:
                 yield conn
             return
         with self.engine.connect() as conn:

@@ -9,7 +9,7 @@ Why not flask-limiter (used until issue 15): with its response headers on, every
 made three storage calls (the hit, then the window's count and expiry for the
 ``X-RateLimit-*`` headers: three Redis round trips), its in-memory storage started a
 thread for most requests, and the whole check cost 0.4 to 0.8 ms per request, the largest
-framework cost after the ORM (docs/performance.md). Here the windows are fixed and
+framework cost after the ORM (the 2026-11-21 profile, before issue 15). Here the windows are fixed and
 aligned to the clock (``window = now // period``), so one counter increment gives both
 the verdict and the headers: the count says what remains, the window index says when it
 resets. ``limits`` still parses the setting and owns the storages (Redis, memory).

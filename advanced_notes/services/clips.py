@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from advanced_notes.adapters.clip_sql import CLIP_BY_ID, CLIPS, NOTE_AUDIO, record
+from advanced_notes.adapters.clip_sql import CLIPS, NOTE_AUDIO, read_clip, record
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import AudioClip, ClipRecord, PendingDeletion
 from advanced_notes.adapters.storage import S3Storage
@@ -86,8 +86,7 @@ class ClipService:
 
     def get(self, owner_id: str, clip_id: uuid.UUID) -> ClipRecord:
         """One clip of ``owner_id`` (one SELECT). Raises NotFound (also for another owner's clip)."""
-        with self.db.statement() as conn:
-            clip = record(conn.execute(CLIP_BY_ID, {"clip_id": clip_id, "owner_id": owner_id}).first())
+        clip = read_clip(self.db, clip_id, owner_id)
         if clip is None:
             raise NotFound("No such audio clip.")
         return clip

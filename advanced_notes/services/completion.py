@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from advanced_notes.adapters.clip_sql import CLIP_BY_ID, MARK_READY, record
+from advanced_notes.adapters.clip_sql import MARK_READY, read_clip, record
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import Clip, ClipRecord
 from advanced_notes.adapters.storage import S3Storage
@@ -96,8 +96,7 @@ class ClipCompleter:
             # Deleted between HEAD and GET: usually a DELETE of the clip raced us. The
             # clip's state, not the store, decides the answer: 404 when it is gone (from
             # _current), the clip when another path finished it, else upload_missing.
-            with self.db.statement() as conn:
-                current = record(conn.execute(CLIP_BY_ID, {"clip_id": clip.id, "owner_id": clip.owner_id}).first())
+            current = read_clip(self.db, clip.id, clip.owner_id)
             if current is None:
                 raise NotFound("No such audio clip.") from None
             if current.status != PENDING:
@@ -153,8 +152,7 @@ class ClipCompleter:
 
     def _current(self, clip: Clip) -> Clip:
         # After losing the transition to a concurrent one: the state as stored.
-        with self.db.statement() as conn:
-            current = record(conn.execute(CLIP_BY_ID, {"clip_id": clip.id, "owner_id": clip.owner_id}).first())
+        current = read_clip(self.db, clip.id, clip.owner_id)
         if current is None:
             raise NotFound("No such audio clip.")
         return ready_or_conflict(current)

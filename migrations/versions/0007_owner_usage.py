@@ -109,7 +109,7 @@ def upgrade() -> None:
         sa.Column("used_bytes", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("owner_id", name=op.f("pk_owner_usage")),
     )
-    postgresql = op.get_bind().dialect.name == "postgresql"
+    postgresql = _is_postgresql()
     if postgresql:
         # Writers of audio_clips wait while the figures are counted and the triggers made,
         # so no clip is created, changed or deleted between the two.
@@ -128,9 +128,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.create_index("ix_audio_clips_owner_status_bytes", "audio_clips", ["owner_id", "status", "bytes"])
+    postgresql = _is_postgresql()
     for name in ("audio_clips_usage_insert", "audio_clips_usage_update", "audio_clips_usage_delete"):
-        op.execute(f"DROP TRIGGER IF EXISTS {name}" + (" ON audio_clips" if _is_postgresql() else ""))
-    if _is_postgresql():
+        op.execute(f"DROP TRIGGER IF EXISTS {name}" + (" ON audio_clips" if postgresql else ""))
+    if postgresql:
         op.execute("DROP FUNCTION IF EXISTS audio_clips_owner_usage()")
     op.drop_table("owner_usage")
 
