@@ -30,6 +30,23 @@ LEEWAY_SECONDS = 30
 MAX_SUBJECT_LENGTH = 255
 
 
+def is_valid_subject(sub: Any) -> bool:
+    """True when ``sub`` can be an owner id: a non-blank string of at most
+    :data:`MAX_SUBJECT_LENGTH` characters (the ``owner_id`` column's length), encodable as
+    UTF-8 and without NUL.
+
+    A signed token is still client data: JSON's ``"\\ud800"`` escape decodes to a lone
+    surrogate, which no database driver can encode, and PostgreSQL text refuses NUL.
+    """
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH or "\x00" in sub:
+        return False
+    try:
+        sub.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class TokenVerifier:
     """Verifies bearer tokens and returns their claims.
 
@@ -106,8 +123,7 @@ class TokenVerifier:
             raise Unauthorized(
                 f"The bearer token lives longer than the {self.max_lifetime_seconds} s this API accepts."
             )
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH or "\x00" in sub:
+        if not is_valid_subject(claims.get("sub")):
             raise Unauthorized("The token's subject is invalid.")
         return claims
 
