@@ -39,10 +39,13 @@ from advanced_notes.domain.mime import (
 
 #: S3 SigV4 presigned URLs live at most 7 days (604800 s); AWS refuses longer ones.
 SIGV4_MAX_EXPIRES_SECONDS = 604_800
-#: Signing secret used only in the dev environment; refused anywhere else.
+#: Public signing secret of the dev runner (``advanced-notes dev``), which selects it with
+#: ``AUTH_USE_DEV_SECRET=on``; it is never inferred from what the environment looks like.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 #: HS256 keys shorter than the hash output (32 bytes) are brute-forceable (RFC 7518 §3.2).
 MIN_JWT_SECRET_BYTES = 32
+#: The storage-events bearer token is a shared secret too: the same floor as HS256 keys.
+MIN_STORAGE_EVENTS_TOKEN_BYTES = 32
 DEV_BUCKET = "advanced-notes-dev"
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 PROVIDERS = ("aws", "r2", "spaces", "minio", "custom")
@@ -96,15 +99,9 @@ def provider_defaults(provider: str, env_endpoint: str | None, env_region: str |
     return {}
 
 
-def is_local_stack(database_url: str | None, s3_endpoint_url: str | None) -> bool:
-    """True when both the database and the store are local: SQLite (or the default SQLite
-    file) and an S3 endpoint on a loopback address (``localhost``, 127.0.0.0/8, ``::1``).
-
-    No endpoint means AWS, which is never local.
-    """
-    if database_url is not None and not database_url.startswith("sqlite"):
-        return False
-    host = urlsplit(s3_endpoint_url or "").hostname
+def _is_loopback_url(url: str | None) -> bool:
+    """True when ``url``'s host is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = urlsplit(url or "").hostname
     if not host:
         return False
     if host == "localhost":
@@ -113,6 +110,23 @@ def is_local_stack(database_url: str | None, s3_endpoint_url: str | None) -> boo
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_local_stack(
+    database_url: str | None, s3_endpoint_url: str | None, s3_public_endpoint_url: str | None = None
+) -> bool:
+    """True when the database, the store and what clients are sent to are all local: SQLite
+    (or the default SQLite file), an S3 endpoint on a loopback address (``localhost``,
+    127.0.0.0/8, ``::1``) and, when set, a public endpoint on loopback too.
+
+    No endpoint means AWS, which is never local. A public endpoint elsewhere means clients
+    on other machines upload there: a served deployment, even on one box.
+    """
+    if database_url is not None and not database_url.startswith("sqlite"):
+        return False
+    if s3_public_endpoint_url is not None and not _is_loopback_url(s3_public_endpoint_url):
+        return False
+    return _is_loopback_url(s3_endpoint_url)
 
 
 class ConfigError(RuntimeError):
@@ -198,6 +212,9 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field("json", validation_alias="LOG_FORMAT")
     auth_jwks_url: str | None = Field(None, validation_alias="AUTH_JWKS_URL")
+    #: Set only by the dev runner (``advanced-notes dev``): HS256 with the public
+    #: :data:`DEV_JWT_SECRET`. Refused outside dev and away from the local embedded stack.
+    auth_use_dev_secret: bool = Field(False, validation_alias="AUTH_USE_DEV_SECRET")
     auth_jwt_secret: str | None = Field(None, validation_alias="AUTH_JWT_SECRET", repr=False)
     auth_jwt_issuer: str | None = Field(None, validation_alias="AUTH_JWT_ISSUER")
     auth_jwt_audience: str | None = Field(None, validation_alias="AUTH_JWT_AUDIENCE")
@@ -377,6 +394,17 @@ class Settings(BaseSettings):
     def _origins(cls, value: Any) -> Any:
         return _words(value)
 
+    @field_validator("storage_events_token")
+    @classmethod
+    def _storage_events_token(cls, value: str | None) -> str | None:
+        # The only credential of POST /api/storage-events: a guessable token authenticates nobody.
+        if value is not None and len(value.encode()) < MIN_STORAGE_EVENTS_TOKEN_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_STORAGE_EVENTS_TOKEN_BYTES} bytes, got {len(value.encode())} "
+                '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        return value
+
     @field_validator("s3_events_queue_url")
     @classmethod
     def _queue_url(cls, value: str | None) -> str | None:
@@ -418,33 +446,49 @@ class Settings(BaseSettings):
             ) from None
         return value
 
+    @field_validator("auth_use_dev_secret")
+    @classmethod
+    def _use_dev_secret(cls, value: bool, info: ValidationInfo) -> bool:
+        # The flag says "this is the dev runner": it must also look like it, so a copied env
+        # file cannot turn the public secret on for a served app.
+        if not value:
+            return value
+        environment = info.data["environment"]
+        if environment != "dev":
+            raise ValueError(f"is only for `advanced-notes dev`; refused outside dev (environment is {environment!r})")
+        urls = (info.data.get(name) for name in ("database_url", "s3_endpoint_url", "s3_public_endpoint_url"))
+        if not is_local_stack(*urls):
+            raise ValueError(
+                "is only for `advanced-notes dev`: it needs SQLite and loopback S3_ENDPOINT_URL and "
+                "S3_PUBLIC_ENDPOINT_URL; set AUTH_JWT_SECRET or AUTH_JWKS_URL instead"
+            )
+        return value
+
     @field_validator("auth_jwt_secret")
     @classmethod
     def _jwt_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # The dev secret is public (it is in this file): dev only. Outside dev an HS256 secret of
-        # at least MIN_JWT_SECRET_BYTES (RFC 7518 §3.2), or JWKS keys, or both.
-        environment = info.data["environment"]
+        # Whatever APP_ENV says: an HS256 secret of at least MIN_JWT_SECRET_BYTES (RFC 7518
+        # §3.2), or JWKS keys, or both. "dev" is also what an *unset* APP_ENV means, so the
+        # environment decides nothing here. The public dev secret only with the dev runner's
+        # explicit AUTH_USE_DEV_SECRET=on (its own validator checks where that is allowed).
+        if info.data.get("auth_use_dev_secret"):
+            if value not in (None, DEV_JWT_SECRET):
+                raise ValueError("must be unset with AUTH_USE_DEV_SECRET=on (that flag selects the public dev secret)")
+            return DEV_JWT_SECRET
         # A bad AUTH_JWKS_URL is missing from info.data: it counts as set (its own error says why).
         jwks_set = info.data.get("auth_jwks_url", "bad") is not None
-        if environment == "dev":
-            if not ((value is None and not jwks_set) or value == DEV_JWT_SECRET):
-                return value
-            # Fail closed (issue 13 item 1): "dev" is also what an *unset* APP_ENV means, so
-            # the public dev secret is used only when the whole stack is the local embedded
-            # one (SQLite and a loopback S3 endpoint), never next to a real database or bucket.
-            if is_local_stack(info.data.get("database_url"), info.data.get("s3_endpoint_url")):
-                return DEV_JWT_SECRET
-            raise ValueError(
-                "is required: the public dev secret is only used with the local embedded stack "
-                "(SQLite and a loopback S3_ENDPOINT_URL); set AUTH_JWT_SECRET or AUTH_JWKS_URL, "
-                f"and APP_ENV for a served app (environment is {environment!r})"
-            )
         if value == DEV_JWT_SECRET:
-            raise ValueError("is the public dev secret; set a random secret outside dev")
+            raise ValueError(
+                "is the public dev secret, which only `advanced-notes dev` uses; set a random secret "
+                f"of at least {MIN_JWT_SECRET_BYTES} bytes"
+            )
         if value is None and not jwks_set:
-            raise ValueError(f"is required outside dev (environment is {environment!r}) unless AUTH_JWKS_URL is set")
+            raise ValueError(
+                f"is required (at least {MIN_JWT_SECRET_BYTES} random bytes) unless AUTH_JWKS_URL is set "
+                f"(environment is {info.data['environment']!r}); to try the API locally, run `advanced-notes dev`"
+            )
         if value is not None and len(value.encode()) < MIN_JWT_SECRET_BYTES:
-            raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256")
+            raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256, got {len(value.encode())}")
         return value
 
     @field_validator("auth_jwt_audience")
@@ -506,8 +550,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         the validated settings.
     Raises:
         ConfigError: one message naming every bad variable (bad integer, expiry outside
-            1..604800, unknown addressing style, missing bucket or default/short JWT secret
-            outside dev, ...).
+            1..604800, unknown addressing style, missing bucket outside dev, a missing,
+            public or short (< 32 bytes) JWT secret, a short storage events token, ...).
     """
     # Blank means unset, as in an env file's "S3_BUCKET=": the default (or the next alias) applies.
     variables = {name: str(value).strip() for name, value in env.items() if value is not None and str(value).strip()}

@@ -10,12 +10,14 @@ from advanced_notes.settings import DEV_JWT_SECRET, ConfigError, load_settings
 GOOD_PROD = {"APP_ENV": "production", "S3_BUCKET": "b", "AUTH_JWT_SECRET": "s" * 40}
 
 
-#: A secret of its own: outside the local embedded stack, dev no longer falls back to the dev secret.
+#: A secret of its own: the public dev secret is only the dev runner's, chosen explicitly.
 OWN_SECRET = {"AUTH_JWT_SECRET": "o" * 40}
+#: What the dev runner (``advanced-notes dev``) sets: SQLite, loopback S3, the explicit flag.
+DEV_RUNNER = {"S3_ENDPOINT_URL": "http://127.0.0.1:9000", "AUTH_USE_DEV_SECRET": "on"}
 
 
 def test_dev_defaults():
-    s = load_settings({"S3_ENDPOINT_URL": "http://127.0.0.1:9000"})  # the embedded stack: SQLite + loopback
+    s = load_settings(DEV_RUNNER)
     assert (s.environment, s.key_prefix, s.aws_region, s.s3_addressing_style) == ("dev", "dev", "us-east-1", "auto")
     assert (s.presign_put_expires_seconds, s.presign_get_expires_seconds) == (900, 900)
     assert (s.max_upload_bytes, s.max_duration_ms, s.upload_reservation_seconds) == (104_857_600, 10_800_000, 86_400)

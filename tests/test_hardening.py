@@ -147,7 +147,7 @@ def test_unset_app_env_with_a_real_stack_refuses_to_start(base_config):
     }
     with pytest.raises(ConfigError) as raised:
         load_settings(env)
-    assert "AUTH_JWT_SECRET" in raised.value.problems and "local embedded stack" in str(raised.value)
+    assert "AUTH_JWT_SECRET" in raised.value.problems and "advanced-notes dev" in str(raised.value)
     # A real bucket on AWS (no endpoint) next to SQLite is not the local stack either, nor
     # is the dev secret spelled out by hand.
     for extra in ({"DATABASE_URL": None}, {"DATABASE_URL": None, "AUTH_JWT_SECRET": DEV_JWT_SECRET}):
@@ -157,9 +157,12 @@ def test_unset_app_env_with_a_real_stack_refuses_to_start(base_config):
         create_app({**base_config, "APP_ENV": "", "AUTH_JWT_SECRET": "", "S3_ENDPOINT_URL": None})
 
 
-def test_the_dev_secret_is_kept_for_the_local_embedded_stack():
+def test_the_dev_secret_is_kept_for_the_dev_runner_on_the_local_embedded_stack():
+    # The second audit (item 3): the dev runner's explicit AUTH_USE_DEV_SECRET=on, not the
+    # look of the stack, selects the public secret; the flag still needs the local stack.
     for endpoint in ("http://127.0.0.1:9000", "http://localhost:5000", "http://[::1]:9000"):
-        assert load_settings({"S3_ENDPOINT_URL": endpoint}).auth_jwt_secret == DEV_JWT_SECRET
+        dev = {"S3_ENDPOINT_URL": endpoint, "AUTH_USE_DEV_SECRET": "on"}
+        assert load_settings(dev).auth_jwt_secret == DEV_JWT_SECRET
     assert is_local_stack("sqlite:///x.db", "http://127.0.0.5:1") and not is_local_stack(None, "http://minio:9000")
 
 
@@ -212,7 +215,7 @@ def test_without_trusted_proxies_forwarded_headers_are_ignored(base_config):
     assert _anonymous_statuses(direct, "203.0.113.7", 2) == [401, 401]
     assert _anonymous_statuses(direct, "203.0.113.8", 1) == [429]  # spoofing the header gains nothing
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
-        load_settings({"TRUSTED_PROXIES": "-1", "S3_ENDPOINT_URL": "http://127.0.0.1:1"})
+        load_settings({"TRUSTED_PROXIES": "-1", "AUTH_JWT_SECRET": JWT_SECRET})
 
 
 # -- item 7: upload-url racing DELETE ---------------------------------------------------------

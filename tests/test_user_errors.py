@@ -53,7 +53,7 @@ def test_gunicorn_shows_the_configuration_message_plainly(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and "Worker failed to boot" not in result.stderr
     assert "advanced-notes: Invalid configuration (2 problem(s)):" in result.stderr
-    assert "  - AUTH_JWT_SECRET: is required outside dev" in result.stderr
+    assert "  - AUTH_JWT_SECRET: is required (at least 32 random bytes)" in result.stderr
 
 
 def test_the_client_on_a_refused_connection_prints_one_line(tmp_path):

@@ -17,7 +17,7 @@ from flask import g, request
 
 from advanced_notes.api.context import current_services
 from advanced_notes.domain.errors import Unauthorized
-from advanced_notes.settings import DEV_JWT_SECRET, Settings
+from advanced_notes.settings import Settings
 
 HMAC_ALGORITHMS = ("HS256",)
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
@@ -150,12 +150,12 @@ def auth_mode(settings: Settings) -> str:
     """How this process verifies tokens, for the startup log line (issue 13 item 1).
 
     Returns:
-        e.g. ``"HS256 (AUTH_JWT_SECRET)"``, ``"HS256 (public dev secret, local embedded stack)"``,
+        e.g. ``"HS256 (AUTH_JWT_SECRET)"``, ``"HS256 (public dev secret, AUTH_USE_DEV_SECRET=on: advanced-notes dev)"``,
         ``"JWKS https://idp/jwks (aud=api)"``, or both joined with ``" + "``. Never the secret.
     """
     modes = []
-    if settings.auth_jwt_secret == DEV_JWT_SECRET:
-        modes.append("HS256 (public dev secret, local embedded stack)")
+    if settings.auth_use_dev_secret:
+        modes.append("HS256 (public dev secret, AUTH_USE_DEV_SECRET=on: advanced-notes dev)")
     elif settings.auth_jwt_secret:
         modes.append("HS256 (AUTH_JWT_SECRET)")
     if settings.auth_jwks_url:

@@ -97,6 +97,9 @@ def embedded_config(options: EmbeddedOptions, db_file: Path) -> dict[str, str | 
         # token it prints always works (issue 13 item 10).
         "AUTH_JWKS_URL": None,
         "AUTH_JWT_SECRET": None,
+        # The public dev secret is chosen here, explicitly, and nowhere else: settings
+        # refuse the flag outside dev and away from SQLite + loopback S3.
+        "AUTH_USE_DEV_SECRET": "on",
         "AUTH_JWT_ISSUER": None,
         "AUTH_JWT_AUDIENCE": None,
     }
