@@ -257,19 +257,25 @@ def _settings_of(app) -> dict[str, str]:
     return {**config, **(STRICT if IS_STRICT else {})}
 
 
-class _CompletesFirst:
-    """The real storage adapter, but the client's own complete runs (over HTTP) just before
-    the sweeper's CompleteMultipartUpload: the race of a client that comes back while the
-    sweeper assembles. A wrapper, not a mock: every call reaches the real store; only the
-    interleaving, which no real client can time, is forced."""
+class _ClientFirst:
+    """The real storage adapter, but the client's own call (``method`` on the clip's
+    ``path``, over HTTP) runs just before the sweeper's CompleteMultipartUpload: the race of
+    a client that comes back while the sweeper assembles. A wrapper, not a mock: every call
+    reaches the real store; only the interleaving, which no real client can time, is forced."""
 
-    def __init__(self, storage, api: Api, clip_id: str):
-        self._storage, self._api, self._clip_id = storage, api, clip_id
+    def __init__(self, storage, api: Api, method: str, path: str):
+        self._storage, self._api, self._call = storage, api, (method, path)
         self.client_answers: list[int] = []
+        self.store_answers: list[object] = []  # True, False (NoSuchUpload) or the exception
 
     def complete_multipart_upload(self, key, upload_id, parts):
-        self.client_answers.append(self._api("POST", f"/api/audio-clips/{self._clip_id}/complete").status_code)
-        return self._storage.complete_multipart_upload(key, upload_id, parts)
+        self.client_answers.append(self._api(*self._call).status_code)
+        try:
+            self.store_answers.append(self._storage.complete_multipart_upload(key, upload_id, parts))
+        except Exception as exc:
+            self.store_answers.append(exc)
+            raise
+        return self.store_answers[-1]
 
     def __getattr__(self, name):
         return getattr(self._storage, name)
@@ -278,18 +284,40 @@ class _CompletesFirst:
 def test_a_client_complete_racing_the_sweeper_finishes_once(env):
     api, app = env
     data = build_long_wav(FIXTURES / "note.wav", PART + 1)
-    created = upload_all_parts(api, data)
-    clip_id = created["clip"]["id"]
+    clip_id = upload_all_parts(api, data)["clip"]["id"]
     make_stale(app, clip_id)
     services = services_of(app)
-    storage = _CompletesFirst(services.storage, api, clip_id)
+    storage = _ClientFirst(services.storage, api, "POST", f"/api/audio-clips/{clip_id}/complete")
 
     report = Sweeper(services.db, storage, services.settings).run(apply=True)  # type: ignore[arg-type]
 
     assert storage.client_answers == [200]  # the client won the race
-    # The sweeper's CompleteMultipartUpload met a finished upload (NoSuchUpload on a strict
-    # store, a repeat 200 on moto): it re-read the clip, found it ready, and expired nothing.
+    # The sweeper's CompleteMultipartUpload met a finished upload (moto and radosgw answer a
+    # repeat 200, a store may answer NoSuchUpload); either way the clip is verified through
+    # the compare-and-set, found ready, and nothing is expired or rejected.
     assert report.expired == 0 and report.finish_failed == 0 and report.finished_rejected == 0
     clip = clip_of(api, clip_id)
     assert clip["status"] == "ready" and clip["stored_bytes"] == len(data)
     assert played(api, clip_id) == data
+
+
+def test_a_client_abort_racing_the_sweeper_is_no_such_upload_then_expiry(env):
+    api, app = env
+    data = build_long_wav(FIXTURES / "note.wav", PART + 1)
+    created = upload_all_parts(api, data)
+    clip_id = created["clip"]["id"]
+    make_stale(app, clip_id)
+    services = services_of(app)
+    storage = _ClientFirst(services.storage, api, "DELETE", f"/api/audio-clips/{clip_id}/multipart")
+
+    report = Sweeper(services.db, storage, services.settings).run(apply=True)  # type: ignore[arg-type]
+
+    assert storage.client_answers == [200]  # the client aborted its upload first
+    # The store's answer to the sweeper's CompleteMultipartUpload: AWS documents
+    # NoSuchUpload (False); moto and radosgw (Pacific) answer 500 InternalError. Either way
+    # the sweeper re-reads the clip, sees the upload gone, and lets the object decide.
+    assert len(storage.store_answers) == 1 and storage.store_answers[0] is not True
+    # Aborted with no object: nothing to finish, so the stale clip expires as before.
+    assert report.multipart_assembled == 0 and report.finish_failed == 0 and report.expired == 1
+    assert clip_of(api, clip_id)["status"] == "expired"
+    assert services.storage.head(created["clip"]["storage_key"]) is None

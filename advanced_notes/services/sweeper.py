@@ -481,21 +481,26 @@ class Sweeper:
         if current is None or current.status != PENDING or current.multipart_upload_id != clip.multipart_upload_id:
             return  # completed, deleted or aborted since the page was read: that path has the word
         self._present.add(clip.id)
+        failure: Exception | None = None
         try:
-            assembled = assemble_parts(self.storage, current, ordered)
+            if assemble_parts(self.storage, current, ordered):
+                report.multipart_assembled += 1
+                self._finish(current, apply, report)
+                return
         except (UploadIncomplete, StorageUnavailable) as exc:
-            # A part re-uploaded since ListParts, or the store failed: the next run looks again.
+            failure = exc
+        # NoSuchUpload (a client's complete assembled it first, or it was aborted), or a
+        # refusal: re-read. moto and radosgw answer a complete of an aborted upload with a
+        # 500, so the clip's state, not the store's code, says whether another path acted.
+        latest = read_clip(self.db, clip.id, clip.owner_id)
+        if latest is None:
+            return  # deleted meanwhile
+        if failure is not None and latest.status == PENDING and latest.multipart_upload_id == clip.multipart_upload_id:
+            # Nobody else acted: a part re-uploaded since ListParts, or the store failed.
             report.finish_failed += 1
-            log.warning("sweeper could not assemble clip %s (%s); next run retries", clip.id, exc.message)
+            log.warning("sweeper could not assemble clip %s (%s); next run retries", clip.id, failure)
             return
-        if assembled:
-            report.multipart_assembled += 1
-        else:
-            # NoSuchUpload: a client's complete assembled it first (or it was aborted): re-read.
-            current = read_clip(self.db, clip.id, clip.owner_id)
-            if current is None:
-                return  # deleted meanwhile
-        self._finish(current, apply, report)
+        self._finish(latest, apply, report)  # the object (or its absence) decides
 
     def _finish_batch(self, clip_ids: list[uuid.UUID], apply: bool, report: SweepReport) -> None:
         if not clip_ids:
