@@ -301,7 +301,7 @@ def test_a_client_complete_racing_the_sweeper_finishes_once(env):
     assert played(api, clip_id) == data
 
 
-def test_a_client_abort_racing_the_sweeper_is_no_such_upload_then_expiry(env):
+def test_a_client_abort_racing_the_sweeper_leaves_the_clip_to_expiry(env):
     api, app = env
     data = build_long_wav(FIXTURES / "note.wav", PART + 1)
     created = upload_all_parts(api, data)
