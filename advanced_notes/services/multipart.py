@@ -253,9 +253,9 @@ class MultipartService:
     def assemble(self, clip: Clip) -> None:
         """Assemble a pending multipart clip's parts into its object, before verification.
 
-        The parts come from the store (ListParts), not the client. Every part 1..N must be
-        there with its exact length; then CompleteMultipartUpload. When the store no
-        longer knows the upload (a concurrent complete assembled it), the object decides.
+        The parts come from the store (ListParts), not the client; :func:`check_parts`
+        decides whether they make the object, then :func:`assemble_parts`. When the store
+        no longer knows the upload (a concurrent complete assembled it), the object decides.
 
         Raises:
             UploadIncomplete: parts missing or of the wrong size (the clip stays pending;
@@ -263,7 +263,6 @@ class MultipartService:
             UploadMissing: the upload was aborted and no object exists.
             StorageUnavailable: nothing changed.
         """
-        plan = PartPlan(clip.bytes, clip.part_size or 0, clip.part_count or 0)
         parts = (
             self.storage.list_parts(clip.storage_key, clip.multipart_upload_id) if clip.multipart_upload_id else None
         )
@@ -274,34 +273,7 @@ class MultipartService:
                     {"storage_key": clip.storage_key, "upload_id": clip.multipart_upload_id},
                 )
             return  # assembled by an earlier complete: verification decides
-        by_number = {p.part_number: p for p in parts if 1 <= p.part_number <= plan.part_count}
-        missing = [n for n in range(1, plan.part_count + 1) if n not in by_number]
-        wrong = [
-            {"part_number": n, "size": p.size, "expected_size": plan.part_length(n)}
-            for n, p in sorted(by_number.items())
-            if p.size != plan.part_length(n)
-        ]
-        if missing or wrong:
-            raise UploadIncomplete(
-                f"The upload lacks {len(missing)} part(s) and has {len(wrong)} part(s) of the wrong size; "
-                "upload them (again), then complete.",
-                {
-                    "missing_parts": missing[:_MAX_LISTED],
-                    "missing_count": len(missing),
-                    "wrong_size_parts": wrong[:_MAX_LISTED],
-                    "part_count": plan.part_count,
-                },
-            )
-        assert clip.multipart_upload_id is not None
-        try:
-            self.storage.complete_multipart_upload(
-                clip.storage_key, clip.multipart_upload_id, [by_number[n] for n in range(1, plan.part_count + 1)]
-            )
-        except PartsRefused as exc:
-            raise UploadIncomplete(
-                f"The store refused the parts ({exc.code}); upload them again, then complete.",
-                {"store_code": exc.code, "part_count": plan.part_count},
-            ) from exc
+        assemble_parts(self.storage, clip, check_parts(clip, parts))
 
     # -- helpers -----------------------------------------------------------------
 
@@ -316,3 +288,66 @@ class MultipartService:
         if not clip.multipart_upload_id:
             raise Conflict("The multipart upload of this clip was aborted; create a new clip.", {"aborted": True})
         return PartPlan(clip.bytes, clip.part_size, clip.part_count)
+
+
+# -- shared by complete and the sweeper -------------------------------------------------
+
+
+def check_parts(clip: Clip, parts: Sequence[UploadedPart]) -> list[UploadedPart]:
+    """The parts that make ``clip``'s object, when the store holds every one at its exact length.
+
+    The rule of ``complete`` (docs/multipart.md), also applied by the sweeper before it
+    assembles an upload nobody completed: parts 1..part_count must all be there, each of
+    the length the server derived from the declared ``bytes`` and part size (so their
+    sizes sum to ``bytes``); parts numbered beyond part_count are ignored.
+
+    Args:
+        clip: a multipart clip (``bytes``, ``part_size``, ``part_count``).
+        parts: what ListParts reported (any order).
+    Returns:
+        parts 1..part_count in order, ready for CompleteMultipartUpload.
+    Raises:
+        UploadIncomplete: parts missing or of the wrong size (``details`` list them).
+    """
+    plan = PartPlan(clip.bytes, clip.part_size or 0, clip.part_count or 0)
+    by_number = {p.part_number: p for p in parts if 1 <= p.part_number <= plan.part_count}
+    missing = [n for n in range(1, plan.part_count + 1) if n not in by_number]
+    wrong = [
+        {"part_number": n, "size": p.size, "expected_size": plan.part_length(n)}
+        for n, p in sorted(by_number.items())
+        if p.size != plan.part_length(n)
+    ]
+    if missing or wrong:
+        raise UploadIncomplete(
+            f"The upload lacks {len(missing)} part(s) and has {len(wrong)} part(s) of the wrong size; "
+            "upload them (again), then complete.",
+            {
+                "missing_parts": missing[:_MAX_LISTED],
+                "missing_count": len(missing),
+                "wrong_size_parts": wrong[:_MAX_LISTED],
+                "part_count": plan.part_count,
+            },
+        )
+    return [by_number[n] for n in range(1, plan.part_count + 1)]
+
+
+def assemble_parts(storage: S3Storage, clip: Clip, parts: list[UploadedPart]) -> bool:
+    """CompleteMultipartUpload of ``clip``'s upload with ``parts`` (from :func:`check_parts`).
+
+    Returns:
+        True when this call assembled the object; False when the store no longer knows
+        the upload (NoSuchUpload: another complete finished it, or it was aborted): the
+        caller re-reads the clip and lets the object decide.
+    Raises:
+        UploadIncomplete: the store refused the parts (a part re-uploaded since ListParts,
+            a part too small for this store); ``details.store_code`` names the refusal.
+        StorageUnavailable: nothing changed.
+    """
+    assert clip.multipart_upload_id is not None
+    try:
+        return storage.complete_multipart_upload(clip.storage_key, clip.multipart_upload_id, parts)
+    except PartsRefused as exc:
+        raise UploadIncomplete(
+            f"The store refused the parts ({exc.code}); upload them again, then complete.",
+            {"store_code": exc.code, "part_count": len(parts)},
+        ) from exc

@@ -3,8 +3,9 @@
 Parts of an unfinished multipart upload are billed but invisible to ListObjects. This
 lists the uploads in progress under our prefix (ListMultipartUploads) and aborts those
 of expired, rejected or deleted clips, those of no clip, and those a clip no longer
-refers to (superseded). A pending clip's current upload is left alone: the clip's expiry
-aborts it through the deletion outbox.
+refers to (superseded). A pending clip's current upload is left alone here: the sweeper
+assembles it when every part is stored (:func:`pending_uploads` lists them for it, before
+expiry), and otherwise the clip's expiry aborts it through the deletion outbox.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, PendingDeletion
+from advanced_notes.adapters.models import AudioClip, Clip, PendingDeletion
 from advanced_notes.adapters.storage import InProgressUpload, S3Storage
 from advanced_notes.domain.keys import clip_id_from_key
 from advanced_notes.services.lifecycle import EXPIRED, PENDING, REJECTED
@@ -44,6 +46,28 @@ class AbandonedUploads:
             f"multipart uploads in progress: {self.scanned}; abandoned ({reasons}) {verb}: "
             f"{self.aborted if applied else sum(self.abandoned.values())}; younger than the minimum age: {self.young}"
         )
+
+
+def pending_uploads(db: Database, storage: S3Storage, folder: str) -> Iterator[list[Clip]]:
+    """Pages of the pending clips whose current multipart upload is in progress under ``folder``.
+
+    One ListMultipartUploads listing (a request per 1000 uploads) and one query per page:
+    the clips that may hold every part of a recording nobody completed. A clip is yielded
+    when the listed upload is the one it refers to (its key and upload id).
+
+    Raises:
+        StorageUnavailable: the listing failed (pages already yielded stay valid).
+    """
+    for page in storage.list_multipart_uploads(folder):
+        listed = {(u.key, u.upload_id) for u in page}
+        ids = [i for i in (clip_id_from_key(folder, u.key) for u in page) if i is not None]
+        if not ids:
+            continue
+        with db.read() as session:
+            clips: list[Clip] = list(
+                session.scalars(select(AudioClip).where(AudioClip.id.in_(ids), AudioClip.status == PENDING))
+            )
+        yield [c for c in clips if (c.storage_key, c.multipart_upload_id) in listed]
 
 
 def abort_abandoned_uploads(
@@ -100,7 +124,7 @@ def _classify(
             if clip.status in (EXPIRED, REJECTED):
                 verdicts.append((upload, clip.status))
             elif clip.status == PENDING and clip.multipart_upload_id == upload.upload_id:
-                continue  # in progress; the clip's expiry aborts it
+                continue  # in progress: assembled by the sweeper when complete, else its expiry aborts it
             elif upload.initiated is None or upload.initiated < young_after:
                 verdicts.append((upload, "superseded"))
             else:

@@ -6,8 +6,14 @@ lists the bucket anyway, and every ``pending`` clip whose object it meets is fin
 through :class:`~advanced_notes.services.completion.ClipCompleter` (the same HEAD + sniff
 + parse checks, ``ready`` or ``rejected``) once the object is older than
 ``SWEEP_COMPLETE_GRACE_SECONDS`` (the client's own ``complete`` usually comes first), or
-at once when the clip is stale. Expiry runs after that listing and only expires clips
-the listing did not show with an object; a clip whose PUT URL could still have been used
+at once when the clip is stale. A multipart clip's recording is its parts until someone
+assembles them: a pending clip whose upload is in progress (ListMultipartUploads) is
+read part by part (ListParts); when every part is stored at its exact length (the rule
+``complete`` applies) the sweeper assembles them (CompleteMultipartUpload) and finishes
+the clip the same way, under the same grace period (counted from the newest part). Only
+a multipart clip with parts missing or of the wrong size is expired (and its upload
+aborted). Expiry runs after those passes and only expires clips they did not show with
+an object or a complete set of parts; a clip whose PUT URL could still have been used
 after the listing started is HEADed first. So the cost at scale is the listing (one
 request per 1000 objects) plus one HEAD per stale clip with a still-valid URL, not one
 HEAD per pending clip (figures: bench/sweep_pending.py, docs/events.md).
@@ -33,16 +39,18 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select, tuple_, update
 
+from advanced_notes.adapters.clip_sql import read_clip
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import AudioClip, Clip, ClipStatus, PendingDeletion
 from advanced_notes.adapters.storage import ListedObject, S3Storage
 from advanced_notes.domain.clock import utcnow
-from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadMissing, UploadRejected
+from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadIncomplete, UploadMissing, UploadRejected
 from advanced_notes.domain.keys import clip_id_from_key, clips_folder
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import CLOCK_SKEW, AttemptResult, DeletionQueue, latest_upload_expiry
 from advanced_notes.services.lifecycle import EXPIRED, PENDING, READY, update_if_pending
-from advanced_notes.services.multipart_sweep import AbandonedUploads, abort_abandoned_uploads
+from advanced_notes.services.multipart import assemble_parts, check_parts
+from advanced_notes.services.multipart_sweep import AbandonedUploads, abort_abandoned_uploads, pending_uploads
 from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings
 
@@ -75,6 +83,8 @@ class SweepReport:
     finished_rejected: int = 0
     finish_failed: int = 0
     uploads_in_grace: int = 0
+    multipart_assembled: int = 0
+    multipart_in_grace: int = 0
     expired: int = 0
     deletions_due: int = 0
     deletions: AttemptResult = field(default_factory=AttemptResult)
@@ -98,6 +108,8 @@ class SweepReport:
             + (f" (ready {self.finished_ready}, rejected {self.finished_rejected})" if self.applied else ""),
             f"uploaded pending clips left for the client (grace period): {self.uploads_in_grace}",
             f"uploaded pending clips not finished (store failed; retried next run): {self.finish_failed}",
+            f"of which multipart uploads with every part stored: {verb}assembled {self.multipart_assembled}, "
+            f"in grace {self.multipart_in_grace}",
             f"stale pending clips {verb}expired: {self.expired}",
             f"recorded deletions due: {self.deletions_due}"
             + (
@@ -196,6 +208,8 @@ class Sweeper:
             min_orphan_age=min_orphan_age,
             progress=progress,
         )
+        # Before expiry: a clip whose every part is stored is finished, never expired.
+        self.finish_multipart(report, started, apply=apply)
         report.expired = self.expire_stale(apply, started, report)
         report.deletions_due = self.queue.count_due(started)
         if apply:
@@ -409,6 +423,85 @@ class Sweeper:
 
     # -- finishing uploads nobody completed ------------------------------------------------
 
+    def finish_multipart(self, report: SweepReport, started: dt.datetime, *, apply: bool) -> None:
+        """Assemble and finish pending multipart clips whose every part is stored.
+
+        For each pending clip whose current upload is in progress under the prefix
+        (:func:`~advanced_notes.services.multipart_sweep.pending_uploads`): ListParts
+        (every page, up to 10,000 parts), then the rule of ``complete``
+        (:func:`~advanced_notes.services.multipart.check_parts`: parts 1..N, each of its
+        exact length, summing to the declared ``bytes``). A complete set is assembled
+        (CompleteMultipartUpload with the listed ETags) and the clip finished through
+        ``ClipCompleter.finish(path="sweeper")`` (``ready``, or ``rejected``), once its
+        newest part is older than ``SWEEP_COMPLETE_GRACE_SECONDS`` at ``started``, or at
+        once when the clip is stale (as an object of a single PUT is). Such a clip is
+        never expired by this run. A clip with parts missing is left alone: a live one is
+        still uploading, a stale one is expired next (its upload aborted by the outbox).
+
+        Args:
+            report: updated in place; started: when this run began (aware UTC);
+            apply: change things (False: count what would be assembled).
+        Raises:
+            StorageUnavailable: ListMultipartUploads failed (nothing is expired then).
+        """
+        stale_before, grace_before = started - self.reservation, started - self.grace
+        for page in pending_uploads(self.db, self.storage, self.folder):
+            for clip in page:
+                self._finish_parts(clip, clip.created_at < stale_before, grace_before, apply, report)
+
+    def _finish_parts(
+        self, clip: Clip, stale: bool, grace_before: dt.datetime, apply: bool, report: SweepReport
+    ) -> None:
+        """ListParts of one pending multipart clip; assemble and finish it when every part is there."""
+        assert clip.multipart_upload_id is not None  # pending_uploads matched it
+        try:
+            parts = self.storage.list_parts(clip.storage_key, clip.multipart_upload_id)
+        except StorageUnavailable:
+            self._present.add(clip.id)  # unknown: keep it pending until the store answers
+            report.finish_failed += 1
+            return
+        if parts is None:
+            return  # completed or aborted since the listing: expiry HEADs the key first
+        try:
+            ordered = check_parts(clip, parts)
+        except UploadIncomplete:
+            return  # still uploading, or (stale) expired next and its upload aborted
+        times = [p.last_modified for p in ordered if p.last_modified is not None]
+        # Without every part's time the client may still be at it: only the reservation decides.
+        if not stale and (len(times) < len(ordered) or max(times) > grace_before):
+            self._present.add(clip.id)
+            report.uploads_in_grace += 1
+            report.multipart_in_grace += 1
+            return
+        if not apply:
+            report.multipart_assembled += 1
+            self._finish(clip, apply, report)
+            return
+        current = read_clip(self.db, clip.id, clip.owner_id)
+        if current is None or current.status != PENDING or current.multipart_upload_id != clip.multipart_upload_id:
+            return  # completed, deleted or aborted since the page was read: that path has the word
+        self._present.add(clip.id)
+        failure: Exception | None = None
+        try:
+            if assemble_parts(self.storage, current, ordered):
+                report.multipart_assembled += 1
+                self._finish(current, apply, report)
+                return
+        except (UploadIncomplete, StorageUnavailable) as exc:
+            failure = exc
+        # NoSuchUpload (a client's complete assembled it first, or it was aborted), or a
+        # refusal: re-read. moto and radosgw answer a complete of an aborted upload with a
+        # 500, so the clip's state, not the store's code, says whether another path acted.
+        latest = read_clip(self.db, clip.id, clip.owner_id)
+        if latest is None:
+            return  # deleted meanwhile
+        if failure is not None and latest.status == PENDING and latest.multipart_upload_id == clip.multipart_upload_id:
+            # Nobody else acted: a part re-uploaded since ListParts, or the store failed.
+            report.finish_failed += 1
+            log.warning("sweeper could not assemble clip %s (%s); next run retries", clip.id, failure)
+            return
+        self._finish(latest, apply, report)  # the object (or its absence) decides
+
     def _finish_batch(self, clip_ids: list[uuid.UUID], apply: bool, report: SweepReport) -> None:
         if not clip_ids:
             return
@@ -483,6 +576,10 @@ def write_report_metrics(report: SweepReport, path: str) -> None:
         "finished_ready": ("Uploaded pending clips the last sweep made ready.", report.finished_ready),
         "finished_rejected": ("Uploaded pending clips the last sweep rejected.", report.finished_rejected),
         "finish_failed": ("Uploaded pending clips the last sweep could not verify.", report.finish_failed),
+        "multipart_assembled": (
+            "Pending multipart uploads with every part stored that the last sweep assembled.",
+            report.multipart_assembled,
+        ),
         "expired": ("Stale pending clips expired by the last sweep.", report.expired),
         "deletions_done": ("Recorded deletions finished by the last sweep.", report.deletions.done),
         "deletions_failed": ("Recorded deletions that failed in the last sweep.", report.deletions.failed),
