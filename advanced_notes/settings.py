@@ -36,6 +36,7 @@ from advanced_notes.domain.mime import (
     DEFAULT_ALLOWED_MIME_TYPES,
     parse_allowed_mime_types,
 )
+from advanced_notes.domain.redact import redact_url
 
 #: S3 SigV4 presigned URLs live at most 7 days (604800 s); AWS refuses longer ones.
 SIGV4_MAX_EXPIRES_SECONDS = 604_800
@@ -135,7 +136,7 @@ def _integer(name: str, default: int, low: int, high: int, why: str = "") -> Any
 def _url(value: str | None) -> str | None:
     """``value`` if it is an http(s) URL or None; raises ValueError otherwise."""
     if value is not None and not value.startswith(("http://", "https://")):
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        raise ValueError(f"must be an http:// or https:// URL, got {redact_url(value)!r}")
     return value
 
 
