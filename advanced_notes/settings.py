@@ -234,6 +234,18 @@ class Settings(BaseSettings):
         """True in the dev environment, the only one where dev defaults are allowed."""
         return self.environment == "dev"
 
+    @property
+    def max_put_url_seconds(self) -> int:
+        """The longest lifetime, in seconds, a client may ask for a single-PUT upload URL.
+
+        ``S3_PRESIGN_MAX_EXPIRES_SECONDS``, bounded by ``UPLOAD_RESERVATION_SECONDS`` (a URL
+        should not outlive its clip). With ``S3_CONDITIONAL_WRITES`` off an upload URL can
+        replace a verified clip's bytes for as long as it lives, so it may live no longer than
+        ``S3_PRESIGN_PUT_EXPIRES_SECONDS``: the window docs/security.md promises.
+        """
+        longest = min(self.presign_max_expires_seconds, self.upload_reservation_seconds)
+        return longest if self.s3_conditional_writes else min(longest, self.presign_put_expires_seconds)
+
     @classmethod
     def variable_names(cls) -> dict[str, tuple[str, ...]]:
         """Field name -> its environment variables, the canonical name first, then aliases."""

@@ -70,13 +70,15 @@ class SignedPart:
     request: PresignedRequest
 
 
-def bounded_lifetime(requested: int | None, default: int, maximum: int) -> int:
+def bounded_lifetime(requested: int | None, default: int, maximum: int, why: str = "") -> int:
     """The URL lifetime to sign, in seconds: ``requested`` (checked) or ``default``.
 
     Args:
         requested: the client's ``expires_in`` (None: not asked).
         default: the configured lifetime; maximum: S3_PRESIGN_MAX_EXPIRES_SECONDS bounded
-            by the clip's reservation (a URL should not outlive its clip).
+            by the clip's reservation (a URL should not outlive its clip), or for a single
+            PUT :attr:`Settings.max_put_url_seconds`.
+        why: appended to the error message (where the maximum comes from), e.g. ": ...".
     Raises:
         ValidationFailed: ``requested`` is above ``maximum``.
     """
@@ -84,7 +86,7 @@ def bounded_lifetime(requested: int | None, default: int, maximum: int) -> int:
         return default
     if requested > maximum:
         raise ValidationFailed(
-            f"expires_in may be at most {maximum} seconds on this server.",
+            f"expires_in may be at most {maximum} seconds on this server{why}.",
             {"expires_in": [f"Must be between 1 and {maximum}."]},
         )
     return requested
