@@ -4,7 +4,8 @@ Every value can be overridden with the environment variable named beside it. gun
 reads ``./gunicorn.conf.py`` by default, so a plain ``gunicorn wsgi:app`` run from the
 project folder uses these settings too.
 
-The hooks below run in the **master** process. Up to gunicorn 23, ``child_exit`` ran inside
+The hooks below run in the **master** process (``post_worker_init`` excepted: it runs in
+each worker). Up to gunicorn 23, ``child_exit`` ran inside
 its SIGCHLD handler, where a second worker exiting re-entered it: an import there saw a
 half-initialised module, raised, and an exception in a hook ends the master's main loop
 (the whole service). gunicorn >= 24 calls it from the main loop instead, but the rules
@@ -77,6 +78,22 @@ def child_exit(server, worker):
         mark_process_dead(worker.pid)
     except OSError as exc:  # a stale gauge is a wrong number; a dead master is an outage
         server.log.warning("could not drop metrics of worker %s: %s", worker.pid, exc)
+
+
+def post_worker_init(worker):
+    """Count this worker in ``advanced_notes_workers`` once its app is loaded.
+
+    Runs in the **worker**, not the master, after the app was imported: the module is
+    already loaded, so the import is a lookup. CLI commands sharing the metrics directory
+    build the app too but never run this, so they leave no live gauge behind. Never raises:
+    an exception here would stop the worker from booting.
+    """
+    try:
+        from advanced_notes.api.metrics import mark_serving
+
+        mark_serving()
+    except Exception as exc:  # a missing gauge is a wrong number; a worker that cannot boot is an outage
+        worker.log.warning("could not count worker %s in the metrics: %s", worker.pid, exc)
 
 
 def on_exit(server):

@@ -36,6 +36,7 @@ from advanced_notes.domain.mime import (
     DEFAULT_ALLOWED_MIME_TYPES,
     parse_allowed_mime_types,
 )
+from advanced_notes.domain.redact import redact_url
 
 #: S3 SigV4 presigned URLs live at most 7 days (604800 s); AWS refuses longer ones.
 SIGV4_MAX_EXPIRES_SECONDS = 604_800
@@ -149,7 +150,7 @@ def _integer(name: str, default: int, low: int, high: int, why: str = "") -> Any
 def _url(value: str | None) -> str | None:
     """``value`` if it is an http(s) URL or None; raises ValueError otherwise."""
     if value is not None and not value.startswith(("http://", "https://")):
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        raise ValueError(f"must be an http:// or https:// URL, got {redact_url(value)!r}")
     return value
 
 
@@ -249,6 +250,18 @@ class Settings(BaseSettings):
     def is_dev(self) -> bool:
         """True in the dev environment, the only one where dev defaults are allowed."""
         return self.environment == "dev"
+
+    @property
+    def max_put_url_seconds(self) -> int:
+        """The longest lifetime, in seconds, a client may ask for a single-PUT upload URL.
+
+        ``S3_PRESIGN_MAX_EXPIRES_SECONDS``, bounded by ``UPLOAD_RESERVATION_SECONDS`` (a URL
+        should not outlive its clip). With ``S3_CONDITIONAL_WRITES`` off an upload URL can
+        replace a verified clip's bytes for as long as it lives, so it may live no longer than
+        ``S3_PRESIGN_PUT_EXPIRES_SECONDS``: the window docs/security.md promises.
+        """
+        longest = min(self.presign_max_expires_seconds, self.upload_reservation_seconds)
+        return longest if self.s3_conditional_writes else min(longest, self.presign_put_expires_seconds)
 
     @classmethod
     def variable_names(cls) -> dict[str, tuple[str, ...]]:

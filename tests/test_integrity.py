@@ -82,7 +82,7 @@ def test_truncated_m4a_is_unreadable(api, app, audio):
     created = api("POST", "/api/audio-clips", json={"mime_type": "audio/mp4", "bytes": f.size}).json()
     put_upload(created["upload"], f.data)
     error = assert_rejected(api, app, created["clip"], complete(api, created["clip"]["id"]), "unreadable_audio")
-    assert "parse" in error["message"]
+    assert "not a readable MP4/M4A audio file" in error["message"]  # in the uploader's terms
 
 
 def test_container_must_fit_the_declared_type(api, app, audio):

@@ -74,3 +74,40 @@ def test_gunicorn_config_sums_workers(base_config, make_token, tmp_path):
             )
             == sent
         )
+
+
+def test_cli_commands_sharing_the_multiproc_dir_leave_no_live_gauges(base_config, tmp_path):
+    """CLI processes build the app too; with the workers' PROMETHEUS_MULTIPROC_DIR they used
+    to leave a live ``advanced_notes_workers`` file each (19 read with 5 workers)."""
+    import os
+    import subprocess
+    import sys
+
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update({**{k: str(v) for k, v in base_config.items()}, "PROMETHEUS_MULTIPROC_DIR": str(prom)})
+    for args in (["webhooks", "list"], ["db", "current"], ["webhooks", "deliver"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        assert done.returncode in (0, 1), (args, done.stderr[-2000:])
+    assert not list(prom.glob("gauge_live*")), sorted(p.name for p in prom.iterdir())
+    with (
+        (tmp_path / "gunicorn.log").open("wb") as log,
+        gunicorn_serving(
+            base_config, log, GUNICORN_WORKERS="2", GUNICORN_THREADS="1", PROMETHEUS_MULTIPROC_DIR=str(prom)
+        ) as (base, _),
+    ):
+        deadline = time.monotonic() + 30
+        while True:  # both workers count themselves in once booted
+            workers = metric(requests.get(f"{base}/metrics", timeout=5).text, "advanced_notes_workers")
+            if workers >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert workers == 2
+        assert len(list(prom.glob("gauge_livesum_*.db"))) == 2

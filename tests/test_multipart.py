@@ -283,9 +283,12 @@ def test_bad_requests_answer_in_the_error_shape(mp: Api, long_wav: bytes):
         assert answer.json()["error"]["code"] == "validation_error"
     assert mp("POST", base, json={"part_numbers": [1], "expires_in": 86_401}).status_code == 422
     assert signed_params(sign(mp, clip_id, [1], expires_in=3600)[0]["url"])["X-Amz-Expires"] == "3600"
-    single = mp("POST", "/api/audio-clips", json={"mime_type": "audio/wav", "bytes": 1000, "expires_in": 7200})
+    # A single PUT without write-once (moto's "custom" default) lives at most S3_PRESIGN_PUT_EXPIRES_SECONDS.
+    single = mp("POST", "/api/audio-clips", json={"mime_type": "audio/wav", "bytes": 1000, "expires_in": 600})
     assert single.status_code == 201 and single.json()["multipart"] is None
-    assert signed_params(single.json()["upload"]["url"])["X-Amz-Expires"] == "7200"
+    assert signed_params(single.json()["upload"]["url"])["X-Amz-Expires"] == "600"
+    longer = mp("POST", "/api/audio-clips", json={"mime_type": "audio/wav", "bytes": 1000, "expires_in": 7200})
+    assert longer.status_code == 422 and "expires_in" in longer.json()["error"]["details"]
     refresh = mp("POST", f"/api/audio-clips/{clip_id}/upload-url")
     assert refresh.status_code == 409 and refresh.json()["error"]["code"] == "conflict"
     unknown = mp("POST", f"/api/audio-clips/{uuid.uuid4()}/multipart/parts", json={"part_numbers": [1]})
@@ -342,3 +345,127 @@ def test_openapi_documents_the_multipart_endpoints(client):
     assert list_op["responses"]["200"]["content"]["application/json"]["example"]["missing_parts"] == [2]
     assert "delete" in spec["paths"]["/api/audio-clips/{clip_id}/multipart"]
     assert "multipart" in spec["components"]["schemas"]["CreateClip"]["properties"]
+
+
+# -- abort racing complete: the answer says what happened -------------------------------
+
+
+def small_multipart(api: Api) -> tuple[str, bytes]:
+    """A one-part multipart clip of a real WAV, its part uploaded; returns (clip id, bytes)."""
+    data = (FIXTURES / "note.wav").read_bytes()
+    clip_id = create_multipart(api, data)["clip"]["id"]
+    upload_parts(api, clip_id, data, [1])
+    return clip_id, data
+
+
+def abort(api: Api, clip_id: str) -> requests.Response:
+    return api("DELETE", f"/api/audio-clips/{clip_id}/multipart")
+
+
+def test_abort_after_complete_assembled_answers_409_not_aborted(mp: Api, mp_app, monkeypatch):
+    """complete assembles the parts, then an abort runs whole, then complete verifies: the
+    abort must not answer aborted (it used to, and the clip ended ready)."""
+    storage = services_of(mp_app).storage
+    clip_id, _ = small_multipart(mp)
+    real_complete = storage.complete_multipart_upload
+    answers: list[requests.Response] = []
+
+    def complete_then_abort(*args: Any, **kw: Any) -> bool:
+        assembled = real_complete(*args, **kw)
+        answers.append(abort(mp, clip_id))  # another request, on the live server, in between
+        return assembled
+
+    monkeypatch.setattr(storage, "complete_multipart_upload", complete_then_abort)
+    completed = complete(mp, clip_id)
+    assert completed.status_code == 200, completed.text
+    (aborted,) = answers
+    assert aborted.status_code == 409, aborted.text
+    error = aborted.json()["error"]
+    assert error["code"] == "conflict" and error["details"] == {"status": "pending", "assembled": True}
+    assert mp("GET", f"/api/audio-clips/{clip_id}").json()["clip"]["status"] == "ready"
+
+
+def test_abort_after_complete_finished_answers_409_ready(mp: Api, mp_app, monkeypatch):
+    """The abort reads the clip pending, complete runs whole, then the abort reaches the store."""
+    storage = services_of(mp_app).storage
+    clip_id, _ = small_multipart(mp)
+    real_abort = storage.abort_multipart_upload
+    completions: list[requests.Response] = []
+
+    def complete_first(*args: Any, **kw: Any) -> bool:
+        completions.append(complete(mp, clip_id))
+        return real_abort(*args, **kw)
+
+    monkeypatch.setattr(storage, "abort_multipart_upload", complete_first)
+    aborted = abort(mp, clip_id)
+    assert completions[0].status_code == 200, completions[0].text
+    assert aborted.status_code == 409, aborted.text
+    assert aborted.json()["error"]["details"] == {"status": "ready", "assembled": True}
+
+
+def test_abort_before_complete_assembles_wins(mp: Api, mp_app, monkeypatch):
+    """complete has read the clip; the abort runs whole before complete lists the parts."""
+    storage = services_of(mp_app).storage
+    clip_id, _ = small_multipart(mp)
+    real_list = storage.list_parts
+    answers: list[requests.Response] = []
+
+    def abort_first(*args: Any, **kw: Any) -> Any:
+        if not answers:
+            answers.append(abort(mp, clip_id))
+        return real_list(*args, **kw)
+
+    monkeypatch.setattr(storage, "list_parts", abort_first)
+    completed = complete(mp, clip_id)
+    assert answers[0].status_code == 200 and answers[0].json() == {"clip_id": clip_id, "aborted": True}
+    assert completed.status_code == 409 and completed.json()["error"]["code"] == "upload_missing"
+    assert mp("GET", f"/api/audio-clips/{clip_id}").json()["clip"]["status"] == "pending"
+
+
+def test_abort_racing_complete_never_misreports(mp: Api, mp_app):
+    """30 real races on threads: whoever wins, the two answers and the clip agree."""
+    import random
+    import threading
+    import time
+
+    storage = services_of(mp_app).storage
+    outcomes: dict[str, int] = {}
+    for _ in range(30):
+        clip_id, _ = small_multipart(mp)
+        key = mp("GET", f"/api/audio-clips/{clip_id}").json()["clip"]["storage_key"]
+        answers: dict[str, requests.Response] = {}
+        start = threading.Barrier(2)
+
+        def run(
+            name: str, call: Any, delay: float, clip: str = clip_id, got: dict = answers, gate: Any = start
+        ) -> None:
+            gate.wait()
+            time.sleep(delay)
+            got[name] = call(mp, clip)
+
+        # complete takes longer than abort: the abort starts up to 60 ms later, so both win some.
+        racers = (("abort", abort, random.uniform(0, 0.06)), ("complete", complete, 0.0))
+        threads = [threading.Thread(target=run, args=r) for r in racers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        status = mp("GET", f"/api/audio-clips/{clip_id}").json()["clip"]["status"]
+        a, c = answers["abort"], answers["complete"]
+        if a.status_code == 200:
+            assert a.json()["aborted"] is True
+            assert status == "pending" and storage.head(key) is None, (a.text, c.text, status)
+            if c.status_code == 503:
+                # moto's own race (no lock between its abort and complete: a KeyError, a 500 from
+                # moto) where S3 answers NoSuchUpload; nothing changed, and the retry tells.
+                c = complete(mp, clip_id)
+            assert c.status_code == 409 and c.json()["error"]["code"] == "upload_missing", c.text
+            outcomes["abort won"] = outcomes.get("abort won", 0) + 1
+            assert mp("DELETE", f"/api/audio-clips/{clip_id}").status_code == 204  # the pending quota
+        else:
+            assert a.status_code == 409, a.text
+            assert a.json()["error"]["details"]["status"] in ("pending", "ready"), a.text
+            assert c.status_code == 200 and status == "ready", (a.text, c.text, status)
+            outcomes["complete won"] = outcomes.get("complete won", 0) + 1
+    print("abort/complete races:", outcomes)
+    assert sum(outcomes.values()) == 30, outcomes

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore import UNSIGNED
@@ -549,6 +550,18 @@ class S3Storage:
         """Delete ``key`` (deleting a missing key succeeds, as S3 does)."""
         with _store_errors("DELETE"):
             self._client.delete_object(Bucket=self.bucket, Key=key)
+
+    @cached_property
+    def public_origin(self) -> str:
+        """``scheme://host[:port]`` of the URLs handed to clients (the bucket as browsers reach it).
+
+        Built the way every presigned URL is (public endpoint, addressing style: the bucket
+        is in the host name under virtual-hosted addressing), without signing or network.
+        Pages allow it in their Content-Security-Policy (``connect-src``, ``media-src``).
+        """
+        url = self._url_builder.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": "k"})
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def signing(self) -> dict[str, str | None]:

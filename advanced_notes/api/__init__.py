@@ -93,6 +93,9 @@ def init_api(app: Flask, settings: Settings) -> Api:
     from advanced_notes.api.json_bodies import init_json_bodies
 
     init_json_bodies(app)
+    from advanced_notes.api.page_headers import init_nosniff
+
+    init_nosniff(app)
     app.register_blueprint(demo.blp)  # a page, not part of the API document
     app.register_blueprint(uppy_page.blp)  # likewise
     app.register_blueprint(swagger_assets.blp)

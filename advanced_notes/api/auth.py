@@ -17,6 +17,7 @@ from flask import g, request
 
 from advanced_notes.api.context import current_services
 from advanced_notes.domain.errors import Unauthorized
+from advanced_notes.domain.redact import redact_url
 from advanced_notes.settings import Settings
 
 HMAC_ALGORITHMS = ("HS256",)
@@ -159,7 +160,7 @@ def auth_mode(settings: Settings) -> str:
     elif settings.auth_jwt_secret:
         modes.append("HS256 (AUTH_JWT_SECRET)")
     if settings.auth_jwks_url:
-        modes.append(f"JWKS {settings.auth_jwks_url}")
+        modes.append(f"JWKS {redact_url(settings.auth_jwks_url)}")
     checks = [f"{n}={v}" for n, v in (("iss", settings.auth_jwt_issuer), ("aud", settings.auth_jwt_audience)) if v]
     return " + ".join(modes) + (f" ({', '.join(checks)})" if checks else "")
 

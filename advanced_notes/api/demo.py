@@ -15,10 +15,14 @@ from pathlib import Path
 
 from flask import Blueprint, Response, send_from_directory
 
+from advanced_notes.api.page_headers import add_page_headers
+
 #: The page and its assets (``static_folder`` below, as an absolute path).
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "demo"
 
 blp = Blueprint("demo", __name__, static_folder=STATIC_DIR, static_url_path="/demo/static")
+# The page and its assets: CSP, no framing, no Referer, nosniff (api/page_headers.py).
+blp.after_request(add_page_headers)
 
 
 @blp.route("/demo")

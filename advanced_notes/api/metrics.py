@@ -6,8 +6,10 @@
   ``advanced_notes_pending_deletions`` and ``advanced_notes_pending_deletions_due``
   (the sweeper's backlog; a growing one means deletions keep failing).
 - ``advanced_notes_workers``: 1 per live process serving the app (summed over gunicorn
-  workers in multi-process mode, ``livesum``). More than the configured worker count
-  means dead workers' files were not dropped (gunicorn.conf.py's ``child_exit``).
+  workers in multi-process mode, ``livesum``: each worker counts itself in from gunicorn's
+  ``post_worker_init``, never a CLI command sharing the directory). More than the
+  configured worker count means dead workers' files were not dropped (gunicorn.conf.py's
+  ``child_exit``).
 - Sweeper runs (a separate cron process) write their results to a textfile for
   node_exporter: ``sweep --metrics-file``.
 
@@ -185,12 +187,41 @@ def init_metrics(app: Flask, db: Database, version: str, cache_seconds: float = 
             registry.register(counter)
         metrics = PrometheusMetrics(app, path="/metrics", **options)
     metrics.info("advanced_notes_info", "Advanced Notes audio clips service.", version=version)
-    # In multi-process mode the value lives in a file of this pid (read by the collector
-    # from the directory, so the gauge must not be registered as well), and the master's
-    # child_exit hook removes that file when the worker exits.
-    Gauge(
+    if not multiprocess:
+        _workers_gauge(registry).set(1)
+    # In multi-process mode every process that builds the app shares the directory, CLI
+    # commands included (db upgrade, sweep, webhooks deliver): a live gauge written here
+    # would outlive them, since only gunicorn's child_exit drops a pid's files. Workers
+    # count themselves in instead, from gunicorn's post_worker_init (mark_serving).
+
+
+def _workers_gauge(registry: CollectorRegistry | None) -> Gauge:
+    return Gauge(
         "advanced_notes_workers",
         "Live processes serving the app.",
         multiprocess_mode="livesum",
-        registry=None if multiprocess else registry,
-    ).set(1)
+        registry=registry,
+    )
+
+
+_serving_lock = threading.Lock()
+_serving: Gauge | None = None
+
+
+def mark_serving() -> None:
+    """Count this process in ``advanced_notes_workers`` (multi-process mode: a gunicorn worker).
+
+    Called by gunicorn.conf.py's ``post_worker_init`` in each worker once the app is
+    loaded. The value lives in this pid's ``gauge_livesum_<pid>.db`` in
+    ``PROMETHEUS_MULTIPROC_DIR`` (read from the directory, so the gauge is not registered
+    anywhere), and the master's ``child_exit`` removes that file when the worker exits.
+    Idempotent; a no-op without ``PROMETHEUS_MULTIPROC_DIR`` (then :func:`init_metrics`
+    sets the gauge in the app's own registry).
+    """
+    global _serving
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    with _serving_lock:
+        if _serving is None:
+            _serving = _workers_gauge(None)
+            _serving.set(1)

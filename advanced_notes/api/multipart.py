@@ -152,9 +152,20 @@ def list_parts(clip_id: uuid.UUID) -> dict[str, Any]:
 
 @blp.route("/audio-clips/<uuid:clip_id>/multipart", methods=["DELETE"])
 @blp.response(200, AbortedSchema, example={"clip_id": _CLIP_ID, "aborted": True})
-@error_responses(blp, {404: NO_CLIP, 409: "conflict: the clip is not pending or not uploaded in parts."})
+@error_responses(
+    blp,
+    {
+        404: NO_CLIP,
+        409: "conflict: the clip is not pending or not uploaded in parts, or complete assembled its parts "
+        "first (`details.assembled`: nothing was aborted).",
+    },
+)
 def abort_upload(clip_id: uuid.UUID) -> dict[str, Any]:
     """Abort the multipart upload (its stored parts are freed). The clip stays pending with
-    no upload until the sweeper expires it; delete it to remove it now. Idempotent."""
+    no upload until the sweeper expires it; delete it to remove it now. Idempotent.
+
+    `aborted: true` means the store aborted the upload. When a concurrent complete assembled
+    the parts first, nothing was aborted: 409 with `details.assembled` true and
+    `details.status` the clip's status (complete goes on to verify it)."""
     clip = _service().abort(current_owner(), clip_id)
     return {"clip_id": clip.id, "aborted": clip.multipart_upload_id is None}

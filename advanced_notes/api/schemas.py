@@ -159,7 +159,11 @@ def _create_clip_schema(settings: Settings) -> type[StrictSchema]:
             load_default=None,
             allow_none=True,
             validate=validate.Range(1, settings.presign_max_expires_seconds, error=BETWEEN),
-            metadata={"description": "PUT URL lifetime in seconds (at most S3_PRESIGN_MAX_EXPIRES_SECONDS)."},
+            metadata={
+                "description": "PUT URL lifetime in seconds: at most S3_PRESIGN_MAX_EXPIRES_SECONDS; for a "
+                "single PUT with S3_CONDITIONAL_WRITES off, at most S3_PRESIGN_PUT_EXPIRES_SECONDS (an upload "
+                "URL could replace a verified clip while it lives; a longer one is a 422)."
+            },
         )
 
     return CreateClipSchema

@@ -13,9 +13,13 @@ from pathlib import Path
 
 from flask import Blueprint, Response, send_from_directory
 
+from advanced_notes.api.page_headers import add_page_headers
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "uppy"
 
 blp = Blueprint("uppy", __name__, static_folder=STATIC_DIR, static_url_path="/uppy/static")
+# The page and its assets: CSP, no framing, no Referer, nosniff (api/page_headers.py).
+blp.after_request(add_page_headers)
 
 
 @blp.route("/uppy")

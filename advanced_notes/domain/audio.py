@@ -87,7 +87,49 @@ _MUTAGEN_TYPES: dict[str, list[type]] = {
 
 
 class UnreadableAudio(ValueError):
-    """The stream has a known container's signature but cannot be parsed as audio."""
+    """The stream has a known container's signature but cannot be parsed as audio.
+
+    Its text names the parser's exception: for logs. What the uploader reads is
+    :func:`unreadable_message`.
+
+    Args:
+        message: what the parser said (for the log).
+        no_audio: True when the container parsed but holds no audio stream or track.
+    """
+
+    def __init__(self, message: str, *, no_audio: bool = False):
+        super().__init__(message)
+        self.no_audio = no_audio
+
+
+#: Container families as people know their files (the names audio apps export under).
+CONTAINER_NAMES = {
+    "mp4": "MP4/M4A",
+    "mp3": "MP3",
+    "wav": "WAV",
+    "ogg": "Ogg (Opus/Vorbis)",
+    "webm": "WebM",
+    "flac": "FLAC",
+    "aac": "AAC",
+}
+
+
+def unreadable_message(container: str, exc: UnreadableAudio | None = None) -> str:
+    """The rejection message for audio of ``container`` that does not parse, in the uploader's terms.
+
+    Never quotes the parser's exception (class names and Python reprs mean nothing to a
+    user and tell an attacker which parser runs): that goes to the log.
+
+    Args:
+        container: a family from :func:`sniff_container`; exc: the parse failure, if any.
+    Returns:
+        e.g. "The file is not a readable MP4/M4A audio file: it may be truncated or
+        damaged; export it again."
+    """
+    name = CONTAINER_NAMES.get(container, "audio")
+    if exc is not None and exc.no_audio:
+        return f"The file is a {name} file with no audio in it; record or export it again."
+    return f"The file is not a readable {name} audio file: it may be truncated or damaged; export it again."
 
 
 def _family(extension: str, mime_type: str) -> str | None:
@@ -165,7 +207,7 @@ def _parse_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
     parsed = mutagen.File(fileobj, options=_MUTAGEN_TYPES[container])
     length = getattr(getattr(parsed, "info", None), "length", None) if parsed is not None else None
     if not length or length <= 0:
-        raise UnreadableAudio(f"no audio stream found in {container}")
+        raise UnreadableAudio(f"no audio stream found in {container}", no_audio=True)
     if container == "mp4":
         edited = _mp4_edited_duration_ms(fileobj)
         if edited:
@@ -239,7 +281,7 @@ def _matroska_duration_ms(fileobj: BinaryIO) -> int | None:
             raise  # the store failed, or bytes enzyme should read are damaged: not our case
         return _walked_duration_ms(fileobj, f"cannot parse webm: {exc.__class__.__name__}: {exc}")
     if not mkv.audio_tracks:
-        raise UnreadableAudio("the webm has no audio track")
+        raise UnreadableAudio("the webm has no audio track", no_audio=True)
     duration = mkv.info.duration if mkv.info else None
     if duration:
         return round(float(duration.total_seconds()) * 1000)

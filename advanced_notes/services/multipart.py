@@ -18,9 +18,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import update
+
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import Clip
+from advanced_notes.adapters.models import AudioClip, Clip
 from advanced_notes.adapters.storage import PartsRefused, PresignedRequest, S3Storage, UploadedPart
+from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import (
     Conflict,
     StorageUnavailable,
@@ -30,7 +33,7 @@ from advanced_notes.domain.errors import (
 )
 from advanced_notes.domain.multipart import PartPlan, plan_parts
 from advanced_notes.services.clips import ClipService
-from advanced_notes.services.lifecycle import PENDING, update_if_pending
+from advanced_notes.services.lifecycle import PENDING
 from advanced_notes.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,13 +70,15 @@ class SignedPart:
     request: PresignedRequest
 
 
-def bounded_lifetime(requested: int | None, default: int, maximum: int) -> int:
+def bounded_lifetime(requested: int | None, default: int, maximum: int, why: str = "") -> int:
     """The URL lifetime to sign, in seconds: ``requested`` (checked) or ``default``.
 
     Args:
         requested: the client's ``expires_in`` (None: not asked).
         default: the configured lifetime; maximum: S3_PRESIGN_MAX_EXPIRES_SECONDS bounded
-            by the clip's reservation (a URL should not outlive its clip).
+            by the clip's reservation (a URL should not outlive its clip), or for a single
+            PUT :attr:`Settings.max_put_url_seconds`.
+        why: appended to the error message (where the maximum comes from), e.g. ": ...".
     Raises:
         ValidationFailed: ``requested`` is above ``maximum``.
     """
@@ -81,7 +86,7 @@ def bounded_lifetime(requested: int | None, default: int, maximum: int) -> int:
         return default
     if requested > maximum:
         raise ValidationFailed(
-            f"expires_in may be at most {maximum} seconds on this server.",
+            f"expires_in may be at most {maximum} seconds on this server{why}.",
             {"expires_in": [f"Must be between 1 and {maximum}."]},
         )
     return requested
@@ -233,19 +238,55 @@ class MultipartService:
         """Abort the clip's multipart upload (its parts are freed); the clip stays pending
         without an upload, and the sweeper expires it after its reservation.
 
+        The store decides a race with complete: of AbortMultipartUpload and
+        CompleteMultipartUpload on one upload, one wins. When complete assembled the object
+        first, nothing was aborted and the answer says so (Conflict, ``details.status`` the
+        clip's status as stored and ``details.assembled`` true); complete then verifies it
+        as usual. Only after the store aborted does the clip drop its upload id, by a
+        compare-and-set on the pending clip and that upload id.
+
         Idempotent: aborting an aborted upload answers the same.
+        Returns:
+            the clip as stored after the abort (pending, no upload).
         Raises:
-            NotFound; Conflict (the clip is not pending or not multipart); StorageUnavailable.
+            NotFound; Conflict (the clip is not pending, not multipart, or complete
+            assembled its object first); StorageUnavailable (nothing changed).
         """
         clip = self.clips.get(owner_id, clip_id)
         if clip.part_size is None:
             raise Conflict("This clip is not uploaded in parts.", {"multipart": False})
         if clip.status != PENDING:
             raise Conflict(f"The clip is {clip.status}; only pending uploads can be aborted.", {"status": clip.status})
-        if clip.multipart_upload_id:
-            self.storage.abort_multipart_upload(clip.storage_key, clip.multipart_upload_id)
+        upload_id = clip.multipart_upload_id
+        if upload_id:
+            stopped = self.storage.abort_multipart_upload(clip.storage_key, upload_id)
+            if not stopped and self.storage.head(clip.storage_key) is not None:
+                # The store no longer knew the upload because complete assembled it.
+                current = self.clips.get(owner_id, clip_id)
+                raise Conflict(
+                    "Complete assembled this clip's parts before the abort; nothing was aborted "
+                    f"and the clip is {current.status}.",
+                    {"status": current.status, "assembled": True},
+                )
             with self.db.transaction() as session:
-                update_if_pending(session, clip.id, multipart_upload_id=None)
+                won = session.scalar(
+                    update(AudioClip)
+                    .where(
+                        AudioClip.id == clip.id,
+                        AudioClip.status == PENDING,
+                        AudioClip.multipart_upload_id == upload_id,
+                    )
+                    .values(multipart_upload_id=None, updated_at=utcnow())
+                    .returning(AudioClip.id)
+                    .execution_options(synchronize_session=False)
+                )
+            if won is None:
+                current = self.clips.get(owner_id, clip_id)
+                if current.status != PENDING:
+                    raise Conflict(
+                        f"The clip is {current.status}; only pending uploads can be aborted.",
+                        {"status": current.status},
+                    )
         return self.clips.get(owner_id, clip_id)
 
     # -- at complete (UploadService.complete) -------------------------------------------

@@ -69,6 +69,12 @@ class UploadService:
         self.db = db
         self.multipart = multipart or MultipartService(db, storage, clips, settings)
         self.put_expires_seconds = settings.presign_put_expires_seconds
+        self.max_put_url_seconds = settings.max_put_url_seconds
+        self._why_max = (
+            ""
+            if settings.s3_conditional_writes
+            else " (upload URLs are not write-once here, so one lives no longer than S3_PRESIGN_PUT_EXPIRES_SECONDS)"
+        )
         self.storage = storage
         self.clips = clips
         self.completer = completer
@@ -110,7 +116,9 @@ class UploadService:
             multipart: upload in parts (docs/multipart.md); None lets the server decide
                 (MULTIPART_THRESHOLD_BYTES).
             expires_in: PUT URL lifetime in seconds (default S3_PRESIGN_PUT_EXPIRES_SECONDS,
-                at most S3_PRESIGN_MAX_EXPIRES_SECONDS).
+                at most :attr:`Settings.max_put_url_seconds` for a single PUT: with write-once
+                off no longer than the default; for part URLs at most
+                S3_PRESIGN_MAX_EXPIRES_SECONDS and the reservation).
         Returns:
             the clip and its presigned PUT, or its multipart session.
         Raises:
@@ -128,7 +136,10 @@ class UploadService:
             "checksum_sha256": checksum_sha256,
         }
         plan = self.multipart.plan(bytes, multipart, checksum_sha256)
-        lifetime = bounded_lifetime(expires_in, self.put_expires_seconds, self.multipart.max_expires_seconds)
+        if plan is None:
+            lifetime = bounded_lifetime(expires_in, self.put_expires_seconds, self.max_put_url_seconds, self._why_max)
+        else:  # part URLs are signed later; none of them can write onto an assembled object
+            lifetime = bounded_lifetime(expires_in, self.put_expires_seconds, self.multipart.max_expires_seconds)
         declared["multipart"] = plan is not None
         if idempotency_key is not None:
             existing = self._by_idempotency_key(owner_id, idempotency_key)

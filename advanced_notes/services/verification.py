@@ -20,6 +20,7 @@ from advanced_notes.domain.audio import (
     container_fits,
     measure_duration_ms,
     sniff_container,
+    unreadable_message,
 )
 from advanced_notes.domain.errors import UploadRejected
 from advanced_notes.domain.mime import normalize_mime_type
@@ -104,7 +105,9 @@ def verify_audio(
     try:
         duration_ms = measure_duration_ms(cast(BinaryIO, reader), container)  # a file-like RawIOBase
     except UnreadableAudio as exc:
-        raise UploadRejected("unreadable_audio", f"The audio cannot be parsed: {exc}.") from exc
+        # The parser's words are for operators; the uploader reads what is wrong with the file.
+        log.warning("unreadable audio clip=%s container=%s: %s", clip.id, container, exc)
+        raise UploadRejected("unreadable_audio", unreadable_message(container, exc)) from exc
     except ReadBudgetExceeded as exc:
         raise UploadRejected(
             "unreadable_audio", f"Parsing the audio needs more than {max_read_bytes} bytes of headers."

@@ -29,6 +29,7 @@ from standardwebhooks.webhooks import Webhook
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import Clip, WebhookDelivery
 from advanced_notes.domain.clock import utcnow
+from advanced_notes.domain.redact import redact_text, redact_url
 from advanced_notes.services.telemetry import WEBHOOK_ATTEMPTS
 from advanced_notes.settings import Settings
 
@@ -241,7 +242,8 @@ class WebhookDispatcher:
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
         except self._request_error as exc:
-            error = f"{exc.__class__.__name__}: {exc}"[:500]
+            # requests quotes the URL's path and query (a token) in its messages.
+            error = redact_text(f"{exc.__class__.__name__}: {exc}", [row.endpoint_url])[:500]
         attempts = row.attempts + 1
         values: dict[str, Any] = {"attempts": attempts, "last_status": status, "last_error": error}
         if error is None:
@@ -253,13 +255,19 @@ class WebhookDispatcher:
             result.given_up += 1
             WEBHOOK_ATTEMPTS.labels("given_up").inc()
             log.error(
-                "webhook %s to %s given up after %d attempts: %s", row.event_id, row.endpoint_url, attempts, error
+                "webhook %s to %s given up after %d attempts: %s",
+                row.event_id,
+                redact_url(row.endpoint_url),
+                attempts,
+                error,
             )
         else:
             values.update(next_attempt_at=now + backoff(attempts))
             result.failed += 1
             WEBHOOK_ATTEMPTS.labels("failed").inc()
-            log.warning("webhook %s to %s failed (attempt %d): %s", row.event_id, row.endpoint_url, attempts, error)
+            log.warning(
+                "webhook %s to %s failed (attempt %d): %s", row.event_id, redact_url(row.endpoint_url), attempts, error
+            )
         with self.db.transaction() as session:
             session.execute(
                 update(WebhookDelivery)

@@ -25,6 +25,7 @@ from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.domain.bucket_cors import required_cors_rules
+from advanced_notes.domain.redact import redact_url
 from advanced_notes.tools.discovery import (
     DevStack,
     DiscoveryError,
@@ -190,7 +191,7 @@ def _serve(options: EmbeddedOptions, instance: Path, api_socket: socket.socket, 
 Advanced Notes audio clips: embedded default
   API       {api}   (interactive docs: {api}/api/docs)
   S3        http://{options.host}:{options.s3_port}   bucket {services.storage.bucket} (moto, in memory)
-  Database  {services.db.url}  (recreated at each start)
+  Database  {redact_url(services.db.url)}  (recreated at each start)
 
 Token for sub={options.subject} (24 h):
   export ADVANCED_NOTES_TOKEN={token}

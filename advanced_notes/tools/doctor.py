@@ -27,6 +27,7 @@ import requests
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.bucket_cors import cors_problems
 from advanced_notes.domain.errors import StorageUnavailable
+from advanced_notes.domain.redact import redact_url
 from advanced_notes.settings import Settings
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
@@ -81,8 +82,9 @@ class StorageDoctor:
             INFO,
             "settings",
             f"provider {self.settings.s3_provider}, bucket {self.storage.bucket}, "
-            f"endpoint {self.settings.s3_endpoint_url or 'AWS'}, URLs signed for "
-            f"{signing['endpoint']}, region {signing['region']}, addressing {signing['addressing_style']}, "
+            f"endpoint {redact_url(self.settings.s3_endpoint_url) if self.settings.s3_endpoint_url else 'AWS'}, "
+            f"URLs signed for {redact_url(signing['endpoint'] or '')}, region {signing['region']}, "
+            f"addressing {signing['addressing_style']}, "
             f"key prefix {self.settings.key_prefix}/",
         )
         yield self._credentials()

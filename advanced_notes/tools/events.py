@@ -58,13 +58,16 @@ def webhooks_deliver(loop_seconds: int | None) -> None:
 @with_appcontext
 def webhooks_list(failed: bool, limit: int) -> None:
     """List recent deliveries, newest first; exits 1 with --failed when any is given up."""
+    from advanced_notes.domain.redact import redact_text, redact_url
+
     dispatcher = _dispatcher()
     rows = dispatcher.listing(failed_only=failed, limit=limit)
     for row in rows:
         state = "delivered" if row.delivered_at else "given up" if row.given_up_at else "pending"
         click.echo(
             f"{row.created_at.isoformat()} {row.event_id} {row.event_type} clip={row.clip_id} "
-            f"to={row.endpoint_url} state={state} attempts={row.attempts} last={row.last_error or row.last_status}"
+            f"to={redact_url(row.endpoint_url)} state={state} attempts={row.attempts} "
+            f"last={redact_text(row.last_error, [row.endpoint_url]) if row.last_error else row.last_status}"
         )
     counts = dispatcher.counts()
     click.echo(
