@@ -290,7 +290,7 @@ def _process(
 ) -> MediaResult:
     stream, ctx = src.stream, src.stream.codec_context
     container_name = src.container.format.name
-    codec = ctx.name
+    codec = ctx.codec.canonical_name  # ffprobe's codec_name (ctx.name is the decoder's: mp3float)
     rate, channels = ctx.sample_rate, ctx.layout.nb_channels
     if not rate or not channels:
         raise MediaError("not_audio", "This file has no audio.")

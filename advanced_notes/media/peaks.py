@@ -96,35 +96,36 @@ class PeakAccumulator:
     def add(self, mono: npt.NDArray[np.float32]) -> None:
         """Feed the next samples (1-D float array, full scale 1.0)."""
         n = len(mono)
-        if n == 0:
-            return
         self.samples += n
-        spp = self.samples_per_pixel
         start = 0
-        if self._partial_count:
-            take = min(spp - self._partial_count, n)
-            head = mono[:take]
-            self._partial_min = min(self._partial_min, float(head.min()))
-            self._partial_max = max(self._partial_max, float(head.max()))
-            self._partial_count += take
-            start = take
-            if self._partial_count == spp:
-                self._append(np.array([self._partial_min], np.float32), np.array([self._partial_max], np.float32))
-                self._partial_count = 0
-        whole = (n - start) // spp
-        if whole:
+        while start < n:
+            spp = self.samples_per_pixel  # may double at each append
+            if self._partial_count:
+                take = min(spp - self._partial_count, n - start)
+                head = mono[start : start + take]
+                self._partial_min = min(self._partial_min, float(head.min()))
+                self._partial_max = max(self._partial_max, float(head.max()))
+                self._partial_count += take
+                start += take
+                if self._partial_count == spp:
+                    self._partial_count = 0
+                    self._append(np.array([self._partial_min], np.float32), np.array([self._partial_max], np.float32))
+                continue
+            # At most one pixel past the bound per append, so one merge restores it.
+            whole = min((n - start) // spp, self.max_pixels + 1 - len(self._mins))
+            if whole == 0:
+                rest = mono[start:]
+                self._partial_min, self._partial_max = float(rest.min()), float(rest.max())
+                self._partial_count = n - start
+                return
             windows = mono[start : start + whole * spp].reshape(whole, spp)
-            self._append(windows.min(axis=1), windows.max(axis=1))
             start += whole * spp
-        if start < n:
-            rest = mono[start:]
-            self._partial_min, self._partial_max = float(rest.min()), float(rest.max())
-            self._partial_count = n - start
+            self._append(windows.min(axis=1), windows.max(axis=1))
 
     def _append(self, mins: npt.NDArray[np.float32], maxs: npt.NDArray[np.float32]) -> None:
         self._mins = np.concatenate((self._mins, mins.astype(np.float32, copy=False)))
         self._maxs = np.concatenate((self._maxs, maxs.astype(np.float32, copy=False)))
-        while len(self._mins) > self.max_pixels:
+        if len(self._mins) > self.max_pixels:
             self._merge_pairs()
 
     def _merge_pairs(self) -> None:
