@@ -65,11 +65,13 @@ def _reference_mono(path: Path) -> np.ndarray:
     return np.frombuffer(pcm, dtype=np.float32).reshape(-1, channels).mean(axis=1)
 
 
+EBUR128 = ("-af", "ebur128=peak=true")
+
+
 def _ebur128(path: Path) -> tuple[float, float]:
     """(integrated LUFS, true peak dBTP) from the summary of ``ffmpeg -af ebur128=peak=true``."""
     log = subprocess.run(
-        ["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-map", "0:a:0", "-af", "ebur128=peak=true"]
-        + ["-f", "null", "-"],
+        ["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-map", "0:a:0", *EBUR128, "-f", "null", "-"],
         capture_output=True,
         check=True,
         text=True,
@@ -79,6 +81,9 @@ def _ebur128(path: Path) -> tuple[float, float]:
     peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
     assert integrated and peak, summary
     return float(integrated.group(1)), float(peak.group(1))
+
+
+PIPED_STEREO = ("-af", "pan=stereo|c0=c0|c1=-0.5*c0", "-ar", "44100", "-c:a", "libvorbis", "-f", "webm")
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +97,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         piped = tmp_path_factory.mktemp("piped") / "piped-stereo.webm"
         with piped.open("wb") as out:
             subprocess.run(
-                ["ffmpeg", "-v", "error", "-i", str(FIXTURES / "note.wav"), "-af", "pan=stereo|c0=c0|c1=-0.5*c0"]
-                + ["-ar", "44100", "-c:a", "libvorbis", "-f", "webm", "pipe:"],
+                ["ffmpeg", "-v", "error", "-i", str(FIXTURES / "note.wav"), *PIPED_STEREO, "pipe:"],
                 stdout=out,
                 check=True,
             )
@@ -191,7 +195,8 @@ def test_the_seekable_remux_has_duration_and_cues_and_the_same_packets(processed
     assert _seek_index(original) == webm.SeekIndex(has_duration=False, has_cues=False)
     assert _seek_index(seekable) == webm.SeekIndex(has_duration=True, has_cues=True)
     assert "duration" not in _ffprobe(original, "-show_format")["format"]
-    assert abs(float(_ffprobe(seekable, "-show_format")["format"]["duration"]) * 1000 - processed[name].duration_ms) <= 50
+    duration_ms = float(_ffprobe(seekable, "-show_format")["format"]["duration"]) * 1000
+    assert abs(duration_ms - processed[name].duration_ms) <= RENDITION_TOLERANCE_MS
 
     def packets(path: Path) -> list[tuple[int, str]]:
         shown = _ffprobe(path, "-select_streams", "a:0", "-show_packets", "-show_data_hash", "SHA256")
@@ -265,7 +270,11 @@ def test_normalization_gain_stops_at_minus_one_dbtp():
 
 @pytest.mark.parametrize(
     ("name", "reasons"),
-    [("impostor-html.m4a", {"not_audio"}), ("not-audio.html", {"not_audio"}), ("truncated.m4a", {"not_audio", "corrupt"})],
+    [
+        ("impostor-html.m4a", {"not_audio"}),
+        ("not-audio.html", {"not_audio"}),
+        ("truncated.m4a", {"not_audio", "corrupt"}),
+    ],
 )
 def test_impostors_raise_a_media_error_quickly(tmp_path, audio, name, reasons):
     started = time.monotonic()
