@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advanced_notes.media.engine import AAC_BITRATE_BPS, aac_rate  # noqa: E402
-from bench.fixtures import AUDIO_FIXTURES  # noqa: E402
+from advanced_notes.media.engine import AAC_BITRATE_BPS, aac_rate
+from bench.fixtures import AUDIO_FIXTURES
 
 ENGINE = """
 import sys
@@ -89,7 +89,8 @@ def main() -> None:
     args = parser.parse_args()
     python = sys.executable
     env_root = str(Path(__file__).resolve().parents[1])
-    _, _, floor_mib, _ = run([python, "-c", f"import sys; sys.path.insert(0, {env_root!r}); {IMPORT_ONLY}"])
+    prelude = f"import sys; sys.path.insert(0, {env_root!r})\n"
+    _, _, floor_mib, _ = run([python, "-c", prelude + IMPORT_ONLY])
     print(f"RSS floor (a child that imports the engine, PyAV and numpy): {floor_mib} MiB")
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     header = "input        audio_s  engine: x/cpu-s  wall_s  rss_MiB | ffmpeg: x/cpu-s  wall_s  rss_MiB | ratio"
@@ -104,11 +105,11 @@ def main() -> None:
                 out_engine, out_ffmpeg = root / f"e-{minutes}-{kind}", root / f"f-{minutes}-{kind}"
                 out_engine.mkdir()
                 out_ffmpeg.mkdir()
-                e_wall, e_cpu, e_rss, e_out = run(
+                e_wall, e_cpu, e_rss, _ = run(
                     [
                         python,
                         "-c",
-                        f"import sys; sys.path.insert(0, {env_root!r})\n" + ENGINE,
+                        prelude + ENGINE,
                         str(source),
                         str(out_engine),
                     ]
