@@ -285,6 +285,33 @@ def test_impostors_raise_a_media_error_quickly(tmp_path, audio, name, reasons):
     assert time.monotonic() - started < 5
 
 
+def _damaged(tmp_path: Path, source: Path, start: float, end: float) -> Path:
+    """``source`` with the bytes from fraction ``start`` to ``end`` of it replaced by noise."""
+    data = bytearray(source.read_bytes())
+    first, last = int(len(data) * start), int(len(data) * end)
+    data[first:last] = np.random.default_rng(1).integers(0, 256, last - first, dtype=np.uint8).tobytes()
+    path = tmp_path / f"damaged-{source.name}"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_few_damaged_packets_are_skipped_as_ffmpeg_does(tmp_path, audio):
+    # About 2 KB of noise in the middle of an MP3: the decoder rejects a frame and resyncs.
+    damaged = _damaged(tmp_path, audio["note.mp3"].path, 0.33, 0.37)
+    result = process_file(damaged, tmp_path, limits=MediaLimits())
+    assert result.skipped_packets >= 1
+    assert 5_000 < result.duration_ms < 6_300
+    assert result.universal.path is not None and result.universal.path.stat().st_size > 10_000
+    assert process_file(audio["note.mp3"].path, tmp_path, limits=MediaLimits()).skipped_packets == 0
+
+
+def test_a_badly_damaged_stream_is_corrupt(tmp_path, audio):
+    damaged = _damaged(tmp_path, audio["note.m4a"].path, 0.3, 0.7)
+    with pytest.raises(MediaError) as caught:
+        process_file(damaged, tmp_path, limits=MediaLimits())
+    assert caught.value.reason == "corrupt"
+
+
 def test_an_empty_file_is_not_audio(tmp_path):
     empty = tmp_path / "empty.webm"
     empty.write_bytes(b"")

@@ -13,6 +13,7 @@ FFmpeg is PyAV's own (its wheels ship it); the service needs no ffmpeg binary.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -43,6 +44,9 @@ NORMALIZED_NAME = "normalized.m4a"
 PEAKS_NAME = "peaks.json"
 
 _WEBM_CODECS = frozenset({"opus", "vorbis"})
+#: Packets the decoder rejects are skipped, as the ffmpeg command line does, while they
+#: are at most this many plus 1% of the packets read; past that the file is ``corrupt``.
+TOLERATED_BAD_PACKETS = 10
 
 
 def _is_matroska(container: str) -> bool:
@@ -310,7 +314,7 @@ def _process(
     loudness = _Loudness(stream)
     peaks = PeakAccumulator(rate)
     max_samples = limits.max_duration_ms * rate // 1000
-    decoded = 0
+    decoded = packets = bad_packets = 0
 
     def take(frame: av.AudioFrame) -> None:
         nonlocal decoded
@@ -322,17 +326,34 @@ def _process(
         if aac is not None:
             aac.write(frame)
 
-    for packet in src.container.demux(stream):
-        clock.check()
-        for frame in _decode(ctx, packet):
+    try:
+        for packet in src.container.demux(stream):
+            clock.check()
+            packets += 1
+            try:
+                frames = _decode(ctx, packet)
+            except av.InvalidDataError:
+                bad_packets += 1
+                if bad_packets > TOLERATED_BAD_PACKETS + packets // 100:
+                    raise
+                frames = []
+            for frame in frames:
+                take(frame)
+            if remux is not None and packet.dts is not None and packet.size:
+                packet.stream = remux_stream
+                remux.mux(packet)
+        for frame in _decode(ctx, None):
             take(frame)
-        if remux is not None and packet.dts is not None and packet.size:
-            packet.stream = remux_stream
-            remux.mux(packet)
-    for frame in _decode(ctx, None):
-        take(frame)
-    if decoded == 0:
-        raise MediaError("not_audio", "This file has no audio.")
+        if decoded == 0:
+            raise MediaError("not_audio", "This file has no audio.")
+    except BaseException:
+        # Release the outputs' files now, not at garbage collection; their contents are
+        # the caller's to discard, so a failure to finish them changes nothing.
+        for output in (remux, aac.container if aac else None):
+            if output is not None:
+                with contextlib.suppress(av.FFmpegError, OSError):
+                    output.close()
+        raise
     loudness.push(None)
     measured = loudness.result()
 
@@ -365,6 +386,7 @@ def _process(
     return MediaResult(
         duration_ms=round(decoded * 1000 / rate),
         samples=decoded,
+        skipped_packets=bad_packets,
         sample_rate=rate,
         channels=channels,
         codec=codec,

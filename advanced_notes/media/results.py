@@ -11,8 +11,8 @@ class MediaError(Exception):
 
     Attributes:
         reason: a short code: ``not_audio`` (no audio stream, not a media file, an
-            impostor), ``corrupt`` (an audio stream that fails to decode, a truncated
-            file), ``too_long`` (decoded duration past ``MediaLimits.max_duration_ms``),
+            impostor), ``corrupt`` (an audio stream with more damaged packets
+            than a run tolerates), ``too_long`` (decoded duration past ``MediaLimits.max_duration_ms``),
             ``timeout`` (wall time past ``MediaLimits.max_seconds``), ``ffmpeg_error`` (any
             other failure inside FFmpeg while encoding or writing).
         message: one sentence for a person; never paths, codec internals or FFmpeg's text.
@@ -108,6 +108,8 @@ class MediaResult:
             decoder output, after FFmpeg drops the codec's delay and padding, over the
             sample rate).
         samples: decoded samples per channel. sample_rate: Hz. channels: of the original.
+        skipped_packets: packets the decoder rejected and the run skipped (damage it
+            tolerates: see ``engine.TOLERATED_BAD_PACKETS``); 0 for a clean file.
         codec: FFmpeg's name of the original's codec. container: FFmpeg's demuxer name.
         loudness: EBU R128 measurements. peaks: the waveform file.
         seekable, universal, normalized: the renditions (``skipped`` says why one is not
@@ -117,6 +119,7 @@ class MediaResult:
 
     duration_ms: int
     samples: int
+    skipped_packets: int
     sample_rate: int
     channels: int
     codec: str
