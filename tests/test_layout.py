@@ -75,3 +75,28 @@ DOMAIN_MODULES = sorted(
 def test_domain_modules_load_no_server_library(module):
     result = _import_in_clean_process(module, SERVER_LIBRARIES)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_web_side_loads_without_pyav_or_numpy():
+    # A web worker never loads the media engine, not even through a third-party package
+    # (lint-imports sees only the project's own imports): every module of the app, api,
+    # services, adapters, settings and domain imports with av and numpy unimportable.
+    code = textwrap.dedent("""
+        import importlib, pkgutil, sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("av", "numpy"):
+                    raise ImportError(f"blocked: {name}")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import advanced_notes.app, advanced_notes.settings
+        for package in ("api", "services", "adapters", "domain"):
+            module = importlib.import_module(f"advanced_notes.{package}")
+            for info in pkgutil.walk_packages(module.__path__, f"advanced_notes.{package}."):
+                importlib.import_module(info.name)
+        assert "advanced_notes.media" not in sys.modules
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -33,6 +33,11 @@ INFO = 0x1549A966
 TIMECODE_SCALE = 0x2AD7B1
 DURATION = 0x4489
 TRACKS = 0x1654AE6B
+SEEK_HEAD = 0x114D9B74
+SEEK = 0x4DBB
+SEEK_ID = 0x53AB
+SEEK_POSITION = 0x53AC
+CUES = 0x1C53BB6B
 TRACK_ENTRY = 0xAE
 TRACK_TYPE = 0x83
 CLUSTER = 0x1F43B675
@@ -137,6 +142,8 @@ class _Head:
     has_audio: bool
     segment_end: int
     first_cluster: int  # offset of the first Cluster's ID (segment_end when there is none)
+    segment_data: int  # offset of the Segment's data: SeekPosition counts from here
+    cues_at: tuple[int, ...]  # offsets of Cues: met before the first Cluster or named by a SeekHead
 
 
 def _walk_head(f: BinaryIO, size: int) -> _Head:
@@ -150,6 +157,7 @@ def _walk_head(f: BinaryIO, size: int) -> _Head:
         raise WebmError("no Segment after the EBML header")
     segment_end = size if segment.size is None else min(size, segment.data + segment.size)
     scale, duration, has_audio, first_cluster = DEFAULT_TIMECODE_SCALE_NS, None, False, segment_end
+    cues_at: list[int] = []
     while f.tell() < segment_end:
         el = _element(f)
         if el.id == CLUSTER:
@@ -170,12 +178,72 @@ def _walk_head(f: BinaryIO, size: int) -> _Head:
                     if child.id == TRACK_TYPE:
                         f.seek(child.data)
                         has_audio |= _uint(f, child) == AUDIO_TRACK
+        elif el.id == CUES:
+            cues_at.append(el.start)
+        elif el.id == SEEK_HEAD:
+            cues_at.extend(segment.data + position for position in _seek_positions(f, el, CUES))
         elif el.size is None:
             raise WebmError(f"top-level element {el.id:#x} of unknown size")
         f.seek(el.data + el.size)  # type: ignore[operator]  # known size here
     if scale <= 0:
         raise WebmError("TimecodeScale is 0")
-    return _Head(scale, duration, has_audio, segment_end, first_cluster)
+    return _Head(scale, duration, has_audio, segment_end, first_cluster, segment.data, tuple(cues_at))
+
+
+def _seek_positions(f: BinaryIO, seek_head: _Element, wanted: int) -> list[int]:
+    """The SeekPositions (relative to the Segment's data) that ``seek_head`` gives for ``wanted``."""
+    positions = []
+    for seek, _ in _children(f, seek_head):
+        if seek.id != SEEK:
+            continue
+        seek_id, position = None, None
+        for child, _ in _children(f, seek):
+            f.seek(child.data)
+            if child.id == SEEK_ID and child.size is not None and child.size <= 4:
+                seek_id = int.from_bytes(_read(f, child.size), "big")
+            elif child.id == SEEK_POSITION:
+                position = _uint(f, child)
+        if seek_id == wanted and position is not None:
+            positions.append(position)
+    return positions
+
+
+@dataclass(frozen=True)
+class SeekIndex:
+    """What a player needs to seek in a WebM without reading all of it.
+
+    ``has_duration``: Info has a non-zero Duration. ``has_cues``: a Cues element (the
+    index of Clusters by time, RFC 9559 §5.1.5) is really there: before the first Cluster,
+    or where a SeekHead entry points. A MediaRecorder's streamed output has neither.
+    """
+
+    has_duration: bool
+    has_cues: bool
+
+
+def seek_index(f: BinaryIO, size: int) -> SeekIndex:
+    """Whether the WebM in ``f`` (``size`` bytes) has a Duration and Cues.
+
+    Args:
+        f: a seekable binary file object.
+        size: the file's size in bytes.
+    Returns:
+        a :class:`SeekIndex`; a SeekHead entry counts only when an element with the Cues
+        ID starts at the position it names.
+    Raises:
+        WebmError: not EBML/Matroska. EOFError: the file ends inside its head.
+    """
+    head = _walk_head(f, size)
+    has_cues = False
+    for offset in head.cues_at:
+        try:
+            f.seek(offset)
+            has_cues = offset < size and _element(f).id == CUES
+        except (WebmError, EOFError):
+            has_cues = False
+        if has_cues:
+            break
+    return SeekIndex(bool(head.duration_ticks), has_cues)
 
 
 def _block_time(f: BinaryIO, el: _Element) -> int:
