@@ -13,7 +13,8 @@ Without them the stateful phase created clips but never stored an object, so eve
   ``upload.url`` with exactly ``upload.headers``, so the OpenAPI links that follow
   (complete, playback, delete, ...) work on a clip with a real object.
 
-Counts of what was PUT are written at exit to ``FUZZ_HOOKS_REPORT`` (JSON) when set.
+Counts of what was PUT are written at exit to ``FUZZ_HOOKS_REPORT`` (JSON) when set; with
+``FUZZ_DEBUG`` set too, the statuses of every operation go to ``<FUZZ_HOOKS_REPORT>.calls``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ _lock = threading.Lock()
 #: (mime_type, bytes) -> the payload planned for a create that declares them.
 _planned: dict[tuple[str, int], bytes] = {}
 stats: collections.Counter[str] = collections.Counter()
+calls: collections.Counter[str] = collections.Counter()
 
 
 def _is_create(context: Any) -> bool:
@@ -64,6 +66,36 @@ def _negative(case: Any) -> bool:
     if meta is None:
         return False
     return meta.generation.mode.is_negative or any(c.mode.is_negative for c in meta.components.values())
+
+
+#: Operations that start the stateful phase's scenarios: create, and the list of clips.
+_ROOTS = frozenset({"POST /api/audio-clips", "GET /api/audio-clips"})
+
+
+def _start_scenarios_at_create() -> None:
+    # schemathesis reads every ``*_id`` field as a reference to a resource, and nothing in
+    # this API produces a "Note" (note ids belong to the notes app): so create and list,
+    # which accept ``note_id``, are not trusted as scenario roots, and with ``complete`` the
+    # only trusted root every scenario started at a random clip id and ended at a 404.
+    # Trusting create and list as roots too lets scenarios follow the links from a clip.
+    from schemathesis.specs.openapi import stateful
+
+    classify = getattr(stateful, "classify_root_transitions", None)
+    if classify is None or getattr(classify, "_fuzz_roots", False):
+        return  # another schemathesis: tests/test_fuzz.py's coverage floor says so
+
+    def classify_with_create(operations: Any, transitions: Any, graph: Any) -> Any:
+        roots = classify(operations, transitions, graph)
+        promoted = _ROOTS & roots.fallback
+        roots.fallback -= promoted
+        roots.reliable |= promoted
+        return roots
+
+    classify_with_create._fuzz_roots = True  # type: ignore[attr-defined]
+    stateful.classify_root_transitions = classify_with_create
+
+
+_start_scenarios_at_create()
 
 
 @schemathesis.hook
@@ -91,6 +123,8 @@ def map_case(context: Any, case: Any) -> Any:
 @schemathesis.hook
 def after_call(context: Any, case: Any, response: Any) -> None:
     """After a 201 from create, PUT bytes to the upload URL so the links lead somewhere."""
+    if os.environ.get("FUZZ_DEBUG"):
+        calls[f"{context.operation.label} {response.status_code}"] += 1
     if not _is_create(context) or response.status_code != 201:
         return
     try:
@@ -121,6 +155,8 @@ def _report() -> None:
     path = os.environ.get("FUZZ_HOOKS_REPORT")
     if path:
         Path(path).write_text(json.dumps(dict(stats), sort_keys=True))
+    if calls:
+        Path(path + ".calls").write_text(json.dumps(dict(calls), sort_keys=True, indent=0))
 
 
 atexit.register(_report)
