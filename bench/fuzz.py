@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.loopback import serving
+from bench.loopback import DEFAULT_SETTINGS, serving
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SEED = 13
@@ -118,6 +118,7 @@ def run_schemathesis(
         "FUZZ_API_TOKEN": token,
         "FUZZ_STORAGE_EVENTS_TOKEN": STORAGE_EVENTS_TOKEN,
         "FUZZ_API_BASE_URL": base_url,
+        "FUZZ_S3_BUCKET": DEFAULT_SETTINGS["S3_BUCKET"] or "",
     }
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600, env=env)
     return done.returncode, done.stdout + done.stderr
