@@ -21,7 +21,8 @@ Environment (bench/fuzz.py sets it): ``FUZZ_API_BASE_URL`` and ``FUZZ_API_TOKEN`
 parts), ``FUZZ_S3_BUCKET`` (the bucket named in the events).
 
 Counts of what was PUT are written at exit to ``FUZZ_HOOKS_REPORT`` (JSON) when set; with
-``FUZZ_DEBUG`` set too, the statuses of every operation go to ``<FUZZ_HOOKS_REPORT>.calls``.
+``FUZZ_DEBUG`` set too, the statuses of every operation by phase go to
+``<FUZZ_HOOKS_REPORT>.calls`` (keys ``"<phase>: <METHOD> <path> <status>"``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ calls: collections.Counter[str] = collections.Counter()
 def _is_create(context: Any) -> bool:
     operation = context.operation
     return operation is not None and (operation.method.upper(), operation.path) == _CREATE
+
+
+def _phase(case: Any) -> str:
+    meta = case.meta
+    return "unknown" if meta is None else str(getattr(meta.phase.name, "value", meta.phase.name))
 
 
 def _negative(case: Any) -> bool:
@@ -174,7 +180,7 @@ def after_call(context: Any, case: Any, response: Any) -> None:
     """After a 201 from create, PUT bytes to the upload URL (or the part URLs) so the links
     lead somewhere."""
     if os.environ.get("FUZZ_DEBUG"):
-        calls[f"{context.operation.label} {response.status_code}"] += 1
+        calls[f"{_phase(case)}: {context.operation.label} {response.status_code}"] += 1
     if not _is_create(context) or response.status_code != 201:
         return
     try:
