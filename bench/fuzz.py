@@ -9,7 +9,8 @@ links schemathesis infers, and bench/fuzz_hooks.py's links to the storage events
 endpoint). Every response is also counted by a WSGI middleware, so the 5xx figure does
 not depend on schemathesis' own report.
 
-    .venv/bin/python -m bench.fuzz                      # full run, >= 10,000 requests
+    .venv/bin/python -m bench.fuzz                      # the default run: 500 examples per operation and phase
+    .venv/bin/python -m bench.fuzz --max-examples 100   # the documented deep run (docs/security.md)
     .venv/bin/python -m bench.fuzz --max-examples 10    # a short run
     .venv/bin/python -m bench.fuzz --phases stateful --max-examples 300   # the stateful phase alone
     FUZZ_DATABASE_URL=postgresql+psycopg2://postgres@127.0.0.1:5432/an_fuzz .venv/bin/python -m bench.fuzz
