@@ -336,6 +336,49 @@ def test_openapi_document_is_generated_from_the_schemas(client):
     assert docs.status_code == 200 and b"swagger" in docs.data.lower()
 
 
+def _links(spec, path, method, status):
+    return spec["paths"][path][method]["responses"][status].get("links", {})
+
+
+def test_openapi_links_lead_from_each_answer_about_a_clip_to_its_next_steps(client):
+    spec = client.get("/api/openapi.json").get_json()
+    clip = "/api/audio-clips/{clip_id}"
+    expected = {
+        ("/api/audio-clips", "post", "201"): {
+            "CompleteClip",
+            "Playback",
+            "SignParts",
+            "CompleteS3Multipart",
+            "NoteAudio",
+        },
+        (f"{clip}/complete", "post", "200"): {"GetClip", "Playback", "DeleteClip", "NoteAudio"},
+        (clip, "patch", "200"): {"GetClip", "NoteAudio"},
+        (f"{clip}/upload-url", "post", "200"): {"CompleteClip"},
+        (f"{clip}/multipart/parts", "post", "200"): {"ListParts", "CompleteClip", "AbortMultipart"},
+        (f"{clip}/multipart/parts", "get", "200"): {"SignMissingParts", "CompleteClip", "AbortMultipart"},
+        (f"{clip}/multipart", "delete", "200"): {"GetClip", "DeleteClip"},
+        (f"{clip}/multipart/s3", "post", "200"): {"ListS3Parts", "CompleteS3Multipart"},
+        (f"{clip}/multipart/s3", "get", "200"): {"CompleteS3Multipart"},
+        (f"{clip}/multipart/s3/complete", "post", "200"): {"GetClip", "Playback"},
+    }
+    for (path, method, status), names in expected.items():
+        assert names <= set(_links(spec, path, method, status)), (path, method)
+    # Every link names an operation of the document and only parameters that operation takes.
+    followed = 0
+    for operations in spec["paths"].values():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            for response in operation.get("responses", {}).values():
+                for link in response.get("links", {}).values():
+                    _, target_path, target_method = link["operationRef"].rsplit("/", 2)
+                    target_item = spec["paths"][target_path.replace("~1", "/").replace("~0", "~")]
+                    declared = target_item.get("parameters", []) + target_item[target_method].get("parameters", [])
+                    assert set(link["parameters"]) <= {p["name"] for p in declared}, link
+                    followed += 1
+    assert followed >= 40
+
+
 def test_one_boto3_client_per_process(client, auth, monkeypatch):
     import boto3.session
 

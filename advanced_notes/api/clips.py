@@ -8,6 +8,7 @@ from typing import Any
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
+from advanced_notes.api import links
 from advanced_notes.api.auth import current_owner
 from advanced_notes.api.common import (
     NO_CLIP,
@@ -37,28 +38,6 @@ from advanced_notes.api.schemas import (
 )
 
 
-def _clip_link(path: str, method: str, description: str) -> dict[str, Any]:
-    return {
-        "operationRef": f"#/paths/{path.replace('/', '~1')}/{method}",
-        "parameters": {"clip_id": "$response.body#/clip/id"},
-        "description": description,
-    }
-
-
-# OpenAPI links: what a client (or a stateful fuzzer) can do with the clip it created.
-_CREATED_LINKS = {
-    "GetClip": _clip_link("/api/audio-clips/{clip_id}", "get", "Read the clip."),
-    "CompleteClip": _clip_link("/api/audio-clips/{clip_id}/complete", "post", "Complete after the PUT."),
-    "Playback": _clip_link("/api/audio-clips/{clip_id}/playback", "get", "Play the ready clip."),
-    "RefreshUpload": _clip_link("/api/audio-clips/{clip_id}/upload-url", "post", "Re-sign the PUT."),
-    "UpdateClip": _clip_link("/api/audio-clips/{clip_id}", "patch", "Attach to or detach from a note."),
-    "DeleteClip": _clip_link("/api/audio-clips/{clip_id}", "delete", "Delete the clip."),
-    "SignParts": _clip_link("/api/audio-clips/{clip_id}/multipart/parts", "post", "Sign part URLs (multipart)."),
-    "ListParts": _clip_link("/api/audio-clips/{clip_id}/multipart/parts", "get", "The stored parts (multipart)."),
-    "AbortMultipart": _clip_link("/api/audio-clips/{clip_id}/multipart", "delete", "Abort the multipart upload."),
-}
-
-
 def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
     """The ``/api/audio-clips`` blueprint of one app (built per app by ``init_api``).
 
@@ -72,7 +51,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
     blp = authenticated_blueprint("audio-clips", __name__, "Audio clips: upload sessions, completion, playback.")
 
     @blp.route("/audio-clips", methods=["POST"])
-    @blp.doc(responses={201: {"links": _CREATED_LINKS}})
+    @blp.doc(responses={201: {"links": links.CREATED}})
     @blp.arguments(schemas.create_clip())
     @blp.arguments(IdempotencyHeaderSchema(), location="headers")
     @blp.response(201, CreatedClipSchema, example={"clip": PENDING_EXAMPLE, "upload": UPLOAD_EXAMPLE})
@@ -122,6 +101,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         return {"clip": clip_service().get(current_owner(), clip_id)}
 
     @blp.route("/audio-clips/<uuid:clip_id>", methods=["PATCH"])
+    @blp.doc(responses={200: {"links": links.UPDATED}})
     @blp.arguments(UpdateClipSchema())
     @blp.response(200, ClipEnvelopeSchema)
     @error_responses(blp, {404: NO_CLIP, 422: "validation_error: the body failed validation."})
@@ -137,6 +117,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         clip_service().delete(current_owner(), clip_id)
 
     @blp.route("/audio-clips/<uuid:clip_id>/upload-url", methods=["POST"])
+    @blp.doc(responses={200: {"links": links.REFRESHED}})
     @blp.response(200, UploadEnvelopeSchema, example={"upload": UPLOAD_EXAMPLE})
     @error_responses(blp, {404: NO_CLIP, 409: "conflict: the clip is no longer pending."})
     def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
@@ -145,6 +126,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         return {"upload": upload_body(session.upload, session.clip.storage_key)}
 
     @blp.route("/audio-clips/<uuid:clip_id>/complete", methods=["POST"])
+    @blp.doc(responses={200: {"links": links.COMPLETED}})
     @blp.response(200, ClipEnvelopeSchema, example={"clip": CLIP_EXAMPLE})
     @error_responses(
         blp,

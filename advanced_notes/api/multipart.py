@@ -11,6 +11,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from advanced_notes.api import links
 from advanced_notes.api.auth import current_owner
 from advanced_notes.api.common import NO_CLIP, authenticated_blueprint, error_responses, upload_body
 from advanced_notes.api.context import current_services
@@ -114,6 +115,7 @@ _NOT_MULTIPART = "conflict: the clip is not pending, not uploaded in parts, or i
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/multipart/parts", methods=["POST"])
+@blp.doc(responses={200: {"links": links.PARTS_SIGNED}})
 @blp.arguments(SignPartsSchema())
 @blp.response(200, SignedPartsSchema, example=_SIGNED_EXAMPLE)
 @error_responses(
@@ -135,6 +137,7 @@ def sign_parts(body: dict[str, Any], clip_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/multipart/parts", methods=["GET"])
+@blp.doc(responses={200: {"links": links.PARTS_LISTED}})
 @blp.response(200, StoredPartsSchema, example=_STORED_EXAMPLE)
 @error_responses(blp, {404: NO_CLIP, 409: _NOT_MULTIPART})
 def list_parts(clip_id: uuid.UUID) -> dict[str, Any]:
@@ -151,6 +154,7 @@ def list_parts(clip_id: uuid.UUID) -> dict[str, Any]:
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/multipart", methods=["DELETE"])
+@blp.doc(responses={200: {"links": links.ABORTED}})
 @blp.response(200, AbortedSchema, example={"clip_id": _CLIP_ID, "aborted": True})
 @error_responses(
     blp,

@@ -19,10 +19,12 @@ Abort uses ``DELETE .../multipart`` as it is. Errors keep the API's JSON error s
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from xml.sax.saxutils import escape
 
 from flask import Response
 
+from advanced_notes.api import links
 from advanced_notes.api.auth import current_owner
 from advanced_notes.api.common import NO_CLIP, authenticated_blueprint, error_responses, upload_service
 from advanced_notes.api.context import current_services
@@ -42,11 +44,13 @@ def _xml(root: str, fields: list[tuple[str, str | int]] | str) -> Response:
     )
 
 
-_XML_200 = {"200": {"description": "S3's XML answer.", "content": {"application/xml": {}}}}
+def _xml_200(next_steps: dict[str, Any]) -> dict[str, Any]:
+    """The documented 200 of an S3-shaped step: S3's XML, and the links to the next steps."""
+    return {"200": {"description": "S3's XML answer.", "content": {"application/xml": {}}, "links": next_steps}}
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/multipart/s3", methods=["POST"])
-@blp.doc(responses=_XML_200)
+@blp.doc(responses=_xml_200(links.S3_INITIATED))
 @error_responses(blp, {404: NO_CLIP, 409: "conflict: the clip is not a pending multipart clip."})
 def initiate(clip_id: uuid.UUID) -> Response:
     """CreateMultipartUpload's answer (InitiateMultipartUploadResult) for the clip's own upload."""
@@ -62,7 +66,7 @@ def initiate(clip_id: uuid.UUID) -> Response:
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/multipart/s3", methods=["GET"])
-@blp.doc(responses=_XML_200)
+@blp.doc(responses=_xml_200(links.S3_LISTED))
 @error_responses(blp, {404: NO_CLIP, 409: "conflict: the clip is not a pending multipart clip."})
 def list_parts(clip_id: uuid.UUID) -> Response:
     """ListParts' answer (ListPartsResult): the parts the store holds."""
@@ -76,7 +80,7 @@ def list_parts(clip_id: uuid.UUID) -> Response:
 
 
 @blp.route("/audio-clips/<uuid:clip_id>/multipart/s3/complete", methods=["POST"])
-@blp.doc(responses=_XML_200)
+@blp.doc(responses=_xml_200(links.S3_COMPLETED))
 @error_responses(
     blp,
     {
