@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     sweep_complete_grace_seconds: int = _integer("SWEEP_COMPLETE_GRACE_SECONDS", 120, 0, 365 * 86_400)
     storage_events_token: str | None = Field(None, validation_alias="STORAGE_EVENTS_TOKEN", repr=False)
     s3_events_queue_url: str | None = Field(None, validation_alias="S3_EVENTS_QUEUE_URL")
+    # Receives after which `events consume` gives up a message it cannot settle (0 = never;
+    # a queue with a redrive policy may then move it to its dead-letter queue).
+    s3_events_max_receives: int = _integer("S3_EVENTS_MAX_RECEIVES", 10, 0, 1000, " (0 = never give up)")
     webhook_urls: tuple[str, ...] = Field((), validation_alias="WEBHOOK_URLS")
     webhook_secret: str | None = Field(None, validation_alias="WEBHOOK_SECRET", repr=False)
     webhook_timeout_seconds: int = _integer("WEBHOOK_TIMEOUT_SECONDS", 5, 1, 60)
