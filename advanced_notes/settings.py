@@ -195,6 +195,8 @@ class Settings(BaseSettings):
     owner_quota_bytes: int = _integer("OWNER_QUOTA_BYTES", 0, 0, 2**62, " (0 = off)")
     ratelimit_default: str = Field("300 per minute", validation_alias="RATELIMIT_DEFAULT")
     ratelimit_storage_uri: str | None = Field(None, validation_alias="RATELIMIT_STORAGE_URI")
+    # Failed authentication attempts (401s) per client address, on the API and storage events.
+    ratelimit_auth_failures: str = Field("20 per minute", validation_alias="RATELIMIT_AUTH_FAILURES")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field("json", validation_alias="LOG_FORMAT")
     auth_jwks_url: str | None = Field(None, validation_alias="AUTH_JWKS_URL")
@@ -410,7 +412,7 @@ class Settings(BaseSettings):
             raise ValueError("must be whsec_ followed by base64 of 24 to 64 random bytes")
         return value
 
-    @field_validator("ratelimit_default")
+    @field_validator("ratelimit_default", "ratelimit_auth_failures")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         try:
