@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import multiprocessing
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -113,6 +114,38 @@ def is_local_stack(database_url: str | None, s3_endpoint_url: str | None) -> boo
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def gunicorn_workers(environ: Mapping[str, str]) -> int:
+    """The worker count gunicorn.conf.py gives gunicorn: ``GUNICORN_WORKERS``, else
+    (2 x CPU cores) + 1. Under gunicorn the master exports the count it really runs
+    (``-w`` included) as ``GUNICORN_WORKERS`` before forking (gunicorn.conf.py ``on_starting``).
+
+    Raises:
+        ValueError: ``GUNICORN_WORKERS`` is not an integer (gunicorn.conf.py fails the same way).
+    """
+    configured = environ.get("GUNICORN_WORKERS")
+    return int(configured) if configured else multiprocessing.cpu_count() * 2 + 1
+
+
+def shared_rate_limit_problem(settings: Settings, workers: int) -> str | None:
+    """Why the rate limits would not hold, or None: in production (``APP_ENV=production``)
+    with counters in process memory (no ``RATELIMIT_STORAGE_URI``) and more than one
+    worker, each worker counts alone, so an owner gets up to ``workers`` times the limit.
+
+    Args:
+        settings: the deployment's settings; workers: how many processes serve the app.
+    Returns:
+        one sentence for the startup log and ``storage check``, or None.
+    """
+    if settings.environment != "prod" or settings.ratelimit_storage_uri or workers <= 1:
+        return None
+    return (
+        f"RATELIMIT_STORAGE_URI is not set: rate-limit counters are per process, so with {workers} "
+        f"workers an owner gets up to {workers} x RATELIMIT_DEFAULT ({settings.ratelimit_default}) and an "
+        f"address up to {workers} x RATELIMIT_AUTH_FAILURES; set RATELIMIT_STORAGE_URI=redis://... "
+        "(docs/operations.md)"
+    )
 
 
 class ConfigError(RuntimeError):
