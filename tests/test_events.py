@@ -495,3 +495,18 @@ def test_an_sns_notification_sent_as_text_plain_is_read(env, audio):
         timeout=30,
     )
     assert response.status_code == 200, response.text  # as before: answered, nothing to settle
+
+
+def test_a_key_longer_than_the_column_is_not_retried_for_ever(env, database_url):
+    """A clip-shaped key of 1,100+ characters: PostgreSQL refuses it (DataError, value too
+    long for varchar(1024)) when the late object's deletion is recorded. That error was
+    counted failed, a 503 on every delivery; it is a poison record, settled as unhandled.
+    SQLite does not enforce the length: the record settles as a late object there."""
+    api, app = env
+    folder = f"{services_of(app).settings.key_prefix}/audio-clips/"
+    key = f"{folder}{uuid.uuid4()}.{'m' * 1100}"
+    response = post_events(api, minio_body(s3_record(key)))
+    assert response.status_code == 200, response.text
+    outcomes = response.json()["outcomes"]
+    expected = "unhandled" if database_url.startswith("postgresql") else "late_object"
+    assert outcomes[expected] == 1 and outcomes["failed"] == 0, outcomes
