@@ -510,3 +510,31 @@ def test_a_key_longer_than_the_column_is_not_retried_for_ever(env, database_url)
     outcomes = response.json()["outcomes"]
     expected = "unhandled" if database_url.startswith("postgresql") else "late_object"
     assert outcomes[expected] == 1 and outcomes["failed"] == 0, outcomes
+
+
+def test_an_eventbridge_object_created_event_finishes_an_upload(env, audio):
+    """EventBridge's S3 shape (ev-events.html): detail.object.key is not URL-encoded."""
+    api, app = env
+    f = audio["note.ogg"]
+    created = api.create(f)
+    assert put_upload(created["upload"], f.data).status_code == 200
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-25T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{BUCKET}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": BUCKET},
+            "object": {"key": created["clip"]["storage_key"], "size": f.size, "etag": "0" * 32},
+            "reason": "PutObject",
+        },
+    }
+    response = post_events(api, event)
+    assert response.status_code == 200, response.text
+    assert response.json()["outcomes"]["ready"] == 1
+    assert_ready_and_playable(api, app, created["clip"]["id"], f)
