@@ -14,7 +14,6 @@ a hook imports nothing (everything it needs is imported here, when the config lo
 never raises.
 """
 
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -34,7 +33,7 @@ if _OWN_METRICS_DIR:
 from dotenv import dotenv_values  # noqa: E402
 from prometheus_client.multiprocess import mark_process_dead  # noqa: E402
 
-from advanced_notes.settings import ConfigError, load_settings  # noqa: E402
+from advanced_notes.settings import ConfigError, gunicorn_workers, load_settings  # noqa: E402
 
 try:
     load_settings({**{k: v for k, v in dotenv_values().items() if v is not None}, **os.environ})
@@ -46,7 +45,7 @@ except ConfigError as _exc:
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # The API waits on the database and the store, not the CPU: (2 x cores) + 1 workers,
 # with a few threads each.
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+workers = gunicorn_workers(os.environ)
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 worker_class = "gthread"
 # Longer than the slowest bounded call: a hanging store gives up after about 17 s.
@@ -67,6 +66,19 @@ errorlog = "-"
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or "gunicorn.ctl"
 control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):
+    """Export the worker count gunicorn really runs (``-w`` included) as GUNICORN_WORKERS.
+
+    The workers inherit it: the app warns at startup when its rate-limit counters are per
+    process while several processes serve it (advanced_notes.settings.shared_rate_limit_problem).
+    Runs in the master: no import, no raise (see the module docstring).
+    """
+    try:
+        os.environ["GUNICORN_WORKERS"] = str(server.cfg.workers)
+    except Exception as exc:  # a missing warning is a smaller harm than a master that stops
+        server.log.warning("could not export the worker count: %s", exc)
 
 
 def child_exit(server, worker):

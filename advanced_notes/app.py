@@ -33,7 +33,7 @@ from advanced_notes.services.deletions import DeletionQueue
 from advanced_notes.services.events import StorageEventService
 from advanced_notes.services.uploads import UploadService
 from advanced_notes.services.webhooks import WebhookOutbox
-from advanced_notes.settings import Settings, load_settings
+from advanced_notes.settings import Settings, load_settings, shared_rate_limit_problem
 
 __all__ = ["create_app"]
 
@@ -104,7 +104,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Raises:
         ConfigError: one message naming every bad setting.
     """
-    settings = load_settings(environment_with(test_config))
+    environ = environment_with(test_config)
+    settings = load_settings(environ)
     app = Flask(__name__, instance_relative_config=True)
     # Audio never passes through the API: a JSON body over this limit is a 413.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -123,4 +124,23 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         settings.key_prefix,
         auth_mode(settings),
     )
+    warn_unshared_rate_limits(settings, environ)
     return app
+
+
+def warn_unshared_rate_limits(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """Log a warning when production rate limits are counted per process under several
+    workers (:func:`~advanced_notes.settings.shared_rate_limit_problem`).
+
+    The worker count is ``GUNICORN_WORKERS``, which gunicorn.conf.py's master exports to
+    its workers; without it (one process: ``flask run``, tests, commands) nothing is said.
+    Returns:
+        the warning logged, or None.
+    """
+    configured = environ.get("GUNICORN_WORKERS", "")
+    if not configured.strip().isdigit():
+        return None
+    problem = shared_rate_limit_problem(settings, int(configured))
+    if problem is not None:
+        logging.getLogger(__name__).warning("rate limits do not hold across workers: %s", problem)
+    return problem

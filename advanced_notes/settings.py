@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import multiprocessing
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -130,6 +131,38 @@ def is_local_stack(
     return _is_loopback_url(s3_endpoint_url)
 
 
+def gunicorn_workers(environ: Mapping[str, str]) -> int:
+    """The worker count gunicorn.conf.py gives gunicorn: ``GUNICORN_WORKERS``, else
+    (2 x CPU cores) + 1. Under gunicorn the master exports the count it really runs
+    (``-w`` included) as ``GUNICORN_WORKERS`` before forking (gunicorn.conf.py ``on_starting``).
+
+    Raises:
+        ValueError: ``GUNICORN_WORKERS`` is not an integer (gunicorn.conf.py fails the same way).
+    """
+    configured = environ.get("GUNICORN_WORKERS")
+    return int(configured) if configured else multiprocessing.cpu_count() * 2 + 1
+
+
+def shared_rate_limit_problem(settings: Settings, workers: int) -> str | None:
+    """Why the rate limits would not hold, or None: in production (``APP_ENV=production``)
+    with counters in process memory (no ``RATELIMIT_STORAGE_URI``) and more than one
+    worker, each worker counts alone, so an owner gets up to ``workers`` times the limit.
+
+    Args:
+        settings: the deployment's settings; workers: how many processes serve the app.
+    Returns:
+        one sentence for the startup log and ``storage check``, or None.
+    """
+    if settings.environment != "prod" or settings.ratelimit_storage_uri or workers <= 1:
+        return None
+    return (
+        f"RATELIMIT_STORAGE_URI is not set: rate-limit counters are per process, so with {workers} "
+        f"workers an owner gets up to {workers} x RATELIMIT_DEFAULT ({settings.ratelimit_default}) and an "
+        f"address up to {workers} x RATELIMIT_AUTH_FAILURES; set RATELIMIT_STORAGE_URI=redis://... "
+        "(docs/operations.md)"
+    )
+
+
 class ConfigError(RuntimeError):
     """Bad configuration. ``problems`` maps each bad variable to what is wrong with it."""
 
@@ -210,6 +243,8 @@ class Settings(BaseSettings):
     owner_quota_bytes: int = _integer("OWNER_QUOTA_BYTES", 0, 0, 2**62, " (0 = off)")
     ratelimit_default: str = Field("300 per minute", validation_alias="RATELIMIT_DEFAULT")
     ratelimit_storage_uri: str | None = Field(None, validation_alias="RATELIMIT_STORAGE_URI")
+    # Failed authentication attempts (401s) per client address, on the API and storage events.
+    ratelimit_auth_failures: str = Field("20 per minute", validation_alias="RATELIMIT_AUTH_FAILURES")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field("json", validation_alias="LOG_FORMAT")
     auth_jwks_url: str | None = Field(None, validation_alias="AUTH_JWKS_URL")
@@ -241,6 +276,9 @@ class Settings(BaseSettings):
     sweep_complete_grace_seconds: int = _integer("SWEEP_COMPLETE_GRACE_SECONDS", 120, 0, 365 * 86_400)
     storage_events_token: str | None = Field(None, validation_alias="STORAGE_EVENTS_TOKEN", repr=False)
     s3_events_queue_url: str | None = Field(None, validation_alias="S3_EVENTS_QUEUE_URL")
+    # Receives after which `events consume` gives up a message it cannot settle (0 = never;
+    # a queue with a redrive policy may then move it to its dead-letter queue).
+    s3_events_max_receives: int = _integer("S3_EVENTS_MAX_RECEIVES", 10, 0, 1000, " (0 = never give up)")
     webhook_urls: tuple[str, ...] = Field((), validation_alias="WEBHOOK_URLS")
     webhook_secret: str | None = Field(None, validation_alias="WEBHOOK_SECRET", repr=False)
     webhook_timeout_seconds: int = _integer("WEBHOOK_TIMEOUT_SECONDS", 5, 1, 60)
@@ -448,7 +486,7 @@ class Settings(BaseSettings):
             raise ValueError("must be whsec_ followed by base64 of 24 to 64 random bytes")
         return value
 
-    @field_validator("ratelimit_default")
+    @field_validator("ratelimit_default", "ratelimit_auth_failures")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         try:

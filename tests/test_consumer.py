@@ -272,3 +272,51 @@ def test_storage_check_reports_the_bucket_notifications(env, s3_endpoint, queue,
     # S3_EVENTS_QUEUE_URL is set but the bucket sends nothing: a warning, with the fallback.
     assert f"WARN  bucket notifications: no ObjectCreated notification covers {folder}" in output, output
     assert "finished by the sweeper once older than 120 s" in output
+
+
+def test_a_poison_message_is_settled_and_the_batch_goes_on(env, audio, s3_endpoint, queue):
+    """A record whose key holds a lone surrogate (or a NUL, on PostgreSQL) failed the whole
+    consumer on every redelivery; it is now counted unhandled and its message deleted."""
+    api, app, _ = env
+    consume(app)  # the test event
+    (first, second) = upload_without_complete(api, audio["note.ogg"], 2)
+    sqs = _client("sqs", s3_endpoint)
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    for message in messages:
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    bodies = {json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"]: m["Body"] for m in messages}
+    assert len(bodies) == 2
+    poisoned = json.loads(next(iter(bodies.values())))
+    poisoned["Records"][0]["s3"]["object"]["key"] += "\ud800"
+    # The poison first, then the good messages, all in one batch.
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(poisoned))
+    for body in bodies.values():
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+    before = counter(app, "advanced_notes_storage_events_total", source="sqs", outcome="unhandled")
+    output = consume(app)  # exits 0
+    assert "unhandled 1" in output and "ready 2" in output and "deleted 3" in output, output
+    assert ready_count(app, [first, second]) == 2
+    assert counter(app, "advanced_notes_storage_events_total", source="sqs", outcome="unhandled") == before + 1
+    time.sleep(3.5)  # past the visibility timeout: nothing comes back
+    assert in_queue(s3_endpoint, queue) == 0
+
+
+def test_a_message_that_keeps_failing_is_given_up_after_max_receives(env, audio, s3_endpoint, queue):
+    api, app, config = env
+    consume(app)
+    (clip,) = upload_without_complete(api, audio["note.ogg"])
+    broken = create_app(
+        {
+            **config,
+            "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+            "S3_CONNECT_TIMEOUT_SECONDS": "1",
+            "S3_EVENTS_MAX_RECEIVES": "2",
+        }
+    )
+    first = run_cli(broken, ["events", "consume", "--once"])
+    assert first.exit_code == 0 and "kept for redelivery 1" in first.output, first.output
+    time.sleep(3.5)  # the visibility timeout: the second receive
+    second = run_cli(broken, ["events", "consume", "--once"])
+    assert second.exit_code == 0 and "given up 1" in second.output, second.output
+    assert in_queue(s3_endpoint, queue) == 0
+    assert clip_of(app, clip["id"]).status == "pending"  # left to the sweeper (SWEEP_COMPLETE_GRACE_SECONDS)

@@ -408,3 +408,133 @@ def test_a_url_re_signed_while_the_sweeper_expires_keeps_the_clip(env, audio):
     assert services.clips.pending_deletions(clip_id) == [] and events_of(app, created["clip"]["id"]) == []
     assert "uploaded pending clips finished: 1 (ready 1" in sweep(app, "--apply")
     assert_ready_and_playable(api, app, created["clip"]["id"], f)
+
+
+# -- poison records and bodies that are not events (second audit, item 4) ---------------------
+
+
+@pytest.mark.parametrize("tail", ["%00", "\ud800"], ids=["nul", "lone-surrogate"])
+def test_a_poison_record_is_settled_counted_and_the_batch_goes_on(env, audio, tail):
+    api, app = env
+    f = audio["note.ogg"]
+    created = api.create(f)
+    assert put_upload(created["upload"], f.data).status_code == 200
+    poison = s3_record(created["clip"]["storage_key"])
+    poison["s3"]["object"]["key"] += tail  # a NUL once URL-decoded; a lone surrogate (JSON "\\ud800")
+    before = counter(app, "advanced_notes_storage_events_total", source="webhook", outcome="unhandled")
+    response = post_events(api, minio_body(poison, s3_record(created["clip"]["storage_key"])))
+    assert response.status_code == 200, response.text  # a retry cannot help: settled, not 5xx
+    outcomes = response.json()["outcomes"]
+    assert outcomes["unhandled"] == 1 and outcomes["ready"] == 1, outcomes
+    assert clip_of(app, created["clip"]["id"]).status == "ready"
+    after = counter(app, "advanced_notes_storage_events_total", source="webhook", outcome="unhandled")
+    assert after == before + 1
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"", {}),
+        (b"", {"Content-Type": "application/json"}),
+        (b"not json", {"Content-Type": "text/plain"}),
+        (b"{}", {"Content-Type": "application/json"}),
+        (b'{"hello": "world"}', {"Content-Type": "text/plain; charset=UTF-8"}),
+        (b"[1, 2]", {"Content-Type": "application/json"}),
+        (b'{"Type": "Notification", "Message": "{\\"nope\\": 1}"}', {"Content-Type": "text/plain"}),
+    ],
+    ids=["empty", "empty-json", "text", "empty-object", "other-json", "array", "sns-of-nothing"],
+)
+def test_a_body_that_is_not_an_event_is_400_so_the_sender_retries(env, body, headers):
+    api, _ = env
+    response = requests.post(
+        api.base + "/api/storage-events",
+        data=body,
+        headers={"Authorization": f"Bearer {TOKEN}", **headers},
+        timeout=30,
+    )
+    assert response.status_code == 400, (response.status_code, response.text)
+    error = response.json()["error"]
+    assert error["code"] == "bad_request" and "event" in error["message"], error
+
+
+def test_an_sns_notification_sent_as_text_plain_is_read(env, audio):
+    """SNS POSTs with Content-Type: text/plain; the S3 event is the Message string."""
+    import json
+
+    api, app = env
+    f = audio["note.ogg"]
+    created = api.create(f)
+    assert put_upload(created["upload"], f.data).status_code == 200
+    envelope = {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:bucket-events",
+        "Message": json.dumps({"Records": [s3_record(created["clip"]["storage_key"])]}),
+    }
+    response = requests.post(
+        api.base + "/api/storage-events",
+        data=json.dumps(envelope),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain; charset=UTF-8"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["outcomes"]["ready"] == 1
+    assert clip_of(app, created["clip"]["id"]).status == "ready"
+    confirmation = {
+        "Type": "SubscriptionConfirmation",
+        "MessageId": str(uuid.uuid4()),
+        "Token": "x" * 40,
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:bucket-events",
+        "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+        "Message": "You have chosen to subscribe to the topic.",
+    }
+    response = requests.post(
+        api.base + "/api/storage-events",
+        data=json.dumps(confirmation),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "text/plain; charset=UTF-8"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text  # as before: answered, nothing to settle
+
+
+def test_a_key_longer_than_the_column_is_not_retried_for_ever(env, database_url):
+    """A clip-shaped key of 1,100+ characters: PostgreSQL refuses it (DataError, value too
+    long for varchar(1024)) when the late object's deletion is recorded. That error was
+    counted failed, a 503 on every delivery; it is a poison record, settled as unhandled.
+    SQLite does not enforce the length: the record settles as a late object there."""
+    api, app = env
+    folder = f"{services_of(app).settings.key_prefix}/audio-clips/"
+    key = f"{folder}{uuid.uuid4()}.{'m' * 1100}"
+    response = post_events(api, minio_body(s3_record(key)))
+    assert response.status_code == 200, response.text
+    outcomes = response.json()["outcomes"]
+    expected = "unhandled" if database_url.startswith("postgresql") else "late_object"
+    assert outcomes[expected] == 1 and outcomes["failed"] == 0, outcomes
+
+
+def test_an_eventbridge_object_created_event_finishes_an_upload(env, audio):
+    """EventBridge's S3 shape (ev-events.html): detail.object.key is not URL-encoded."""
+    api, app = env
+    f = audio["note.ogg"]
+    created = api.create(f)
+    assert put_upload(created["upload"], f.data).status_code == 200
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-25T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{BUCKET}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": BUCKET},
+            "object": {"key": created["clip"]["storage_key"], "size": f.size, "etag": "0" * 32},
+            "reason": "PutObject",
+        },
+    }
+    response = post_events(api, event)
+    assert response.status_code == 200, response.text
+    assert response.json()["outcomes"]["ready"] == 1
+    assert_ready_and_playable(api, app, created["clip"]["id"], f)

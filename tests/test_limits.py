@@ -229,3 +229,48 @@ def test_a_dead_rate_limit_store_does_not_fail_requests(app_with, make_token, ca
     statuses = [client.get("/api/audio-clips", headers=headers).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]  # counted in process memory meanwhile
     assert any("rate-limit storage failed" in r.getMessage() for r in caplog.records)
+
+
+# -- failed authentication attempts (second audit, item 4) ------------------------------------
+
+EVENTS_TOKEN = "storage-events-token-" + "z" * 20
+
+
+def test_wrong_storage_event_tokens_are_limited_per_address(app_with):
+    """40 wrong tokens in a row were 40 x 401: a token could be guessed at full speed."""
+    app = app_with(STORAGE_EVENTS_TOKEN=EVENTS_TOKEN, RATELIMIT_AUTH_FAILURES="20 per minute")
+    attacker = app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    body = {"Event": "s3:TestEvent"}
+    statuses = [
+        attacker.post("/api/storage-events", json=body, headers={"Authorization": f"Bearer wrong-{i}"}).status_code
+        for i in range(40)
+    ]
+    assert statuses == [401] * 20 + [429] * 20, statuses
+    refused = attacker.post("/api/storage-events", json=body, headers={"Authorization": f"Bearer {EVENTS_TOKEN}"})
+    error = assert_error(refused, 429, "too_many_requests")  # even the right token, until the window ends
+    assert "failed authentication" in error["message"]
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    store = app.test_client()
+    store.environ_base["REMOTE_ADDR"] = "203.0.113.9"  # another address keeps its budget
+    answer = store.post("/api/storage-events", json=body, headers={"Authorization": f"Bearer {EVENTS_TOKEN}"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
+def test_garbage_bearer_tokens_on_the_api_are_limited_per_address(app_with, make_token):
+    """The API counted a garbage token against the address's request budget only (300 a
+    minute by default): failed attempts now have their own, smaller budget."""
+    app = app_with(RATELIMIT_DEFAULT="1000 per minute", RATELIMIT_AUTH_FAILURES="20 per minute")
+    attacker = app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "198.51.100.8"
+    statuses = [
+        attacker.get("/api/audio-clips", headers={"Authorization": f"Bearer garbage-{i}"}).status_code
+        for i in range(40)
+    ]
+    assert statuses == [401] * 20 + [429] * 20, statuses
+    assert int(attacker.get("/api/audio-clips").headers["Retry-After"]) > 0
+    assert attacker.options("/api/audio-clips").status_code < 400  # preflights stay exempt
+    user = app.test_client()
+    user.environ_base["REMOTE_ADDR"] = "203.0.113.10"
+    ok = user.get("/api/audio-clips", headers={"Authorization": f"Bearer {make_token('auth-fail-user')}"})
+    assert ok.status_code == 200

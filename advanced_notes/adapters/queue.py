@@ -13,6 +13,7 @@ endpoint (its JSON protocol ignores the host of ``QueueUrl``), so one setting,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -24,11 +25,22 @@ from advanced_notes.settings import Settings
 
 @dataclass(frozen=True)
 class QueueMessage:
-    """One received message: its id, the handle that deletes it, its body (text)."""
+    """One received message: its id, the handle that deletes it, its body (text), and
+    ``receive_count``: how many times SQS has handed it out, this time included
+    (``ApproximateReceiveCount``; 1 when the queue does not say)."""
 
     message_id: str
     receipt_handle: str
     body: str
+    receive_count: int = 1
+
+
+def _receive_count(message: dict[str, Any]) -> int:
+    raw = message.get("Attributes", {}).get("ApproximateReceiveCount", "1")
+    try:
+        return max(1, int(raw))
+    except (TypeError, ValueError):
+        return 1
 
 
 class SqsQueue:
@@ -66,10 +78,14 @@ class SqsQueue:
         """
         with _store_errors("SQS receive"):
             response = self._client.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_seconds
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=max_messages,
+                WaitTimeSeconds=wait_seconds,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
         return [
-            QueueMessage(m["MessageId"], m["ReceiptHandle"], m.get("Body", "")) for m in response.get("Messages", [])
+            QueueMessage(m["MessageId"], m["ReceiptHandle"], m.get("Body", ""), _receive_count(m))
+            for m in response.get("Messages", [])
         ]
 
     def delete(self, message: QueueMessage) -> None:

@@ -89,7 +89,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
         optional.append(storage_events.blp)
     for blueprint in (*authenticated, health.blp, *optional):
         api.register_blueprint(blueprint)
-    init_rate_limits(app, settings, authenticated)
+    init_rate_limits(app, settings, authenticated, optional)
     from advanced_notes.api.json_bodies import init_json_bodies
 
     init_json_bodies(app)

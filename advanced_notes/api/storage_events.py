@@ -8,7 +8,13 @@ not exist (404, and it is not in the OpenAPI document: ``init_api`` registers it
 with a token). The answer comes after the records are settled (200, with what became
 of them: completing a clip reads a few KiB from the store). When the store or database
 failed for a record, the answer is 503 so the sender delivers the event again; every
-record is idempotent, so redelivery is harmless.
+record is idempotent, so redelivery is harmless. A record that cannot be handled (a
+poison record) is answered 200 and counted ``unhandled``: delivering it again cannot help.
+
+The body is read as JSON whatever its Content-Type (SNS's HTTP delivery sends
+``text/plain``). A body that is not an event (empty, not JSON, or JSON of no known
+envelope) is ``400 bad_request``: the sender keeps it and retries or alerts, instead of
+believing it delivered an event that was dropped.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from marshmallow import INCLUDE, Schema, fields
 
 from advanced_notes.api.common import ApiBlueprint
 from advanced_notes.api.context import current_services
-from advanced_notes.domain.errors import NotFound, StorageUnavailable, Unauthorized
+from advanced_notes.domain.errors import BadRequest, NotFound, StorageUnavailable, Unauthorized
 from advanced_notes.domain.s3events import parse_notification
 from advanced_notes.services.events import OUTCOMES
 
@@ -41,6 +47,8 @@ class S3EventSchema(Schema):
 
     Unknown members are kept: the records are read by the domain parser, which counts
     anything that is not the S3 record shape as malformed instead of failing the body.
+    The body is read by :func:`storage_events` itself (any Content-Type); this schema
+    documents it.
     """
 
     class Meta:
@@ -93,22 +101,41 @@ def _authenticate() -> None:
 @blp.route("/storage-events", methods=["POST"])
 @blp.doc(
     security=[{SECURITY_SCHEME: []}],
-    requestBody={"content": {"application/json": {"example": _EXAMPLE_BODY}}},
+    requestBody={
+        "required": True,
+        "content": {
+            "application/json": {"schema": S3EventSchema, "example": _EXAMPLE_BODY},
+            "text/plain": {"schema": {"type": "string", "description": "The same JSON (SNS HTTP delivery)."}},
+        },
+    },
 )
-@blp.arguments(S3EventSchema(), example=_EXAMPLE_BODY)
 @blp.response(200, EventOutcomesSchema)
+@blp.alt_response(400, description="bad_request: the body is not an event (empty, not JSON, no known envelope).")
 @blp.alt_response(401, description="unauthorized: missing or wrong STORAGE_EVENTS_TOKEN.")
 @blp.alt_response(404, description="not_found: STORAGE_EVENTS_TOKEN is not set (the endpoint is off).")
-@blp.alt_response(422, description="validation_error: the body is not a JSON object.")
+@blp.alt_response(429, description="too_many_requests: too many failed token checks from this address.")
 @blp.alt_response(503, description="storage_unavailable: some records were not settled; deliver again.")
-def storage_events(body: dict[str, Any]) -> dict[str, Any]:
+def storage_events() -> dict[str, Any]:
     """Finish the uploads a bucket event reports (ObjectCreated:*), through the same checks as complete.
 
-    Keys outside this deployment's prefix, other buckets, removals, duplicates and test
-    events are answered 200 and counted; records for deleted, expired or rejected clips
-    schedule the late object's deletion.
+    Keys outside this deployment's prefix, other buckets, removals, duplicates, test
+    events and SNS subscription messages are answered 200 and counted; records for
+    deleted, expired or rejected clips schedule the late object's deletion; poison
+    records are answered 200 and counted ``unhandled``.
+
+    Raises:
+        BadRequest: the body is not an S3, SNS, EventBridge or MinIO event envelope.
+        StorageUnavailable: some record met a transient store or database failure (503).
     """
-    report = current_services().events.handle(parse_notification(body), source="webhook")
+    # Any Content-Type: SNS posts text/plain, and a body webargs would skip as "not JSON"
+    # was answered 200 with nothing settled. Over MAX_CONTENT_LENGTH this raises 413.
+    notification = parse_notification(request.get_data(cache=False))
+    if notification.problem is not None:
+        raise BadRequest(
+            f"Not a storage event: {notification.problem}. Expected an S3 event notification "
+            "(Records), an SNS envelope of one, an EventBridge aws.s3 event or s3:TestEvent.",
+        )
+    report = current_services().events.handle(notification, source="webhook")
     if not report.settled:
         raise StorageUnavailable(
             "Some records could not be settled; deliver the event again.", details={"outcomes": report.as_dict()}

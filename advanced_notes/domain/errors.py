@@ -32,6 +32,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+class BadRequest(ApiError):
+    """400 ``bad_request``: the body is not what the endpoint reads (not an event, not JSON)."""
+
+    status, code = 400, "bad_request"
+
+
 class Unauthorized(ApiError):
     """401; always carries ``WWW-Authenticate: Bearer`` (RFC 6750 §3)."""
 

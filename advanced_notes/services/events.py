@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import AudioClip, Clip, PendingDeletion
@@ -47,10 +48,37 @@ OUTCOMES = (
     "other_prefix",  # the key is not one of our clip keys (another prefix or name)
     "not_created",  # not an ObjectCreated:* record (removals etc.)
     "test_event",  # s3:TestEvent, sent when a notification configuration is saved
+    "sns_control",  # an SNS SubscriptionConfirmation / UnsubscribeConfirmation: no record
     "malformed",  # not a record of the S3 event shape
+    "unhandled",  # handling it failed in a way a retry cannot fix (a poison record): logged, settled
     "failed",  # the store or database failed: not settled, delivered again later
 )
 SETTLED = frozenset(OUTCOMES) - {"failed"}
+
+
+def retryable(exc: BaseException) -> bool:
+    """True for a failure that a later delivery of the same record can get past.
+
+    The store being unreachable (StorageUnavailable), the database being unreachable or
+    busy (OperationalError, InterfaceError, a pool timeout, a dropped connection) and a
+    unique-key race with another path (IntegrityError: the redelivery finds the winner's
+    row) are transient. Anything else (a key the database cannot store, a NUL byte or a
+    lone surrogate; a bug) fails the same way on every delivery: a poison record.
+    """
+    if isinstance(exc, (StorageUnavailable, OperationalError, InterfaceError, IntegrityError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _storable(key: str) -> bool:
+    """True when ``key`` can be an object key we wrote: UTF-8 text without NUL (S3 keys are UTF-8)."""
+    if "\x00" in key:
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can spell and no store can hold
+        return False
+    return True
 
 
 @dataclass
@@ -97,18 +125,27 @@ class StorageEventService:
             source: ``webhook`` or ``sqs`` (the metrics label).
         Returns:
             the outcome counts; ``settled`` False when the message must be delivered again.
-        Never raises for a store or database failure (counted as ``failed``).
+        Never raises for a record: a transient store or database failure (:func:`retryable`)
+        counts as ``failed``, anything else as ``unhandled`` (logged once with its
+        traceback, and settled: a poison record must not block the ones after it, nor
+        come back for ever).
         """
         report = EventReport()
         if notification.test_event:
             report.counts["test_event"] += 1
+        if notification.sns_control:
+            report.counts["sns_control"] += 1
         report.counts["malformed"] += notification.malformed
         for event in notification.events:
             try:
                 outcome = self._settle(event)
-            except (StorageUnavailable, SQLAlchemyError) as exc:
-                log.warning("event for %s not settled: %s", event.key, exc.__class__.__name__)
-                outcome = "failed"
+            except Exception as exc:
+                if retryable(exc):
+                    log.warning("event for %r not settled: %s", event.key, exc.__class__.__name__)
+                    outcome = "failed"
+                else:
+                    log.exception("event for %r cannot be handled; settled as unhandled", event.key)
+                    outcome = "unhandled"
             report.counts[outcome] += 1
         for outcome, count in report.counts.items():
             if count:
@@ -116,6 +153,9 @@ class StorageEventService:
         return report
 
     def _settle(self, event: ObjectEvent) -> str:
+        if not _storable(event.key):
+            log.warning("event for %r cannot be handled: not a storable object key; settled as unhandled", event.key)
+            return "unhandled"
         if event.bucket is not None and event.bucket != self.bucket:
             return "other_bucket"
         if not event.created:
@@ -179,11 +219,13 @@ class StorageEventService:
 @dataclass
 class ConsumeReport:
     """What :meth:`EventConsumer.run` did: messages received, deleted (settled) and kept
-    (delivered again after the visibility timeout), and the records' outcomes."""
+    (delivered again after the visibility timeout), given up (not settled after
+    ``S3_EVENTS_MAX_RECEIVES`` receives: deleted), and the records' outcomes."""
 
     received: int = 0
     deleted: int = 0
     kept: int = 0
+    given_up: int = 0
     records: EventReport = field(default_factory=EventReport)
 
 
@@ -195,17 +237,29 @@ class EventConsumer:
             ``receive(max_messages, wait_seconds)`` and ``delete(message)``).
         events: the record settler shared with the webhook endpoint.
         after_batch: called after each batch (the command delivers webhooks there).
+        max_receives: ``S3_EVENTS_MAX_RECEIVES``; 0 = never give up (a queue with its own
+            redrive policy moves the message to its dead-letter queue instead).
 
-    A message is deleted only after every record in it is settled; otherwise it is left
-    to come back after the queue's visibility timeout. Several consumers may share a
+    A message is deleted once every record in it is settled (poison records included:
+    they are counted ``unhandled``); otherwise it is left to come back after the queue's
+    visibility timeout, until its ``max_receives``-th receive: then it is given up
+    (logged as an error, counted, deleted), so a message whose records keep failing
+    cannot circulate for the queue's whole retention. Several consumers may share a
     queue: SQS hands each message to one at a time, and a message handled twice (after a
     crash, or a visibility timeout passed mid-batch) settles as duplicates.
     """
 
-    def __init__(self, queue: Any, events: StorageEventService, after_batch: Callable[[], object] | None = None):
+    def __init__(
+        self,
+        queue: Any,
+        events: StorageEventService,
+        after_batch: Callable[[], object] | None = None,
+        max_receives: int = 0,
+    ):
         self.queue = queue
         self.events = events
         self.after_batch = after_batch
+        self.max_receives = max_receives
 
     def run(self, *, once: bool, should_stop: Callable[[], bool], wait_seconds: int = 20) -> ConsumeReport:
         """Receive and settle batches until ``should_stop()`` (checked between batches), or,
@@ -223,13 +277,36 @@ class EventConsumer:
                 continue
             for message in messages:
                 report.received += 1
-                outcome = self.events.handle(parse_notification(message.body), source="sqs")
-                report.records.add(outcome)
-                if outcome.settled:
-                    self.queue.delete(message)
-                    report.deleted += 1
-                else:
-                    report.kept += 1
+                self._one(message, report)
             if self.after_batch is not None:
                 self.after_batch()
         return report
+
+    def _one(self, message: Any, report: ConsumeReport) -> None:
+        """Settle one message, then delete it, keep it, or give it up (see the class)."""
+        try:
+            outcome = self.events.handle(parse_notification(message.body), source="sqs")
+        except Exception:
+            # handle() settles every record itself; this is the last guard, so that one
+            # message can never stop the consumer or the rest of its batch.
+            log.exception("message %s could not be handled; kept for redelivery", message.message_id)
+            outcome = EventReport()
+            outcome.counts["failed"] += 1
+        report.records.add(outcome)
+        if outcome.settled:
+            self.queue.delete(message)
+            report.deleted += 1
+        elif self.max_receives and message.receive_count >= self.max_receives:
+            log.error(
+                "message %s not settled after %d receives (S3_EVENTS_MAX_RECEIVES): given up and deleted; "
+                "outcomes %s; body %.2000r",
+                message.message_id,
+                message.receive_count,
+                {k: v for k, v in outcome.as_dict().items() if v},
+                message.body,
+            )
+            STORAGE_EVENTS.labels("sqs", "given_up").inc(outcome.counts["failed"])
+            self.queue.delete(message)
+            report.given_up += 1
+        else:
+            report.kept += 1

@@ -21,7 +21,8 @@ COMPLETIONS = Counter(
 )
 
 #: Bucket event records handled, by source (webhook | sqs) and outcome (see
-#: :class:`advanced_notes.services.events.Outcome`).
+#: :data:`advanced_notes.services.events.OUTCOMES`; plus ``given_up`` on sqs: the failed
+#: records of a message deleted after ``S3_EVENTS_MAX_RECEIVES`` receives).
 STORAGE_EVENTS = Counter(
     "advanced_notes_storage_events",
     "Bucket event records received, by source and what became of them.",

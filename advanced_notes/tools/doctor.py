@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import os
 import re
 import time
 import uuid
@@ -28,7 +29,7 @@ from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.bucket_cors import cors_problems
 from advanced_notes.domain.errors import StorageUnavailable
 from advanced_notes.domain.redact import redact_url
-from advanced_notes.settings import Settings
+from advanced_notes.settings import Settings, gunicorn_workers, shared_rate_limit_problem
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 PROBE_BODY = b"advanced-notes storage probe \x00\x01\x02" * 8
@@ -61,13 +62,21 @@ class StorageDoctor:
     Args:
         storage: the app's adapter; settings: the app's settings (prefix, CORS origins).
         http: a requests session (tests may pass one); timeout: seconds per HTTP call.
+        workers: how many processes serve the app (default: what gunicorn.conf.py would
+            start, :func:`~advanced_notes.settings.gunicorn_workers` of the environment).
     """
 
     def __init__(
-        self, storage: S3Storage, settings: Settings, http: requests.Session | None = None, timeout: float = 15.0
+        self,
+        storage: S3Storage,
+        settings: Settings,
+        http: requests.Session | None = None,
+        timeout: float = 15.0,
+        workers: int | None = None,
     ):
         self.storage = storage
         self.settings = settings
+        self.workers = workers if workers is not None else gunicorn_workers(os.environ)
         self.http = http or requests.Session()
         self.timeout = timeout
         self.key = f"{settings.key_prefix}/doctor/probe-{uuid.uuid4()}.ogg"
@@ -87,6 +96,14 @@ class StorageDoctor:
             f"addressing {signing['addressing_style']}, "
             f"key prefix {self.settings.key_prefix}/",
         )
+        problem = shared_rate_limit_problem(self.settings, self.workers)
+        if problem is not None:
+            yield Finding(
+                WARN,
+                "rate limits across workers",
+                problem,
+                "Set RATELIMIT_STORAGE_URI=redis://<host>:6379/<db> so every worker and machine shares the counters.",
+            )
         yield self._credentials()
         try:
             self.storage.check_bucket()

@@ -109,8 +109,9 @@ def events_group() -> None:
 def events_consume(once: bool, queue_url: str | None, wait_seconds: int) -> None:
     """Long-poll the SQS queue of the bucket's S3 event notifications and finish the uploads they report.
 
-    Each record goes through the same checks as complete. A message is deleted only
-    after all its records are settled. SIGTERM (or Ctrl-C) finishes the current batch,
+    Each record goes through the same checks as complete. A message is deleted once all
+    its records are settled (a poison record is settled as unhandled), or given up and
+    deleted on its S3_EVENTS_MAX_RECEIVES-th receive (0: never). SIGTERM (or Ctrl-C) finishes the current batch,
     then exits 0. Several consumers may share the queue. Due webhooks are delivered
     after each batch when WEBHOOK_URLS is set. Exits 1 when the queue cannot be reached.
     """
@@ -127,14 +128,15 @@ def events_consume(once: bool, queue_url: str | None, wait_seconds: int) -> None
     if settings.webhook_urls and settings.webhook_secret:
         after_batch = _dispatcher().deliver_due
     stop = _stop_flag()
-    consumer = EventConsumer(SqsQueue(settings, url), services.events, after_batch)
+    consumer = EventConsumer(SqsQueue(settings, url), services.events, after_batch, settings.s3_events_max_receives)
     try:
         report = consumer.run(once=once, should_stop=lambda: stop["set"], wait_seconds=wait_seconds)
     except StorageUnavailable as exc:
         raise click.ClickException(exc.message) from exc
     outcomes = ", ".join(f"{k} {v}" for k, v in report.records.as_dict().items() if v)
     click.echo(
-        f"messages received {report.received}, deleted {report.deleted}, kept for redelivery {report.kept}; "
+        f"messages received {report.received}, deleted {report.deleted}, kept for redelivery {report.kept}, "
+        f"given up {report.given_up}; "
         f"records: {outcomes or 'none'}"
     )
 
