@@ -98,6 +98,9 @@ def _no_nul_or_blank(value: str) -> None:
         raise ValidationError("Must not be blank.")
 
 
+#: In the OpenAPI document: a note id holds at least one character that is not whitespace
+#: (Python's ``str.isspace``, which :func:`_no_nul_or_blank` applies).
+NOTE_ID_PATTERN = r"\S"
 _NOTE_ID: list[Callable[[Any], Any]] = [validate.Length(1, MAX_NOTE_ID_LENGTH), _no_nul_or_blank]
 
 
@@ -120,7 +123,7 @@ def _create_clip_schema(settings: Settings) -> type[StrictSchema]:
             load_default=None,
             allow_none=True,
             validate=_NOTE_ID,
-            metadata={"description": "Opaque note identifier (1..255 chars)."},
+            metadata={"description": "Opaque note identifier (1..255 chars).", "pattern": NOTE_ID_PATTERN},
         )
         mime_type = MimeType(
             required=True,
@@ -208,13 +211,13 @@ class IdempotencyHeaderSchema(Schema):
 class UpdateClipSchema(StrictSchema):
     """Body of ``PATCH /api/audio-clips/<id>``: attach to a note, or detach with null."""
 
-    note_id = fields.String(required=True, allow_none=True, validate=_NOTE_ID)
+    note_id = fields.String(required=True, allow_none=True, validate=_NOTE_ID, metadata={"pattern": NOTE_ID_PATTERN})
 
 
 class ListClipsQuerySchema(StrictSchema):
     """Query of ``GET /api/audio-clips``."""
 
-    note_id = fields.String(validate=_NOTE_ID)
+    note_id = fields.String(validate=_NOTE_ID, metadata={"pattern": NOTE_ID_PATTERN})
     status = fields.String(validate=validate.OneOf([s.value for s in ClipStatus]))
     limit = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(1, MAX_PAGE_SIZE))
     cursor = fields.String(
