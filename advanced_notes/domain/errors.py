@@ -83,7 +83,8 @@ class UploadRejected(ApiError):
     """422: the stored object is not what was declared; ``details.reason`` says why.
 
     Reasons: ``size_mismatch``, ``checksum_mismatch``, ``type_mismatch``, ``not_audio``,
-    ``unreadable_audio``.
+    ``unreadable_audio``, ``audio_too_complex`` (parsing needed more read/seek calls or
+    time than allowed), ``duration_exceeded``.
     """
 
     status, code = 422, "upload_rejected"

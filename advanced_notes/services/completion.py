@@ -33,8 +33,9 @@ class ClipCompleter:
 
     Args:
         db: the database; storage: the S3 adapter; deletions: the deletion outbox.
-        settings: ``max_duration_ms`` (longest measured duration) and
-            ``audio_probe_max_bytes`` (the most verification reads from the store).
+        settings: ``max_duration_ms`` (longest measured duration), ``audio_probe_max_bytes``
+            (the most verification reads from the store), ``audio_probe_max_reads`` and
+            ``audio_probe_max_seconds`` (the most parser calls and parsing time).
         webhooks: the outbound webhook outbox (default: one for ``settings.webhook_urls``).
     """
 
@@ -52,6 +53,8 @@ class ClipCompleter:
         self.webhooks = webhooks or WebhookOutbox(settings)
         self.max_duration_ms = settings.max_duration_ms
         self.audio_probe_max_bytes = settings.audio_probe_max_bytes
+        self.audio_probe_max_reads = settings.audio_probe_max_reads
+        self.audio_probe_max_seconds = settings.audio_probe_max_seconds
 
     def finish(self, clip: Clip, path: str = "client") -> Clip:
         """Verify ``clip``'s object and mark it ``ready`` (idempotent).
@@ -88,6 +91,8 @@ class ClipCompleter:
                 info.size,
                 max_duration_ms=self.max_duration_ms,
                 max_read_bytes=self.audio_probe_max_bytes,
+                max_reads=self.audio_probe_max_reads,
+                max_seconds=self.audio_probe_max_seconds,
             )
         except UploadRejected as rejection:
             self._reject(clip, rejection, path, etag=info.etag, stored_bytes=info.size)
