@@ -112,5 +112,15 @@ class StorageUnavailable(_Unavailable):
     status, code = 503, "storage_unavailable"
 
 
+class VerificationBusy(StorageUnavailable):
+    """503: another verification of this clip held it for longer than its lease; retry.
+
+    A kind of :class:`StorageUnavailable` for the paths that finish uploads (bucket events,
+    the sweeper): nothing changed, the clip stays pending, a later attempt decides.
+    """
+
+    status, code = 503, "verification_busy"
+
+
 class DatabaseUnavailable(_Unavailable):
     status, code = 503, "database_unavailable"
