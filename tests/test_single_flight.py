@@ -24,6 +24,7 @@ from sqlalchemy import select
 from advanced_notes.adapters.clip_sql import CLIPS
 from advanced_notes.api.context import services_of
 from advanced_notes.domain.clock import utcnow
+from advanced_notes.domain.errors import StorageUnavailable
 
 from .conftest import put_upload
 from .fixtures.crafted_audio import crafted_flac
@@ -147,3 +148,26 @@ def test_no_verdict_gives_the_lease_back_at_once(app, client, auth, audio, first
     started = time.monotonic()
     done = client.post(f"/api/audio-clips/{clip_id}/complete", headers=auth)
     assert done.status_code == 200 and time.monotonic() - started < 5  # did not wait for a lease
+
+
+def test_a_store_failure_gives_the_lease_back_at_once(app, client, auth, audio, monkeypatch):
+    f = audio["note.wav"]
+    created = client.post("/api/audio-clips", json={"mime_type": f.mime_type, "bytes": f.size}, headers=auth).get_json()
+    clip_id = created["clip"]["id"]
+    assert put_upload(created["upload"], f.data).status_code == 200
+    storage = services_of(app).storage
+
+    # A store outage in the middle of verification (a stand-in: the ranged GET raises what
+    # the adapter raises for a store that cannot be reached; tests/test_faults.py covers
+    # the adapter's side with a real faulty proxy).
+    def outage(key: str, start: int, end: int) -> bytes:
+        raise StorageUnavailable("The object store could not be reached; retry later.")
+
+    monkeypatch.setattr(storage, "get_range", outage)
+    failed = client.post(f"/api/audio-clips/{clip_id}/complete", headers=auth)
+    assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "storage_unavailable"
+    assert _lease(app, clip_id) is None
+    monkeypatch.undo()
+    started = time.monotonic()
+    done = client.post(f"/api/audio-clips/{clip_id}/complete", headers=auth)
+    assert done.status_code == 200 and time.monotonic() - started < 5

@@ -110,9 +110,12 @@ class ClipCompleter:
             lease = self._take_lease(clip)
             if lease is not None:
                 try:
-                    return self._verify(clip, path)
-                finally:
+                    return self._verify(clip, path)  # a verdict clears the lease in its UPDATE
+                except UploadRejected:
+                    raise  # raised only by the caller whose UPDATE recorded the verdict
+                except BaseException:
                     self._release_lease(clip, lease)
+                    raise
             if time.monotonic() > give_up:
                 raise VerificationBusy(
                     "Another verification of this clip is taking too long; retry later.",
