@@ -239,6 +239,13 @@ class Settings(BaseSettings):
     allowed_mime_types: tuple[str, ...] = Field(DEFAULT_ALLOWED_MIME_TYPES, validation_alias="ALLOWED_MIME_TYPES")
     s3_conditional_writes: bool = Field(False, validation_alias="S3_CONDITIONAL_WRITES")
     audio_probe_max_bytes: int = _integer("AUDIO_PROBE_MAX_BYTES", 8 * 1024**2, 64 * 1024, 1024**3)
+    # Bytes do not bound work: millions of empty 4-byte FLAC blocks fit in 8 MiB. Real
+    # recordings of every container, up to 3 h / 100 MiB, need at most a few hundred calls.
+    audio_probe_max_reads: int = _integer("AUDIO_PROBE_MAX_READS", 50_000, 100, 100_000_000)
+    audio_probe_max_seconds: int = _integer("AUDIO_PROBE_MAX_SECONDS", 5, 1, 300)
+    # How long one verification holds its clip (single flight); longer than a verification
+    # may take (parsing time plus the ranged GETs of the byte budget).
+    verification_lease_seconds: int = _integer("VERIFICATION_LEASE_SECONDS", 30, 5, 3600)
     max_pending_uploads_per_owner: int = _integer("MAX_PENDING_UPLOADS_PER_OWNER", 20, 0, 1_000_000, " (0 = off)")
     owner_quota_bytes: int = _integer("OWNER_QUOTA_BYTES", 0, 0, 2**62, " (0 = off)")
     ratelimit_default: str = Field("300 per minute", validation_alias="RATELIMIT_DEFAULT")

@@ -59,8 +59,28 @@ MARK_READY = (
         measured_duration_ms=bindparam("measured_duration_ms"),
         completed_at=bindparam("completed_at"),
         updated_at=bindparam("updated_at"),
+        verification_lease_until=None,
     )
     .returning(*CLIPS.c)
+)
+
+#: Take the verification lease of ``:clip_id`` until ``:until`` if it is pending and no
+#: lease is held (none, or one that expired before ``:now``): one winner per clip.
+TAKE_LEASE = (
+    update(CLIPS)
+    .where(
+        CLIPS.c.id == bindparam("clip_id"),
+        CLIPS.c.status == ClipStatus.PENDING.value,
+        or_(CLIPS.c.verification_lease_until.is_(None), CLIPS.c.verification_lease_until < bindparam("now")),
+    )
+    .values(verification_lease_until=bindparam("until"))
+)
+
+#: Give up the lease ``:until`` of ``:clip_id`` (a no-op if another caller took it over).
+RELEASE_LEASE = (
+    update(CLIPS)
+    .where(CLIPS.c.id == bindparam("clip_id"), CLIPS.c.verification_lease_until == bindparam("until"))
+    .values(verification_lease_until=None)
 )
 
 _INSERTED = [c.name for c in CLIPS.c]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeAlias
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     Index,
@@ -69,6 +70,11 @@ class AudioClip(Base):
     multipart_upload_id: Mapped[str | None] = mapped_column(String(1024))
     part_size: Mapped[int | None] = mapped_column(BigInteger)
     part_count: Mapped[int | None] = mapped_column(Integer)
+    #: While a verification of this pending clip runs: until when it holds the clip
+    #: (single flight, ``services/completion.py``); None when none runs.
+    verification_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: A rejected clip's verdict: ``{"reason": ..., "message": ..., **details}``.
+    rejection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         UniqueConstraint("owner_id", "idempotency_key"),
@@ -114,6 +120,8 @@ class ClipRecord:
     multipart_upload_id: str | None = None
     part_size: int | None = None
     part_count: int | None = None
+    verification_lease_until: dt.datetime | None = None
+    rejection: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> ClipRecord:

@@ -524,14 +524,30 @@ class S3Storage:
                 raise ObjectVanished("The object was deleted while it was being verified.") from cause
             raise
 
-    def open_reader(self, key: str, size: int, max_fetch_bytes: int) -> RangedReader:
+    def open_reader(
+        self,
+        key: str,
+        size: int,
+        max_fetch_bytes: int,
+        *,
+        max_calls: int | None = None,
+        max_seconds: float | None = None,
+    ) -> RangedReader:
         """A seekable file object over ``key`` that fetches 64 KiB blocks by ranged GET.
 
         Args:
             key: object key; size: its size in bytes (from HEAD);
             max_fetch_bytes: the most the reader may fetch in all (ReadBudgetExceeded beyond).
+            max_calls: the most read/seek calls; max_seconds: the most time (seconds) not
+                spent fetching (ProbeTooComplex beyond either; None: no bound).
         """
-        return RangedReader(partial(self.get_range, key), size, max_fetch_bytes=max_fetch_bytes)
+        return RangedReader(
+            partial(self.get_range, key),
+            size,
+            max_fetch_bytes=max_fetch_bytes,
+            max_calls=max_calls,
+            max_seconds=max_seconds,
+        )
 
     def list_objects(self, prefix: str, page_size: int = 1000) -> Iterator[list[ListedObject]]:
         """Pages of the objects under ``prefix``, in key order (ListObjectsV2).

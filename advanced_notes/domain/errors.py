@@ -89,7 +89,8 @@ class UploadRejected(ApiError):
     """422: the stored object is not what was declared; ``details.reason`` says why.
 
     Reasons: ``size_mismatch``, ``checksum_mismatch``, ``type_mismatch``, ``not_audio``,
-    ``unreadable_audio``.
+    ``unreadable_audio``, ``audio_too_complex`` (parsing needed more read/seek calls or
+    time than allowed), ``duration_exceeded``.
     """
 
     status, code = 422, "upload_rejected"
@@ -115,6 +116,16 @@ class StorageUnavailable(_Unavailable):
     """503: the object store could not be reached or answered with a server error."""
 
     status, code = 503, "storage_unavailable"
+
+
+class VerificationBusy(StorageUnavailable):
+    """503: another verification of this clip held it for longer than its lease; retry.
+
+    A kind of :class:`StorageUnavailable` for the paths that finish uploads (bucket events,
+    the sweeper): nothing changed, the clip stays pending, a later attempt decides.
+    """
+
+    status, code = 503, "verification_busy"
 
 
 class DatabaseUnavailable(_Unavailable):

@@ -10,6 +10,7 @@ Pure: the fetch function is injected, nothing here knows S3.
 from __future__ import annotations
 
 import io
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -23,6 +24,22 @@ class ReadBudgetExceeded(IOError):
     """The parser wanted more bytes than the reader may fetch."""
 
 
+class ProbeTooComplex(IOError):
+    """The parser made more read/seek calls than allowed, or ran past the deadline.
+
+    Attributes:
+        calls: read/seek calls made when it was raised; ``max_calls``: the cap (None when
+            the deadline was hit first); ``seconds``: the time allowed (None when the cap
+            was hit first).
+    """
+
+    def __init__(self, message: str, *, calls: int, max_calls: int | None, seconds: float | None):
+        super().__init__(message)
+        self.calls = calls
+        self.max_calls = max_calls
+        self.seconds = seconds
+
+
 class RangedReader(io.RawIOBase):
     """Read-only, seekable view of ``size`` bytes fetched in blocks.
 
@@ -32,18 +49,30 @@ class RangedReader(io.RawIOBase):
         size: total size in bytes (from HEAD).
         block_bytes: bytes per fetch.
         max_fetch_bytes: total bytes this reader may fetch before raising
-            :class:`ReadBudgetExceeded` (bounds the work of one verification).
+            :class:`ReadBudgetExceeded` (bounds the bytes of one verification).
+        max_calls: ``read``/``readinto``/``seek`` calls this reader serves before raising
+            :class:`ProbeTooComplex` (bounds the *work*: parsers do a few calls and build
+            an object or two per header element, so a file of millions of tiny elements
+            within the byte budget is stopped after this many, and the memory they hold
+            is bounded with it). None: no cap.
+        max_seconds: parsing time (seconds, monotonic clock, from construction, *not*
+            counting the time spent in ``fetch``: a slow store is bounded by its own
+            timeouts and the byte budget) after which the next call raises
+            :class:`ProbeTooComplex`. None: no deadline.
 
     Attributes:
-        bytes_fetched: bytes fetched so far; ``requests``: fetch calls so far.
-        failure: the first exception raised by ``fetch`` or by the budget check, else None.
+        bytes_fetched: bytes fetched so far; ``requests``: fetch calls so far; ``calls``:
+            read/seek calls so far.
+        failure: the first exception raised by ``fetch`` or by a budget check, else None.
             Parsers catch and re-wrap I/O errors freely (mutagen turns them into its own
             errors, enzyme into others), so the caller asks the reader, not the exception,
             whether a failure was the store's (or the budget's) rather than the bytes'.
 
     Every read is capped at what the budget still allows before anything is allocated: a
     parser asking for the length a crafted header claims (an ID3 tag "of 100 MiB") gets
-    :class:`ReadBudgetExceeded` at once instead of a buffer of that size.
+    :class:`ReadBudgetExceeded` at once instead of a buffer of that size. Once a budget is
+    exceeded, every later call raises it again, so a parser that swallows the error cannot
+    carry on walking.
     """
 
     def __init__(
@@ -54,6 +83,8 @@ class RangedReader(io.RawIOBase):
         block_bytes: int = DEFAULT_BLOCK_BYTES,
         max_fetch_bytes: int | None = None,
         cached_blocks: int = DEFAULT_CACHED_BLOCKS,
+        max_calls: int | None = None,
+        max_seconds: float | None = None,
     ):
         super().__init__()
         self._fetch = fetch
@@ -66,6 +97,11 @@ class RangedReader(io.RawIOBase):
         self.bytes_fetched = 0
         self.requests = 0
         self.failure: BaseException | None = None
+        self.calls = 0
+        self.max_calls = max_calls
+        self.max_seconds = max_seconds
+        self._deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self._fetch_seconds = 0.0  # moves the deadline: waiting for the store is not parsing
 
     def readable(self) -> bool:
         return True
@@ -76,7 +112,24 @@ class RangedReader(io.RawIOBase):
     def tell(self) -> int:
         return self._pos
 
+    def _count_call(self) -> None:
+        """Count one read/seek call; raise when a budget is (or was) exceeded."""
+        if isinstance(self.failure, ProbeTooComplex | ReadBudgetExceeded):
+            raise self.failure
+        self.calls += 1
+        if self.max_calls is not None and self.calls > self.max_calls:
+            self._too_complex(f"more than {self.max_calls} read/seek calls", seconds=None)
+        if self._deadline is not None and time.monotonic() - self._fetch_seconds > self._deadline:
+            self._too_complex(f"more than {self.max_seconds} s", seconds=self.max_seconds)
+
+    def _too_complex(self, why: str, *, seconds: float | None) -> None:
+        max_calls = None if seconds is not None else self.max_calls
+        exc = ProbeTooComplex(f"parsing needed {why}", calls=self.calls, max_calls=max_calls, seconds=seconds)
+        self.failure = self.failure or exc
+        raise exc
+
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._count_call()
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
         position = base + offset
         if position < 0:
@@ -93,11 +146,14 @@ class RangedReader(io.RawIOBase):
         end = min(start + self.block_bytes, self.size) - 1
         if self.max_fetch_bytes is not None and self.bytes_fetched + (end - start + 1) > self.max_fetch_bytes:
             self._over_budget()
+        started = time.monotonic()
         try:
             block = self._fetch(start, end)
         except Exception as exc:
             self.failure = self.failure or exc
             raise
+        finally:
+            self._fetch_seconds += time.monotonic() - started
         self.requests += 1
         self.bytes_fetched += len(block)
         self._blocks[index] = block
@@ -133,6 +189,10 @@ class RangedReader(io.RawIOBase):
         return readable
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        self._count_call()
+        return self._readinto(buffer)
+
+    def _readinto(self, buffer: bytearray | memoryview) -> int:
         if self._pos >= self.size:
             return 0
         view = memoryview(buffer).cast("B")
@@ -155,7 +215,9 @@ class RangedReader(io.RawIOBase):
         Raises:
             ReadBudgetExceeded: the read cannot be served within the budget; raised
                 before any buffer is allocated, so memory stays bounded by the budget.
+            ProbeTooComplex: over the call cap or past the deadline.
         """
+        self._count_call()
         if size is None or size < 0:
             size = self.size - self._pos
         wanted = max(0, min(size, self.size - self._pos))
@@ -165,4 +227,4 @@ class RangedReader(io.RawIOBase):
             if wanted > ceiling or self.readable_bytes(self._pos, wanted) < wanted:
                 self._over_budget()
         buffer = bytearray(wanted)
-        return bytes(memoryview(buffer)[: self.readinto(buffer)])
+        return bytes(memoryview(buffer)[: self._readinto(buffer)])

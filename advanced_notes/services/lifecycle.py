@@ -69,8 +69,15 @@ def ready_or_conflict(clip: Clip) -> Clip:
     """What completing a clip that is no longer pending answers: the clip itself when ready.
 
     Raises:
-        Conflict: the clip is rejected or expired (``details.status`` says which).
+        Conflict: the clip is rejected or expired (``details.status`` says which; for a
+            rejected clip ``details.rejection`` is its verdict: ``reason``, ``message``).
     """
     if clip.status == READY:
         return clip
+    rejection = getattr(clip, "rejection", None)
+    if clip.status == REJECTED and rejection:
+        raise Conflict(
+            f"The clip was rejected and cannot be completed: {rejection.get('message')}",
+            {"status": clip.status, "rejection": rejection},
+        )
     raise Conflict(f"The clip is {clip.status} and cannot be completed.", {"status": clip.status})

@@ -24,7 +24,7 @@ from advanced_notes.domain.audio import (
 )
 from advanced_notes.domain.errors import UploadRejected
 from advanced_notes.domain.mime import normalize_mime_type
-from advanced_notes.domain.rangeio import ReadBudgetExceeded
+from advanced_notes.domain.rangeio import ProbeTooComplex, ReadBudgetExceeded
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,14 @@ def check_declaration(clip: Clip, info: ObjectInfo) -> None:
 
 
 def verify_audio(
-    storage: S3Storage, clip: Clip, size: int, *, max_duration_ms: int, max_read_bytes: int
+    storage: S3Storage,
+    clip: Clip,
+    size: int,
+    *,
+    max_duration_ms: int,
+    max_read_bytes: int,
+    max_reads: int | None = None,
+    max_seconds: float | None = None,
 ) -> VerifiedAudio:
     """Sniff and parse the stored object through ranged GETs.
 
@@ -84,14 +91,19 @@ def verify_audio(
         storage: the adapter; clip: the clip being completed; size: object size (bytes).
         max_duration_ms: longest allowed measured duration.
         max_read_bytes: the most verification may read from the store.
+        max_reads: the most read/seek calls the parser may make (``AUDIO_PROBE_MAX_READS``).
+        max_seconds: the most parsing time, seconds, store waits not counted
+            (``AUDIO_PROBE_MAX_SECONDS``).
     Returns:
         what was found.
     Raises:
-        UploadRejected: ``not_audio``, ``type_mismatch``, ``unreadable_audio`` or
-            ``duration_exceeded``.
+        UploadRejected: ``not_audio``, ``type_mismatch``, ``unreadable_audio``,
+            ``audio_too_complex`` or ``duration_exceeded``.
         StorageUnavailable: a ranged GET failed (the clip must stay pending).
     """
-    reader = storage.open_reader(clip.storage_key, size, max_fetch_bytes=max_read_bytes)
+    reader = storage.open_reader(
+        clip.storage_key, size, max_fetch_bytes=max_read_bytes, max_calls=max_reads, max_seconds=max_seconds
+    )
     container = sniff_container(reader.read(SNIFF_BYTES))
     if container is None:
         raise UploadRejected("not_audio", "The object is not audio of a known container.")
@@ -111,6 +123,15 @@ def verify_audio(
     except ReadBudgetExceeded as exc:
         raise UploadRejected(
             "unreadable_audio", f"Parsing the audio needs more than {max_read_bytes} bytes of headers."
+        ) from exc
+    except ProbeTooComplex as exc:
+        # Millions of tiny header elements within the byte budget: no recorder writes them.
+        over = f"over {exc.max_calls} header reads" if exc.max_calls is not None else f"over {exc.seconds:g} s"
+        log.warning("clip=%s container=%s too complex: %s", clip.id, container, exc)
+        raise UploadRejected(
+            "audio_too_complex",
+            f"The file's structure is too complex to verify ({over}); re-encode or export it again.",
+            detected_container=container,
         ) from exc
     if duration_ms is not None and duration_ms > max_duration_ms:
         raise UploadRejected(
