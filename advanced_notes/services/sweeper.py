@@ -25,8 +25,8 @@ size: the bucket is read one listing page at a time and the table in keyset batc
 
 Reconcile merges two streams in the same order: the listing of
 ``<prefix>/audio-clips/`` (S3 lists keys in binary order, and ``<uuid>.<ext>`` keys sort
-like their UUIDs, each followed by its derived objects ``<uuid>/<name>``) and the rows ordered by ``id`` (UUIDs compare as 16 bytes in
-PostgreSQL and as lower-case hex in SQLite, the same order).
+like their UUIDs, each followed by its derived objects ``<uuid>/<name>``) and the rows
+ordered by ``id`` (UUIDs compare as 16 bytes in PostgreSQL and as lower-case hex in SQLite, the same order).
 """
 
 from __future__ import annotations
