@@ -27,8 +27,9 @@ ENVIRONMENT_ALIASES: Mapping[str, str] = {
 DEFAULT_PREFIX = "dev"
 CLIPS_FOLDER = "audio-clips"
 #: The processing stage's objects of a clip, by file name (docs/processing.md): the
-#: seekable WebM, the universal AAC-LC MP4 and the waveform peaks.
-DERIVED_NAMES: tuple[str, ...] = ("seekable.webm", "universal.m4a", "peaks.json")
+#: seekable WebM, the universal AAC-LC MP4, the waveform peaks, and the loudness-normalized
+#: AAC (made only with ``PROCESSING_NORMALIZE_AUDIO``).
+DERIVED_NAMES: tuple[str, ...] = ("seekable.webm", "universal.m4a", "peaks.json", "normalized.m4a")
 
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 

@@ -27,6 +27,7 @@ from advanced_notes.domain.errors import (
     NotFound,
     ValidationFailed,
 )
+from advanced_notes.domain.keys import derived_keys
 from advanced_notes.domain.mime import extension_for
 from advanced_notes.domain.pagination import decode_cursor, encode_cursor
 from advanced_notes.services.deletions import DeletionQueue
@@ -185,9 +186,9 @@ class ClipService:
             gone = self._delete_rows(session, (AudioClip.id == clip_id) & (AudioClip.owner_id == owner_id))
             if not gone:
                 raise NotFound("No such audio clip.")
-            record = DeletionQueue.enqueue(session, gone[0], "deleted")
+            records = self._enqueue_deletions(session, gone[0])
             self._deleted_event(session, gone[0])
-        self.deletions.attempt([record])
+        self.deletions.attempt(records)
 
     def delete_note_audio(self, owner_id: str, note_id: str) -> int:
         """Delete every clip of the owner's note (any status) and their objects; returns how many."""
@@ -202,15 +203,24 @@ class ClipService:
                     )
                 )
                 gone = self._delete_rows(session, AudioClip.id.in_(ids)) if ids else []
-                batch = [DeletionQueue.enqueue(session, row, "deleted") for row in gone]
                 for row in gone:
+                    records += self._enqueue_deletions(session, row)
                     self._deleted_event(session, row)
-            deleted += len(batch)
-            records += batch
+            deleted += len(gone)
             if len(ids) < _NOTE_DELETE_BATCH:
                 break
         self.deletions.attempt(records)
         return deleted
+
+    @staticmethod
+    def _enqueue_deletions(session: Session, clip: Any) -> builtins.list[PendingDeletion]:
+        """The original's deletion and, once its processing was queued, every derived object's
+        (a worker may be writing them now: it records their deletion itself when it finds
+        the clip gone)."""
+        records = [DeletionQueue.enqueue(session, clip, "deleted")]
+        if clip.processing_status is not None:
+            records += DeletionQueue.enqueue_keys(session, clip.id, derived_keys(clip.storage_key), "deleted")
+        return records
 
     def _deleted_event(self, session: Session, clip: Any) -> None:
         # In the deleting transaction: the event exists exactly when the deletion does.
