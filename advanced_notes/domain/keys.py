@@ -29,7 +29,15 @@ CLIPS_FOLDER = "audio-clips"
 #: The processing stage's objects of a clip, by file name (docs/processing.md): the
 #: seekable WebM, the universal AAC-LC MP4, the waveform peaks, and the loudness-normalized
 #: AAC (made only with ``PROCESSING_NORMALIZE_AUDIO``).
-DERIVED_NAMES: tuple[str, ...] = ("seekable.webm", "universal.m4a", "peaks.json", "normalized.m4a")
+#: The file name of each derived rendition under its clip's folder (docs/processing.md).
+RENDITION_FILES: dict[str, str] = {
+    "seekable": "seekable.webm",
+    "universal": "universal.m4a",
+    "normalized": "normalized.m4a",
+}
+#: The file name of a clip's waveform peaks (audiowaveform JSON).
+PEAKS_FILE = "peaks.json"
+DERIVED_NAMES: tuple[str, ...] = (*RENDITION_FILES.values(), PEAKS_FILE)
 
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from advanced_notes.domain.errors import RenditionNotReady
+from advanced_notes.domain.keys import RENDITION_FILES
 
 ORIGINAL = "original"
 #: Names a client may ask for with ``?rendition=`` (docs/api.md).
-RENDITIONS = (ORIGINAL, "seekable", "universal", "normalized")
+RENDITIONS = (ORIGINAL, *RENDITION_FILES)
 
 
 def results(raw: str | None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from advanced_notes.domain import webm
+from advanced_notes.domain.keys import PEAKS_FILE
 from advanced_notes.media.peaks import PeakAccumulator
 from advanced_notes.media.results import Loudness, MediaError, MediaLimits, MediaResult, PeaksFile, Rendition
 
@@ -41,7 +42,6 @@ NORMALIZED_MAX_TRUE_PEAK_DBTP = -1.0
 SEEKABLE_NAME = "seekable.webm"
 UNIVERSAL_NAME = "universal.m4a"
 NORMALIZED_NAME = "normalized.m4a"
-PEAKS_NAME = "peaks.json"
 
 _WEBM_CODECS = frozenset({"opus", "vorbis"})
 #: Packets the decoder rejects are skipped, as the ffmpeg command line does, while they
@@ -376,7 +376,7 @@ def _process(
         universal = aac.close()
 
     waveform = peaks.result()
-    peaks_path = workdir / PEAKS_NAME
+    peaks_path = workdir / PEAKS_FILE
     peaks_path.write_text(json.dumps(waveform.audiowaveform_json(), separators=(",", ":")))
 
     normalized = None

@@ -31,7 +31,7 @@ from advanced_notes.adapters.models import ClipRecord, ProcessingStatus
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import ObjectVanished, StorageUnavailable
-from advanced_notes.domain.keys import derived_key
+from advanced_notes.domain.keys import PEAKS_FILE, RENDITION_FILES, derived_key
 from advanced_notes.domain.mime import extension_for
 from advanced_notes.services.deletions import DeletionQueue
 from advanced_notes.services.webhooks import WebhookOutbox
@@ -47,11 +47,6 @@ HARD_LIMIT_MARGIN = dt.timedelta(seconds=30)
 LEASE_MARGIN = dt.timedelta(seconds=45)
 BACKOFF_BASE_SECONDS = 10
 BACKOFF_MAX_SECONDS = 1800
-#: Renditions a client may ask for by name, besides ``original`` (docs/api.md).
-RENDITION_NAMES = ("seekable", "universal", "normalized")
-#: Derived file names of the renditions and the peaks (``domain.keys.DERIVED_NAMES``).
-FILE_NAMES = {"seekable": "seekable.webm", "universal": "universal.m4a", "normalized": "normalized.m4a"}
-PEAKS_NAME = "peaks.json"
 PEAKS_TYPE = "application/json"
 
 
@@ -148,7 +143,7 @@ def results_json(clip: ClipRecord, result: EngineResult) -> dict[str, Any]:
     """The ``processing`` column of a done clip (docs/processing.md, "Results")."""
     renditions: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    for name in RENDITION_NAMES:
+    for name in RENDITION_FILES:
         rendition: RenditionResult | None = getattr(result, name)
         if rendition is None:
             continue
@@ -156,7 +151,7 @@ def results_json(clip: ClipRecord, result: EngineResult) -> dict[str, Any]:
             skipped[name] = rendition.skipped or "Not made."
             continue
         renditions[name] = {
-            "key": derived_key(clip.storage_key, FILE_NAMES[name]),
+            "key": derived_key(clip.storage_key, RENDITION_FILES[name]),
             "mime_type": rendition.media_type,
             "bytes": rendition.bytes,
             "codec": rendition.codec,
@@ -170,7 +165,7 @@ def results_json(clip: ClipRecord, result: EngineResult) -> dict[str, Any]:
         "renditions": renditions,
         "skipped": skipped,
         "peaks": {
-            "key": derived_key(clip.storage_key, PEAKS_NAME),
+            "key": derived_key(clip.storage_key, PEAKS_FILE),
             "samples_per_pixel": result.peaks.samples_per_pixel,
             "length": result.peaks.length,
             "bits": 8,
@@ -180,11 +175,12 @@ def results_json(clip: ClipRecord, result: EngineResult) -> dict[str, Any]:
 
 def _uploads(clip: ClipRecord, result: EngineResult) -> Iterable[tuple[str, Path, str]]:
     """``(key, local path, content type)`` of every output to store."""
-    for name in RENDITION_NAMES:
+    for name in RENDITION_FILES:
         rendition: RenditionResult | None = getattr(result, name)
         if rendition is not None and rendition.path is not None:
-            yield derived_key(clip.storage_key, FILE_NAMES[name]), rendition.path, rendition.media_type or "audio/mp4"
-    yield derived_key(clip.storage_key, PEAKS_NAME), result.peaks.path, PEAKS_TYPE
+            key = derived_key(clip.storage_key, RENDITION_FILES[name])
+            yield key, rendition.path, rendition.media_type or "audio/mp4"
+    yield derived_key(clip.storage_key, PEAKS_FILE), result.peaks.path, PEAKS_TYPE
 
 
 @dataclass
