@@ -146,8 +146,9 @@ def test_head_put_delete_against_moto(app):
 
 def test_upload_and_download_files_stream_through_disk(app, base_config, tmp_path):
     """upload_file/download_file against moto's server: same bytes, the content type kept,
-    and a 24 MiB object never held in memory: the transfers run in a child process (moto
-    keeps objects in this one) whose tracemalloc peak stays well under the object's size."""
+    and a 48 MiB object never held in memory: the transfers run in a child process (moto
+    keeps objects in this one) whose tracemalloc peak stays under the transfer's bound
+    (FILE_TRANSFER: two 8 MiB parts in flight plus a short queue), half the object's size."""
     import json
     import os
     import subprocess
@@ -158,7 +159,7 @@ def test_upload_and_download_files_stream_through_disk(app, base_config, tmp_pat
     s = services_of(app).storage
     key = "test/audio-clips/transfer-probe/universal.m4a"
     source, target = tmp_path / "big.bin", tmp_path / "back.bin"
-    size = 24 * 1024 * 1024
+    size = 48 * 1024 * 1024
     source.write_bytes(os.urandom(size))
     child = f"""
 import json, sys, tracemalloc
@@ -178,7 +179,7 @@ print(tracemalloc.get_traced_memory()[1])
     peak = int(done.stdout.split()[-1])
     assert target.read_bytes() == source.read_bytes()
     assert s.head(key).content_type == "audio/mp4"
-    assert peak < size // 3, peak
+    assert peak < size // 2, peak
     s.delete(key)
     with pytest.raises(ObjectVanished):
         s.download_file(key, tmp_path / "gone.bin")

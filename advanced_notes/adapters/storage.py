@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED
 from botocore.auth import SIGV4_TIMESTAMP, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -40,6 +41,17 @@ _NO_UPLOAD_CODES = {"NoSuchUpload", "NoSuchKey"}
 _BAD_PARTS_CODES = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}
 #: Signed playback URLs kept per process (about 1 KB each): the clips played in one window.
 GET_CACHE_ENTRIES = 4096
+
+
+#: File transfers of the processing worker: 8 MiB parts, at most two in flight and a
+#: short write-behind queue, so a transfer holds about 2 x 8 MiB + 8 x 256 KiB whatever
+#: the file's size (boto3's defaults allow 10 parts and a 100-chunk queue: some 100 MiB).
+FILE_TRANSFER = TransferConfig(
+    multipart_threshold=8 * 1024 * 1024,
+    multipart_chunksize=8 * 1024 * 1024,
+    max_concurrency=2,
+    max_io_queue=8,
+)
 
 
 @dataclass(frozen=True)
@@ -636,8 +648,9 @@ class S3Storage:
     def download_file(self, key: str, path: Path) -> None:
         """Write the object at ``key`` to the local file ``path``, streamed to disk.
 
-        boto3's managed transfer: ranged GETs in chunks written straight to the file (a
-        temporary name, renamed when complete), so memory does not grow with the object.
+        boto3's managed transfer (:data:`FILE_TRANSFER`): ranged GETs in chunks written
+        straight to the file (a temporary name, renamed when complete), so memory does not
+        grow with the object.
 
         Raises:
             ObjectVanished: no object at ``key``.
@@ -645,7 +658,7 @@ class S3Storage:
         """
         try:
             with _store_errors("download"):
-                self._client.download_file(self.bucket, key, str(path))
+                self._client.download_file(self.bucket, key, str(path), Config=FILE_TRANSFER)
         except StorageUnavailable as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _MISSING_CODES:
@@ -655,15 +668,17 @@ class S3Storage:
     def upload_file(self, key: str, path: Path, content_type: str) -> None:
         """Store the local file ``path`` at ``key`` with ``Content-Type: content_type``.
 
-        boto3's managed transfer: read from disk in chunks (multipart past 8 MiB), so
-        memory does not grow with the file. Overwrites an object at ``key`` (a retried
+        boto3's managed transfer (:data:`FILE_TRANSFER`): read from disk in chunks
+        (multipart past 8 MiB), so memory does not grow with the file. Overwrites an object at ``key`` (a retried
         job writes the same bytes again).
 
         Raises:
             StorageUnavailable: network failure, timeout, 5xx, access denied.
         """
         with _store_errors("upload"):
-            self._client.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
+            self._client.upload_file(
+                str(path), self.bucket, key, ExtraArgs={"ContentType": content_type}, Config=FILE_TRANSFER
+            )
 
     def get_notification_configuration(self) -> dict[str, list[dict[str, Any]]]:
         """The bucket's event notifications: ``QueueConfigurations``, ``TopicConfigurations``,
