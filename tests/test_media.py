@@ -8,6 +8,7 @@ Tests needing them skip, saying so, where they are absent (.ci/run installs them
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -359,3 +360,40 @@ def test_quantize8_is_the_top_byte_of_a_16_bit_sample():
     s16 = np.array([-32768, -257, -256, -1, 0, 255, 256, 32767])
     assert quantize8(s16 / 32768.0).tolist() == (s16 >> 8).tolist()
     assert quantize8(np.array([-1.5, 1.0, 1.5])).tolist() == [-128, 127, 127]
+
+
+@pytest.mark.parametrize("kind", ["flac", "mp4", "wav", "webm", "ogg"])
+def test_the_crafted_files_of_the_verification_audit_are_processed(tmp_path, kind):
+    """The hardening audit's crafted files (millions of tiny header elements around real
+    frames) decode as the 6.3 s note they carry: done, with peaks and loudness; the WebM
+    one, whose head holds no index, gets the seekable rendition."""
+    from .fixtures import crafted_audio
+
+    data = getattr(crafted_audio, f"crafted_{kind}")(size=2_000_000)
+    source = tmp_path / f"crafted.{kind}"
+    source.write_bytes(data)
+    workdir = tmp_path / "out"
+    workdir.mkdir()
+    result = process_file(source, workdir, limits=MediaLimits(max_seconds=60))
+    assert 6200 < result.duration_ms < 6400
+    assert result.peaks.length > 0
+    assert (result.seekable.path is not None) == (kind == "webm")
+
+
+def test_seek_index_reads_a_bounded_head(tmp_path):
+    """A head of more top-level elements than any recorder writes is refused after
+    MAX_HEAD_ELEMENTS of them (the engine then remuxes), not walked to its end."""
+    from .fixtures import crafted_audio
+
+    reads = 0
+
+    class Counting(io.BytesIO):
+        def read(self, size=-1):  # type: ignore[override]
+            nonlocal reads
+            reads += 1
+            return super().read(size)
+
+    data = crafted_audio.crafted_webm(size=2_000_000)  # about a million Voids
+    with pytest.raises(webm.WebmError, match="top-level elements"):
+        webm.seek_index(Counting(data), len(data))
+    assert reads < 20 * webm.MAX_HEAD_ELEMENTS

@@ -146,7 +146,19 @@ class _Head:
     cues_at: tuple[int, ...]  # offsets of Cues: met before the first Cluster or named by a SeekHead
 
 
-def _walk_head(f: BinaryIO, size: int) -> _Head:
+#: Top-level elements :func:`seek_index` reads before the first Cluster. Recorders write
+#: fewer than ten (SeekHead, Info, Tracks, Tags, Cues, a Void or two); a head of millions
+#: of tiny elements is built to make the walk cost, and counts as one without an index.
+MAX_HEAD_ELEMENTS = 1000
+
+
+def _walk_head(f: BinaryIO, size: int, max_elements: int | None = None) -> _Head:
+    """The Segment's head up to its first Cluster.
+
+    Raises:
+        WebmError: not EBML/Matroska, or more than ``max_elements`` top-level elements
+            before the first Cluster (no limit when None).
+    """
     f.seek(0)
     header = _element(f)
     if header.id != EBML or header.size is None:
@@ -158,7 +170,11 @@ def _walk_head(f: BinaryIO, size: int) -> _Head:
     segment_end = size if segment.size is None else min(size, segment.data + segment.size)
     scale, duration, has_audio, first_cluster = DEFAULT_TIMECODE_SCALE_NS, None, False, segment_end
     cues_at: list[int] = []
+    elements = 0
     while f.tell() < segment_end:
+        elements += 1
+        if max_elements is not None and elements > max_elements:
+            raise WebmError(f"more than {max_elements} top-level elements before the first Cluster")
         el = _element(f)
         if el.id == CLUSTER:
             first_cluster = el.start
@@ -231,9 +247,11 @@ def seek_index(f: BinaryIO, size: int) -> SeekIndex:
         a :class:`SeekIndex`; a SeekHead entry counts only when an element with the Cues
         ID starts at the position it names.
     Raises:
-        WebmError: not EBML/Matroska. EOFError: the file ends inside its head.
+        WebmError: not EBML/Matroska, or a head of more than :data:`MAX_HEAD_ELEMENTS`
+            top-level elements (the walk stays bounded on crafted input).
+        EOFError: the file ends inside its head.
     """
-    head = _walk_head(f, size)
+    head = _walk_head(f, size, MAX_HEAD_ELEMENTS)
     has_cues = False
     for offset in head.cues_at:
         try:
