@@ -290,6 +290,17 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, validation_alias="WEBHOOK_SECRET", repr=False)
     webhook_timeout_seconds: int = _integer("WEBHOOK_TIMEOUT_SECONDS", 5, 1, 60)
     webhook_give_up_seconds: int = _integer("WEBHOOK_GIVE_UP_SECONDS", 259_200, 60, 30 * 86_400)
+    # The processing stage (docs/processing.md): the relay, the Celery worker and its bounds.
+    processing_enabled: bool = Field(True, validation_alias="PROCESSING_ENABLED")
+    processing_broker_url: str | None = Field(None, validation_alias="PROCESSING_BROKER_URL", repr=False)
+    processing_queue: str = Field("advanced-notes-processing", validation_alias="PROCESSING_QUEUE")
+    processing_time_limit_seconds: int = _integer("PROCESSING_TIME_LIMIT_SECONDS", 600, 5, 86_400)
+    processing_max_memory_mb: int = _integer("PROCESSING_MAX_MEMORY_MB", 512, 64, 65_536)
+    processing_max_attempts: int = _integer("PROCESSING_MAX_ATTEMPTS", 5, 1, 100)
+    processing_relay_interval_seconds: int = _integer("PROCESSING_RELAY_INTERVAL_SECONDS", 1, 1, 3600)
+    processing_republish_seconds: int = _integer("PROCESSING_REPUBLISH_SECONDS", 600, 5, 86_400)
+    processing_normalize_audio: bool = Field(False, validation_alias="PROCESSING_NORMALIZE_AUDIO")
+    processing_target_lufs: float = Field(-16.0, ge=-40.0, le=-5.0, validation_alias="PROCESSING_TARGET_LUFS")
 
     @property
     def is_dev(self) -> bool:
@@ -467,6 +478,20 @@ class Settings(BaseSettings):
     @classmethod
     def _queue_url(cls, value: str | None) -> str | None:
         return _url(value)
+
+    @field_validator("processing_broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("must be a Celery broker URL such as redis://host:6379/0 or sqla+sqlite:///broker.sqlite")
+        return value or None
+
+    @field_validator("processing_queue")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", value):
+            raise ValueError("must be 1 to 200 of A-Z a-z 0-9 . _ -")
+        return value
 
     @field_validator("webhook_urls", mode="before")
     @classmethod

@@ -10,7 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from advanced_notes.domain.keys import (
+    DERIVED_NAMES,
     build_object_key,
+    clip_id_from_key,
+    clips_folder,
+    derived_key,
+    derived_keys,
     environment_name,
     normalize_prefix,
     resolve_prefix,
@@ -82,6 +87,32 @@ def test_object_key_shape():
     clip_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
     assert build_object_key("prod", clip_id, "audio/x-m4a") == f"prod/audio-clips/{clip_id}.m4a"
     assert build_object_key("tenants/acme", clip_id, "AUDIO/MPEG") == f"tenants/acme/audio-clips/{clip_id}.mp3"
+
+
+def test_derived_keys_sit_in_a_folder_named_after_the_clip():
+    clip_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    key = build_object_key("tenants/acme", clip_id, "audio/webm")
+    assert derived_key(key, "seekable.webm") == f"tenants/acme/audio-clips/{clip_id}/seekable.webm"
+    assert derived_keys(key) == [f"tenants/acme/audio-clips/{clip_id}/{name}" for name in DERIVED_NAMES]
+    with pytest.raises(ValueError):
+        derived_key(key, "../other.json")  # only the fixed names, never input
+
+
+def test_clip_id_from_key_knows_originals_and_derived_objects():
+    clip_id = uuid.UUID("abcdef78-1234-5678-1234-567812345678")
+    folder = clips_folder("prod")
+    assert clip_id_from_key(folder, f"{folder}{clip_id}.m4a") == clip_id
+    for name in DERIVED_NAMES:
+        assert clip_id_from_key(folder, f"{folder}{clip_id}/{name}") == clip_id
+    for foreign in (
+        f"{folder}{clip_id}/other.json",  # not a derived name
+        f"{folder}{clip_id}.m4a/peaks.json",  # not a clip folder
+        f"{folder}{clip_id}/x/peaks.json",
+        f"{folder}{str(clip_id).upper()}/peaks.json",  # keys are built lower-case
+        f"{folder}{clip_id}",
+        f"dev/audio-clips/{clip_id}/peaks.json",  # another prefix
+    ):
+        assert clip_id_from_key(folder, foreign) is None, foreign
 
 
 def test_every_allowed_type_has_a_design_extension():

@@ -100,3 +100,80 @@ def test_hot_queries_use_their_indexes(empty_database_url):
     engine.dispose()
     assert "ix_audio_clips_owner_note_status_created" in plan and "Sort" not in plan, plan
     assert tuple(usage) == tuple(counted) and usage[0] > 0, (usage, counted)
+
+
+def test_processing_jobs_are_written_by_the_database(empty_database_url):
+    """Revision 0008p: ready clips of before get a job; pending -> ready writes one; DELETE removes it.
+
+    On SQLite the downgrade drops the columns in place, so revision 0007's owner_usage
+    triggers still count after it.
+    """
+    import datetime as dt
+    import uuid
+
+    from sqlalchemy import text
+
+    from advanced_notes.adapters.clip_sql import MARK_READY
+    from advanced_notes.adapters.db import Database
+
+    url = empty_database_url()
+    migrate.upgrade(url, "0007")
+    old_ready, old_pending, fresh = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    engine = create_engine(url)
+    insert = text(
+        "INSERT INTO audio_clips (id, owner_id, status, mime_type, bytes, storage_key, created_at, updated_at) "
+        "VALUES (:id, 'o', :status, 'audio/ogg', 10, :key, :now, :now)"
+    )
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        for clip_id, status in ((old_ready, "ready"), (old_pending, "pending")):
+            conn.execute(
+                insert,
+                {
+                    "id": clip_id.hex if "sqlite" in url else clip_id,
+                    "status": status,
+                    "key": f"k/{clip_id}",
+                    "now": now,
+                },
+            )
+    engine.dispose()
+    migrate.upgrade(url)
+
+    db = Database(url)
+    with db.statement() as conn:
+        assert conn.execute(text("SELECT count(*) FROM processing_jobs")).scalar() == 1
+        statuses = dict(conn.execute(text("SELECT status, processing_status FROM audio_clips")).all())
+    assert statuses == {"ready": "queued", "pending": None}
+    later = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    with db.statement(write=True) as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audio_clips (id, owner_id, status, mime_type, bytes, storage_key, created_at, updated_at)"
+                " VALUES (:id, 'o', 'pending', 'audio/ogg', 10, 'k/fresh', :now, :now)"
+            ).bindparams(),
+            {"id": fresh.hex if "sqlite" in url else fresh, "now": now},
+        )
+    params = {"etag": None, "stored_bytes": 10, "measured_duration_ms": 1, "completed_at": later, "updated_at": later}
+    with db.statement(write=True) as conn:
+        ready = conn.execute(MARK_READY, {"clip_id": fresh, **params}).one()
+    assert ready.processing_status == "queued"
+    with db.statement(write=True) as conn:  # a second CAS does nothing
+        assert conn.execute(MARK_READY, {"clip_id": fresh, **params}).first() is None
+    from advanced_notes.adapters.models import ProcessingJob
+
+    with db.read() as session:
+        jobs = {job.clip_id: job for job in session.query(ProcessingJob)}
+    assert set(jobs) == {old_ready, fresh}
+    assert jobs[fresh].next_attempt_at == later and jobs[fresh].attempts == 0
+    with db.statement(write=True) as conn:
+        conn.execute(text("DELETE FROM audio_clips WHERE storage_key = 'k/fresh'"))
+        assert conn.execute(text("SELECT count(*) FROM processing_jobs")).scalar() == 1
+    db.dispose()
+
+    migrate.downgrade(url, "0007")
+    assert "processing_jobs" not in _tables(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audio_clips SET status = 'rejected' WHERE status = 'pending'"))
+        assert conn.execute(text("SELECT pending_uploads FROM owner_usage WHERE owner_id = 'o'")).scalar() == 0
+    engine.dispose()

@@ -142,3 +142,63 @@ def test_head_put_delete_against_moto(app):
     assert (info.size, info.content_type) == (10, "audio/mp4") and info.etag
     s.delete(key)
     assert s.head(key) is None
+
+
+def test_upload_and_download_files_stream_through_disk(app, base_config, tmp_path):
+    """upload_file/download_file against moto's server: same bytes, the content type kept,
+    and a 24 MiB object never held in memory: the transfers run in a child process (moto
+    keeps objects in this one) whose tracemalloc peak stays well under the object's size."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from advanced_notes.domain.errors import ObjectVanished
+
+    s = services_of(app).storage
+    key = "test/audio-clips/transfer-probe/universal.m4a"
+    source, target = tmp_path / "big.bin", tmp_path / "back.bin"
+    size = 24 * 1024 * 1024
+    source.write_bytes(os.urandom(size))
+    child = f"""
+import json, sys, tracemalloc
+from pathlib import Path
+from advanced_notes.adapters.storage import S3Storage
+from advanced_notes.settings import load_settings
+storage = S3Storage(load_settings(json.loads(sys.argv[1])))
+tracemalloc.start()
+storage.upload_file({key!r}, Path({str(source)!r}), "audio/mp4")
+storage.download_file({key!r}, Path({str(target)!r}))
+print(tracemalloc.get_traced_memory()[1])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", child, json.dumps(base_config)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    peak = int(done.stdout.split()[-1])
+    assert target.read_bytes() == source.read_bytes()
+    assert s.head(key).content_type == "audio/mp4"
+    assert peak < size // 3, peak
+    s.delete(key)
+    with pytest.raises(ObjectVanished):
+        s.download_file(key, tmp_path / "gone.bin")
+
+
+def test_file_transfers_report_an_unreachable_store(base_config, tmp_path):
+    from advanced_notes.domain.errors import StorageUnavailable
+
+    dead = S3Storage(
+        load_settings(
+            {
+                **base_config,
+                "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+                "S3_CONNECT_TIMEOUT_SECONDS": "1",
+                "S3_MAX_ATTEMPTS": "1",
+            }
+        )
+    )
+    (tmp_path / "f").write_bytes(b"x")
+    with pytest.raises(StorageUnavailable):
+        dead.upload_file("k/peaks.json", tmp_path / "f", "application/json")
+    with pytest.raises(StorageUnavailable):
+        dead.download_file("k/peaks.json", tmp_path / "g")

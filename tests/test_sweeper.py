@@ -116,6 +116,30 @@ def test_reconcile_finds_orphans_and_missing_objects(env, audio):
     assert "orphan objects (no row, no recorded deletion): 0" in after and "objects scanned: 2" in after
 
 
+def test_derived_objects_of_known_clips_are_not_orphans(env, audio):
+    """The processing stage's objects (``<id>/seekable.webm`` ...) belong to their clip; those of
+    an unknown clip are orphans, and a missing original is still reported missing."""
+    from advanced_notes.domain.keys import DERIVED_NAMES, derived_key, derived_keys
+
+    api, app = env
+    services = services_of(app)
+    storage, folder = services.storage, f"{services.settings.key_prefix}/audio-clips/"
+    kept = api.upload(audio["note.ogg"])
+    missing = api.upload(audio["note.mp3"])
+    for clip in (kept, missing):
+        for key in derived_keys(clip["storage_key"]):
+            storage.put_object(key, b"{}", "application/json")
+    storage.delete(missing["storage_key"])  # its renditions are no stand-in for the original
+    stray = derived_key(f"{folder}{uuid.uuid4()}.webm", DERIVED_NAMES[0])
+    storage.put_object(stray, b"junk", "audio/webm")
+
+    report = sweep(app, "--min-orphan-age", "0")
+    assert "orphan objects (no row, no recorded deletion): 1, deleted: 0" in report, report
+    assert f"  orphan: {stray}" in report
+    assert "ready clips whose object is missing: 1\n" in report and f"  missing: {missing['storage_key']}" in report
+    assert f"objects scanned: {1 + 2 * len(DERIVED_NAMES) + 1}" in report
+
+
 def test_objects_with_a_recorded_deletion_are_not_orphans(env, audio, base_config):
     api, app = env
     clip = api.upload(audio["note.ogg"])

@@ -48,7 +48,8 @@ NOTE_AUDIO = (
 OWNER_USAGE = select(USAGE.c.pending_uploads, USAGE.c.used_bytes).where(USAGE.c.owner_id == bindparam("owner_id"))
 
 #: The compare-and-set of a successful complete: ``:clip_id`` becomes ready if it is
-#: still pending, and the row as stored comes back (no second read).
+#: still pending, and the row as stored comes back (no second read). Its processing is
+#: queued: a trigger (revision 0008p) writes the job row in the same statement.
 MARK_READY = (
     update(CLIPS)
     .where(CLIPS.c.id == bindparam("clip_id"), CLIPS.c.status == ClipStatus.PENDING.value)
@@ -60,6 +61,7 @@ MARK_READY = (
         completed_at=bindparam("completed_at"),
         updated_at=bindparam("updated_at"),
         verification_lease_until=None,
+        processing_status="queued",
     )
     .returning(*CLIPS.c)
 )

@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -75,6 +76,12 @@ class AudioClip(Base):
     verification_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: A rejected clip's verdict: ``{"reason": ..., "message": ..., **details}``.
     rejection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The processing stage (docs/processing.md): None until the clip is ready, then
+    #: ``queued`` | ``running`` | ``done`` | ``failed`` (:class:`ProcessingStatus`).
+    processing_status: Mapped[str | None] = mapped_column(String(16))
+    #: The worker's results as JSON text at done or failed (reason, measurements,
+    #: renditions and their keys, skipped renditions, peaks); None before.
+    processing: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("owner_id", "idempotency_key"),
@@ -122,6 +129,8 @@ class ClipRecord:
     part_count: int | None = None
     verification_lease_until: dt.datetime | None = None
     rejection: dict[str, Any] | None = None
+    processing_status: str | None = None
+    processing: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> ClipRecord:
@@ -136,6 +145,42 @@ class ClipRecord:
 #: A clip as services pass it around: an ORM entity (bulk and maintenance paths) or a
 #: record read with Core (the request hot paths). Both have the same attributes.
 Clip: TypeAlias = AudioClip | ClipRecord
+
+
+class ProcessingStatus(enum.StrEnum):
+    """Processing of a ready clip: queued -> running -> done | failed (DESIGN §3)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ProcessingJob(Base):
+    """One clip to process: the outbox of the processing stage (docs/processing.md).
+
+    Written by a database trigger (revision 0008p) in the statement that makes the clip
+    ready, so a broker outage delays processing but never skips it. The relay publishes
+    rows whose ``next_attempt_at`` has come and pushes it ahead (a lost message is
+    published again); a worker holds the job while ``lease_until`` is in the future;
+    ``next_attempt_at`` is None once the job finished (done or failed). Deleted with its
+    clip (ON DELETE CASCADE).
+    """
+
+    __tablename__ = "processing_jobs"
+
+    clip_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("audio_clips.id", ondelete="CASCADE"), primary_key=True)
+    #: Runs started (claims won by a worker).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        # The relay: WHERE next_attempt_at <= now (NULL once finished).
+        Index("ix_processing_jobs_next_attempt_at", "next_attempt_at"),
+    )
 
 
 class OwnerUsage(Base):

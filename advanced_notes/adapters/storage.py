@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache, partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+from boto3.exceptions import Boto3Error
 from botocore import UNSIGNED
 from botocore.auth import SIGV4_TIMESTAMP, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -180,7 +182,8 @@ def _store_errors(action: str) -> Iterator[None]:
         code = exc.response.get("Error", {}).get("Code", "?")
         log.warning("storage %s failed: %s", action, code)
         raise StorageUnavailable(f"The object store refused {action} ({code}); retry later.") from exc
-    except BotoCoreError as exc:
+    except (BotoCoreError, Boto3Error) as exc:
+        # Boto3Error: the managed transfers' own failures (S3UploadFailedError, RetriesExceededError).
         log.warning("storage %s failed: %s", action, exc.__class__.__name__)
         raise StorageUnavailable(f"The object store could not be reached for {action}; retry later.") from exc
 
@@ -629,6 +632,38 @@ class S3Storage:
         """Store ``body`` at ``key`` directly (tests and the storage check, never the upload path)."""
         with _store_errors("PUT"):
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def download_file(self, key: str, path: Path) -> None:
+        """Write the object at ``key`` to the local file ``path``, streamed to disk.
+
+        boto3's managed transfer: ranged GETs in chunks written straight to the file (a
+        temporary name, renamed when complete), so memory does not grow with the object.
+
+        Raises:
+            ObjectVanished: no object at ``key``.
+            StorageUnavailable: network failure, timeout, 5xx, access denied.
+        """
+        try:
+            with _store_errors("download"):
+                self._client.download_file(self.bucket, key, str(path))
+        except StorageUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in _MISSING_CODES:
+                raise ObjectVanished("The object is no longer in the store.") from cause
+            raise
+
+    def upload_file(self, key: str, path: Path, content_type: str) -> None:
+        """Store the local file ``path`` at ``key`` with ``Content-Type: content_type``.
+
+        boto3's managed transfer: read from disk in chunks (multipart past 8 MiB), so
+        memory does not grow with the file. Overwrites an object at ``key`` (a retried
+        job writes the same bytes again).
+
+        Raises:
+            StorageUnavailable: network failure, timeout, 5xx, access denied.
+        """
+        with _store_errors("upload"):
+            self._client.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
 
     def get_notification_configuration(self) -> dict[str, list[dict[str, Any]]]:
         """The bucket's event notifications: ``QueueConfigurations``, ``TopicConfigurations``,

@@ -33,6 +33,7 @@ from advanced_notes.api.schemas import (
     IdempotencyHeaderSchema,
     ListClipsQuerySchema,
     PlaybackSchema,
+    RenditionQuerySchema,
     UpdateClipSchema,
     UploadEnvelopeSchema,
 )
@@ -142,16 +143,47 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         return {"clip": upload_service().complete(current_owner(), clip_id)}
 
     @blp.route("/audio-clips/<uuid:clip_id>/playback", methods=["GET"])
+    @blp.arguments(RenditionQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, PlaybackSchema, example=PLAYBACK_EXAMPLE, headers=PLAYBACK_HEADERS)
-    @error_responses(blp, {404: NO_CLIP, 409: "clip_not_ready: the clip is not ready."})
-    def playback(clip_id: uuid.UUID) -> tuple[dict[str, Any], int, dict[str, str]]:
+    @error_responses(
+        blp,
+        {
+            404: NO_CLIP,
+            409: "clip_not_ready (the clip is not ready) or rendition_not_ready (processing has not made the "
+            "rendition yet, failed, or skipped it: the message says what to ask for).",
+            422: "validation_error: unknown rendition.",
+        },
+    )
+    def playback(query: dict[str, Any], clip_id: uuid.UUID) -> tuple[dict[str, Any], int, dict[str, str]]:
         """A presigned GET URL for a ready clip (HTTP Range supported by the store).
 
+        `?rendition=` picks what to play: `original` (default, the bytes as uploaded) or a
+        rendition the processing stage made (listed in the clip's `processing.renditions`);
+        the store answers with that rendition's `Content-Type`.
         The URL is the same for every request in a time window (`S3_PRESIGN_GET_WINDOW_SECONDS`),
         so browsers and CDNs reuse the audio they fetched; `Cache-Control` says how long this
         answer may be reused.
         """
-        playback = clip_service().playback(current_owner(), clip_id)
+        playback = clip_service().playback(current_owner(), clip_id, query["rendition"])
+        return playback_body(playback), 200, playback_headers(playback)
+
+    @blp.route("/audio-clips/<uuid:clip_id>/peaks", methods=["GET"])
+    @blp.response(200, PlaybackSchema, example=PLAYBACK_EXAMPLE, headers=PLAYBACK_HEADERS)
+    @error_responses(
+        blp,
+        {
+            404: NO_CLIP,
+            409: "rendition_not_ready (processing is not done, or failed) or clip_not_ready (not ready).",
+        },
+    )
+    def peaks(clip_id: uuid.UUID) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """A presigned GET URL of the clip's waveform peaks.
+
+        The JSON is BBC audiowaveform's format version 2 (`Content-Type: application/json`):
+        `{"version": 2, "channels": 1, "sample_rate", "samples_per_pixel", "bits": 8, "length",
+        "data": [min, max, ...]}`, loaded as is by wavesurfer.js and peaks.js.
+        """
+        playback = clip_service().peaks(current_owner(), clip_id)
         return playback_body(playback), 200, playback_headers(playback)
 
     return blp

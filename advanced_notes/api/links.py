@@ -26,6 +26,7 @@ _TARGETS: dict[str, tuple[str, str, str]] = {
     "GetClip": (_CLIP, "get", "Read the clip."),
     "CompleteClip": (f"{_CLIP}/complete", "post", "Complete after the PUT (or the part PUTs)."),
     "Playback": (f"{_CLIP}/playback", "get", "Play the ready clip."),
+    "Peaks": (f"{_CLIP}/peaks", "get", "The waveform peaks, once processed."),
     "RefreshUpload": (f"{_CLIP}/upload-url", "post", "Re-sign the PUT."),
     "UpdateClip": (_CLIP, "patch", "Attach to or detach from a note."),
     "DeleteClip": (_CLIP, "delete", "Delete the clip."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from advanced_notes.api.auth import current_owner
 from advanced_notes.api.common import (
@@ -20,6 +21,7 @@ from advanced_notes.api.schemas import (
     PLAYBACK_EXAMPLE,
     DeletedSchema,
     NoteAudioSchema,
+    RenditionQuerySchema,
     is_storable_note_id,
 )
 from advanced_notes.domain.errors import NotFound
@@ -47,14 +49,24 @@ def notes_blueprint() -> Blueprint:
     @blp.response(
         200, NoteAudioSchema, example={"clip": CLIP_EXAMPLE, "playback": PLAYBACK_EXAMPLE}, headers=PLAYBACK_HEADERS
     )
-    @error_responses(blp, {404: "not_found: the note has no ready clip."})
-    def note_audio(note_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    @blp.arguments(RenditionQuerySchema(), location="query", unknown=RAISE)
+    @error_responses(
+        blp,
+        {
+            404: "not_found: the note has no ready clip.",
+            409: "rendition_not_ready: the rendition is not made yet, failed, or was skipped (the message says "
+            "what to ask for).",
+            422: "validation_error: unknown rendition.",
+        },
+    )
+    def note_audio(query: dict[str, Any], note_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
         """The note's primary clip (most recent ready by created_at) with a playback URL.
 
-        `Cache-Control` says how long this answer may be reused (as for playback).
+        `?rendition=` as for playback (default `original`). `Cache-Control` says how long
+        this answer may be reused (as for playback).
         """
         _check_note_id(note_id)
-        playback = clip_service().note_audio(current_owner(), note_id)
+        playback = clip_service().note_audio(current_owner(), note_id, query["rendition"])
         return {"clip": playback.clip, "playback": playback_body(playback)}, 200, playback_headers(playback)
 
     @blp.route("/notes/<path:note_id>/audio", methods=["DELETE"])

@@ -16,8 +16,9 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from advanced_notes.adapters.models import ClipStatus
+from advanced_notes.adapters.models import ClipStatus, ProcessingStatus
 from advanced_notes.domain.mime import normalize_mime_type
+from advanced_notes.domain.processing import ORIGINAL, RENDITIONS, processing_view
 from advanced_notes.settings import Settings
 
 MAX_NOTE_ID_LENGTH = 255
@@ -225,6 +226,39 @@ class ListClipsQuerySchema(StrictSchema):
     )
 
 
+class ProcessingReasonSchema(Schema):
+    code = fields.String(metadata={"example": "not_audio"})
+    message = fields.String()
+
+
+class ProcessingSchema(Schema):
+    """The processing stage of a ready clip (docs/processing.md); null before the clip is ready."""
+
+    status = fields.String(metadata={"enum": [s.value for s in ProcessingStatus]})
+    reason = fields.Nested(
+        ProcessingReasonSchema, allow_none=True, metadata={"description": "Why processing failed; null otherwise."}
+    )
+    renditions = fields.List(
+        fields.String(metadata={"enum": list(RENDITIONS)}),
+        metadata={"description": "Renditions playable now (`?rendition=` of playback): original first."},
+    )
+    skipped = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "Renditions not made for this clip, and why."},
+    )
+    duration_ms = fields.Integer(allow_none=True, metadata={"description": "Exact duration of the decoded audio."})
+    loudness_lufs = fields.Float(allow_none=True, metadata={"description": "EBU R128 integrated loudness, LUFS."})
+    true_peak_dbtp = fields.Float(allow_none=True, metadata={"description": "True peak, dBTP."})
+
+
+class ProcessingField(fields.Nested):
+    """A clip's ``processing`` object, built from its ``processing_status`` and ``processing`` columns."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None) -> Any:
+        return processing_view(getattr(obj, "processing_status", None), getattr(obj, "processing", None))
+
+
 class ClipSchema(Schema):
     """A clip as the API returns it (sizes in bytes, durations in ms)."""
 
@@ -242,6 +276,21 @@ class ClipSchema(Schema):
     created_at = UTCDateTime()
     updated_at = UTCDateTime()
     completed_at = UTCDateTime(allow_none=True)
+    processing = ProcessingField(ProcessingSchema, allow_none=True)
+
+
+class RenditionQuerySchema(StrictSchema):
+    """Query of playback and note audio: which rendition to play."""
+
+    rendition = fields.String(
+        load_default=ORIGINAL,
+        validate=validate.OneOf(RENDITIONS),
+        metadata={
+            "description": "original (default, as uploaded), seekable (WebM with Duration and Cues), universal "
+            "(AAC-LC in MP4) or normalized (loudness-normalized AAC). 409 rendition_not_ready while it is not "
+            "available: see the clip's processing.renditions."
+        },
+    )
 
 
 class UploadSchema(Schema):
@@ -352,9 +401,22 @@ CLIP_EXAMPLE = {
     "created_at": "2026-11-21T08:10:08.188Z",
     "updated_at": "2026-11-21T08:10:09.214Z",
     "completed_at": "2026-11-21T08:10:09.214Z",
+    "processing": {
+        "status": "done",
+        "reason": None,
+        "renditions": ["original"],
+        "skipped": {
+            "seekable": "not WebM/Matroska: its container indexes itself",
+            "universal": "already AAC-LC in MP4",
+        },
+        "duration_ms": 6308,
+        "loudness_lufs": -19.3,
+        "true_peak_dbtp": -1.2,
+    },
 }
 PENDING_EXAMPLE = {
     **CLIP_EXAMPLE,
+    "processing": None,
     "status": "pending",
     "measured_duration_ms": None,
     "etag": None,

@@ -81,6 +81,13 @@ class ClipNotReady(ApiError):
     status, code = 409, "clip_not_ready"
 
 
+class RenditionNotReady(ApiError):
+    """409: the asked rendition of a ready clip is not available: processing has not finished
+    (wait), failed, or skipped it (ask for another one); the message says which."""
+
+    status, code = 409, "rendition_not_ready"
+
+
 class ValidationFailed(ApiError):
     status, code = 422, "validation_error"
 

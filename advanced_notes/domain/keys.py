@@ -26,6 +26,10 @@ ENVIRONMENT_ALIASES: Mapping[str, str] = {
 
 DEFAULT_PREFIX = "dev"
 CLIPS_FOLDER = "audio-clips"
+#: The processing stage's objects of a clip, by file name (docs/processing.md): the
+#: seekable WebM, the universal AAC-LC MP4, the waveform peaks, and the loudness-normalized
+#: AAC (made only with ``PROCESSING_NORMALIZE_AUDIO``).
+DERIVED_NAMES: tuple[str, ...] = ("seekable.webm", "universal.m4a", "peaks.json", "normalized.m4a")
 
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
@@ -109,17 +113,56 @@ def build_object_key(prefix: str, clip_id: uuid.UUID, mime_type: str) -> str:
     return f"{clips_folder(prefix)}{clip_id}.{extension_for(mime_type)}"
 
 
+def derived_key(storage_key: str, name: str) -> str:
+    """The key of a derived object of the clip stored at ``storage_key``.
+
+    ``<prefix>/audio-clips/<clip id>.<ext>`` -> ``<prefix>/audio-clips/<clip id>/<name>``:
+    under the same prefix, in a folder named after the clip (DESIGN §3: derived objects
+    are keyed by the server from the clip's key, never from input).
+
+    Args:
+        storage_key: a key built by :func:`build_object_key`.
+        name: one of :data:`DERIVED_NAMES`.
+    Returns:
+        the derived object's key.
+    Raises:
+        ValueError: ``name`` is not in :data:`DERIVED_NAMES`, or ``storage_key`` has no
+            extension to replace.
+    """
+    if name not in DERIVED_NAMES:
+        raise ValueError(f"not a derived object name: {name!r}")
+    folder, slash, filename = storage_key.rpartition("/")
+    stem, dot, _ext = filename.partition(".")
+    if not dot or not stem:
+        raise ValueError("not a clip object key")
+    return f"{folder}{slash}{stem}/{name}"
+
+
+def derived_keys(storage_key: str) -> list[str]:
+    """Every derived key of the clip at ``storage_key`` (one per :data:`DERIVED_NAMES`)."""
+    return [derived_key(storage_key, name) for name in DERIVED_NAMES]
+
+
 def clip_id_from_key(folder: str, key: str) -> uuid.UUID | None:
-    """The clip id of an object key built by :func:`build_object_key` under ``folder``.
+    """The clip id of an object key built under ``folder`` by :func:`build_object_key`
+    (``<id>.<ext>``) or :func:`derived_key` (``<id>/<name>``, name in :data:`DERIVED_NAMES`).
 
     Returns None for any key this service would not have built (other names, wrong
     case, not under ``folder``): such objects belong to no clip.
     """
     if not key.startswith(folder):
         return None
-    stem, dot, ext = key[len(folder) :].partition(".")
+    rest = key[len(folder) :]
+    stem, slash, name = rest.partition("/")
+    if slash:
+        return _clip_id(stem) if name in DERIVED_NAMES else None
+    stem, dot, ext = rest.partition(".")
     if not dot or "/" in ext:
         return None
+    return _clip_id(stem)
+
+
+def _clip_id(stem: str) -> uuid.UUID | None:
     try:
         clip_id = uuid.UUID(stem)
     except ValueError:

@@ -27,8 +27,10 @@ from advanced_notes.domain.errors import (
     NotFound,
     ValidationFailed,
 )
+from advanced_notes.domain.keys import derived_keys
 from advanced_notes.domain.mime import extension_for
 from advanced_notes.domain.pagination import decode_cursor, encode_cursor
+from advanced_notes.domain.processing import ORIGINAL, stored_peaks, stored_rendition
 from advanced_notes.services.deletions import DeletionQueue
 from advanced_notes.services.lifecycle import READY
 from advanced_notes.services.webhooks import WebhookOutbox
@@ -127,32 +129,54 @@ class ClipService:
 
     # -- playback -----------------------------------------------------------------
 
-    def playback(self, owner_id: str, clip_id: uuid.UUID) -> Playback:
-        """A presigned GET for a ``ready`` clip.
+    def playback(self, owner_id: str, clip_id: uuid.UUID, rendition: str = ORIGINAL) -> Playback:
+        """A presigned GET for a ``ready`` clip's original, or one of its renditions.
 
+        Args:
+            rendition: ``original`` (default), ``seekable``, ``universal`` or ``normalized``.
         Raises:
-            NotFound, ClipNotReady (any other status).
+            NotFound, ClipNotReady (any other status), RenditionNotReady (the rendition is
+            not made yet, failed, or skipped: the message says what to ask for).
         """
         clip = self.get(owner_id, clip_id)
         if clip.status != READY:
             raise ClipNotReady(f"The clip is {clip.status}; only ready clips can be played.", {"status": clip.status})
-        return self._playback(clip)
+        return self._playback(clip, rendition)
 
-    def note_audio(self, owner_id: str, note_id: str) -> Playback:
+    def note_audio(self, owner_id: str, note_id: str, rendition: str = ORIGINAL) -> Playback:
         """The note's primary clip (most recent ``ready`` by ``created_at``) with a playback URL.
 
+        Args:
+            rendition: as for :meth:`playback`.
         Raises:
-            NotFound: the note has no ready clip of this owner.
+            NotFound: the note has no ready clip of this owner. RenditionNotReady.
         """
         with self.db.statement() as conn:
             clip = record(conn.execute(NOTE_AUDIO, {"owner_id": owner_id, "note_id": note_id}).first())
         if clip is None:
             raise NotFound("The note has no ready audio clip.")
-        return self._playback(clip)
+        return self._playback(clip, rendition)
 
-    def _playback(self, clip: ClipRecord) -> Playback:
-        filename = f"{clip.id}.{extension_for(clip.mime_type)}"
-        signed = self.storage.presign_get(clip.storage_key, clip.mime_type, filename)
+    def peaks(self, owner_id: str, clip_id: uuid.UUID) -> Playback:
+        """A presigned GET of a ready clip's waveform peaks (audiowaveform JSON, version 2).
+
+        Raises:
+            NotFound, ClipNotReady, RenditionNotReady (processing not done, or failed).
+        """
+        clip = self.get(owner_id, clip_id)
+        if clip.status != READY:
+            raise ClipNotReady(f"The clip is {clip.status}; only ready clips have peaks.", {"status": clip.status})
+        peaks = stored_peaks(clip.processing_status, clip.processing)
+        signed = self.storage.presign_get(peaks.key, peaks.mime_type, f"{clip.id}-peaks.json")
+        return Playback(clip, signed.url, signed.expires_at, signed.cache_seconds)
+
+    def _playback(self, clip: ClipRecord, rendition: str = ORIGINAL) -> Playback:
+        stored = stored_rendition(rendition, clip.processing_status, clip.processing)
+        if stored is None:
+            key, mime_type, filename = clip.storage_key, clip.mime_type, f"{clip.id}.{extension_for(clip.mime_type)}"
+        else:
+            key, mime_type, filename = stored.key, stored.mime_type, f"{clip.id}-{rendition}.{stored.extension}"
+        signed = self.storage.presign_get(key, mime_type, filename)
         return Playback(clip, signed.url, signed.expires_at, signed.cache_seconds)
 
     # -- attach, delete -----------------------------------------------------------
@@ -185,9 +209,9 @@ class ClipService:
             gone = self._delete_rows(session, (AudioClip.id == clip_id) & (AudioClip.owner_id == owner_id))
             if not gone:
                 raise NotFound("No such audio clip.")
-            record = DeletionQueue.enqueue(session, gone[0], "deleted")
+            records = self._enqueue_deletions(session, gone[0])
             self._deleted_event(session, gone[0])
-        self.deletions.attempt([record])
+        self.deletions.attempt(records)
 
     def delete_note_audio(self, owner_id: str, note_id: str) -> int:
         """Delete every clip of the owner's note (any status) and their objects; returns how many."""
@@ -202,15 +226,24 @@ class ClipService:
                     )
                 )
                 gone = self._delete_rows(session, AudioClip.id.in_(ids)) if ids else []
-                batch = [DeletionQueue.enqueue(session, row, "deleted") for row in gone]
                 for row in gone:
+                    records += self._enqueue_deletions(session, row)
                     self._deleted_event(session, row)
-            deleted += len(batch)
-            records += batch
+            deleted += len(gone)
             if len(ids) < _NOTE_DELETE_BATCH:
                 break
         self.deletions.attempt(records)
         return deleted
+
+    @staticmethod
+    def _enqueue_deletions(session: Session, clip: Any) -> builtins.list[PendingDeletion]:
+        """The original's deletion and, once its processing was queued, every derived object's
+        (a worker may be writing them now: it records their deletion itself when it finds
+        the clip gone)."""
+        records = [DeletionQueue.enqueue(session, clip, "deleted")]
+        if clip.processing_status is not None:
+            records += DeletionQueue.enqueue_keys(session, clip.id, derived_keys(clip.storage_key), "deleted")
+        return records
 
     def _deleted_event(self, session: Session, clip: Any) -> None:
         # In the deleting transaction: the event exists exactly when the deletion does.

@@ -125,6 +125,37 @@ class DeletionQueue:
         session.add(record)
         return record
 
+    @staticmethod
+    def enqueue_keys(
+        session: Session, clip_id: uuid.UUID, keys: list[str], reason: str, now: dt.datetime | None = None
+    ) -> list[PendingDeletion]:
+        """Record that the objects at ``keys`` (the clip's derived objects) must go.
+
+        Derived objects are written by the worker only, never through a presigned URL,
+        so nothing can arrive late: each record is finished by its first successful delete.
+
+        Args:
+            session: the caller's transaction; clip_id: the clip they belong to;
+            keys: object keys (``domain.keys.derived_keys``); reason: ``deleted``.
+        Returns:
+            the new records (flushed with the transaction).
+        """
+        now = now or utcnow()
+        records = [
+            PendingDeletion(
+                clip_id=clip_id,
+                storage_key=key,
+                reason=reason,
+                attempts=0,
+                next_attempt_at=now,
+                recheck_until=now,
+                created_at=now,
+            )
+            for key in keys
+        ]
+        session.add_all(records)
+        return records
+
     def attempt(self, records: list[PendingDeletion]) -> AttemptResult:
         """Delete the objects of ``records`` now; finish, reschedule or back off each.
 

@@ -25,8 +25,8 @@ size: the bucket is read one listing page at a time and the table in keyset batc
 
 Reconcile merges two streams in the same order: the listing of
 ``<prefix>/audio-clips/`` (S3 lists keys in binary order, and ``<uuid>.<ext>`` keys sort
-like their UUIDs) and the rows ordered by ``id`` (UUIDs compare as 16 bytes in
-PostgreSQL and as lower-case hex in SQLite, the same order).
+like their UUIDs, each followed by its derived objects ``<uuid>/<name>``) and the rows
+ordered by ``id`` (UUIDs compare as 16 bytes in PostgreSQL and as lower-case hex in SQLite, the same order).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from advanced_notes.adapters.models import AudioClip, Clip, ClipStatus, PendingD
 from advanced_notes.adapters.storage import ListedObject, S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadIncomplete, UploadMissing, UploadRejected
-from advanced_notes.domain.keys import clip_id_from_key, clips_folder
+from advanced_notes.domain.keys import clip_id_from_key, clips_folder, derived_keys
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import CLOCK_SKEW, AttemptResult, DeletionQueue, latest_upload_expiry
 from advanced_notes.services.lifecycle import EXPIRED, PENDING, READY, update_if_pending
@@ -409,6 +409,10 @@ class Sweeper:
                         if apply:
                             self.storage.delete(obj.key)
                             report.late_objects_deleted += 1
+                elif row is not None and row.id == clip_id and obj.key in derived_keys(row.storage_key):
+                    # The processing stage's output of a known clip (listed after its
+                    # original: "." sorts before "/"); it goes when the clip is deleted.
+                    pass
                 else:
                     unknown.append((clip_id, obj))
             if len(unknown) >= self.batch_size:

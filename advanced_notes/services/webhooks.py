@@ -1,6 +1,7 @@
 """Outbound webhooks: tell the rest of the app when a clip changes (issue 11, docs/events.md).
 
-Events ``clip.ready``, ``clip.rejected``, ``clip.expired`` and ``clip.deleted`` are written
+Events ``clip.ready``, ``clip.rejected``, ``clip.expired``, ``clip.deleted``,
+``clip.processed`` and ``clip.processing_failed`` are written
 to ``webhook_deliveries`` (one row per receiver) in the same transaction as the
 transition, then sent by :class:`WebhookDispatcher` from the ``webhooks deliver``
 command, the sweeper or the event consumer, never from an API request. Bodies are
@@ -38,7 +39,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = ("clip.ready", "clip.rejected", "clip.expired", "clip.deleted")
+EVENT_TYPES = (
+    "clip.ready",
+    "clip.rejected",
+    "clip.expired",
+    "clip.deleted",
+    "clip.processed",
+    "clip.processing_failed",
+)
 #: Fields of a clip in an event: the API's clip (api/schemas.py ClipSchema) minus URLs.
 CLIP_FIELDS = (
     "id",

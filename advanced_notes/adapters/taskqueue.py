@@ -1,0 +1,103 @@
+"""The task-queue adapter: where the broker is, and publishing processing wake-ups to it.
+
+Besides ``advanced_notes.worker``, the only module that uses Celery, and it imports
+Celery lazily (inside :class:`CeleryPublisher`): only the relay publishes, and the web
+app, which imports the adapters, must never load Celery or kombu (setup.cfg's contract and
+``tests/test_processing.py`` check it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from advanced_notes.settings import ConfigError, Settings
+
+#: The Celery task names (``advanced_notes.worker.tasks``).
+PROCESS_CLIP_TASK = "advanced_notes.process_clip"
+RELAY_TASK = "advanced_notes.relay"
+DEV_BROKER_FILENAME = "broker.sqlite"
+#: Seconds to wait for the broker when connecting or publishing: a dead broker must not
+#: hold the relay (the jobs stay in the outbox and are published on a later run).
+BROKER_TIMEOUT_SECONDS = 3.0
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not be reached or refused the message."""
+
+
+def broker_url(settings: Settings, instance_path: str | Path) -> str:
+    """The Celery broker URL: ``PROCESSING_BROKER_URL``, or in dev kombu's SQLAlchemy
+    transport on ``<instance>/broker.sqlite`` (no server to install).
+
+    Raises:
+        ConfigError: outside dev with ``PROCESSING_BROKER_URL`` unset.
+    """
+    if settings.processing_broker_url:
+        return settings.processing_broker_url
+    if not settings.is_dev:
+        raise ConfigError(
+            {"PROCESSING_BROKER_URL": "is required outside dev (the worker's broker, e.g. redis://host:6379/0)"}
+        )
+    path = Path(instance_path)
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqla+sqlite:///{path / DEV_BROKER_FILENAME}"
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu transport options: Redis's ``visibility_timeout`` (seconds before an
+    unacknowledged message is given to another worker) outlives a job's hard time limit."""
+    return {
+        "visibility_timeout": settings.processing_time_limit_seconds + 120,
+        "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
+        "socket_timeout": BROKER_TIMEOUT_SECONDS,
+    }
+
+
+class CeleryPublisher:
+    """Publishes ``advanced_notes.process_clip(clip_id)`` messages to ``PROCESSING_QUEUE``.
+
+    Args:
+        url: the broker URL (:func:`broker_url`); settings: the queue and time limits.
+        app: a Celery app to publish with (the worker's own); default one made for ``url``.
+
+    Call it as ``publisher(clip_id)``; raises :class:`BrokerUnavailable`.
+    """
+
+    def __init__(self, url: str, settings: Settings, app: Any = None):
+        self.url = url
+        self.queue = settings.processing_queue
+        self._options = transport_options(settings)
+        self._app = app
+        self._owned = app is None
+
+    def _celery(self) -> Any:
+        if self._app is None:
+            from celery import Celery  # only the relay's process loads Celery
+
+            self._app = Celery(
+                "advanced-notes-relay",
+                broker=self.url,
+                set_as_current=False,
+                config_source={
+                    "broker_transport_options": self._options,
+                    "broker_connection_timeout": BROKER_TIMEOUT_SECONDS,
+                    "broker_connection_retry_on_startup": False,
+                    "task_ignore_result": True,
+                },
+            )
+        return self._app
+
+    def __call__(self, clip_id: uuid.UUID) -> None:
+        """Publish one wake-up for ``clip_id``'s job (no retry: the outbox retries)."""
+        try:
+            self._celery().send_task(PROCESS_CLIP_TASK, args=[str(clip_id)], queue=self.queue, retry=False)
+        except Exception as exc:  # kombu's and redis-py's connection errors share no base
+            raise BrokerUnavailable(f"The broker refused the message ({exc.__class__.__name__}).") from exc
+
+    def close(self) -> None:
+        """Release the broker connections of a Celery app this publisher made."""
+        if self._owned and self._app is not None:
+            self._app.close()
+            self._app = None
