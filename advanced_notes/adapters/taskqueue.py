@@ -45,9 +45,16 @@ def broker_url(settings: Settings, instance_path: str | Path) -> str:
     return f"sqla+sqlite:///{path / DEV_BROKER_FILENAME}"
 
 
-def transport_options(settings: Settings) -> dict[str, Any]:
-    """kombu transport options: Redis's ``visibility_timeout`` (seconds before an
-    unacknowledged message is given to another worker) outlives a job's hard time limit."""
+def transport_options(settings: Settings, url: str) -> dict[str, Any]:
+    """kombu transport options for the broker at ``url``.
+
+    Redis: ``visibility_timeout`` (seconds before an unacknowledged message is given to
+    another worker) outlives a job's hard time limit, and connecting or sending gives up
+    after :data:`BROKER_TIMEOUT_SECONDS`. Other transports take none (the SQLAlchemy
+    transport passes its options to ``create_engine``).
+    """
+    if not url.startswith(("redis://", "rediss://")):
+        return {}
     return {
         "visibility_timeout": settings.processing_time_limit_seconds + 120,
         "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
@@ -68,7 +75,7 @@ class CeleryPublisher:
     def __init__(self, url: str, settings: Settings, app: Any = None):
         self.url = url
         self.queue = settings.processing_queue
-        self._options = transport_options(settings)
+        self._options = transport_options(settings, url)
         self._app = app
         self._owned = app is None
 

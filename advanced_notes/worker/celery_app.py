@@ -39,7 +39,8 @@ def build_celery_app(settings: Settings, instance: str | Path) -> Celery:
     """The worker's Celery app for ``settings`` (broker, queue, limits, beat schedule)."""
     soft, hard, _lease = time_limits(settings)
     interval = settings.processing_relay_interval_seconds
-    celery = Celery("advanced_notes", broker=broker_url(settings, instance), include=["advanced_notes.worker.tasks"])
+    url = broker_url(settings, instance)
+    celery = Celery("advanced_notes", broker=url, include=["advanced_notes.worker.tasks"])
     celery.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -49,7 +50,7 @@ def build_celery_app(settings: Settings, instance: str | Path) -> Celery:
         worker_max_memory_per_child=settings.processing_max_memory_mb * 1024,  # KiB
         task_ignore_result=True,
         task_default_queue=settings.processing_queue,
-        broker_transport_options=transport_options(settings),
+        broker_transport_options=transport_options(settings, url),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         beat_schedule={
