@@ -137,6 +137,7 @@ def worker_command(instance: Path) -> list[str]:
         sys.executable,
         "-m",
         "celery",
+        "--quiet",  # no banner: the dev server's banner says what runs
         "-A",
         "advanced_notes.worker.celery_app",
         "worker",
