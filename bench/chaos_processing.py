@@ -123,6 +123,16 @@ class Broker:
                 raise RuntimeError(f"redis-server did not start:\n{self.child.log_tail()}")
             time.sleep(0.05)
 
+    def queue_length(self, queue: str) -> int | None:
+        """``LLEN queue``: the messages waiting in the broker (None if it does not answer)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(f"LLEN {queue}\r\n".encode())
+                answer = sock.recv(64)
+        except OSError:
+            return None
+        return int(answer[1:].split(b"\r\n", 1)[0]) if answer.startswith(b":") else None
+
     def restart(self, down_seconds: float) -> None:
         """SIGKILL the broker, wait ``down_seconds``, start an empty one on the same port."""
         assert self.child is not None
@@ -208,6 +218,8 @@ class Chaos:
 
     kills: list[dict] = field(default_factory=list)  # {"worker", "pid", "running_jobs", "at"}
     broker_restarts: int = 0
+    #: Messages waiting in the broker when it was killed (lost with it).
+    messages_lost: list[int | None] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -236,6 +248,7 @@ def chaos_loop(
             break
         if len(chaos.kills) >= restart_after and not chaos.broker_restarts:
             try:
+                chaos.messages_lost.append(broker.queue_length(PROCESSING_ENV["PROCESSING_QUEUE"]))
                 broker.restart(down_seconds=2.0)
                 chaos.broker_restarts += 1
             except Exception as exc:
@@ -474,6 +487,7 @@ def main() -> int:
         "kills": len(chaos.kills),
         "kills_with_a_job_running": sum(1 for k in chaos.kills if k["running_jobs"]),
         "broker_restarts": chaos.broker_restarts,
+        "messages_in_the_killed_broker": chaos.messages_lost,
         "chaos_errors": chaos.errors,
         "drained": drained,
         "drain_wait_seconds_after_chaos": round(waited, 1),
