@@ -8,8 +8,9 @@ it, and an MP3), uploaded through create, PUT and complete; the clock starts whe
 complete answers ``ready`` and stops when the database shows ``done`` (read every 20 ms).
 
 Printed beside it, per run: the worker's task time (Celery's "succeeded in" line:
-download, engine, uploads, the final transaction) and the engine alone on the same file
-(``process_file`` timed inside a child process: the transcode time). A short clip is
+download, engine, uploads, the final transaction) and the engine's own time in that task
+(the transcode time: the worker runs as ``bench.timed_worker``, the same app with its
+engine call timed), both measured in the same run under the same load. A short clip is
 processed first, so the worker child has built its services (warm, as in production). The stage's own cost is
 ``ready->done`` minus the engine's time: the relay's tick (up to
 ``PROCESSING_RELAY_INTERVAL_SECONDS``), the broker hop, the download and the uploads.
@@ -37,19 +38,11 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from chaos_processing import MIME, pgutil, processing_stack, token
 
 from bench.fixtures import AUDIO_FIXTURES
-from bench.processing import make_input, run
+from bench.processing import make_input
 
 OWNER = "latency-user"
 POLL_SECONDS = 0.02
-#: The engine alone, timed inside the child (no interpreter start or imports): prints seconds.
-ENGINE_TIMED = """
-import sys, time
-from pathlib import Path
-from advanced_notes.media import MediaLimits, process_file
-started = time.monotonic()
-process_file(Path(sys.argv[1]), Path(sys.argv[2]), limits=MediaLimits(max_seconds=3600))
-print(time.monotonic() - started)
-"""
+ENGINE_RE = re.compile(r"ENGINE_SECONDS ([\d.]+)")
 TASK_RE = re.compile(r"process_clip\[[^\]]+\] succeeded in ([\d.]+)s: 'done'")
 
 
@@ -86,11 +79,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one clip")
     args = parser.parse_args()
-    prelude = f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp,
-        processing_stack("latency", workers=1) as (
+        processing_stack("latency", workers=1, app="bench.timed_worker") as (
             stack,
             _broker,
             workers,
@@ -127,10 +119,7 @@ def main() -> None:
                     tasks = TASK_RE.findall(worker_log.read_text(errors="replace"))
                     time.sleep(0.05)
                 task_s = float(tasks[-1]) if len(tasks) > seen else float("nan")
-                out = Path(tmp) / f"engine-{kind}-{n}"
-                out.mkdir()
-                _, _, _, printed = run([sys.executable, "-c", prelude + ENGINE_TIMED, str(source), str(out)])
-                engine_s = float(printed.strip())
+                engine_s = float(ENGINE_RE.findall(worker_log.read_text(errors="replace"))[-1])
                 overhead, queue = latency - engine_s, latency - task_s
                 overheads.append(overhead)
                 queues.append(queue)
@@ -143,7 +132,7 @@ def main() -> None:
         print("target: ready->done <= 2 s + engine_s (target_s)")
         print("queue_s: relay tick + broker hop + the worker's claim, before the task starts (and its commit seen)")
         print("task_s: the worker's task (Celery's 'succeeded in'): download, engine, uploads, final transaction")
-        print("engine_s: process_file alone on the same file, timed inside a child process (the transcode time)")
+        print("engine_s: the engine's call inside that task (bench/timed_worker.py): the transcode time")
 
 
 if __name__ == "__main__":
