@@ -15,6 +15,7 @@ from sqlalchemy import text, update
 from advanced_notes.adapters.models import PendingDeletion
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
+from advanced_notes.domain.keys import derived_keys
 from advanced_notes.services import completion as completion_module
 
 from .conftest import AUDIO_FILES, SECRET_KEY, Api, LiveServer, put_upload, run_cli
@@ -329,15 +330,18 @@ def test_delete_with_the_store_down_is_finished_by_the_sweeper(api, app, server_
     assert dead_api("DELETE", f"/api/audio-clips/{clip['id']}").status_code == 204
     assert api("GET", f"/api/audio-clips/{clip['id']}").status_code == 404
     assert storage.head(clip["storage_key"]) is not None  # the store was down: the object is still there...
-    (record,) = pending_deletions(app, clip["id"])  # ...and recorded, never forgotten
+    records = pending_deletions(app, clip["id"])  # ...and recorded, never forgotten
+    (record,) = [r for r in records if r.storage_key == clip["storage_key"]]
     assert record.attempts == 1 and "could not be reached" in record.last_error
+    # with the clip's derived objects (the processing stage's), one record each
+    assert sorted(r.storage_key for r in records if r is not record) == sorted(derived_keys(clip["storage_key"]))
     # Time passes: the retry is due and the URL has expired.
     past = record.created_at.replace(year=2000)
     with services_of(app).db.transaction() as session:
         session.execute(update(PendingDeletion).values(next_attempt_at=past, recheck_until=past))
     result = run_cli(app, ["sweep", "--apply", "--min-orphan-age", "0"])
     assert result.exit_code == 0, result.output
-    assert "recorded deletions due: 1 (done 1" in result.output
+    assert f"recorded deletions due: {len(records)} (done {len(records)}" in result.output
     assert storage.head(clip["storage_key"]) is None and pending_deletions(app, clip["id"]) == []
 
 

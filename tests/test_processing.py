@@ -33,7 +33,7 @@ from advanced_notes.services.processing import ProcessingRelay, ProcessingRunner
 from advanced_notes.settings import load_settings
 from advanced_notes.worker.engine import media_engine
 
-from .conftest import Api, LiveServer
+from .conftest import Api, LiveServer, run_cli
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
@@ -377,3 +377,19 @@ def test_processing_webhooks_are_recorded(base_config, make_token, audio):
         assert failed["processing"]["reason"]["code"] == "not_audio"
     finally:
         server.stop()
+
+
+def test_cli_status_relay_and_worker_check(env, audio, base_config):
+    api, app = env
+    clip = api.upload(audio["note.mp3"])
+    status = run_cli(app, ["processing", "status"])
+    assert status.exit_code == 0 and "queued: " in status.output and "jobs due now: " in status.output
+    assert not status.output.count("queued: 0")
+    outside_dev = run_cli(app, ["processing", "relay", "--once"])  # APP_ENV=test, no broker set
+    assert outside_dev.exit_code != 0 and "PROCESSING_BROKER_URL" in outside_dev.output
+    down = create_app({**_env_of(services_of(app).settings), "PROCESSING_BROKER_URL": "redis://127.0.0.1:9/0"})
+    relay = run_cli(down, ["processing", "relay", "--once"])
+    assert relay.exit_code == 1 and "broker unavailable" in relay.output, relay.output
+    assert job_of(app, clip["id"]).next_attempt_at <= utcnow()
+    check = run_cli(down, ["worker", "check", "--timeout", "1"])
+    assert check.exit_code == 1 and "FAIL  broker: not reachable" in check.output, check.output

@@ -30,7 +30,7 @@ from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.services.processing import ProcessingRelay
 
-from .conftest import Api, LiveServer
+from .conftest import Api, LiveServer, run_cli
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,11 +166,13 @@ def test_a_celery_worker_on_redis_processes_every_fixture(base_config, make_toke
                 pass
             done = wait_processed(api, ids, worker, log)
             pid_alive = worker.poll() is None
+            check = run_cli(app, ["worker", "check", "--timeout", "5"])
+            assert check.exit_code == 0 and "OK    workers: celery@" in check.output, check.output
         assert pid_alive
         failed = done[hostile["id"]]
         assert failed["status"] == "ready" and failed["processing"]["reason"]["code"] in ("not_audio", "corrupt")
         assert api("GET", f"/api/audio-clips/{hostile['id']}/playback").status_code == 200
-        for name, clip in clips.items():
+        for clip in clips.values():
             check_outputs(api, done[clip["id"]], tmp_path)
         m4a = done[clips["note.m4a"]["id"]]["processing"]
         assert "universal" not in m4a["renditions"] and "AAC-LC" in m4a["skipped"]["universal"]

@@ -9,6 +9,7 @@ app, which imports the adapters, must never load Celery or kombu (setup.cfg's co
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,34 @@ class CeleryPublisher:
         if self._owned and self._app is not None:
             self._app.close()
             self._app = None
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """What :func:`broker_status` found: ``broker_error`` None when the broker answered;
+    ``workers``: names of the Celery workers that answered a ping."""
+
+    broker_error: str | None
+    workers: list[str]
+
+
+def broker_status(url: str, settings: Settings, timeout: float = 2.0) -> BrokerStatus:
+    """Is the broker at ``url`` reachable, and which workers answer ``inspect ping`` within
+    ``timeout`` seconds (Celery's remote control, broadcast over the broker)."""
+    from celery import Celery
+
+    app = Celery("advanced-notes-check", broker=url, set_as_current=False)
+    app.conf.update(broker_transport_options=transport_options(settings, url), broker_connection_timeout=timeout)
+    try:
+        with app.connection_for_write() as conn:
+            try:
+                conn.ensure_connection(max_retries=1, timeout=timeout)
+            except Exception as exc:  # kombu and redis-py errors share no base
+                return BrokerStatus(f"{exc.__class__.__name__}: {exc}", [])
+        try:
+            answers = app.control.inspect(timeout=timeout).ping() or {}
+        except Exception as exc:  # a transport without broadcast (remote control) support
+            return BrokerStatus(None, [f"(no remote control on this transport: {exc.__class__.__name__})"])
+        return BrokerStatus(None, sorted(answers))
+    finally:
+        app.close()

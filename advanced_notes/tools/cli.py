@@ -236,9 +236,10 @@ def register_app_commands(app: Flask) -> None:
     app.cli.add_command(token_command)
     app.cli.add_command(sweep_command)
     app.cli.add_command(storage_group)
-    from advanced_notes.tools import events
+    from advanced_notes.tools import events, processing
 
     events.register(app.cli)
+    processing.register(app.cli)
 
 
 def create_cli_app() -> Flask:
