@@ -146,6 +146,9 @@ def worker_command(instance: Path) -> list[str]:
         "1",
         "--loglevel",
         "warning",
+        # One worker, alone on its broker: no peers to sync with at start or to gossip with.
+        "--without-mingle",
+        "--without-gossip",
         "--schedule-filename",
         str(instance / BEAT_SCHEDULE),
     ]
