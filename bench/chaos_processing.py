@@ -6,16 +6,19 @@ nothing survives its restart; the shared Redis on 6379 is never touched), two Ce
 workers (``--pool prefork -c 1`` each, as in production) and the relay (``celery beat``).
 ``--uploads`` clients' uploads (every fixture of ../shared/fixtures/audio in turn) go
 through create, PUT, complete; a few ready clips are deleted at once (a delete racing its
-processing). Meanwhile the script SIGKILLs a worker's pool child ``--kills`` times, each
-mid-job (the child holds a file of its job's work folder open), and restarts the broker once
-(SIGKILL, then a new, empty Redis on the same port: every queued message is lost).
+processing) and a few have their object replaced by garbage once ready (the engine must
+refuse it: ``failed``, the worker alive). Meanwhile the script SIGKILLs a worker's pool
+child ``--kills`` times, each mid-job (the child holds a file of its job's work folder
+open), and restarts the broker once (SIGKILL, then a new, empty Redis on the same port:
+every queued message is lost).
 
 Then it waits until every ready clip's processing is ``done`` (or ``failed`` for input the
 engine refuses) and checks:
 
 1. every ready clip was processed (none left queued or running; no ``failed`` for a
    reason other than the input's: not ``worker_lost`` or ``store_unavailable``);
-2. each derived object of a done clip exists exactly at its key (``derived_key`` of the
+2. every ready clip's original is still in the bucket (failed ones too); each derived
+   object of a done clip exists exactly at its key (``derived_key`` of the
    original's key), with the size the clip's ``processing`` records;
 3. no derived object under the prefix without its clip (listing the bucket), and none of
    a deleted clip;
@@ -48,6 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 import jwt
@@ -173,11 +177,17 @@ class Upload:
     clip_id: str | None = None
     status: str | None = None  # the clip's status after complete
     deleted: bool = False
+    spoiled: bool = False  # its object was replaced by bytes no decoder takes, once ready
     ready_at: float | None = None  # time.monotonic() when complete answered ready
 
 
-def upload(api: str, item: Upload, delete: bool) -> Upload:
-    """Create, PUT, complete (retrying connection errors and 429/503), and maybe delete."""
+#: What replaces a spoiled clip's object: not audio in any container FFmpeg knows.
+GARBAGE = b"\x00garbage" * 64
+
+
+def upload(api: str, item: Upload, delete: bool, spoil: Any = None) -> Upload:
+    """Create, PUT, complete (retrying connection errors and 429/503); then maybe delete the
+    clip, or (``spoil``: a callable taking the storage key) replace its object with garbage."""
     path = AUDIO_FIXTURES / item.fixture
     data = path.read_bytes()
     session = requests.Session()
@@ -206,6 +216,11 @@ def upload(api: str, item: Upload, delete: bool) -> Upload:
     item.status = done.json()["clip"]["status"] if done.status_code == 200 else f"http {done.status_code}"
     if item.status == "ready":
         item.ready_at = time.monotonic()
+        if spoil is not None and not delete:
+            # As if the bucket's copy were swapped after complete verified it (a store-side
+            # write): the engine must refuse it, fail the clip, and keep the worker alive.
+            spoil(done.json()["clip"]["storage_key"])
+            item.spoiled = True
         if delete:
             answer = call("DELETE", f"{api}/api/audio-clips/{item.clip_id}")
             item.deleted = answer.status_code == 204
@@ -324,15 +339,20 @@ def wait_drained(dbname: str, timeout: float) -> tuple[bool, float]:
     return False, time.monotonic() - started
 
 
-def list_bucket(stack: Stack) -> dict[str, int]:
-    """Every object in the bucket: key -> size."""
-    s3 = boto3.client(
+def s3_client(stack: Stack) -> Any:
+    """A boto3 client of the run's bucket (the store directly, as the app sees it)."""
+    return boto3.client(
         "s3",
         endpoint_url=stack.store,
         region_name="us-east-1",
         aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def list_bucket(stack: Stack) -> dict[str, int]:
+    """Every object in the bucket: key -> size."""
+    s3 = s3_client(stack)
     objects: dict[str, int] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.env["S3_BUCKET"]):
         for item in page.get("Contents", []):
@@ -374,7 +394,12 @@ def check(stack: Stack, uploads: list[Upload]) -> tuple[dict, list[str]]:
     if bad_failures:
         failures.append(f"clips failed for reasons that are not the input's: {bad_failures}")
 
-    # 2. each derived object of a done clip exists exactly at its key, with its size
+    # 2. every ready clip's original is kept; each derived object of a done clip exists
+    # exactly at its key, with its size
+    originals_missing = [r["storage_key"] for r in ready.values() if r["storage_key"] not in objects]
+    figures["ready_originals_in_bucket"] = len(ready) - len(originals_missing)
+    if originals_missing:
+        failures.append(f"{len(originals_missing)} originals of ready clips missing, e.g. {originals_missing[:3]}")
     missing, wrong_key, wrong_size, derived_expected = [], [], [], 0
     for row in ready.values():
         if row["processing_status"] != "done":
@@ -411,6 +436,9 @@ def check(stack: Stack, uploads: list[Upload]) -> tuple[dict, list[str]]:
     deleted_ids = {u.clip_id for u in uploads if u.deleted}
     left_of_deleted = [k for k in objects if any(d and d in k for d in deleted_ids)]
     figures["deleted_clips"] = len(deleted_ids)
+    spoiled = [rows.get(u.clip_id or "", {}).get("processing_status") for u in uploads if u.spoiled]
+    # A spoiled clip may be processed before its object is swapped: then it is done.
+    figures["spoiled_clips_by_processing_status"] = dict(collections.Counter(spoiled))
     figures["objects_left_of_deleted_clips"] = len(left_of_deleted)
     if strays:
         failures.append(f"{len(strays)} derived objects without their clip, e.g. {strays[:3]}")
@@ -469,6 +497,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--kills", type=int, default=4, help="worker children SIGKILLed mid-job")
     parser.add_argument("--delete-share", type=float, default=0.05, help="share of ready clips deleted at once")
+    parser.add_argument(
+        "--spoil-share", type=float, default=0.03, help="share of ready clips whose object becomes undecodable"
+    )
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for processing")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -478,6 +509,15 @@ def main() -> int:
         print(f"stack: API {stack.api}, store {stack.store}, broker {broker.url}, logs {stack.children.log_dir}")
         items = [Upload(FIXTURES[n % len(FIXTURES)], OWNERS[n % len(OWNERS)]) for n in range(args.uploads)]
         deletes = {n for n in range(args.uploads) if rng.random() < args.delete_share}
+        spoils = {n for n in range(args.uploads) if rng.random() < args.spoil_share}
+        s3, bucket = s3_client(stack), stack.env["S3_BUCKET"]
+
+        def spoil(key: str) -> None:
+            s3.put_object(Bucket=bucket, Key=key, Body=GARBAGE, ContentType="audio/wav")
+
+        def one(n: int) -> Upload:
+            return upload(stack.api, items[n], n in deletes, spoil if n in spoils else None)
+
         stop = threading.Event()
         started = time.monotonic()
         with ThreadPoolExecutor(1) as chaos_pool:
@@ -485,7 +525,7 @@ def main() -> int:
                 chaos_loop, stack, broker, workers, args.kills, stop, random.Random(args.seed)
             )
             with ThreadPoolExecutor(args.concurrency) as pool:
-                done = list(pool.map(lambda n: upload(stack.api, items[n], n in deletes), range(args.uploads)))
+                done = list(pool.map(one, range(args.uploads)))
             uploaded_s = time.monotonic() - started
             # The chaos goes on until its kills and the restart are done (the queue may still be busy).
             chaos_deadline = time.monotonic() + 120
