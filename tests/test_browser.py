@@ -311,3 +311,68 @@ def test_demo_page_records_the_microphone_and_uploads(playwright, live_server, m
     finally:
         demo.close()
         chromium.close()
+
+
+#: Milliseconds the page may wait for the worker to process a short recording (a loaded machine).
+PROCESSING_TIMEOUT_MS = 90_000
+#: How far the seekable rendition's <audio>.duration may be from the worker's duration_ms.
+SEEKABLE_TOLERANCE_MS = 50
+# Resolves to currentTime once a seek to `middle` (seconds) fired `seeked`, or null after 10 s.
+SEEK_JS = """(middle) => new Promise((resolve) => {
+    const a = document.getElementById('player');
+    const timer = setTimeout(() => resolve(null), 10000);
+    a.addEventListener('seeked', () => { clearTimeout(timer); resolve(a.currentTime); }, { once: true });
+    a.currentTime = middle;
+})"""
+
+
+def test_demo_page_recording_becomes_seekable_once_the_worker_processed_it(playwright, tmp_path):
+    """The dev stack (API, S3 emulator, a real Celery worker on the SQLite transport): a
+    MediaRecorder WebM, whose duration Chromium cannot tell, plays as the worker's seekable
+    rendition with a finite duration, and a seek to its middle lands there."""
+    from .test_devstack import start_dev_server
+
+    server = start_dev_server(tmp_path / "stack")
+    chromium = launch(playwright, FAKE_MICROPHONE_ARGS)
+    demo = DemoPage(chromium, server.api, server.token())
+    try:
+        page = demo.page
+        page.click("#record")
+        page.wait_for_function("() => !document.getElementById('stop').disabled")
+        page.wait_for_timeout(3000)  # three seconds of the fake device's beep
+        page.click("#stop")
+        page.wait_for_function("() => document.getElementById('selection').textContent.startsWith('Selected')")
+        demo.upload()
+        clip_id = demo.text("#clip-id")
+
+        page.wait_for_function(
+            "() => ['done', 'failed'].includes(document.getElementById('clip-processing').textContent)",
+            timeout=PROCESSING_TIMEOUT_MS,
+        )
+        assert demo.text("#clip-processing") == "done", demo.text("#step-processing")
+        page.wait_for_function(
+            """() => { const a = document.getElementById('player');
+                       return (document.getElementById('clip-rendition').textContent === 'seekable rendition'
+                               && a.readyState >= 1) || a.error !== null; }"""
+        )
+        clip = requests.get(
+            f"{server.api}/api/audio-clips/{clip_id}", timeout=30, headers={"Authorization": f"Bearer {server.token()}"}
+        ).json()["clip"]
+        processing = clip["processing"]
+        assert clip["mime_type"] == "audio/webm" and "seekable" in processing["renditions"], clip
+        assert demo.text("#clip-processed-duration") == f"{processing['duration_ms'] / 1000:.2f} s"
+        assert demo.text("#clip-loudness").startswith(f"{processing['loudness_lufs']:.1f} LUFS")
+
+        duration = page.evaluate("() => document.getElementById('player').duration")
+        assert duration is not None and duration != float("inf"), duration
+        assert abs(duration * 1000 - processing["duration_ms"]) <= SEEKABLE_TOLERANCE_MS, (duration, processing)
+        middle = duration / 2
+        landed = page.evaluate(SEEK_JS, middle)
+        assert landed is not None, "no seeked event within 10 s"
+        assert abs(landed - middle) <= 0.1, (landed, middle)
+        assert page.text_content("#step-playback").startswith("ready to play")
+        assert demo.problems == []
+    finally:
+        demo.close()
+        chromium.close()
+        server.stop()

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -301,3 +302,48 @@ def test_the_documented_storage_check_is_what_the_dev_stack_prints(dev):
     result = run([CLI, "storage", "check"], cwd=dev.folder)
     assert result.returncode == 0, result.stderr
     assert result.stdout == documented
+
+
+# --- the processing worker beside the API ------------------------------------------------
+
+
+def worker_processes(folder: Path) -> list[psutil.Process]:
+    """Live processes (not zombies) of a worker started for the dev stack in ``folder``."""
+    instance = str((folder / "instance").resolve())
+    found = []
+    for process in psutil.process_iter(["cmdline", "cwd", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if "advanced_notes.worker.celery_app" not in cmdline or process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if process.info["cwd"] == instance or any(instance in arg for arg in cmdline):
+            found.append(process)
+    return found
+
+
+def test_the_dev_worker_processes_an_upload_and_leaves_no_process_behind(tmp_path, audio):
+    """`advanced-notes dev` runs a Celery worker (SQLite broker) that processes what the CLI uploads."""
+    server = start_dev_server(tmp_path / "worker")
+    try:
+        assert "Worker    Celery, 1 process + the relay" in server.log_path.read_text()
+        assert worker_processes(server.folder)  # the worker's main process, from the start
+        uploaded = run([CLI, "upload", str(audio["note.ogg"].path), "--quiet"], cwd=server.folder)
+        assert uploaded.returncode == 0, uploaded.stderr
+        clip_id = json.loads(uploaded.stdout.split("\n\n")[0])["id"]
+        headers = {"Authorization": f"Bearer {server.token()}"}
+        deadline = time.monotonic() + 60  # a loaded machine: the worker boots, then transcodes
+        processing = None
+        while time.monotonic() < deadline:
+            clip = requests.get(f"{server.api}/api/audio-clips/{clip_id}", headers=headers, timeout=10).json()["clip"]
+            processing = clip["processing"]
+            if processing["status"] in ("done", "failed"):
+                break
+            time.sleep(0.5)
+        assert processing is not None and processing["status"] == "done", processing
+        assert abs(processing["duration_ms"] - audio["note.ogg"].duration_ms) <= 50
+        assert "universal" in processing["renditions"]
+        assert (server.folder / "instance" / "broker.sqlite").exists()
+        assert len(worker_processes(server.folder)) >= 2  # the main process, its pool child (and beat)
+    finally:
+        log = server.stop()
+    assert server.process.returncode == 0, log
+    assert worker_processes(server.folder) == []

@@ -281,12 +281,14 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int, help="API port.")
 @click.option("--s3-port", default=9000, show_default=True, type=int, help="S3 emulator port.")
 @click.option("--sub", "subject", default="dev-user", show_default=True, help="Owner of the printed token.")
-def dev_command(host: str, port: int, s3_port: int, subject: str) -> None:
-    """Run the API on the embedded default: SQLite + moto's S3 server on loopback."""
+@click.option("--worker/--no-worker", default=True, show_default=True, help="Run a processing worker beside the API.")
+def dev_command(host: str, port: int, s3_port: int, subject: str, worker: bool) -> None:
+    """Run the API on the embedded default: SQLite + moto's S3 server on loopback, and a
+    Celery worker (broker: a SQLite file in instance/) that processes the ready clips."""
     from advanced_notes.tools.devserver import DevStackError, EmbeddedOptions, run_embedded
 
     try:
-        run_embedded(EmbeddedOptions(host=host, port=port, s3_port=s3_port, subject=subject))
+        run_embedded(EmbeddedOptions(host=host, port=port, s3_port=s3_port, subject=subject, worker=worker))
     except DevStackError as exc:
         raise UserError(str(exc)) from None
 

@@ -1,6 +1,9 @@
-"""The embedded default: SQLite + moto's S3 server on loopback + the API, in one process.
+"""The embedded default: SQLite + moto's S3 server on loopback + the API, in one process,
+and one Celery worker process beside it that processes the ready clips.
 
-For trying the API on a fresh machine with no other setup. The emulator keeps its
+For trying the API on a fresh machine with no other setup. The worker's broker is kombu's
+SQLAlchemy transport on a SQLite file of its own (``instance/broker.sqlite``), so nothing
+needs installing; it runs the relay too (``worker -B``) and stops with the server. The emulator keeps its
 bucket in memory, so the SQLite file is recreated on each start: rows whose objects
 vanished with the last run would be lies. One dev server per folder: it locks
 ``instance/`` and publishes itself there for the other commands
@@ -9,10 +12,13 @@ vanished with the last run would be lies. One dev server per folder: it locks
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +27,7 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from advanced_notes.adapters import migrate
+from advanced_notes.adapters.taskqueue import DEV_BROKER_FILENAME
 from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
@@ -36,6 +43,12 @@ from advanced_notes.tools.discovery import (
 )
 
 EMBEDDED_DB = "embedded.sqlite"
+#: The worker's beat keeps its schedule here (beside the database, one per dev server).
+BEAT_SCHEDULE = "celerybeat-schedule"
+#: Seconds the worker has to stop after SIGTERM before its process group is killed: a
+#: warm shutdown waits for the job in hand, and a long transcode must not hold Ctrl-C
+#: (the job is in the outbox and its message is not acknowledged: nothing is lost).
+WORKER_STOP_SECONDS = 5.0
 DEV_SUBJECT = "dev-user"
 TOKEN_SECONDS = 24 * 3600
 
@@ -50,6 +63,8 @@ class EmbeddedOptions:
     port: int = 8000
     s3_port: int = 9000
     subject: str = DEV_SUBJECT
+    #: Start the processing worker (``--no-worker`` turns it off).
+    worker: bool = True
 
 
 def _command_hint() -> str:
@@ -78,9 +93,9 @@ def embedded_config(options: EmbeddedOptions, db_file: Path) -> dict[str, str | 
     """The settings of the embedded stack, applied over the environment (None removes a variable).
 
     Args:
-        options: host and ports; db_file: the SQLite file.
+        options: host and ports; db_file: the SQLite file (the broker's file goes beside it).
     Returns:
-        variable name -> value for :func:`~advanced_notes.app.create_app`.
+        variable name -> value for :func:`~advanced_notes.app.create_app` and the worker.
     """
     return {
         "APP_ENV": "dev",
@@ -103,7 +118,91 @@ def embedded_config(options: EmbeddedOptions, db_file: Path) -> dict[str, str | 
         "AUTH_USE_DEV_SECRET": "on",
         "AUTH_JWT_ISSUER": None,
         "AUTH_JWT_AUDIENCE": None,
+        # The worker's broker: a SQLite file of its own, never a broker from the shell.
+        "PROCESSING_BROKER_URL": f"sqla+sqlite:///{db_file.parent / DEV_BROKER_FILENAME}",
+        "PROCESSING_ENABLED": "on",
+        "PROCESSING_QUEUE": None,
     }
+
+
+def worker_command(instance: Path) -> list[str]:
+    """The command line of the dev stack's worker: one prefork child and the relay's beat.
+
+    Args:
+        instance: the dev server's ``instance/`` folder (the beat schedule goes there).
+    Returns:
+        argv for :class:`subprocess.Popen` (this interpreter's ``celery``).
+    """
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "--quiet",  # no banner: the dev server's banner says what runs
+        "-A",
+        "advanced_notes.worker.celery_app",
+        "worker",
+        "-B",
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "warning",
+        # One worker, alone on its broker: no peers to sync with at start or to gossip with.
+        "--without-mingle",
+        "--without-gossip",
+        "--schedule-filename",
+        str(instance / BEAT_SCHEDULE),
+    ]
+
+
+class DevWorker:
+    """The dev stack's Celery worker: a child process in a session of its own.
+
+    Its own session (process group) keeps a terminal's Ctrl-C for the dev server, which
+    then stops the worker in order, and lets :meth:`stop` kill the worker's children too
+    (the prefork child and the beat process) when the main process does not stop in time.
+
+    Args:
+        instance: the ``instance/`` folder (the worker's working directory, so no ``.env``
+            of the dev server's folder reaches it); settings: the embedded config, applied
+            over the environment (None removes a variable).
+    """
+
+    def __init__(self, instance: Path, settings: dict[str, str | None]):
+        self.instance = instance
+        self.settings = settings
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the worker (it connects to the broker and the database on its own)."""
+        from advanced_notes.app import environment_with
+
+        env = environment_with(self.settings) | {"PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            worker_command(self.instance), cwd=self.instance, env=env, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's main process id (None before :meth:`start`)."""
+        return self.process.pid if self.process else None
+
+    def stop(self, grace: float = WORKER_STOP_SECONDS) -> None:
+        """SIGTERM (a warm shutdown), then SIGKILL to the whole group after ``grace`` seconds.
+
+        The group is killed in any case once the main process is gone, so no child of the
+        worker outlives the dev server.
+        """
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(grace)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        self.process = None
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
@@ -172,8 +271,10 @@ def _serve(options: EmbeddedOptions, instance: Path, api_socket: socket.socket, 
     # One log for the API and the emulator (create_app sets it up, JSON unless
     # LOG_FORMAT=text): the app's request lines, and the emulator's PUT, HEAD and GETs.
     db_file = instance / EMBEDDED_DB
-    for stale in instance.glob(EMBEDDED_DB + "*"):
-        stale.unlink()
+    # The broker's messages and beat's schedule belong to the database they are about.
+    for pattern in (EMBEDDED_DB, DEV_BROKER_FILENAME, BEAT_SCHEDULE):
+        for stale in instance.glob(pattern + "*"):
+            stale.unlink()
     settings = embedded_config(options, db_file)
     app = create_app(settings)
     services = services_of(app)
@@ -185,6 +286,35 @@ def _serve(options: EmbeddedOptions, instance: Path, api_socket: socket.socket, 
     token = mint_token(services.settings, options.subject, TOKEN_SECONDS)
     api = f"http://{options.host}:{options.port}"
     write_stack(instance, DevStack(api=api, token=token, pid=os.getpid(), settings=settings))
+    # From here a SIGTERM unwinds through the finally below, which stops the worker.
+    _stop_on_sigterm()
+    worker = DevWorker(instance, settings)
+    try:
+        worker_line = _start_worker(options, worker)
+        _announce(options, api, token, services, worker_line)
+        _serve_forever(options, app, api_socket)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+        api_socket.close()
+
+
+def _start_worker(options: EmbeddedOptions, worker: DevWorker) -> str:
+    """Start the worker unless turned off or not installed; return the banner's line about it."""
+    if not options.worker:
+        return "off (--no-worker): ready clips stay queued"
+    missing = [name for name in ("celery", "av") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"off: {', '.join(missing)} not installed (pip install -e '.[processing]')"
+    worker.start()
+    return (
+        f"Celery, 1 process + the relay (pid {worker.pid}): processes each ready clip"
+        f" (renditions, loudness, peaks); broker {DEV_BROKER_FILENAME} here, nothing to install"
+    )
+
+
+def _announce(options: EmbeddedOptions, api: str, token: str, services: Any, worker_line: str) -> None:
     cmd = _command_hint()
     print(
         f"""
@@ -192,6 +322,7 @@ Advanced Notes audio clips: embedded default
   API       {api}   (interactive docs: {api}/api/docs)
   S3        http://{options.host}:{options.s3_port}   bucket {services.storage.bucket} (moto, in memory)
   Database  {redact_url(services.db.url)}  (recreated at each start)
+  Worker    {worker_line}
 
 Token for sub={options.subject} (24 h):
   export ADVANCED_NOTES_TOKEN={token}
@@ -202,18 +333,18 @@ Browser demo (the token rides in the #fragment, which never reaches a server log
 Try, in another terminal from this folder:
   {cmd} upload ../shared/fixtures/audio/note.m4a --note-id demo
   curl -s -H "Authorization: Bearer $ADVANCED_NOTES_TOKEN" {api}/api/notes/demo/audio
+  curl -s -H "Authorization: Bearer $ADVANCED_NOTES_TOKEN" {api}/api/audio-clips/<id>   ("processing")
   {cmd} storage check      (every command here finds this server; Ctrl-C stops it)
 """,
         flush=True,
     )
+
+
+def _serve_forever(options: EmbeddedOptions, app: Any, api_socket: socket.socket) -> None:
     server = make_server(
         options.host, options.port, app, threaded=True, request_handler=_QuietRequestHandler, fd=api_socket.fileno()
     )
-    _stop_on_sigterm()
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
         server.server_close()
-        api_socket.close()

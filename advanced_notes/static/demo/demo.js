@@ -1,5 +1,6 @@
 // The browser demo of the three steps: create an upload session, PUT the bytes straight
-// to the bucket with the presigned URL, complete; then play the clip back.
+// to the bucket with the presigned URL, complete; then play the clip back, follow its
+// processing (GET the clip until done or failed) and play the rendition it made.
 // Plain JavaScript, no build step and nothing fetched from elsewhere: it works offline.
 "use strict";
 
@@ -22,7 +23,13 @@
   const RECORDING_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/mp4"];
   /** Milliseconds of audio per chunk the recorder hands over while it records. */
   const RECORDING_TIMESLICE_MS = 1000;
-  const STEPS = ["checksum", "create", "put", "complete", "playback"];
+  const STEPS = ["checksum", "create", "put", "complete", "playback", "processing"];
+  /** Milliseconds between two reads of the clip while its processing runs. */
+  const PROCESSING_POLL_MS = 1000;
+  /** Milliseconds after which the page stops waiting for the worker (a job's time limit is 10 min). */
+  const PROCESSING_WAIT_MS = 15 * 60 * 1000;
+  const RESULT_FIELDS = ["clip-id", "clip-status", "clip-duration", "clip-processing", "clip-processed-duration",
+    "clip-loudness", "clip-rendition"];
 
   /** An error answer of the API: {"error": {"code", "message", "details"}}. */
   class ApiError extends Error {
@@ -51,6 +58,10 @@
 
   let selected = null; // {blob, name, type}: what Upload sends
   let recorder = null;
+  /** Counts uploads: a clip's processing is followed only while it is the page's last upload. */
+  let generation = 0;
+
+  const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
   /** The token of the URL fragment (#token=...): fragments never reach a server or its logs. */
   function tokenFromFragment() {
@@ -145,6 +156,93 @@
     return ms === null || ms === undefined ? "not reported" : `${(ms / 1000).toFixed(2)} s`;
   }
 
+  function formatLoudness(processing) {
+    const { loudness_lufs: lufs, true_peak_dbtp: peak } = processing;
+    if (lufs === null || lufs === undefined) return "not measured";
+    const truePeak = peak === null || peak === undefined ? "" : `, true peak ${peak.toFixed(1)} dBTP`;
+    return `${lufs.toFixed(1)} LUFS integrated${truePeak}`;
+  }
+
+  /** Play a presigned GET in <audio>; `label` names the rendition in the step's text. */
+  function play(playback, label, onFailure) {
+    const player = $("player");
+    player.onloadedmetadata = () => {
+      // A MediaRecorder WebM has no Duration element: the browser says Infinity until
+      // the worker's seekable rendition (which has Cues and a Duration) replaces it.
+      const length = Number.isFinite(player.duration) ? `${player.duration.toFixed(2)} s` : "length unknown";
+      setStep("playback", "done", `ready to play (${length}, ${label}); URL expires ${playback.expires_at}`);
+      $("clip-rendition").textContent = label;
+    };
+    player.onerror = () => {
+      const code = player.error ? player.error.code : "?";
+      setStep("playback", "failed", "failed");
+      onFailure(code);
+    };
+    setStep("playback", "active", `loading the ${label}…`);
+    player.src = playback.url;
+  }
+
+  /** The rendition to play once processing is done: the seekable WebM when there is one
+   *  (the original is WebM), the universal AAC when this browser cannot play the original. */
+  function chooseRendition(processing, originalPlays) {
+    const available = processing.renditions || [];
+    if (available.includes("seekable")) return "seekable";
+    if (!originalPlays && available.includes("universal")) return "universal";
+    return "original";
+  }
+
+  /** Read the clip until its processing is done or failed, show the result, play its rendition.
+   *  `original` is {mimeType, failed()}: whether <audio> could play the original. */
+  async function followProcessing(clipId, original, gen) {
+    const path = `api/audio-clips/${encodeURIComponent(clipId)}`;
+    const deadline = Date.now() + PROCESSING_WAIT_MS;
+    let processing = null;
+    setStep("processing", "active", "queued: waiting for a worker…");
+    for (;;) {
+      try {
+        ({ clip: { processing } } = await api("GET", path));
+      } catch (err) {
+        // A read that fails (the API restarting, a network blip) is tried again.
+        processing = null;
+        setStep("processing", "active", `cannot read the clip (${err.describe ? err.describe() : err.message}); `
+          + "trying again…");
+      }
+      if (gen !== generation) return;
+      const status = processing ? processing.status : null;
+      if (status === "done" || status === "failed") break;
+      if (processing) {
+        $("clip-processing").textContent = status || "not started";
+        setStep("processing", "active", status === "running" ? "running: decoding, measuring, transcoding…"
+          : "queued: waiting for a worker…");
+      }
+      if (Date.now() > deadline) {
+        setStep("processing", "failed", "no result yet: is a worker running? (`advanced-notes dev` starts one)");
+        return;
+      }
+      await sleep(PROCESSING_POLL_MS);
+      if (gen !== generation) return;
+    }
+    $("clip-processing").textContent = processing.status;
+    $("clip-processed-duration").textContent = formatMs(processing.duration_ms);
+    $("clip-loudness").textContent = formatLoudness(processing);
+    if (processing.status === "failed") {
+      const reason = processing.reason || {};
+      setStep("processing", "failed", `failed: ${reason.code || "unknown"}: ${reason.message || "no reason given"}`
+        + " (the original is kept and still plays)");
+      return;
+    }
+    const originalPlays = !original.failed() && $("player").canPlayType(original.mimeType) !== "";
+    const rendition = chooseRendition(processing, originalPlays);
+    setStep("processing", "done", `done: ${formatMs(processing.duration_ms)} decoded, ${formatLoudness(processing)}`);
+    if (rendition === "original") return;
+    const playback = await api("GET", `${path}/playback?rendition=${rendition}`);
+    if (gen !== generation) return;
+    showError("");
+    play(playback, `${rendition} rendition`, (code) => {
+      showError(`This browser cannot play the ${rendition} rendition either (MediaError ${code}).`);
+    });
+  }
+
   /** Make a file or a recording the thing Upload sends. */
   function select(blob, name) {
     const type = declaredType(blob, name);
@@ -219,10 +317,11 @@
     const form = $("upload-form");
     let step = STEPS[0];
     let clipId = null;
+    const gen = ++generation; // stops following the last clip's processing
     showError("");
     STEPS.forEach((s) => setStep(s, "", "waiting"));
     $("put-progress").value = 0;
-    ["clip-id", "clip-status", "clip-duration"].forEach((id) => { $(id).textContent = "–"; });
+    RESULT_FIELDS.forEach((id) => { $(id).textContent = "–"; });
     // Drop the last clip: old handlers first, so unloading it cannot report a stale failure.
     const player = $("player");
     player.onloadedmetadata = player.onerror = null;
@@ -273,18 +372,20 @@
       step = "playback";
       setStep(step, "active", "getting a playback URL…");
       const playback = await api("GET", `api/audio-clips/${encodeURIComponent(clipId)}/playback`);
-      player.onloadedmetadata = () => {
-        // A MediaRecorder WebM has no Duration element: the browser says Infinity.
-        const length = Number.isFinite(player.duration) ? `${player.duration.toFixed(2)} s` : "length unknown";
-        setStep("playback", "done", `ready to play (${length}); URL expires ${playback.expires_at}`);
-      };
-      player.onerror = () => {
-        const code = player.error ? player.error.code : "?";
-        setStep("playback", "failed", "failed");
-        showError(`This browser cannot play the clip (MediaError ${code}): it may lack the codec.`);
-      };
-      setStep(step, "active", "loading…");
-      player.src = playback.url;
+      let originalFailed = false;
+      play(playback, "original", (code) => {
+        originalFailed = true;
+        showError(`This browser cannot play the clip (MediaError ${code}): it may lack the codec. `
+          + "Once processed, its universal rendition (AAC in MP4) plays instead.");
+      });
+
+      // Not awaited: the form is free again while the worker processes the clip.
+      const original = { mimeType: clip.mime_type, failed: () => originalFailed };
+      followProcessing(clipId, original, gen).catch((err) => {
+        if (gen !== generation) return;
+        setStep("processing", "failed", "failed");
+        showError(err.describe ? err.describe() : `Unexpected error: ${err.message}`);
+      });
     } catch (err) {
       setStep(step, "failed", "failed");
       showError(err.describe ? err.describe() : `Unexpected error: ${err.message}`);
