@@ -343,6 +343,9 @@ def test_the_dev_worker_processes_an_upload_and_leaves_no_process_behind(tmp_pat
         assert "universal" in processing["renditions"]
         assert (server.folder / "instance" / "broker.sqlite").exists()
         assert len(worker_processes(server.folder)) >= 2  # the main process, its pool child (and beat)
+        # The SQLite broker cannot carry a ping: the check reads the jobs instead.
+        check = run([CLI, "worker", "check"], cwd=server.folder)
+        assert check.returncode == 0 and "OK    jobs: none due" in check.stdout, check.stdout + check.stderr
     finally:
         log = server.stop()
     assert server.process.returncode == 0, log

@@ -114,10 +114,13 @@ class CeleryPublisher:
 @dataclass(frozen=True)
 class BrokerStatus:
     """What :func:`broker_status` found: ``broker_error`` None when the broker answered;
-    ``workers``: names of the Celery workers that answered a ping."""
+    ``workers``: names of the Celery workers that answered a ping; ``pingable``: False on a
+    transport without remote control (kombu's SQLAlchemy transport has no broadcast), where
+    no worker can answer a ping whether it runs or not."""
 
     broker_error: str | None
     workers: list[str]
+    pingable: bool = True
 
 
 def broker_status(url: str, settings: Settings, timeout: float = 2.0) -> BrokerStatus:
@@ -133,10 +136,13 @@ def broker_status(url: str, settings: Settings, timeout: float = 2.0) -> BrokerS
                 conn.ensure_connection(max_retries=1, timeout=timeout)
             except Exception as exc:  # kombu and redis-py errors share no base
                 return BrokerStatus(f"{exc.__class__.__name__}: {exc}", [])
+            # Celery's remote control is a broadcast: a fanout exchange on the broker.
+            if "fanout" not in conn.transport.implements.exchange_type:
+                return BrokerStatus(None, [], pingable=False)
         try:
             answers = app.control.inspect(timeout=timeout).ping() or {}
-        except Exception as exc:  # a transport without broadcast (remote control) support
-            return BrokerStatus(None, [f"(no remote control on this transport: {exc.__class__.__name__})"])
+        except Exception as exc:  # kombu and redis-py errors share no base
+            return BrokerStatus(f"{exc.__class__.__name__}: {exc}", [])
         return BrokerStatus(None, sorted(answers))
     finally:
         app.close()

@@ -92,11 +92,29 @@ def worker_check(timeout: float) -> None:
         click.echo("      fix: start the broker (Redis) or correct PROCESSING_BROKER_URL")
         raise SystemExit(1)
     click.echo("OK    broker: reachable")
+    if not status.pingable:
+        _jobs_as_evidence()
+        return
     if not status.workers:
         click.echo(f"FAIL  workers: none answered within {timeout} s")
         click.echo("      fix: celery -A advanced_notes.worker.celery_app worker (docs/processing.md)")
         raise SystemExit(1)
     click.echo(f"OK    workers: {', '.join(status.workers)}")
+
+
+def _jobs_as_evidence() -> None:
+    """On a broker no worker can answer a ping: whether jobs wait is the evidence. A job is
+    due only while nothing has published it; with the worker's beat (``-B``) down, due jobs
+    pile up. Exits 1 when jobs are due."""
+    services = current_services()
+    with services.db.read() as session:
+        due, unfinished = sql.count_due_jobs(session, now=utcnow())
+    click.echo("INFO  workers: this broker's transport has no broadcast, so no worker can answer a ping")
+    if due:
+        click.echo(f"FAIL  jobs: {due} due and not published: the worker (with its beat, -B) is not running")
+        click.echo("      fix: celery -A advanced_notes.worker.celery_app worker -B (docs/processing.md)")
+        raise SystemExit(1)
+    click.echo(f"OK    jobs: none due; {unfinished} published and not finished yet")
 
 
 def register(cli: click.Group) -> None:
