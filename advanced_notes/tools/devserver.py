@@ -3,8 +3,8 @@ and one Celery worker process beside it that processes the ready clips.
 
 For trying the API on a fresh machine with no other setup. The worker's broker is kombu's
 SQLAlchemy transport on a SQLite file of its own (``instance/broker.sqlite``), so nothing
-needs installing; it runs the relay too (``worker -B``) and stops with the server. The emulator keeps its
-bucket in memory, so the SQLite file is recreated on each start: rows whose objects
+needs installing; it runs the relay too (``worker -B``) and stops with the server. The
+emulator keeps its bucket in memory, so the SQLite file is recreated on each start: rows whose objects
 vanished with the last run would be lies. One dev server per folder: it locks
 ``instance/`` and publishes itself there for the other commands
 (:mod:`advanced_notes.tools.discovery`); both ports are bound before any file changes.
@@ -30,7 +30,7 @@ from advanced_notes.adapters import migrate
 from advanced_notes.adapters.taskqueue import DEV_BROKER_FILENAME
 from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
-from advanced_notes.app import create_app
+from advanced_notes.app import create_app, environment_with
 from advanced_notes.domain.bucket_cors import required_cors_rules
 from advanced_notes.domain.redact import redact_url
 from advanced_notes.tools.discovery import (
@@ -174,8 +174,6 @@ class DevWorker:
 
     def start(self) -> None:
         """Start the worker (it connects to the broker and the database on its own)."""
-        from advanced_notes.app import environment_with
-
         env = environment_with(self.settings) | {"PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             worker_command(self.instance), cwd=self.instance, env=env, start_new_session=True
