@@ -46,6 +46,7 @@ from advanced_notes.domain.audio import (
     sniff_container,
 )
 from advanced_notes.domain.mime import MIME_EXTENSIONS, normalize_mime_type
+from advanced_notes.domain.processing import processing_view
 from advanced_notes.domain.rangeio import RangedReader, ReadBudgetExceeded
 
 # The service's MIME table (pure data): the ceiling must build the same object keys.
@@ -72,7 +73,7 @@ FIRST_RANGE_BYTES = 64 * 1024
 
 CLIP_COLUMNS = (
     "id, note_id, status, mime_type, bytes, duration_ms, measured_duration_ms, checksum_sha256, "
-    "storage_key, etag, stored_bytes, created_at, updated_at, completed_at"
+    "storage_key, etag, stored_bytes, created_at, updated_at, completed_at, processing_status, processing"
 )
 CLIP_FIELDS = [c.strip() for c in CLIP_COLUMNS.split(",")]
 SQL_NOTE_AUDIO = (
@@ -83,7 +84,8 @@ SQL_PLAYBACK = "SELECT storage_key, mime_type, status FROM audio_clips WHERE id 
 SQL_COMPLETE_SELECT = f"SELECT {CLIP_COLUMNS} FROM audio_clips WHERE id = %s AND owner_id = %s"
 SQL_COMPLETE_UPDATE = (
     "UPDATE audio_clips SET status = 'ready', etag = %s, stored_bytes = %s, measured_duration_ms = %s, "
-    f"completed_at = %s, updated_at = %s WHERE id = %s AND status = 'pending' RETURNING {CLIP_COLUMNS}"
+    "completed_at = %s, updated_at = %s, processing_status = 'queued' "
+    f"WHERE id = %s AND status = 'pending' RETURNING {CLIP_COLUMNS}"
 )
 SQL_CREATE = (
     "INSERT INTO audio_clips (id, owner_id, note_id, status, mime_type, bytes, duration_ms, storage_key, "
@@ -213,6 +215,7 @@ def create() -> tuple[dict[str, Any], int]:
         "created_at": _iso(now),
         "updated_at": _iso(now),
         "completed_at": None,
+        "processing": None,
     }
     upload = {
         "method": "PUT",
@@ -228,6 +231,7 @@ def _clip_json(row: tuple[Any, ...]) -> dict[str, Any]:
     """A clip row (:data:`CLIP_COLUMNS`) as the service's ClipSchema dumps it."""
     clip = dict(zip(CLIP_FIELDS, row, strict=True))
     clip["id"] = str(clip["id"])
+    clip["processing"] = processing_view(clip.pop("processing_status"), clip["processing"])
     for name in ("created_at", "updated_at", "completed_at"):
         clip[name] = _iso(clip[name])
     return clip
