@@ -146,6 +146,7 @@ def test_renditions_are_409_until_made_and_when_skipped(env, audio):
     m4a = api.upload(audio["note.m4a"])
     before = api("GET", f"/api/audio-clips/{m4a['id']}/playback?rendition=universal")
     assert before.status_code == 409 and before.json()["error"]["code"] == "rendition_not_ready"
+    assert before.json()["error"]["details"]["rendition"] == "universal"
     assert (
         "not ready yet" in before.json()["error"]["message"]
         and "rendition=original" in before.json()["error"]["message"]
@@ -161,6 +162,7 @@ def test_renditions_are_409_until_made_and_when_skipped(env, audio):
         assert answer.status_code == 409, answer.text
         message = answer.json()["error"]["message"]
         assert "skipped" in message and "Ask for another rendition: original" in message, message
+        assert answer.json()["error"]["details"]["rendition"] == name
     assert api("GET", f"/api/audio-clips/{m4a['id']}/playback").status_code == 200
     peaks = api("GET", f"/api/audio-clips/{m4a['id']}/peaks")
     assert peaks.status_code == 200

@@ -52,6 +52,9 @@ def refused_url() -> str:
             "https://sqs.eu-west-1.amazonaws.com/123456789012/events",
         ),
         ("http://host:notaport/x", "***"),
+        # Nothing to hide: the URL comes back as it is (the empty authority of an
+        # absolute SQLite path kept: sqlite://abs/path would name another file).
+        ("sqlite:////srv/app/instance/embedded.sqlite", "sqlite:////srv/app/instance/embedded.sqlite"),
     ],
 )
 def test_redact_url(url: str, shown: str):

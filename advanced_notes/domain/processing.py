@@ -64,8 +64,11 @@ class StoredRendition:
 _EXTENSIONS = {"audio/webm": "webm", "audio/mp4": "m4a", "application/json": "json"}
 
 
-def _not_ready(what: str, status: str | None, data: dict[str, Any], available: list[str]) -> RenditionNotReady:
-    details = {"rendition": what, "processing_status": status, "available": available}
+def _not_ready(
+    name: str, what: str, status: str | None, data: dict[str, Any], available: list[str]
+) -> RenditionNotReady:
+    """Why ``name`` (``seekable``, ..., or ``peaks``; ``what`` names it in a sentence) cannot be served."""
+    details = {"rendition": name, "processing_status": status, "available": available}
     if status in (None, "queued", "running"):
         return RenditionNotReady(
             f"The {what} is not ready yet: processing is {status or 'not started'}. Play the original "
@@ -78,7 +81,7 @@ def _not_ready(what: str, status: str | None, data: dict[str, Any], available: l
             f"The {what} will not be made: processing failed ({reason}). Play the original (rendition=original).",
             details,
         )
-    skipped = data.get("skipped", {}).get(what.split()[0])
+    skipped = data.get("skipped", {}).get(name)
     why = f"it was skipped ({skipped.rstrip('.')})" if skipped else "it is not made for this clip"
     return RenditionNotReady(
         f"The {what} is not available: {why}. Ask for another rendition: {', '.join(available)}.", details
@@ -97,7 +100,7 @@ def stored_rendition(name: str, status: str | None, raw: str | None) -> StoredRe
     made = data.get("renditions", {})
     entry = made.get(name)
     if not isinstance(entry, dict) or "key" not in entry:
-        raise _not_ready(f"{name} rendition", status, results(raw), [ORIGINAL, *made])
+        raise _not_ready(name, f"{name} rendition", status, results(raw), [ORIGINAL, *made])
     mime_type = str(entry.get("mime_type") or "audio/mp4")
     return StoredRendition(str(entry["key"]), mime_type, _EXTENSIONS.get(mime_type, "bin"))
 
@@ -111,5 +114,5 @@ def stored_peaks(status: str | None, raw: str | None) -> StoredRendition:
     data = results(raw) if status == "done" else {}
     peaks = data.get("peaks")
     if not isinstance(peaks, dict) or "key" not in peaks:
-        raise _not_ready("waveform peaks", status, results(raw), [ORIGINAL, *data.get("renditions", {})])
+        raise _not_ready("peaks", "waveform peaks", status, results(raw), [ORIGINAL, *data.get("renditions", {})])
     return StoredRendition(str(peaks["key"]), "application/json", "json")

@@ -36,6 +36,10 @@ def redact_url(url: str) -> str:
         parts.port  # noqa: B018  # raises ValueError for a malformed port, like a bad URL
     except ValueError:
         return MASK
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
+        # Nothing to hide; unsplitting would also lose the empty authority of
+        # ``sqlite:////abs/path`` (``sqlite://abs/path`` names another file).
+        return url
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
