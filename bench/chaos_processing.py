@@ -307,22 +307,21 @@ def chaos_loop(
     return chaos
 
 
-def clip_rows(dbname: str) -> dict[str, dict]:
+def _rows_by_id(dbname: str, query: str) -> dict[str, dict]:
+    """The rows of ``query`` keyed by their first column (as text), each as {column: value}."""
     with pgutil.connect(dbname) as conn, conn.cursor() as cur:
-        cur.execute("SELECT id, storage_key, status, processing_status, processing FROM audio_clips")
-        return {
-            str(row[0]): {"storage_key": row[1], "status": row[2], "processing_status": row[3], "processing": row[4]}
-            for row in cur.fetchall()
-        }
+        cur.execute(query)
+        names = [column.name for column in cur.description][1:]
+        return {str(row[0]): dict(zip(names, row[1:], strict=True)) for row in cur.fetchall()}
+
+
+def clip_rows(dbname: str) -> dict[str, dict]:
+    return _rows_by_id(dbname, "SELECT id, storage_key, status, processing_status, processing FROM audio_clips")
 
 
 def job_rows(dbname: str) -> dict[str, dict]:
-    with pgutil.connect(dbname) as conn, conn.cursor() as cur:
-        cur.execute("SELECT clip_id, attempts, next_attempt_at, lease_until, last_error FROM processing_jobs")
-        return {
-            str(row[0]): {"attempts": row[1], "next_attempt_at": row[2], "lease_until": row[3], "last_error": row[4]}
-            for row in cur.fetchall()
-        }
+    columns = "clip_id, attempts, next_attempt_at, lease_until, last_error"
+    return _rows_by_id(dbname, f"SELECT {columns} FROM processing_jobs")
 
 
 def wait_drained(dbname: str, timeout: float) -> tuple[bool, float]:
