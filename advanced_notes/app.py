@@ -92,12 +92,18 @@ def register_blueprints(app: Flask, services: AppServices) -> None:
     init_api(app, services.settings)
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    test_config: Mapping[str, Any] | None = None, *, tokens: bool = True, start_log_level: int = logging.INFO
+) -> Flask:
     """Build the Flask app.
 
     Args:
         test_config: settings by environment-variable name (``{"DATABASE_URL": ...,
             "S3_ENDPOINT_URL": ...}``) applied over ``os.environ``; None removes one.
+        tokens: False for a command that verifies and mints no tokens: no token key is
+            then required (:func:`~advanced_notes.settings.load_settings`).
+        start_log_level: the level of the "app created" line: servers say it (INFO),
+            commands keep it out of their output (DEBUG).
     Returns:
         the app; its :class:`~advanced_notes.api.context.AppServices` through
         :func:`~advanced_notes.api.context.services_of`.
@@ -105,7 +111,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ConfigError: one message naming every bad setting.
     """
     environ = environment_with(test_config)
-    settings = load_settings(environ)
+    settings = load_settings(environ, tokens=tokens)
     app = Flask(__name__, instance_relative_config=True)
     # Audio never passes through the API: a JSON body over this limit is a 413.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
@@ -118,7 +124,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app, services)
     # Which environment and auth mode a process runs in is the first thing to check when
     # tokens are accepted that should not be (issue 13 item 1): say it at every start.
-    logging.getLogger(__name__).info(
+    logging.getLogger(__name__).log(
+        start_log_level,
         "app created: environment=%s key_prefix=%s auth=%s",
         settings.environment,
         settings.key_prefix,

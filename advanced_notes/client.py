@@ -7,16 +7,20 @@ apps and scripts::
     result = client.upload_file("note.m4a", note_id="n1")
     print(result["playback"]["url"])
 
-Transient failures are retried with exponential backoff: API calls on connection
-errors, 429, 502, 503 and 504 (honouring ``Retry-After``); creating is safe to retry
-because every create carries an Idempotency-Key. The PUT to the bucket is retried on
+Transient failures are retried with exponential backoff: API calls on read errors,
+429, 502, 503 and 504 (honouring ``Retry-After``); creating is safe to retry because
+every create carries an Idempotency-Key. A server that refuses the connection, or does
+not accept it within ``CONNECT_TIMEOUT_SECONDS``, is an error at once: nothing answers
+there, and waiting would only delay saying so. The PUT to the bucket is retried on
 connection errors and 5xx, and an expired PUT URL is re-signed through
 ``POST /api/audio-clips/<id>/upload-url``.
 
 Files of at least ``MULTIPART_THRESHOLD_BYTES`` go up in parts (docs/multipart.md):
 several parts in parallel, each retried on its own (an expired part URL is re-signed),
 and an interrupted upload resumes with :meth:`AudioClipsClient.resume_file`, which asks
-the server which parts the store already holds and sends only the others.
+the server which parts the store already holds and sends only the others. A
+``KeyboardInterrupt`` stops the upload at once: parts in flight are abandoned (the store
+keeps only whole parts, and the resume sends them again).
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from types import ModuleType
 from typing import Any
@@ -62,6 +66,8 @@ MULTIPART_THRESHOLD_BYTES = 16 * 1024 * 1024
 #: Parts sent at once; parts signed per request.
 PARALLEL_PARTS = 4
 SIGN_BATCH = 100
+#: Seconds to wait for the API to accept a connection (loopback and LAN take milliseconds).
+CONNECT_TIMEOUT_SECONDS = 2.0
 
 
 class ApiClientError(RuntimeError):
@@ -133,21 +139,30 @@ class AudioClipsClient:
     Args:
         base_url: e.g. ``http://127.0.0.1:8000``.
         token: a bearer JWT.
-        timeout: seconds per API call (connect and read).
-        retries: attempts after the first for transient API failures.
+        timeout: seconds per API call to read the answer.
+        retries: attempts after the first for transient API failures (not for a
+            connection refused or not accepted within ``connect_timeout``: those fail at once).
         backoff_seconds: first backoff delay; doubles per retry.
+        connect_timeout: seconds to wait for the API to accept a connection.
     """
 
     def __init__(
-        self, base_url: str, token: str, timeout: float = 30.0, retries: int = 5, backoff_seconds: float = 0.5
+        self,
+        base_url: str,
+        token: str,
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff_seconds: float = 0.5,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
     ):
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
+        self.timeout = (connect_timeout, timeout)
         self.backoff_seconds = backoff_seconds
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
         retry = Retry(
             total=retries,
+            connect=0,
             backoff_factor=backoff_seconds,
             status_forcelist=(429, 502, 503, 504),
             allowed_methods=None,
@@ -277,6 +292,7 @@ class AudioClipsClient:
         """
         part_size = session["part_size"]
         lock = threading.Lock()
+        stop = threading.Event()
 
         def send(part: dict[str, Any]) -> None:
             number = part["part_number"]
@@ -284,6 +300,8 @@ class AudioClipsClient:
                 f.seek((number - 1) * part_size)
                 body = f.read(int(part["headers"]["Content-Length"]))
             for attempt in range(PUT_ATTEMPTS):
+                if stop.is_set():
+                    return
                 try:
                     response = requests.put(part["url"], data=body, headers=part["headers"], timeout=timeout)
                 except (requests.ConnectionError, requests.Timeout):
@@ -300,14 +318,15 @@ class AudioClipsClient:
                     continue
                 if response is not None and response.status_code < 500:
                     raise ApiClientError(response.status_code, "store_error", response.text[:500])
-                time.sleep(self.backoff_seconds * 2**attempt)
+                stop.wait(self.backoff_seconds * 2**attempt)
             raise ApiClientError(503, "store_error", f"part {number} failed {PUT_ATTEMPTS} times")
 
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        try:
             for start in range(0, len(part_numbers), SIGN_BATCH):
                 batch = self.sign_parts(clip_id, part_numbers[start : start + SIGN_BATCH])
-                # list(): wait for the batch and raise the first failure.
-                list(pool.map(send, batch))
+                _run_parallel(send, batch, parallel, stop)
+        finally:
+            stop.set()  # after an interrupt: no worker starts another part or retry
 
     def complete(self, clip_id: str) -> dict[str, Any]:
         """``POST /api/audio-clips/<id>/complete`` -> ``{clip}``; a brief ``upload_missing`` is retried."""
@@ -343,6 +362,7 @@ class AudioClipsClient:
         multipart_threshold: int = MULTIPART_THRESHOLD_BYTES,
         parallel: int = PARALLEL_PARTS,
         on_created: Callable[[dict[str, Any]], object] | None = None,
+        before_complete: Callable[[str], object] | None = None,
     ) -> dict[str, Any]:
         """Upload the file at ``path`` through the three steps and return ``{clip, playback}``.
 
@@ -359,6 +379,7 @@ class AudioClipsClient:
             multipart_threshold: bytes from which the file goes up in parts.
             parallel: parts in flight at once.
             on_created: called with the create answer (e.g. to print the clip id to resume with).
+            before_complete: called with the clip id once every byte is sent, before complete.
         Raises:
             ValueError: not audio of a known type.
             ApiClientError: a step failed for good.
@@ -379,6 +400,8 @@ class AudioClipsClient:
             self.put_parts(clip_id, session, path, numbers, parallel=parallel, on_progress=on_progress)
         elif created["upload"] is not None:  # None: a replay found the clip already verified
             self.put(clip_id, created["upload"], path, on_progress)
+        if before_complete:
+            before_complete(clip_id)
         clip = self.complete(clip_id)["clip"]
         return {"clip": clip, "playback": self.playback(clip_id)}
 
@@ -390,15 +413,18 @@ class AudioClipsClient:
         parallel: int = PARALLEL_PARTS,
         on_progress: Callable[[int], object] | None = None,
         on_resume: Callable[[dict[str, Any]], object] | None = None,
+        before_complete: Callable[[str], object] | None = None,
     ) -> dict[str, Any]:
-        """Finish an interrupted multipart upload of ``path`` to clip ``clip_id``; ``{clip, playback}``.
+        """Finish an interrupted upload of ``path`` to clip ``clip_id``; ``{clip, playback}``.
 
-        Asks the server which parts the store holds and sends only the missing ones, then
-        completes. A clip already ready is only played back.
+        For a multipart clip, asks the server which parts the store holds and sends only
+        the missing ones, then completes. A clip uploaded in one PUT is completed, and
+        PUT again first when the store lacks it. A clip already ready is only played back.
 
         Args:
             on_progress: called with the bytes of the parts already stored, then of each part sent.
-            on_resume: called with the stored-parts answer before sending.
+            on_resume: called with the stored-parts answer before sending (multipart only).
+            before_complete: called with the clip id before complete.
         Raises:
             ValueError: the file's size differs from the clip's declared size.
             ApiClientError: the clip is not a pending multipart clip, or a step failed.
@@ -407,7 +433,12 @@ class AudioClipsClient:
         if clip["status"] != "ready":
             if os.path.getsize(path) != clip["bytes"]:
                 raise ValueError(f"{path!r} has {os.path.getsize(path)} bytes; clip {clip_id} declared {clip['bytes']}")
-            stored = self.list_parts(clip_id)
+            try:
+                stored = self.list_parts(clip_id)
+            except ApiClientError as exc:
+                if exc.status != 409 or (exc.details or {}).get("multipart") is not False:
+                    raise
+                return self._resume_single(clip_id, path, on_progress, before_complete)
             if on_resume:
                 on_resume(stored)
             session = stored["multipart"]
@@ -425,8 +456,64 @@ class AudioClipsClient:
             if on_progress:
                 on_progress(sum(p["size"] for p in good))
             self.put_parts(clip_id, session, path, todo, parallel=parallel, on_progress=on_progress)
+            if before_complete:
+                before_complete(clip_id)
             clip = self.complete(clip_id)["clip"]
         return {"clip": clip, "playback": self.playback(clip_id)}
+
+    def _resume_single(
+        self,
+        clip_id: str,
+        path: str,
+        on_progress: Callable[[int], object] | None,
+        before_complete: Callable[[str], object] | None,
+    ) -> dict[str, Any]:
+        """Complete a pending one-PUT clip, PUTting the file first when the store lacks it."""
+        if before_complete:
+            before_complete(clip_id)
+        try:
+            clip = self._call("POST", f"/api/audio-clips/{clip_id}/complete")["clip"]
+        except ApiClientError as exc:
+            if exc.code != "upload_missing":
+                raise
+            self.put(clip_id, self.refresh_upload(clip_id), path, on_progress)
+            clip = self.complete(clip_id)["clip"]
+        return {"clip": clip, "playback": self.playback(clip_id)}
+
+
+def _run_parallel(
+    send: Callable[[dict[str, Any]], None], parts: list[dict[str, Any]], parallel: int, stop: threading.Event
+) -> None:
+    """Run ``send`` on every part, ``parallel`` at a time; raise the first failure.
+
+    Daemon threads rather than a ``ThreadPoolExecutor``: on Ctrl-C the caller returns at
+    once, while an executor's shutdown (and the interpreter's exit) waits for every part
+    in flight and every part queued. A failure sets ``stop``: no other part starts.
+    """
+    todo: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    for part in parts:
+        todo.put(part)
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                part = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                send(part)
+            except BaseException as exc:  # handed to the caller's thread below
+                failures.append(exc)
+                stop.set()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(parallel, len(parts))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()  # interruptible: Ctrl-C raises KeyboardInterrupt here
+    if failures:
+        raise failures[0]
 
 
 __all__ = ["ApiClientError", "AudioClipsClient", "describe_file", "sha256_base64"]

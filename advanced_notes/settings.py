@@ -565,7 +565,7 @@ class Settings(BaseSettings):
                 "is the public dev secret, which only `advanced-notes dev` uses; set a random secret "
                 f"of at least {MIN_JWT_SECRET_BYTES} bytes"
             )
-        if value is None and not jwks_set:
+        if value is None and not jwks_set and _uses_tokens(info):
             raise ValueError(
                 f"is required (at least {MIN_JWT_SECRET_BYTES} random bytes) unless AUTH_JWKS_URL is set "
                 f"(environment is {info.data['environment']!r}); to try the API locally, run `advanced-notes dev`"
@@ -580,9 +580,14 @@ class Settings(BaseSettings):
         # An identity provider signs tokens for every app it serves with the same keys: with
         # JWKS and no audience, a token minted for another app was accepted here (issue 13
         # item 10). HS256 secrets are this service's own, so no audience is needed there.
-        if value is None and info.data.get("auth_jwks_url") is not None:
+        if value is None and info.data.get("auth_jwks_url") is not None and _uses_tokens(info):
             raise ValueError("is required with AUTH_JWKS_URL: your identity provider's audience for this API")
         return value
+
+
+def _uses_tokens(info: ValidationInfo) -> bool:
+    """False when :func:`load_settings` was told the process verifies and mints no tokens."""
+    return not isinstance(info.context, dict) or info.context.get("tokens", True) is not False
 
 
 def _message(info: FieldInfo, error: Any) -> str:
@@ -621,7 +626,7 @@ def _config_error(exc: ValidationError) -> ConfigError:
     return ConfigError(problems)
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
+def load_settings(env: Mapping[str, str], *, tokens: bool = True) -> Settings:
     """Build :class:`Settings` from environment variables (DESIGN §7).
 
     Reads ``env`` only (never ``os.environ`` or ``.env`` by itself). Unset, None and blank
@@ -629,6 +634,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
     Args:
         env: variable name -> string value, e.g. ``os.environ`` merged with a test dict.
+        tokens: False for a process that verifies and mints no tokens (``storage check``,
+            ``sweep``, ...): then no token key (``AUTH_JWT_SECRET``/``AUTH_JWKS_URL``) nor
+            audience is required; values that are set are still checked.
     Returns:
         the validated settings.
     Raises:
@@ -639,6 +647,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     # Blank means unset, as in an env file's "S3_BUCKET=": the default (or the next alias) applies.
     variables = {name: str(value).strip() for name, value in env.items() if value is not None and str(value).strip()}
     try:
-        return Settings.model_validate(variables)
+        return Settings.model_validate(variables, context={"tokens": tokens})
     except ValidationError as exc:
         raise _config_error(exc) from None

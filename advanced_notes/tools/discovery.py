@@ -3,9 +3,11 @@
 The dev server holds an exclusive lock on ``instance/embedded.lock`` while it runs and
 writes ``instance/embedded-client.json`` (the discovery file): its API URL, a token, its
 pid, and the settings it runs with (SQLite file, emulator endpoint, bucket, the
-emulator's dummy keys). Every command then uses that stack when no setting says
-otherwise: ``upload``/``play``/``note-audio`` take the URL and token, the app commands
-(``storage check``, ``sweep``, ``db``, ``token``) build the app with the same settings.
+emulator's dummy keys, and every app setting of the server's environment, such as
+``WEBHOOK_URLS``). Every command then uses that stack when no setting says otherwise:
+``upload``/``play``/``note-audio`` take the URL and token, the operator commands
+(``storage check``, ``sweep``, ``db``, ``token``, ``webhooks``, ...) build the app with the
+same settings (:mod:`advanced_notes.tools.context`).
 
 The lock, not the pid, tells a live server from a stale file: the kernel drops a lock
 when its process dies, however it died, and a pid can be reused.
@@ -38,6 +40,10 @@ STACK_SETTINGS = (
     "AWS_ACCESS_KEY_ID",
     "S3_ACCESS_KEY",
 )
+
+
+#: What a command that needs the dev stack says when none runs here and no setting names another.
+NO_DEV_SERVER = "no running `advanced-notes dev` found here; start `make dev`"
 
 
 class DiscoveryError(RuntimeError):
@@ -114,12 +120,26 @@ def is_locked(folder: Path) -> bool:
     return False
 
 
-def write_stack(folder: Path, stack: DevStack) -> Path:
-    """Write the discovery file (readable by the owner only: it holds a token). Returns its path."""
+def write_stack(folder: Path, stack: DevStack, environ: Mapping[str, str] | None = None) -> Path:
+    """Write the discovery file (readable by the owner only: it holds a token and secrets).
+
+    The settings published are the ones the server runs with: ``stack.settings`` over
+    the app settings of the server's environment (``environ``, default ``os.environ``;
+    e.g. its ``WEBHOOK_URLS`` and ``WEBHOOK_SECRET``), so every command acts as the server does.
+
+    Returns:
+        the file's path.
+    """
+    from advanced_notes.settings import Settings
+
+    env = os.environ if environ is None else environ
+    names = {name for variables in Settings.variable_names().values() for name in variables}
+    settings = {name: value for name, value in env.items() if name in names and value.strip()}
+    settings.update(stack.settings)
     path = folder / CLIENT_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"api": stack.api, "token": stack.token, "pid": stack.pid, "settings": stack.settings}, f)
+        json.dump({"api": stack.api, "token": stack.token, "pid": stack.pid, "settings": settings}, f)
     return path
 
 
@@ -166,6 +186,11 @@ def live_stack(folder: Path | None = None) -> DevStack | None:
     return stack
 
 
+def names_stack(env: Mapping[str, str]) -> bool:
+    """True when ``env`` sets any of :data:`STACK_SETTINGS`: then that stack is used, nothing is discovered."""
+    return any(str(env.get(name) or "").strip() for name in STACK_SETTINGS)
+
+
 def stack_settings(env: Mapping[str, str], folder: Path | None = None) -> dict[str, Any] | None:
     """The running dev server's settings when ``env`` names no stack of its own, else None.
 
@@ -177,7 +202,7 @@ def stack_settings(env: Mapping[str, str], folder: Path | None = None) -> dict[s
     Raises:
         DiscoveryError: a stale discovery file (see :func:`live_stack`).
     """
-    if any(str(env.get(name) or "").strip() for name in STACK_SETTINGS):
+    if names_stack(env):
         return None
     stack = live_stack(folder)
     return dict(stack.settings) if stack else None

@@ -4,8 +4,7 @@
 - ``webhooks list [--failed]``: the latest deliveries, or those failing / given up.
 - ``events consume``: the SQS consumer of the bucket's S3 event notifications.
 
-Registered on ``flask --app wsgi`` and ``advanced-notes`` by
-:func:`advanced_notes.tools.cli.register_app_commands`.
+Registered on ``advanced-notes`` and ``flask --app wsgi`` by :mod:`advanced_notes.tools.cli`.
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ import time
 from typing import Any
 
 import click
-from flask.cli import with_appcontext
 
 from advanced_notes.api.context import current_services
+from advanced_notes.tools.context import with_stack
 
 
 @click.group("webhooks", help="Outbound webhooks (Standard Webhooks) of clip events.")
@@ -34,7 +33,7 @@ def _dispatcher() -> Any:
 
 @webhooks_group.command("deliver")
 @click.option("--loop", "loop_seconds", type=click.IntRange(1, 3600), default=None, help="Repeat every N seconds.")
-@with_appcontext
+@with_stack()
 def webhooks_deliver(loop_seconds: int | None) -> None:
     """Send every due webhook once (failures are retried by a later run, with backoff).
 
@@ -55,7 +54,7 @@ def webhooks_deliver(loop_seconds: int | None) -> None:
 @webhooks_group.command("list")
 @click.option("--failed", is_flag=True, help="Only deliveries failing or given up.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@with_appcontext
+@with_stack()
 def webhooks_list(failed: bool, limit: int) -> None:
     """List recent deliveries, newest first; exits 1 with --failed when any is given up."""
     from advanced_notes.domain.redact import redact_text, redact_url
@@ -105,7 +104,7 @@ def events_group() -> None:
 @click.option("--once", is_flag=True, help="Drain what is in the queue now, then exit (tests, cron).")
 @click.option("--queue-url", default=None, help="SQS queue URL (default: S3_EVENTS_QUEUE_URL).", metavar="URL")
 @click.option("--wait", "wait_seconds", default=20, show_default=True, type=click.IntRange(0, 20), help="Long poll, s.")
-@with_appcontext
+@with_stack()
 def events_consume(once: bool, queue_url: str | None, wait_seconds: int) -> None:
     """Long-poll the SQS queue of the bucket's S3 event notifications and finish the uploads they report.
 
@@ -139,9 +138,3 @@ def events_consume(once: bool, queue_url: str | None, wait_seconds: int) -> None
         f"given up {report.given_up}; "
         f"records: {outcomes or 'none'}"
     )
-
-
-def register(app_cli: Any) -> None:
-    """Add these commands to a Flask app's CLI group."""
-    app_cli.add_command(webhooks_group)
-    app_cli.add_command(events_group)

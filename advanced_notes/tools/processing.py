@@ -6,7 +6,6 @@ import time
 
 import click
 from flask import current_app
-from flask.cli import with_appcontext
 
 from advanced_notes.adapters import processing_sql as sql
 from advanced_notes.adapters.taskqueue import CeleryPublisher, broker_status, broker_url
@@ -14,6 +13,7 @@ from advanced_notes.api.context import current_services
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.services.processing import ProcessingRelay
 from advanced_notes.settings import ConfigError
+from advanced_notes.tools.context import with_stack
 
 
 def _broker() -> str:
@@ -31,7 +31,7 @@ def processing_group() -> None:
 @processing_group.command("relay")
 @click.option("--once", is_flag=True, help="Publish the due jobs once and exit (default: every interval, forever).")
 @click.option("--limit", default=100, show_default=True, help="Jobs claimed per round.")
-@with_appcontext
+@with_stack()
 def relay_command(once: bool, limit: int) -> None:
     """Publish due processing jobs to the broker (the worker's beat does the same).
 
@@ -61,7 +61,7 @@ def relay_command(once: bool, limit: int) -> None:
 
 
 @processing_group.command("status")
-@with_appcontext
+@with_stack()
 def status_command() -> None:
     """Clips by processing status, and jobs due now / not finished."""
     services = current_services()
@@ -82,7 +82,7 @@ def worker_group() -> None:
 
 @worker_group.command("check")
 @click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for the broker and the workers.")
-@with_appcontext
+@with_stack()
 def worker_check(timeout: float) -> None:
     """Is the broker reachable, and does a worker answer (Celery ``inspect ping``)? Exits 1 if not."""
     url = _broker()
@@ -117,7 +117,5 @@ def _jobs_as_evidence() -> None:
     click.echo(f"OK    jobs: none due; {unfinished} published and not finished yet")
 
 
-def register(cli: click.Group) -> None:
-    """Add ``processing`` and ``worker`` to ``cli``."""
-    cli.add_command(processing_group)
-    cli.add_command(worker_group)
+#: The commands of this module, for the ``advanced-notes`` group and ``flask --app wsgi``.
+COMMANDS = (processing_group, worker_group)
