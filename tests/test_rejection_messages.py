@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from advanced_notes.domain.audio import CONTAINER_NAMES, UnreadableAudio, unreadable_message
+from advanced_notes.domain.errors import NEW_UPLOAD_SESSION
 from advanced_notes.domain.mime import mime_type_for_filename
 
 from .conftest import FIXTURES, put_upload
-from .helpers import create
+from .helpers import assert_error, create, upload_ready
 
 CRASHERS = sorted((Path(__file__).parent / "fixtures" / "audio-crashers").iterdir())
 
@@ -84,11 +85,13 @@ def test_no_rejection_message_quotes_internals(client, auth, caplog):
     for label, error in rejections:
         assert not INTERNALS.search(error["message"]), (label, error["message"])
         assert not any(INTERNALS.search(str(v)) for v in error["details"].values()), (label, error["details"])
-    assert unreadable["truncated.m4a"]["error"]["message"] == unreadable_message("mp4")
+    # Each says what is wrong, then the one way on: a rejected clip is final.
+    assert unreadable["truncated.m4a"]["error"]["message"] == f"{unreadable_message('mp4')} {NEW_UPLOAD_SESSION}"
     messages = {e["error"]["message"] for e in unreadable.values()}
-    assert messages <= {unreadable_message(c) for c in CONTAINER_NAMES} | {
-        unreadable_message(c, UnreadableAudio("", no_audio=True)) for c in CONTAINER_NAMES
+    assert messages <= {f"{unreadable_message(c)} {NEW_UPLOAD_SESSION}" for c in CONTAINER_NAMES} | {
+        f"{unreadable_message(c, UnreadableAudio('', no_audio=True))} {NEW_UPLOAD_SESSION}" for c in CONTAINER_NAMES
     }, messages
+    assert all(error["message"].endswith(NEW_UPLOAD_SESSION) for _, error in rejections)
     # The parser's own words are kept for operators: one warning per unreadable clip, with its id.
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("unreadable audio clip=")]
     for label, found in unreadable.items():
@@ -105,3 +108,38 @@ def test_real_audio_still_becomes_ready(client, auth, name):
     assert put_upload(created["upload"], data).status_code == 200
     response = client.post(f"/api/audio-clips/{created['clip']['id']}/complete", headers=auth)
     assert response.status_code == 200, response.get_json()
+
+
+# --- every 409 about a clip's state names the next step ----------------------------------
+
+
+def test_a_rejected_clip_says_to_create_a_new_upload_session(client, auth):
+    data = (FIXTURES / "not-audio.html").read_bytes()
+    created = create(client, auth, mime_type="audio/mp4", bytes=len(data))
+    clip_id = created["clip"]["id"]
+    assert put_upload(created["upload"], data).status_code == 200
+    assert_error(client.post(f"/api/audio-clips/{clip_id}/complete", headers=auth), 422, "upload_rejected")
+
+    again = assert_error(client.post(f"/api/audio-clips/{clip_id}/complete", headers=auth), 409, "conflict")
+    assert again["message"].startswith("The clip was rejected and cannot be completed: ")
+    assert again["message"].endswith(NEW_UPLOAD_SESSION)
+    assert again["message"].count(NEW_UPLOAD_SESSION) == 1  # stored with the verdict, said once
+    fresh = assert_error(client.post(f"/api/audio-clips/{clip_id}/upload-url", headers=auth), 409, "conflict")
+    assert fresh["message"] == f"The clip is rejected; only pending clips take uploads. {NEW_UPLOAD_SESSION}"
+    play = assert_error(client.get(f"/api/audio-clips/{clip_id}/playback", headers=auth), 409, "clip_not_ready")
+    assert play["message"] == f"The clip is rejected; only ready clips can be played. {NEW_UPLOAD_SESSION}"
+
+
+def test_pending_and_ready_clips_say_what_to_do_instead(client, auth):
+    pending = create(client, auth)["clip"]["id"]
+    play = assert_error(client.get(f"/api/audio-clips/{pending}/playback", headers=auth), 409, "clip_not_ready")
+    assert f"Finish its upload first: PUT the file, then POST /api/audio-clips/{pending}/complete." in play["message"]
+    parts = client.post(f"/api/audio-clips/{pending}/multipart/parts", json={"part_numbers": [1]}, headers=auth)
+    assert (
+        f"POST /api/audio-clips/{pending}/upload-url signs a fresh one"
+        in assert_error(parts, 409, "conflict")["message"]
+    )
+
+    ready = upload_ready(client, auth)["id"]
+    fresh = assert_error(client.post(f"/api/audio-clips/{ready}/upload-url", headers=auth), 409, "conflict")
+    assert f"GET /api/audio-clips/{ready}/playback plays it" in fresh["message"]

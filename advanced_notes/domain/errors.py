@@ -11,6 +11,39 @@ from typing import Any
 
 #: Seconds a client should wait before retrying after a dependency outage.
 RETRY_AFTER_SECONDS = 5
+#: The next step once a clip can no longer take its upload (rejected, expired, aborted):
+#: a clip's declaration is fixed at create, so only a new clip can hold the file.
+NEW_UPLOAD_SESSION = "Create a new upload session (POST /api/audio-clips) and upload the file again."
+
+
+def after_pending(status: str, clip_id: object) -> str:
+    """The next step for a clip that is no longer pending, in a 409 about a step only a
+    pending clip takes (a PUT URL, parts, an abort).
+
+    Args:
+        status: the clip's status (``ready``, ``rejected``, ``expired``); clip_id: its id.
+    Returns:
+        one sentence: a ready clip is played or deleted, any other needs a new upload session.
+    """
+    if status == "ready":
+        return (
+            f"It is uploaded already: GET /api/audio-clips/{clip_id}/playback plays it, "
+            f"DELETE /api/audio-clips/{clip_id} removes it."
+        )
+    return NEW_UPLOAD_SESSION
+
+
+def before_ready(status: str, clip_id: object) -> str:
+    """The next step for a clip that is not ready, in a 409 about playing it.
+
+    Args:
+        status: the clip's status (``pending``, ``rejected``, ``expired``); clip_id: its id.
+    Returns:
+        one sentence: a pending clip is completed, any other needs a new upload session.
+    """
+    if status == "pending":
+        return f"Finish its upload first: PUT the file, then POST /api/audio-clips/{clip_id}/complete."
+    return NEW_UPLOAD_SESSION
 
 
 class ApiError(Exception):
@@ -103,6 +136,10 @@ class UploadRejected(ApiError):
     status, code = 422, "upload_rejected"
 
     def __init__(self, reason: str, message: str, **details: Any):
+        # A rejected clip is final: the message ends with the one way on. It is stored with
+        # the verdict and raised again from there, so the step is added once.
+        if not message.endswith(NEW_UPLOAD_SESSION):
+            message = f"{message} {NEW_UPLOAD_SESSION}"
         super().__init__(message, details={"reason": reason, **details})
         self.reason = reason
 

@@ -26,6 +26,7 @@ from advanced_notes.domain.errors import (
     ClipNotReady,
     NotFound,
     ValidationFailed,
+    before_ready,
 )
 from advanced_notes.domain.keys import derived_keys
 from advanced_notes.domain.mime import extension_for
@@ -140,7 +141,10 @@ class ClipService:
         """
         clip = self.get(owner_id, clip_id)
         if clip.status != READY:
-            raise ClipNotReady(f"The clip is {clip.status}; only ready clips can be played.", {"status": clip.status})
+            raise ClipNotReady(
+                f"The clip is {clip.status}; only ready clips can be played. {before_ready(clip.status, clip.id)}",
+                {"status": clip.status},
+            )
         return self._playback(clip, rendition)
 
     def note_audio(self, owner_id: str, note_id: str, rendition: str = ORIGINAL) -> Playback:
@@ -165,7 +169,10 @@ class ClipService:
         """
         clip = self.get(owner_id, clip_id)
         if clip.status != READY:
-            raise ClipNotReady(f"The clip is {clip.status}; only ready clips have peaks.", {"status": clip.status})
+            raise ClipNotReady(
+                f"The clip is {clip.status}; only ready clips have peaks. {before_ready(clip.status, clip.id)}",
+                {"status": clip.status},
+            )
         peaks = stored_peaks(clip.processing_status, clip.processing)
         signed = self.storage.presign_get(peaks.key, peaks.mime_type, f"{clip.id}-peaks.json")
         return Playback(clip, signed.url, signed.expires_at, signed.cache_seconds)

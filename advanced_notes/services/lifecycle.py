@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from advanced_notes.adapters.models import AudioClip, Clip, ClipStatus
 from advanced_notes.domain.clock import utcnow
-from advanced_notes.domain.errors import Conflict
+from advanced_notes.domain.errors import NEW_UPLOAD_SESSION, Conflict
 
 PENDING, READY, REJECTED, EXPIRED = (
     ClipStatus.PENDING.value,
@@ -80,4 +80,4 @@ def ready_or_conflict(clip: Clip) -> Clip:
             f"The clip was rejected and cannot be completed: {rejection.get('message')}",
             {"status": clip.status, "rejection": rejection},
         )
-    raise Conflict(f"The clip is {clip.status} and cannot be completed.", {"status": clip.status})
+    raise Conflict(f"The clip is {clip.status} and cannot be completed. {NEW_UPLOAD_SESSION}", {"status": clip.status})

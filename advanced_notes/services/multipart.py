@@ -25,11 +25,13 @@ from advanced_notes.adapters.models import AudioClip, Clip
 from advanced_notes.adapters.storage import PartsRefused, PresignedRequest, S3Storage, UploadedPart
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import (
+    NEW_UPLOAD_SESSION,
     Conflict,
     StorageUnavailable,
     UploadIncomplete,
     UploadMissing,
     ValidationFailed,
+    after_pending,
 )
 from advanced_notes.domain.multipart import PartPlan, plan_parts
 from advanced_notes.services.clips import ClipService
@@ -254,9 +256,17 @@ class MultipartService:
         """
         clip = self.clips.get(owner_id, clip_id)
         if clip.part_size is None:
-            raise Conflict("This clip is not uploaded in parts.", {"multipart": False})
+            raise Conflict(
+                "This clip is not uploaded in parts: PUT the file to its upload URL "
+                f"(POST /api/audio-clips/{clip.id}/upload-url signs a fresh one), then complete.",
+                {"multipart": False},
+            )
         if clip.status != PENDING:
-            raise Conflict(f"The clip is {clip.status}; only pending uploads can be aborted.", {"status": clip.status})
+            raise Conflict(
+                f"The clip is {clip.status}; only pending uploads can be aborted. "
+                f"{after_pending(clip.status, clip.id)}",
+                {"status": clip.status},
+            )
         upload_id = clip.multipart_upload_id
         if upload_id:
             stopped = self.storage.abort_multipart_upload(clip.storage_key, upload_id)
@@ -284,7 +294,8 @@ class MultipartService:
                 current = self.clips.get(owner_id, clip_id)
                 if current.status != PENDING:
                     raise Conflict(
-                        f"The clip is {current.status}; only pending uploads can be aborted.",
+                        f"The clip is {current.status}; only pending uploads can be aborted. "
+                        f"{after_pending(current.status, current.id)}",
                         {"status": current.status},
                     )
         return self.clips.get(owner_id, clip_id)
@@ -310,7 +321,7 @@ class MultipartService:
         if parts is None:
             if self.storage.head(clip.storage_key) is None:
                 raise UploadMissing(
-                    "The multipart upload of this clip was aborted and no object is stored; create a new clip.",
+                    f"The multipart upload of this clip was aborted and no object is stored. {NEW_UPLOAD_SESSION}",
                     {"storage_key": clip.storage_key, "upload_id": clip.multipart_upload_id},
                 )
             return  # assembled by an earlier complete: verification decides
@@ -322,12 +333,17 @@ class MultipartService:
     def _open_plan(clip: Clip) -> PartPlan:
         if clip.part_size is None or clip.part_count is None:
             raise Conflict(
-                "This clip is uploaded with a single PUT (see upload-url), not in parts.", {"multipart": False}
+                "This clip is uploaded with a single PUT, not in parts: PUT the file to its upload URL "
+                f"(POST /api/audio-clips/{clip.id}/upload-url signs a fresh one), then complete.",
+                {"multipart": False},
             )
         if clip.status != PENDING:
-            raise Conflict(f"The clip is {clip.status}; only pending clips take parts.", {"status": clip.status})
+            raise Conflict(
+                f"The clip is {clip.status}; only pending clips take parts. {after_pending(clip.status, clip.id)}",
+                {"status": clip.status},
+            )
         if not clip.multipart_upload_id:
-            raise Conflict("The multipart upload of this clip was aborted; create a new clip.", {"aborted": True})
+            raise Conflict(f"The multipart upload of this clip was aborted. {NEW_UPLOAD_SESSION}", {"aborted": True})
         return PartPlan(clip.bytes, clip.part_size, clip.part_count)
 
 

@@ -18,7 +18,7 @@ from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import Clip, ClipRecord
 from advanced_notes.adapters.storage import PresignedRequest, S3Storage
 from advanced_notes.domain.clock import utcnow
-from advanced_notes.domain.errors import Conflict, QuotaExceeded
+from advanced_notes.domain.errors import Conflict, QuotaExceeded, after_pending
 from advanced_notes.domain.keys import build_object_key
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
@@ -224,7 +224,8 @@ class UploadService:
             different.append("multipart")
         if different:
             raise Conflict(
-                "This Idempotency-Key was used for a different request.",
+                "This Idempotency-Key was used for a different request: send a new key for a new upload, "
+                "or the first request's values to repeat it.",
                 {"idempotency_key": ["Reused with other values of: " + ", ".join(different) + "."]},
             )
         if clip.status == PENDING and clip.part_size is not None:
@@ -259,13 +260,20 @@ class UploadService:
         """
         clip = self.clips.get(owner_id, clip_id)
         if clip.part_size is not None:
-            raise Conflict("This clip is uploaded in parts: sign part URLs instead.", {"multipart": True})
+            raise Conflict(
+                "This clip is uploaded in parts: sign part URLs instead "
+                f"(POST /api/audio-clips/{clip.id}/multipart/parts).",
+                {"multipart": True},
+            )
         if clip.status == PENDING:
             upload = self._presign_put(clip)
             if self._record_upload_expiry(clip, upload):
                 return UploadSession(clip, upload)
             clip = self.clips.get(owner_id, clip_id)
-        raise Conflict(f"The clip is {clip.status}; only pending clips take uploads.", {"status": clip.status})
+        raise Conflict(
+            f"The clip is {clip.status}; only pending clips take uploads. {after_pending(clip.status, clip.id)}",
+            {"status": clip.status},
+        )
 
     def complete(self, owner_id: str, clip_id: uuid.UUID) -> Clip:
         """Verify the uploaded object and mark the clip ``ready`` (idempotent).
