@@ -16,6 +16,7 @@ import ipaddress
 import multiprocessing
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -585,9 +586,15 @@ class Settings(BaseSettings):
         return value
 
 
+#: False while :func:`load_settings` validates for a process that verifies and mints no tokens.
+#: A context variable: BaseSettings re-runs validation in its ``__init__``, which drops
+#: pydantic's ``context`` argument.
+_TOKENS_USED: ContextVar[bool] = ContextVar("tokens_used", default=True)
+
+
 def _uses_tokens(info: ValidationInfo) -> bool:
     """False when :func:`load_settings` was told the process verifies and mints no tokens."""
-    return not isinstance(info.context, dict) or info.context.get("tokens", True) is not False
+    return _TOKENS_USED.get()
 
 
 def _message(info: FieldInfo, error: Any) -> str:
@@ -647,6 +654,10 @@ def load_settings(env: Mapping[str, str], *, tokens: bool = True) -> Settings:
     # Blank means unset, as in an env file's "S3_BUCKET=": the default (or the next alias) applies.
     variables = {name: str(value).strip() for name, value in env.items() if value is not None and str(value).strip()}
     try:
-        return Settings.model_validate(variables, context={"tokens": tokens})
+        reset = _TOKENS_USED.set(tokens)
+        try:
+            return Settings.model_validate(variables)
+        finally:
+            _TOKENS_USED.reset(reset)
     except ValidationError as exc:
         raise _config_error(exc) from None
