@@ -1,4 +1,4 @@
-"""The CLI's multipart upload: killed mid-way with SIGKILL, resumed, played back byte-equal.
+"""The CLI's multipart upload: killed mid-way (SIGKILL, or Ctrl-C), resumed, played back byte-equal.
 
 The client reaches the store through a fault proxy (tests/faultproxy.py) in front of
 moto's server, signed in as S3_PUBLIC_ENDPOINT_URL: the proxy can hang or reset the
@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -121,3 +123,50 @@ def test_a_failed_part_is_retried(proxied, long_file, make_token):
     assert result["clip"]["status"] == "ready"
     assert sum(sent) == long_file.stat().st_size  # one bar: each part counted once
     assert requests.get(result["playback"]["url"], timeout=60).content == long_file.read_bytes()
+
+
+def test_ctrl_c_stops_at_once_and_prints_the_resume_command(proxied, long_file, make_token):
+    """SIGINT while parts hang in flight: the command exits within seconds (not after the
+    parts' 300 s timeout), prints the command that resumes, and that command finishes."""
+    url, app, proxy = proxied
+    token = make_token("cli-mp-sigint")
+    storage = services_of(app).storage
+    common = ["--api", url, "--token", token, "--parallel", "2", "--multipart-threshold", str(PART)]
+    console = str(Path(sys.executable).with_name("advanced-notes"))
+    proc = subprocess.Popen(
+        [console, "upload", str(long_file), *common, "--quiet"], cwd=REPO, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = ""
+        while "resume with: --resume" not in line:
+            line = proc.stderr.readline()
+            assert line, "the CLI ended before announcing its clip"
+        clip_id = line.split("--resume ")[1].strip()
+        client = AudioClipsClient(url, token)
+        key = client.get(clip_id)["clip"]["storage_key"]
+        upload_id = client.list_parts(clip_id)["multipart"]["upload_id"]
+        deadline = time.monotonic() + 60
+        while not storage.list_parts(key, upload_id) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proxy.set_mode("hang")  # the parts in flight (and their retries) never finish
+        time.sleep(0.5)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - interrupted
+    finally:
+        proxy.set_mode("pass")
+        if proc.poll() is None:
+            proc.kill()
+    assert stopped_in < 5, stopped_in
+    assert proc.returncode == 130, rest
+    assert "Aborted!" not in rest and "Traceback" not in rest
+    command = rest.split("send the others with:\n", 1)[1].splitlines()[0].split()
+    assert command == ["advanced-notes", "upload", str(long_file), "--resume", clip_id], rest
+    assert client.get(clip_id)["clip"]["status"] == "pending"
+
+    resumed = subprocess.run([console, *command[1:], *common], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    clip = json.loads(resumed.stdout.split("\nplayback URL")[0])
+    assert clip["status"] == "ready" and clip["stored_bytes"] == long_file.stat().st_size
+    assert requests.get(client.playback(clip_id)["url"], timeout=60).content == long_file.read_bytes()

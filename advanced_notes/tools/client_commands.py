@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -234,7 +235,7 @@ def _interrupted(api: str | None, token: str | None, file: str, state: dict[str,
     asked for again (a new connection; the interrupted one is not reused).
     """
     clip_id = state["clip_id"]
-    resume = f"{os.path.basename(sys.argv[0]) or 'advanced-notes'} upload {file} --resume {clip_id}"
+    resume = f"{os.path.basename(sys.argv[0]) or 'advanced-notes'} upload {shlex.quote(file)} --resume {clip_id}"
     if clip_id is None:
         _say("interrupted before the upload session was created: nothing was uploaded")
         raise SystemExit(INTERRUPTED)
