@@ -199,3 +199,18 @@ def test_ctrl_c_during_complete_prints_the_outcome(live_server, make_token, audi
     clip = json.loads(result.stdout.split("\nplayback URL")[0])
     assert clip["status"] == "ready"
     assert f"interrupted during complete: clip {clip['id']} is ready" in result.stderr
+
+
+def test_resume_finishes_a_one_put_clip_the_store_lacks(live_server, make_token, audio):
+    """`--resume` of a clip uploaded in one PUT (what Ctrl-C during the PUT prints): the file
+    goes up with a fresh URL, then complete."""
+    f = audio["note.ogg"]
+    token = make_token("cli-resume-single")
+    created = AudioClipsClient(live_server.url, token).create(mime_type=f.mime_type, bytes=f.size)
+    clip_id = created["clip"]["id"]
+    result = CliRunner().invoke(
+        main, ["upload", str(f.path), "--resume", clip_id, "--api", live_server.url, "--token", token, "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    clip = json.loads(result.stdout.split("\nplayback URL")[0])
+    assert clip["id"] == clip_id and clip["status"] == "ready" and clip["stored_bytes"] == f.size

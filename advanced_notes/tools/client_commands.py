@@ -154,7 +154,12 @@ def _say(line: str) -> None:
     help="Bytes from which FILE is uploaded in parts (resumable).",
 )
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 32), help="Parts sent at once.")
-@click.option("--resume", "resume_clip_id", default=None, help="Finish the interrupted multipart upload of this clip.")
+@click.option(
+    "--resume",
+    "resume_clip_id",
+    default=None,
+    help="Finish the interrupted upload of this clip (in parts: only the parts the store lacks).",
+)
 @_client_options
 @_api_errors
 def upload_command(
@@ -255,7 +260,7 @@ def _interrupted(api: str | None, token: str | None, file: str, state: dict[str,
     if state["multipart"]:
         _say(f"interrupted: the parts stored so far are kept; send the others with:\n  {resume}")
     else:
-        _say(f"interrupted: clip {clip_id} stays pending (it expires by itself); run the same command again")
+        _say(f"interrupted: clip {clip_id} stays pending; finish it with:\n  {resume}")
     raise SystemExit(INTERRUPTED)
 
 
