@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -263,7 +264,46 @@ def test_a_dev_session_logs_no_signature_no_colour_and_each_request_once(tmp_pat
     assert "alembic.runtime.plugins" not in log
     completes = [line for line in log.splitlines() if f"/api/audio-clips/{clip_id}/complete" in line]
     assert len(completes) == 1, completes
-    assert f"GET /advanced-notes-dev/dev/audio-clips/{clip_id}" in log  # the emulator's line, path only
+    # One readable line per request in the dev terminal: time, method, path, status, ms.
+    assert re.fullmatch(rf"\d\d:\d\d:\d\d POST /api/audio-clips/{clip_id}/complete 200 \d+ ms", completes[0])
+    # No line per S3 call (the emulator's own lines show at LOG_LEVEL=DEBUG only), no JSON.
+    assert "/advanced-notes-dev/" not in log
+    assert not [line for line in log.splitlines() if line.startswith("{")]
+
+
+# --- a PUT whose client never calls complete ------------------------------------------
+
+
+def test_a_put_without_complete_becomes_ready_by_itself(dev, audio):
+    """The emulator bucket's ObjectCreated event reaches the dev server, which finishes the
+    upload with the checks of complete: no sweeper, no restart, no client call."""
+    f = audio["note.m4a"]
+    created = create_clip(dev, f.size, f.mime_type)
+    upload = created["upload"]
+    put = requests.put(upload["url"], data=f.data, headers=upload.get("headers", {}), timeout=10)
+    assert put.status_code == 200, put.text
+    put_done = time.monotonic()
+    headers = {"Authorization": f"Bearer {dev.token()}"}
+    clip = created["clip"]
+    while clip["status"] == "pending" and time.monotonic() - put_done < 10:
+        time.sleep(0.2)
+        clip = requests.get(f"{dev.api}/api/audio-clips/{clip['id']}", headers=headers, timeout=10).json()["clip"]
+    took = time.monotonic() - put_done
+    assert clip["status"] == "ready", clip
+    assert took < 5, f"ready {took:.1f} s after the PUT"
+    assert abs(clip["measured_duration_ms"] - f.duration_ms) <= 50  # measured, as complete does
+    # An object that is not what the clip promised is judged as complete would: rejected.
+    other = create_clip(dev, f.size, f.mime_type)
+    junk = b"\0" * f.size
+    put = requests.put(other["upload"]["url"], data=junk, headers=other["upload"].get("headers", {}), timeout=10)
+    assert put.status_code == 200, put.text
+    deadline = time.monotonic() + 10
+    status = "pending"
+    while status == "pending" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = requests.get(f"{dev.api}/api/audio-clips/{other['clip']['id']}", headers=headers, timeout=10).json()
+        status = status["clip"]["status"]
+    assert status == "rejected"
 
 
 # --- item 10: the README's curl section, copied and pasted ------------------------------
