@@ -274,36 +274,46 @@ def test_a_dev_session_logs_no_signature_no_colour_and_each_request_once(tmp_pat
 # --- a PUT whose client never calls complete ------------------------------------------
 
 
-def test_a_put_without_complete_becomes_ready_by_itself(dev, audio):
-    """The emulator bucket's ObjectCreated event reaches the dev server, which finishes the
-    upload with the checks of complete: no sweeper, no restart, no client call."""
-    f = audio["note.m4a"]
+def put_and_wait(dev: DevServer, f, data: bytes | None = None, seconds: float = 10) -> tuple[dict, float]:
+    """Create a clip for ``f``, PUT ``data`` (default: the file) and never call complete;
+    return the clip once it is not pending (or after ``seconds``) and the seconds it took."""
     created = create_clip(dev, f.size, f.mime_type)
     upload = created["upload"]
-    put = requests.put(upload["url"], data=f.data, headers=upload.get("headers", {}), timeout=10)
+    put = requests.put(upload["url"], data=f.data if data is None else data, headers=upload["headers"], timeout=10)
     assert put.status_code == 200, put.text
     put_done = time.monotonic()
     headers = {"Authorization": f"Bearer {dev.token()}"}
     clip = created["clip"]
-    while clip["status"] == "pending" and time.monotonic() - put_done < 10:
-        time.sleep(0.2)
+    while clip["status"] == "pending" and time.monotonic() - put_done < seconds:
+        time.sleep(0.1)
         clip = requests.get(f"{dev.api}/api/audio-clips/{clip['id']}", headers=headers, timeout=10).json()["clip"]
-    took = time.monotonic() - put_done
+    return clip, time.monotonic() - put_done
+
+
+def test_a_put_without_complete_becomes_ready_by_itself(dev, audio):
+    """The emulator bucket's ObjectCreated event reaches the dev server, which finishes the
+    upload with the checks of complete: no sweeper, no restart, no client call."""
+    f = audio["note.m4a"]
+    clip, took = put_and_wait(dev, f)
     assert clip["status"] == "ready", clip
     assert took < 5, f"ready {took:.1f} s after the PUT"
     assert abs(clip["measured_duration_ms"] - f.duration_ms) <= 50  # measured, as complete does
     # An object that is not what the clip promised is judged as complete would: rejected.
-    other = create_clip(dev, f.size, f.mime_type)
-    junk = b"\0" * f.size
-    put = requests.put(other["upload"]["url"], data=junk, headers=other["upload"].get("headers", {}), timeout=10)
-    assert put.status_code == 200, put.text
-    deadline = time.monotonic() + 10
-    status = "pending"
-    while status == "pending" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        status = requests.get(f"{dev.api}/api/audio-clips/{other['clip']['id']}", headers=headers, timeout=10).json()
-        status = status["clip"]["status"]
-    assert status == "rejected"
+    clip, _ = put_and_wait(dev, f, b"\0" * f.size)
+    assert clip["status"] == "rejected", clip
+
+
+def test_bucket_events_reach_a_restarted_dev_server(tmp_path, audio):
+    """Each start wires the emulator's events again: nothing to enable, nothing to reset."""
+    folder = tmp_path / "restarted"
+    start_dev_server(folder).stop()
+    server = start_dev_server(folder)
+    try:
+        assert "Events    the bucket's ObjectCreated events" in server.log_path.read_text()
+        clip, took = put_and_wait(server, audio["note.ogg"])
+        assert clip["status"] == "ready" and took < 5, (clip, took)
+    finally:
+        server.stop()
 
 
 # --- item 10: the README's curl section, copied and pasted ------------------------------
