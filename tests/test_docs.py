@@ -156,3 +156,42 @@ def test_the_built_site_fetches_nothing_from_outside_hosts(tmp_path):
             (sheet.name, url) for url in re.findall(r"@import\s+['\"]((?:https?:)?//[^'\"]+)", sheet.read_text())
         ]
     assert not external, external
+
+
+def documented_defaults() -> list[tuple[str, str]]:
+    """(variable, default cell) of docs/settings.md's rows, a ``A / B`` row split in two."""
+    found = []
+    for line in (DOCS / "settings.md").read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        names = re.findall(r"`([A-Z][A-Z0-9_]*)`", re.sub(r"\(.*?\)", "", cells[0]))  # aliases are in ( )
+        defaults = cells[1].split(" / ")
+        if len(names) == len(defaults):
+            found += zip(names, (d.strip() for d in defaults), strict=True)
+    return found
+
+
+def test_the_settings_page_shows_the_models_defaults():
+    """A default written as a value (``900``, ``0 (off)``, `` `INFO` ``) is the model's default."""
+    from advanced_notes.settings import Settings
+
+    fields = {names[0]: field for field, names in Settings.variable_names().items()}
+    checked = 0
+    for name, cell in documented_defaults():
+        if name not in fields:
+            continue  # read by gunicorn.conf.py, not the model
+        default = Settings.model_fields[fields[name]].default
+        number = re.fullmatch(r"(-?\d+(?:\.\d+)?)(?: \(.*\))?", cell)
+        literal = re.fullmatch(r"`([^`]+)`", cell)
+        if literal and re.fullmatch(r"[A-Z][A-Z0-9_]*", literal.group(1)):
+            continue  # another variable's value
+        if number:
+            assert not isinstance(default, bool) and float(number.group(1)) == default, (name, cell, default)
+        elif literal:
+            expected = {True: "on", False: "off"}[default] if isinstance(default, bool) else str(default)
+            assert literal.group(1) == expected, (name, cell, default)
+        else:
+            continue  # a sentence ("the built-in list", "SQLite file under instance/")
+        checked += 1
+    assert checked >= 40  # the parse itself works
