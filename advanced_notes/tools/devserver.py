@@ -3,11 +3,12 @@ and one Celery worker process beside it that processes the ready clips.
 
 For trying the API on a fresh machine with no other setup. The worker's broker is kombu's
 SQLAlchemy transport on a SQLite file of its own (``instance/broker.sqlite``), so nothing
-needs installing; it runs the relay too (``worker -B``) and stops with the server. The
-emulator's bucket sends its ObjectCreated events to an SQS queue of the emulator, which a
-thread of the server consumes (:mod:`advanced_notes.tools.dev_events`): an upload whose
-client never calls complete is finished within seconds, as ``events consume`` does in
-production. The emulator keeps its bucket in memory, so the SQLite file is recreated on each start: rows whose objects
+needs installing; it runs the relay too (``worker -B``) and stops with the server
+(:mod:`advanced_notes.tools.dev_worker`). The emulator's bucket sends its ObjectCreated
+events to an SQS queue of the emulator, which a thread of the server consumes
+(:mod:`advanced_notes.tools.dev_events`): an upload whose client never calls complete is
+finished within seconds, as ``events consume`` does in production. The emulator keeps its
+bucket in memory, so the SQLite file is recreated on each start: rows whose objects
 vanished with the last run would be lies. One dev server per folder: it locks
 ``instance/`` and publishes itself there for the other commands
 (:mod:`advanced_notes.tools.discovery`); both ports are bound before any file changes.
