@@ -21,8 +21,7 @@ import pytest
 from advanced_notes.api.context import services_of
 from advanced_notes.api.logs import TextFormatter, configure_logging
 from advanced_notes.tools.devserver import EmbeddedOptions, embedded_config
-
-from .conftest import REPO
+from testkit.paths import REPO
 
 
 def lines_of(app, settings, *paths: str) -> list[str]:

@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.conftest import REPO
+from testkit.paths import REPO
 
 JSON_BLOCKS = [
     (page.name, block)
