@@ -123,3 +123,18 @@ def test_tests_and_bench_share_only_testkit():
     assert {f for f, top in _top_level_imports("tests") if top == "bench"} == set()
     assert {f for f, top in _top_level_imports("bench") if top == "tests"} == set()
     assert {f for f, top in _top_level_imports("testkit") if top in ("tests", "bench")} == set()
+
+
+def test_importing_one_api_module_loads_no_blueprint_service_or_store_client():
+    # Minting a token (api.auth) or reading the services from a command (api.context) runs
+    # the api package's __init__ first: it must not build the whole HTTP layer.
+    code = textwrap.dedent("""
+        import sys
+        import advanced_notes.api.auth, advanced_notes.api.context
+        heavy = ("boto3", "flask_smorest", "advanced_notes.services", "advanced_notes.api.registry",
+                 "advanced_notes.api.clips", "advanced_notes.api.schemas")
+        loaded = sorted(m for m in sys.modules if m.startswith(heavy))
+        assert not loaded, loaded
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

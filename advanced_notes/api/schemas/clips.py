@@ -157,6 +157,8 @@ class ListClipsQuerySchema(StrictSchema):
 
 
 class ProcessingReasonSchema(Schema):
+    """Why processing failed: a code and a sentence."""
+
     code = fields.String(metadata={"example": "not_audio"})
     message = fields.String()
 
@@ -245,10 +247,14 @@ class PlaybackSchema(Schema):
 
 
 class ClipEnvelopeSchema(Schema):
+    """``{"clip": ...}``: the answer of get, update and complete."""
+
     clip = fields.Nested(ClipSchema)
 
 
 class CreatedClipSchema(Schema):
+    """Answer of ``POST /api/audio-clips``: the clip and how to upload its bytes."""
+
     clip = fields.Nested(ClipSchema)
     upload = fields.Nested(
         UploadSchema,
@@ -263,18 +269,26 @@ class CreatedClipSchema(Schema):
 
 
 class UploadEnvelopeSchema(Schema):
+    """Answer of ``POST .../upload-url``: a freshly signed PUT."""
+
     upload = fields.Nested(UploadSchema)
 
 
 class ClipPageSchema(Schema):
+    """A page of ``GET /api/audio-clips``; ``next_cursor`` is null on the last page."""
+
     clips = fields.List(fields.Nested(ClipSchema))
     next_cursor = fields.String(allow_none=True)
 
 
 class NoteAudioSchema(Schema):
+    """Answer of ``GET /api/notes/<note_id>/audio``: the note's primary clip and its playback."""
+
     clip = fields.Nested(ClipSchema)
     playback = fields.Nested(PlaybackSchema)
 
 
 class DeletedSchema(Schema):
+    """Answer of ``DELETE /api/notes/<note_id>/audio``."""
+
     deleted = fields.Integer(metadata={"description": "How many clips were deleted."})
