@@ -26,9 +26,9 @@ import requests
 
 from advanced_notes.api.context import services_of
 from advanced_notes.domain.bucket_cors import required_cors_rules
+from testkit.sigv4 import signature_matches
 
 from .conftest import ACCESS_KEY, BUCKET, REGION, SECRET_KEY
-from .sigv4 import signature_matches
 
 pytestmark = pytest.mark.e2e
 

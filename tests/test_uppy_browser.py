@@ -17,9 +17,9 @@ import requests
 
 from advanced_notes.api.context import services_of
 from advanced_notes.domain.bucket_cors import required_cors_rules
+from testkit.longaudio import build_long_wav
 
 from .conftest import FIXTURES, LiveServer
-from .longaudio import build_long_wav
 from .test_browser import STEP_TIMEOUT_MS, bucket_cors, launch, playwright  # noqa: F401 (fixtures)
 from .test_multipart import IS_STRICT, build_multipart_app
 
