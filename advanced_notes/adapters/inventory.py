@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 from advanced_notes.adapters.storage import ListedObject, S3Storage
+from advanced_notes.domain.errors import ObjectVanished
 
 _NEEDED = ("Key", "Size", "LastModifiedDate")
 
@@ -103,13 +104,17 @@ def inventory_objects(
         ``(taken_at, objects)``: when the report was made (aware UTC) and its objects in
         key order (binary order of the keys, as a listing).
     Raises:
-        InventoryError: the manifest is unusable (read at once, before any file).
-        StorageUnavailable, ObjectVanished: the manifest or a file could not be fetched.
+        InventoryError: no manifest at the key, or an unusable one (read at once, before any file).
+        StorageUnavailable: the manifest or a file could not be fetched; ObjectVanished: a
+            data file the manifest names is gone.
     """
     scratch = tempfile.TemporaryDirectory(prefix="inventory-") if workdir is None else None
     folder = Path(scratch.name) if scratch is not None else workdir
     assert folder is not None
-    storage.download_file(manifest_key, folder / "manifest.json")
+    try:
+        storage.download_file(manifest_key, folder / "manifest.json")
+    except ObjectVanished as exc:
+        raise InventoryError(f"no object at {manifest_key!r} in bucket {storage.bucket!r}") from exc
     taken_at, files, columns = parse_manifest((folder / "manifest.json").read_text(), storage.bucket)
 
     def objects() -> Iterator[ListedObject]:

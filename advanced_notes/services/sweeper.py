@@ -213,6 +213,7 @@ class Sweeper(Finisher):
             if not clips:
                 return count
             after = (clips[-1].created_at, clips[-1].id)
+            report.rows_scanned += len(clips)
             count += self.expire_batch(clips, apply, now, report)
 
     def expire_batch(self, clips: Sequence[Clip], apply: bool, now: dt.datetime, report: SweepReport) -> int:
