@@ -202,3 +202,68 @@ def test_inventory_options_need_reconcile(env):
     assert "no object at 'nope.json'" in run_cli(app, ["sweep", "--reconcile", "--inventory", "nope.json"]).output
     result = run_cli(app, ["sweep", "--inventory", "nope.json"])
     assert result.exit_code == 2 and "--delete and --inventory need --reconcile" in result.output
+
+
+def test_a_store_outage_stops_the_run_after_a_few_requests_and_expires_nothing(env, audio, base_config):
+    api, app = env
+    stale = [api.create(audio["note.ogg"])["clip"]["id"] for _ in range(20)]  # the pending quota
+    make_stale(app, *stale)
+    dead = create_app(
+        {
+            **base_config,
+            "S3_KEY_PREFIX": services_of(app).settings.key_prefix,
+            "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+            "S3_CONNECT_TIMEOUT_SECONDS": "1",
+        }
+    )
+    calls = count_requests(dead)
+    result = run_cli(dead, ["sweep", "--apply"])
+    assert result.exit_code == 1 and "could not be reached" in result.output, result.output
+    assert {status(app, c) for c in stale} == {"pending"}  # unknown is never empty
+    assert calls["HeadObject"] <= 8 + 8, calls  # a streak of 8 failures, and the 8 already in flight
+
+
+def test_the_pending_scans_are_index_ranges(empty_database_url):
+    """On PostgreSQL, over 20,000 stored clips of which a fifth are pending (a backlog: the
+    listing fallback's case): both scans of the frequent run read an index of pending clips in
+    their order (no sort of every pending row per batch), never the table's every row."""
+    url = empty_database_url()
+    if not url.startswith("postgresql"):
+        pytest.skip("plans are PostgreSQL's; .ci/run runs this on PostgreSQL")
+    from sqlalchemy import create_engine, text
+
+    from advanced_notes.adapters import migrate
+
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO audio_clips (id, owner_id, status, mime_type, bytes, storage_key, created_at, "
+                    "updated_at) SELECT gen_random_uuid(), 'o' || (i % 500), "
+                    "CASE WHEN i % 5 = 0 THEN 'pending' ELSE 'ready' END, 'audio/ogg', 10, 'k/' || i, "
+                    "now() - i * interval '1 second', now() FROM generate_series(1, 20000) AS i"
+                )
+            )
+            conn.execute(text("ANALYZE audio_clips"))
+            by_time = "\n".join(
+                conn.execute(
+                    text(
+                        "EXPLAIN SELECT * FROM audio_clips WHERE status = 'pending' AND created_at < now() "
+                        "ORDER BY created_at, id LIMIT 500"
+                    )
+                ).scalars()
+            )
+            by_id = "\n".join(
+                conn.execute(
+                    text(
+                        "EXPLAIN SELECT id, storage_key, status, completed_at, created_at FROM audio_clips "
+                        "WHERE status = 'pending' ORDER BY id LIMIT 500"
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    assert "ix_audio_clips_status_created" in by_time and "Seq Scan" not in by_time, by_time
+    assert "ix_audio_clips_pending_id" in by_id and "Sort" not in by_id and "Seq Scan" not in by_id, by_id

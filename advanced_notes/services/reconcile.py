@@ -7,7 +7,8 @@ by its derived objects ``<uuid>/<name>``) and the rows ordered by ``id`` (UUIDs 
 bounded: one listing page and one batch of rows at a time.
 
 - :func:`finish_listed` (the frequent run when many clips are pending) merges with the
-  pending rows only (a partial index), to finish the pending clips whose object is there.
+  pending rows only (a partial index), to finish the pending clips whose object is there;
+  :func:`finish_listed_uploads` finds their multipart uploads the same way (one listing).
 - :func:`find` (``sweep --reconcile``, nightly) merges with every row and reports objects no
   row or recorded deletion knows (orphans), objects of rejected/expired clips (late
   uploads: deleted with ``apply``) and ready clips whose object is gone (missing).
@@ -27,6 +28,7 @@ from advanced_notes.adapters.outbox_sql import deletion_keys
 from advanced_notes.adapters.storage import ListedObject, S3Storage
 from advanced_notes.domain.errors import StorageUnavailable
 from advanced_notes.domain.keys import clip_id_from_key, derived_keys
+from advanced_notes.services.multipart_sweep import pending_uploads
 from advanced_notes.services.sweep_report import SweepReport
 
 if TYPE_CHECKING:
@@ -114,6 +116,22 @@ def finish_listed(
             sweeper.finish_batch(to_finish, apply, report)
             to_finish = []
     sweeper.finish_batch(to_finish, apply, report)
+
+
+def finish_listed_uploads(sweeper: Sweeper, report: SweepReport, started: dt.datetime, *, apply: bool) -> None:
+    """Assemble and finish the pending multipart clips whose every part is stored, found by listing.
+
+    The uploads in progress under the prefix (:func:`~advanced_notes.services.multipart_sweep.pending_uploads`,
+    one ListMultipartUploads request per 1000 uploads) that are a pending clip's current
+    upload: ListParts each, then :meth:`~advanced_notes.services.sweep_finish.Finisher.settle`.
+
+    Raises:
+        StorageUnavailable: ListMultipartUploads failed (nothing is expired then).
+    """
+    stale_before = started - sweeper.reservation
+    for page in pending_uploads(sweeper.db, sweeper.storage, sweeper.folder):
+        for clip in page:
+            sweeper.settle(clip, sweeper.probe(clip), started, clip.created_at < stale_before, apply, report)
 
 
 def find(

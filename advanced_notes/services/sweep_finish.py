@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -60,18 +61,42 @@ class Finisher:
         self._present: set[uuid.UUID] = set()
         #: Pending clips the current run showed with no object (a HEAD answered 404).
         self._absent: set[uuid.UUID] = set()
+        #: The store failures since its last answer, and the first of the current streak.
+        self._failures = 0
+        self._failure: StorageUnavailable | None = None
+        self._failures_lock = threading.Lock()
+
+    #: Failed store requests in a row (no answer between them) after which the run stops
+    #: asking: the store is down, and each further request would wait for its timeout.
+    OUTAGE_AFTER = 8
+
+    def store_down(self) -> StorageUnavailable | None:
+        """The first failure of the current streak once :data:`OUTAGE_AFTER` requests in a row failed."""
+        with self._failures_lock:
+            return self._failure if self._failures >= self.OUTAGE_AFTER else None
 
     def probe(self, clip: Clip) -> Probe:
         """Ask the store about ``clip``: ListParts when it has a multipart upload, else (or
-        when the store no longer knows the upload) HEAD. Store calls only: safe in a thread."""
+        when the store no longer knows the upload) HEAD. Store calls only: safe in a thread.
+        Once the store is down (:meth:`store_down`), answers failed without asking."""
+        if self.store_down() is not None:
+            return Probe(failed=True)
         try:
             if clip.multipart_upload_id is not None:
                 parts = self.storage.list_parts(clip.storage_key, clip.multipart_upload_id)
                 if parts is not None:
-                    return Probe(parts=parts)
-            return Probe(stored=self.storage.head(clip.storage_key))
-        except StorageUnavailable:
+                    return self._answered(Probe(parts=parts))
+            return self._answered(Probe(stored=self.storage.head(clip.storage_key)))
+        except StorageUnavailable as exc:
+            with self._failures_lock:
+                self._failures += 1
+                self._failure = self._failure or exc
             return Probe(failed=True)
+
+    def _answered(self, probe: Probe) -> Probe:
+        with self._failures_lock:
+            self._failures, self._failure = 0, None
+        return probe
 
     def settle(
         self, clip: Clip, probe: Probe, started: dt.datetime, stale: bool, apply: bool, report: SweepReport

@@ -42,7 +42,7 @@ from advanced_notes.services import reconcile as reconcile_pass
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import CLOCK_SKEW, AttemptResult, DeletionQueue, latest_upload_expiry
 from advanced_notes.services.lifecycle import EXPIRED, update_if_pending
-from advanced_notes.services.multipart_sweep import abort_abandoned_uploads, pending_uploads
+from advanced_notes.services.multipart_sweep import abort_abandoned_uploads
 from advanced_notes.services.sweep_finish import Finisher, Probe
 from advanced_notes.services.sweep_report import SweepReport
 from advanced_notes.services.webhooks import WebhookOutbox
@@ -123,6 +123,7 @@ class Sweeper(Finisher):
         report = SweepReport(applied=apply, reconciled=reconcile)
         started = utcnow()
         self._present, self._absent, self._listed = set(), set(), False
+        self._failures, self._failure = 0, None
         with self.db.statement() as conn:
             pending = count_pending_created_before(conn, before=started, limit=self.listing_threshold + 1)
         if pending > self.listing_threshold:
@@ -130,7 +131,7 @@ class Sweeper(Finisher):
             reconcile_pass.finish_listed(self, report, started, apply=apply, progress=progress)
             self._listed = True
             # Before expiry: a clip whose every part is stored is finished, never expired.
-            self.finish_multipart(report, started, apply=apply)
+            reconcile_pass.finish_listed_uploads(self, report, started, apply=apply)
             report.expired = self.expire_stale(apply, started, report)
         else:
             report.expired = self.check_pending(report, started, apply=apply, progress=progress)
@@ -174,6 +175,9 @@ class Sweeper(Finisher):
 
         Returns:
             how many clips were (in a dry run: would be) expired.
+        Raises:
+            StorageUnavailable: the store stopped answering (``OUTAGE_AFTER`` failures in a
+                row); what was done stays done.
         """
         stale_before, expired = started - self.reservation, 0
         after: tuple[dt.datetime, uuid.UUID] | None = None
@@ -191,6 +195,8 @@ class Sweeper(Finisher):
                 if progress:
                     progress(len(clips))
                 expired += self.expire_batch([c for c in clips if c.created_at < stale_before], apply, started, report)
+                if (failure := self.store_down()) is not None:
+                    raise failure  # clips it could not ask about stay pending; the next run retries
 
     # -- expiry ---------------------------------------------------------------------
 
@@ -291,24 +297,6 @@ class Sweeper(Finisher):
             if total.failed:  # the store is failing: the rest waits for the next run
                 break
         return total
-
-    # -- multipart uploads found by listing (the fallback) ------------------------------------
-
-    def finish_multipart(self, report: SweepReport, started: dt.datetime, *, apply: bool) -> None:
-        """Assemble and finish pending multipart clips whose every part is stored (listing fallback).
-
-        For each pending clip whose current upload is in progress under the prefix
-        (:func:`~advanced_notes.services.multipart_sweep.pending_uploads`, one
-        ListMultipartUploads request per 1000 uploads): ListParts, then
-        :meth:`~advanced_notes.services.sweep_finish.Finisher.settle`.
-
-        Raises:
-            StorageUnavailable: ListMultipartUploads failed (nothing is expired then).
-        """
-        stale_before = started - self.reservation
-        for page in pending_uploads(self.db, self.storage, self.folder):
-            for clip in page:
-                self.settle(clip, self.probe(clip), started, clip.created_at < stale_before, apply, report)
 
 
 __all__ = ["LISTING_THRESHOLD", "PROBE_THREADS", "Probe", "SweepReport", "Sweeper"]
