@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.fixtures import AUDIO_FIXTURES
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 FIXTURE = AUDIO_FIXTURES / "note.ogg"
 PREFIX = "bench"
