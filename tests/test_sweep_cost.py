@@ -267,3 +267,14 @@ def test_the_pending_scans_are_index_ranges(empty_database_url):
         engine.dispose()
     assert "ix_audio_clips_status_created" in by_time and "Seq Scan" not in by_time, by_time
     assert "ix_audio_clips_pending_id" in by_id and "Sort" not in by_id and "Seq Scan" not in by_id, by_id
+
+
+def test_an_unreadable_inventory_file_is_refused_with_its_name(env):
+    _, app = env
+    storage = services_of(app).storage
+    manifest = write_inventory(app, [(f"{services_of(app).settings.key_prefix}/audio-clips/x.ogg", 1, utcnow())])
+    body = json.loads(storage.get_range(manifest, 0, 100_000))
+    storage.put_object(body["files"][0]["key"], b"not gzip", "application/gzip")  # a truncated delivery
+    result = run_cli(app, ["sweep", "--reconcile", "--inventory", manifest])
+    assert result.exit_code == 1, result.output
+    assert f"{body['files'][0]['key']}: unreadable at its start: BadGzipFile" in result.output, result.output

@@ -70,16 +70,24 @@ def parse_manifest(text: str, bucket: str) -> tuple[dt.datetime, list[str], dict
     return taken_at, files, {name: schema.index(name) for name in _NEEDED}
 
 
-def _entries(path: Path, columns: dict[str, int], prefix: str) -> Iterator[tuple[str, int, str]]:
-    with gzip.open(path, "rt", newline="") as rows:
-        for row in csv.reader(rows):
-            key = unquote_plus(row[columns["Key"]])
-            if key.startswith(prefix):
-                yield key, int(row[columns["Size"]] or 0), row[columns["LastModifiedDate"]]
+def _entries(path: Path, columns: dict[str, int], prefix: str, name: str) -> Iterator[tuple[str, int, str]]:
+    number = 0
+    try:
+        with gzip.open(path, "rt", newline="") as rows:
+            for row in csv.reader(rows):
+                number += 1
+                key = unquote_plus(row[columns["Key"]])
+                if key.startswith(prefix):
+                    modified = row[columns["LastModifiedDate"]]
+                    dt.datetime.fromisoformat(modified)  # refused here, not in the merge
+                    yield key, int(row[columns["Size"]] or 0), modified
+    except (OSError, EOFError, csv.Error, IndexError, ValueError) as exc:
+        where = f"row {number}" if number else "its start"
+        raise InventoryError(f"{name}: unreadable at {where}: {exc.__class__.__name__}: {exc}") from exc
 
 
-def _sorted_file(path: Path, columns: dict[str, int], prefix: str, out: Path) -> Path:
-    entries = sorted(_entries(path, columns, prefix))
+def _sorted_file(path: Path, columns: dict[str, int], prefix: str, out: Path, name: str) -> Path:
+    entries = sorted(_entries(path, columns, prefix, name))
     with out.open("w", newline="") as sink:
         csv.writer(sink).writerows(entries)
     return out
@@ -104,7 +112,8 @@ def inventory_objects(
         ``(taken_at, objects)``: when the report was made (aware UTC) and its objects in
         key order (binary order of the keys, as a listing).
     Raises:
-        InventoryError: no manifest at the key, or an unusable one (read at once, before any file).
+        InventoryError: no manifest at the key, or an unusable one (read at once, before any
+            file); or, while iterating, a data file that is not gzip CSV of the schema.
         StorageUnavailable: the manifest or a file could not be fetched; ObjectVanished: a
             data file the manifest names is gone.
     """
@@ -123,7 +132,7 @@ def inventory_objects(
             for number, key in enumerate(files):
                 raw = folder / f"{number}.csv.gz"
                 storage.download_file(key, raw)
-                sorted_files.append(_sorted_file(raw, columns, prefix, folder / f"{number}.sorted.csv"))
+                sorted_files.append(_sorted_file(raw, columns, prefix, folder / f"{number}.sorted.csv", key))
                 raw.unlink()
             # Keys compare as str here; S3's order is that of their UTF-8 bytes, the same
             # for the ASCII keys the app writes (<prefix>/audio-clips/<uuid>.<ext>).

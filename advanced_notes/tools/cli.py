@@ -126,10 +126,10 @@ def token_command(subject: str, expires_in: int) -> None:
 )
 @click.option(
     "--listing-threshold",
-    default=10_000,
-    show_default=True,
+    default=None,
     type=click.IntRange(0),
-    help="Pending clips above which the run lists the folder instead of asking the store per clip.",
+    help="Pending clips above which the run lists the folder instead of asking the store per clip "
+    "(default: LISTING_THRESHOLD of advanced_notes/services/sweeper.py).",
 )
 @click.option(
     "--delete",
@@ -162,7 +162,7 @@ def sweep_command(
     apply: bool,
     reconcile: bool,
     inventory_manifest: str | None,
-    listing_threshold: int,
+    listing_threshold: int | None,
     delete_orphans: bool,
     min_orphan_age: int,
     batch_size: int,
@@ -187,20 +187,17 @@ def sweep_command(
     if (delete_orphans or inventory_manifest) and not reconcile:
         raise click.UsageError("--delete and --inventory need --reconcile")
     services = current_services()
-    sweeper = Sweeper(
-        services.db, services.storage, services.settings, batch_size=batch_size, listing_threshold=listing_threshold
-    )
+    sweeper = Sweeper(services.db, services.storage, services.settings, batch_size=batch_size)
+    if listing_threshold is not None:
+        sweeper.listing_threshold = listing_threshold
     # disable=None: the progress bar shows on a terminal and stays out of cron mail.
     with tqdm(unit=" items", desc="sweep", file=sys.stderr, disable=None) as bar:
+        from advanced_notes.adapters.inventory import InventoryError, inventory_objects
+
         try:
             inventory = None
             if inventory_manifest:
-                from advanced_notes.adapters.inventory import InventoryError, inventory_objects
-
-                try:
-                    inventory = inventory_objects(services.storage, inventory_manifest, sweeper.folder)
-                except InventoryError as exc:
-                    raise click.ClickException(f"{inventory_manifest}: {exc}") from exc
+                inventory = inventory_objects(services.storage, inventory_manifest, sweeper.folder)
             report = sweeper.run(
                 apply=apply,
                 reconcile=reconcile,
@@ -209,6 +206,8 @@ def sweep_command(
                 progress=bar.update,
                 inventory=inventory,
             )
+        except InventoryError as exc:
+            raise click.ClickException(f"{inventory_manifest}: {exc}") from exc
         except ApiError as exc:
             raise click.ClickException(exc.message) from exc
         except SQLAlchemyError as exc:
