@@ -237,7 +237,7 @@ def check_invariants(stack: Stack, flows: list[Flow], tally: Tally) -> dict[str,
     app = create_app(stack.settings_env())
     services = services_of(app)
     settings = load_settings(stack.settings_env(SWEEP_COMPLETE_GRACE_SECONDS="0"))
-    report = Sweeper(services.db, services.storage, settings).run(apply=True)
+    report = Sweeper(services.db, services.storage, settings).run(apply=True, reconcile=True)
     storage = services.storage
     with pgutil.connect(stack.dbname) as conn, conn.cursor() as cur:
         cur.execute(

@@ -70,7 +70,7 @@ def test_expiry_dry_run_then_apply_then_a_late_upload(env, audio):
     # The presigned URL cannot be revoked: the client uploads after the expiry.
     assert put_upload(stale["upload"], f.data).status_code == 200
     assert storage.head(stale["clip"]["storage_key"]) is not None
-    output = sweep(app, "--apply")
+    output = sweep(app, "--apply", "--reconcile")
     assert "late objects of rejected/expired clips: 1, deleted: 1" in output
     assert storage.head(stale["clip"]["storage_key"]) is None
     assert "stale pending clips expired: 0" in output
@@ -100,19 +100,19 @@ def test_reconcile_finds_orphans_and_missing_objects(env, audio):
     for key in orphan_keys:  # planted: objects no row knows
         storage.put_object(key, b"junk", "audio/mp4")
 
-    report = sweep(app, "--min-orphan-age", "0")
+    report = sweep(app, "--reconcile", "--min-orphan-age", "0")
     assert "orphan objects (no row, no recorded deletion): 3, deleted: 0" in report
     assert all(f"  orphan: {key}" in report for key in orphan_keys)
     assert "ready clips whose object is missing: 1\n" in report and f"  missing: {missing['storage_key']}" in report
     assert "objects scanned: 5" in report
 
-    assert "orphan objects (no row, no recorded deletion): 0" in sweep(app)  # too young by default (1 h)
-    assert "younger than the minimum age (left alone): 3" in sweep(app)
+    assert "orphan objects (no row, no recorded deletion): 0" in sweep(app, "--reconcile")  # too young (1 h)
+    assert "younger than the minimum age (left alone): 3" in sweep(app, "--reconcile")
 
-    sweep(app, "--apply", "--delete", "--min-orphan-age", "0")
+    sweep(app, "--apply", "--reconcile", "--delete", "--min-orphan-age", "0")
     assert all(storage.head(key) is None for key in orphan_keys)
     assert storage.head(kept["storage_key"]) is not None and storage.head(pending["clip"]["storage_key"]) is not None
-    after = sweep(app, "--min-orphan-age", "0")
+    after = sweep(app, "--reconcile", "--min-orphan-age", "0")
     assert "orphan objects (no row, no recorded deletion): 0" in after and "objects scanned: 2" in after
 
 
@@ -133,7 +133,7 @@ def test_derived_objects_of_known_clips_are_not_orphans(env, audio):
     stray = derived_key(f"{folder}{uuid.uuid4()}.webm", DERIVED_NAMES[0])
     storage.put_object(stray, b"junk", "audio/webm")
 
-    report = sweep(app, "--min-orphan-age", "0")
+    report = sweep(app, "--reconcile", "--min-orphan-age", "0")
     assert "orphan objects (no row, no recorded deletion): 1, deleted: 0" in report, report
     assert f"  orphan: {stray}" in report
     assert "ready clips whose object is missing: 1\n" in report and f"  missing: {missing['storage_key']}" in report
@@ -152,7 +152,7 @@ def test_objects_with_a_recorded_deletion_are_not_orphans(env, audio, base_confi
         }
     )
     services_of(dead).clips.delete("sweep-user", uuid.UUID(clip["id"]))
-    report = sweep(app, "--min-orphan-age", "0")
+    report = sweep(app, "--reconcile", "--min-orphan-age", "0")
     assert "objects with a recorded deletion: 1" in report
     assert "orphan objects (no row, no recorded deletion): 0" in report
 

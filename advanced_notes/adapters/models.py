@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -94,6 +95,14 @@ class AudioClip(Base):
         Index("ix_audio_clips_owner_created", "owner_id", "created_at", "id"),
         # The sweeper: status='pending' AND created_at < T.
         Index("ix_audio_clips_status_created", "status", "created_at"),
+        # The sweeper's listing fallback: pending clips in id order (a partial index, as
+        # small as the pending set whatever is stored; revision 0010).
+        Index(
+            "ix_audio_clips_pending_id",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
 

@@ -77,12 +77,14 @@ class PresignedRequest:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What a HEAD reported. ``size`` in bytes; ``checksum_sha256`` only when asked and stored."""
+    """What a HEAD reported. ``size`` in bytes; ``checksum_sha256`` only when asked and stored;
+    ``last_modified`` aware UTC (when the store sent it)."""
 
     size: int
     etag: str | None
     content_type: str | None
     checksum_sha256: str | None = None
+    last_modified: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -519,6 +521,7 @@ class S3Storage:
             etag=response.get("ETag"),
             content_type=response.get("ContentType"),
             checksum_sha256=response.get("ChecksumSHA256"),
+            last_modified=response.get("LastModified"),
         )
 
     def get_range(self, key: str, start: int, end: int) -> bytes:

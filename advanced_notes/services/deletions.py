@@ -16,13 +16,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
-
+from advanced_notes.adapters import outbox_sql
+from advanced_notes.adapters.clip_sql import upload_expiries
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, PendingDeletion
+from advanced_notes.adapters.models import PendingDeletion
+from advanced_notes.adapters.outbox_sql import DatabaseError, Executor, Session
 from advanced_notes.adapters.storage import S3Storage
+from advanced_notes.domain.backoff import exponential_backoff
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import StorageUnavailable
 
@@ -39,7 +39,7 @@ BACKOFF_MAX_SECONDS = 3600
 
 def backoff(attempts: int) -> dt.timedelta:
     """Delay before retry number ``attempts`` (1-based): 30 s, 60 s, 120 s, ... at most 1 h."""
-    return dt.timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+    return exponential_backoff(attempts, base_seconds=BACKOFF_BASE_SECONDS, max_seconds=BACKOFF_MAX_SECONDS)
 
 
 class ClipObject(Protocol):
@@ -52,17 +52,14 @@ class ClipObject(Protocol):
     multipart_upload_id: str | None
 
 
-def latest_upload_expiry(session: Session, clip_ids: list[uuid.UUID]) -> dict[uuid.UUID, dt.datetime | None]:
+def latest_upload_expiry(session: Executor, clip_ids: list[uuid.UUID]) -> dict[uuid.UUID, dt.datetime | None]:
     """The clips' ``upload_expires_at`` as stored now, read inside ``session``.
 
     Call it after the transition that took the clips out of ``pending`` (rejected,
     expired) in the same transaction: no URL can be minted for them any more, so this is
-    their last expiry, whatever an earlier read said (issue 13 item 7).
+    their last expiry, whatever an earlier read said.
     """
-    if not clip_ids:
-        return {}
-    rows = session.execute(select(AudioClip.id, AudioClip.upload_expires_at).where(AudioClip.id.in_(clip_ids)))
-    return {row.id: row.upload_expires_at for row in rows}
+    return upload_expiries(session, clip_ids=clip_ids)
 
 
 def recheck_until(clip: ClipObject, now: dt.datetime) -> dt.datetime:
@@ -122,7 +119,7 @@ class DeletionQueue:
             multipart_upload_id=clip.multipart_upload_id,
             created_at=now,
         )
-        session.add(record)
+        outbox_sql.add_rows(session, [record])
         return record
 
     @staticmethod
@@ -153,7 +150,7 @@ class DeletionQueue:
             )
             for key in keys
         ]
-        session.add_all(records)
+        outbox_sql.add_rows(session, records)
         return records
 
     def attempt(self, records: list[PendingDeletion]) -> AttemptResult:
@@ -165,12 +162,12 @@ class DeletionQueue:
 
         Never raises for a database failure either: callers run it after the commit that
         deleted, rejected or expired the clip, and a 503 then told the client the opposite
-        of what happened (issue 13 item 8). The record is committed and still due, so the
+        of what happened. The record is committed and still due, so the
         sweeper carries it out.
         """
         try:
             return self._attempt(records)
-        except SQLAlchemyError as exc:
+        except DatabaseError as exc:
             log.warning("deletion bookkeeping failed (%s); the sweeper will retry", exc.__class__.__name__)
             return AttemptResult(failed=1)
 
@@ -194,8 +191,7 @@ class DeletionQueue:
                 log.warning("deletion of %s failed (attempt %d); will retry", record.storage_key, attempts)
                 continue
             if record.recheck_until <= now:
-                with self.db.transaction() as session:
-                    session.execute(delete(PendingDeletion).where(PendingDeletion.id == record.id))
+                outbox_sql.delete_row(self.db, PendingDeletion, record.id)
                 result.done += 1
             else:
                 # Delete once more after the last PUT URL has expired, in case it is used.
@@ -206,57 +202,17 @@ class DeletionQueue:
         return result
 
     def _update(self, record: PendingDeletion, **values: object) -> None:
-        with self.db.transaction() as session:
-            session.execute(
-                update(PendingDeletion)
-                .where(PendingDeletion.id == record.id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+        outbox_sql.update_row(self.db, PendingDeletion, record.id, **values)
 
     def claim_due(self, limit: int, now: dt.datetime | None = None) -> list[PendingDeletion]:
         """Claim up to ``limit`` records whose retry time has come.
 
         Each is claimed with a compare-and-set on ``next_attempt_at`` (pushed one lease
-        ahead), so sweepers on several machines never work on the same record at once.
+        ahead, :func:`~advanced_notes.adapters.outbox_sql.claim_due`), so sweepers on
+        several machines never work on the same record at once.
         """
-        now = now or utcnow()
-        with self.db.read() as session:
-            due = list(
-                session.scalars(
-                    select(PendingDeletion)
-                    .where(PendingDeletion.next_attempt_at <= now)
-                    .order_by(PendingDeletion.next_attempt_at)
-                    .limit(limit)
-                )
-            )
-        claimed = []
-        for record in due:
-            with self.db.transaction() as session:
-                won = (
-                    session.scalar(
-                        update(PendingDeletion)
-                        .where(
-                            PendingDeletion.id == record.id, PendingDeletion.next_attempt_at == record.next_attempt_at
-                        )
-                        .values(next_attempt_at=now + CLAIM_LEASE)
-                        .returning(PendingDeletion.id)
-                        .execution_options(synchronize_session=False)
-                    )
-                    is not None
-                )
-            if won:
-                claimed.append(record)
-        return claimed
+        return outbox_sql.claim_due(self.db, PendingDeletion, now=now or utcnow(), limit=limit, lease=CLAIM_LEASE)
 
     def count_due(self, now: dt.datetime | None = None) -> int:
         """How many records are due now (for dry runs and reports)."""
-        with self.db.read() as session:
-            return (
-                session.scalar(
-                    select(func.count())
-                    .select_from(PendingDeletion)
-                    .where(PendingDeletion.next_attempt_at <= (now or utcnow()))
-                )
-                or 0
-            )
+        return outbox_sql.count_due(self.db, PendingDeletion, now=now or utcnow())

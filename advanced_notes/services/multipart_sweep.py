@@ -16,10 +16,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
+from advanced_notes.adapters.clip_sql import clips_by_ids
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, Clip, PendingDeletion
+from advanced_notes.adapters.models import Clip
+from advanced_notes.adapters.outbox_sql import deletion_keys
 from advanced_notes.adapters.storage import InProgressUpload, S3Storage
 from advanced_notes.domain.keys import clip_id_from_key
 from advanced_notes.services.lifecycle import EXPIRED, PENDING, REJECTED
@@ -63,10 +63,8 @@ def pending_uploads(db: Database, storage: S3Storage, folder: str) -> Iterator[l
         ids = [i for i in (clip_id_from_key(folder, u.key) for u in page) if i is not None]
         if not ids:
             continue
-        with db.read() as session:
-            clips: list[Clip] = list(
-                session.scalars(select(AudioClip).where(AudioClip.id.in_(ids), AudioClip.status == PENDING))
-            )
+        with db.statement() as conn:
+            clips: list[Clip] = list(clips_by_ids(conn, ids=ids, pending_only=True))
         yield [c for c in clips if (c.storage_key, c.multipart_upload_id) in listed]
 
 
@@ -107,19 +105,13 @@ def _classify(
 ) -> list[tuple[InProgressUpload, str]]:
     ids = {u.key: clip_id_from_key(folder, u.key) for u in page}
     known = [i for i in ids.values() if i is not None]
-    with db.read() as session:
-        clips = {
-            c.id: c
-            for c in session.execute(
-                select(AudioClip.id, AudioClip.storage_key, AudioClip.status, AudioClip.multipart_upload_id).where(
-                    AudioClip.id.in_(known)
-                )
-            )
-        }
-        deleted = set(session.scalars(select(PendingDeletion.storage_key).where(PendingDeletion.clip_id.in_(known))))
+    with db.statement() as conn:
+        clips = {c.id: c for c in clips_by_ids(conn, ids=known)}
+        deleted = deletion_keys(conn, clip_ids=known)
     verdicts = []
     for upload in page:
-        clip = clips.get(ids[upload.key]) if ids[upload.key] is not None else None
+        clip_id = ids[upload.key]
+        clip = clips.get(clip_id) if clip_id is not None else None
         if clip is not None and clip.storage_key == upload.key:
             if clip.status in (EXPIRED, REJECTED):
                 verdicts.append((upload, clip.status))

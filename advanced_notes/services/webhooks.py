@@ -1,4 +1,4 @@
-"""Outbound webhooks: tell the rest of the app when a clip changes (issue 11, docs/events.md).
+"""Outbound webhooks: tell the rest of the app when a clip changes (docs/events.md).
 
 Events ``clip.ready``, ``clip.rejected``, ``clip.expired``, ``clip.deleted``,
 ``clip.processed`` and ``clip.processing_failed`` are written
@@ -23,12 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
+from advanced_notes.adapters import outbox_sql
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import Clip, WebhookDelivery
+from advanced_notes.adapters.outbox_sql import Session
+from advanced_notes.domain.backoff import exponential_backoff
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.redact import redact_text, redact_url
 from advanced_notes.services.telemetry import WEBHOOK_ATTEMPTS
@@ -72,7 +73,7 @@ BACKOFF_MAX_SECONDS = 3600
 
 def backoff(attempts: int) -> dt.timedelta:
     """Delay before retry number ``attempts`` (1-based): 10 s, 20 s, 40 s, ... at most 1 h."""
-    return dt.timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+    return exponential_backoff(attempts, base_seconds=BACKOFF_BASE_SECONDS, max_seconds=BACKOFF_MAX_SECONDS)
 
 
 def _timestamp(value: dt.datetime | None) -> str | None:
@@ -138,19 +139,20 @@ class WebhookOutbox:
             },
             separators=(",", ":"),
         )
-        for url in self.urls:
-            session.add(
-                WebhookDelivery(
-                    event_id=event_id,
-                    event_type=event_type,
-                    clip_id=clip.id,
-                    endpoint_url=url,
-                    payload=body,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
+        rows = [
+            WebhookDelivery(
+                event_id=event_id,
+                event_type=event_type,
+                clip_id=clip.id,
+                endpoint_url=url,
+                payload=body,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
             )
+            for url in self.urls
+        ]
+        outbox_sql.add_rows(session, rows)
         return event_id
 
 
@@ -175,8 +177,8 @@ class WebhookDispatcher:
     """
 
     def __init__(self, db: Database, settings: Settings, session: requests.Session | None = None):
-        # Imported here: web workers never deliver webhooks, and requests costs them 3.8 MiB
-        # of resident memory (issue 15's footprint target).
+        # Imported here: web workers never deliver webhooks, and requests would add to
+        # their resident memory (docs/performance.md's footprint target).
         import requests
 
         self.db = db
@@ -205,28 +207,7 @@ class WebhookDispatcher:
         return result
 
     def _claim(self, now: dt.datetime, limit: int) -> list[WebhookDelivery]:
-        with self.db.read() as session:
-            due = list(
-                session.scalars(
-                    select(WebhookDelivery)
-                    .where(WebhookDelivery.next_attempt_at <= now)
-                    .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                    .limit(limit)
-                )
-            )
-        claimed = []
-        for row in due:
-            with self.db.transaction() as session:
-                won = session.scalar(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id == row.id, WebhookDelivery.next_attempt_at == row.next_attempt_at)
-                    .values(next_attempt_at=now + CLAIM_LEASE)
-                    .returning(WebhookDelivery.id)
-                    .execution_options(synchronize_session=False)
-                )
-            if won is not None:
-                claimed.append(row)
-        return claimed
+        return outbox_sql.claim_due(self.db, WebhookDelivery, now=now, limit=limit, lease=CLAIM_LEASE)
 
     def _attempt(self, signer: Webhook, row: WebhookDelivery, now: dt.datetime, result: DeliveryResult) -> None:
         sent_at = utcnow()
@@ -276,43 +257,13 @@ class WebhookDispatcher:
             log.warning(
                 "webhook %s to %s failed (attempt %d): %s", row.event_id, redact_url(row.endpoint_url), attempts, error
             )
-        with self.db.transaction() as session:
-            session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == row.id)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+        outbox_sql.update_row(self.db, WebhookDelivery, row.id, **values)
 
     def listing(self, *, failed_only: bool, limit: int = 100) -> list[WebhookDelivery]:
         """Rows for operators, newest first: with ``failed_only``, given up or retrying after a failure."""
-        query = select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc()).limit(limit)
-        if failed_only:
-            query = query.where(WebhookDelivery.delivered_at.is_(None), WebhookDelivery.last_error.is_not(None))
-        with self.db.read() as session:
-            return list(session.scalars(query))
+        return outbox_sql.webhook_listing(self.db, failed_only=failed_only, limit=limit)
 
     def counts(self) -> dict[str, int]:
         """Rows by state: ``pending`` (not yet delivered, still tried), ``failing`` (pending
         after at least one failure), ``given_up`` and ``delivered``."""
-        with self.db.read() as session:
-            pending = session.scalar(
-                select(func.count()).where(
-                    WebhookDelivery.delivered_at.is_(None), WebhookDelivery.given_up_at.is_(None)
-                )
-            )
-            failing = session.scalar(
-                select(func.count()).where(
-                    WebhookDelivery.delivered_at.is_(None),
-                    WebhookDelivery.given_up_at.is_(None),
-                    WebhookDelivery.last_error.is_not(None),
-                )
-            )
-            given_up = session.scalar(select(func.count()).where(WebhookDelivery.given_up_at.is_not(None)))
-            delivered = session.scalar(select(func.count()).where(WebhookDelivery.delivered_at.is_not(None)))
-        return {
-            "pending": pending or 0,
-            "failing": failing or 0,
-            "given_up": given_up or 0,
-            "delivered": delivered or 0,
-        }
+        return outbox_sql.webhook_counts(self.db)

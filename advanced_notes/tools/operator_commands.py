@@ -110,10 +110,29 @@ def token_command(subject: str, expires_in: int) -> None:
 @click.command("sweep")
 @click.option("--apply", is_flag=True, help="Make changes (default: dry run, report only).")
 @click.option(
+    "--reconcile",
+    is_flag=True,
+    help="Also compare the whole folder with every row (orphan, late, missing objects): nightly.",
+)
+@click.option(
+    "--inventory",
+    "inventory_manifest",
+    default=None,
+    metavar="KEY",
+    help="With --reconcile: read this S3 Inventory manifest.json (a key in the bucket) instead of listing.",
+)
+@click.option(
+    "--listing-threshold",
+    default=None,
+    type=click.IntRange(0),
+    help="Pending clips above which the run lists the folder instead of asking the store per clip "
+    "(default: LISTING_THRESHOLD of advanced_notes/services/sweeper.py).",
+)
+@click.option(
     "--delete",
     "delete_orphans",
     is_flag=True,
-    help="With --apply: also delete objects that no clip or recorded deletion knows.",
+    help="With --apply --reconcile: also delete objects that no clip or recorded deletion knows.",
 )
 @click.option(
     "--min-orphan-age",
@@ -137,9 +156,17 @@ def token_command(subject: str, expires_in: int) -> None:
 )
 @with_stack()
 def sweep_command(
-    apply: bool, delete_orphans: bool, min_orphan_age: int, batch_size: int, metrics_file: str | None
+    apply: bool,
+    reconcile: bool,
+    inventory_manifest: str | None,
+    listing_threshold: int | None,
+    delete_orphans: bool,
+    min_orphan_age: int,
+    batch_size: int,
+    metrics_file: str | None,
 ) -> None:
-    """Finish uploads nobody completed, expire stale ones, finish deletions, reconcile bucket and database.
+    """Finish uploads nobody completed, expire stale ones, finish deletions (costs what is pending);
+    with --reconcile, also compare bucket and database both ways.
 
     Safe to run from cron on several machines at once. Exits 0 after a complete run
     (findings are in the report), 1 when the store or database could not be reached.
@@ -154,17 +181,30 @@ def sweep_command(
 
     if delete_orphans and not apply:
         raise click.UsageError("--delete needs --apply")
+    if (delete_orphans or inventory_manifest) and not reconcile:
+        raise click.UsageError("--delete and --inventory need --reconcile")
     services = current_services()
     sweeper = Sweeper(services.db, services.storage, services.settings, batch_size=batch_size)
+    if listing_threshold is not None:
+        sweeper.listing_threshold = listing_threshold
     # disable=None: the progress bar shows on a terminal and stays out of cron mail.
-    with tqdm(unit=" objects", desc="reconcile", file=sys.stderr, disable=None) as bar:
+    with tqdm(unit=" items", desc="sweep", file=sys.stderr, disable=None) as bar:
+        from advanced_notes.adapters.inventory import InventoryError, inventory_objects
+
         try:
+            inventory = None
+            if inventory_manifest:
+                inventory = inventory_objects(services.storage, inventory_manifest, sweeper.folder)
             report = sweeper.run(
                 apply=apply,
+                reconcile=reconcile,
                 delete_orphans=delete_orphans,
                 min_orphan_age=dt.timedelta(seconds=min_orphan_age),
                 progress=bar.update,
+                inventory=inventory,
             )
+        except InventoryError as exc:
+            raise click.ClickException(f"{inventory_manifest}: {exc}") from exc
         except ApiError as exc:
             raise click.ClickException(exc.message) from exc
         except SQLAlchemyError as exc:
@@ -178,7 +218,7 @@ def sweep_command(
         sent = WebhookDispatcher(services.db, services.settings).deliver_due()
         click.echo(f"webhooks delivered: {sent.delivered}, failed: {sent.failed}, given up: {sent.given_up}")
     if metrics_file:
-        from advanced_notes.services.sweeper import write_report_metrics
+        from advanced_notes.services.sweep_metrics import write_report_metrics
 
         write_report_metrics(report, metrics_file)
 

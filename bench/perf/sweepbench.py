@@ -4,10 +4,11 @@
 
 SPEC: ``{"env": {...service settings...}, "dsn": "libpq dsn of the same database"}``.
 
-Runs ``Sweeper(db, storage, settings).run(apply=False)`` (a dry run: it reads
-everything and changes nothing) with the service's real Sweeper and Database. Only the
-bucket listing is a stand-in: moto lists about a thousand keys per request through
-XML and would take far longer than the sweeper itself at 10^6 objects, so
+Runs ``Sweeper(db, storage, settings).run(apply=False, reconcile=True)`` (the nightly
+two-way reconcile as a dry run: it reads everything and changes nothing) with the
+service's real Sweeper and Database. Only the bucket listing is a stand-in: moto lists
+about a thousand keys per request through XML and would take far longer than the
+sweeper itself at 10^6 objects, so
 :class:`TableListedStorage` lists the objects the bucket would hold, generated from
 the table in key order, one page at a time through a server-side cursor:
 
@@ -108,7 +109,7 @@ def main(argv: list[str]) -> int:
     db.ping()
     rss_before, hwm_before = _peak_rss_kib(), _vm_hwm_kib()
     started = time.perf_counter()
-    report = Sweeper(db, storage, settings).run(apply=False)
+    report = Sweeper(db, storage, settings).run(apply=False, reconcile=True)
     seconds = time.perf_counter() - started
     out = {
         "seconds": round(seconds, 3),
