@@ -211,7 +211,8 @@ class AppPage:
         assert self.page.is_hidden(f"{row} .error"), self.text(f"{row} .error")
         return self.page.evaluate(
             """(row) => { const a = document.querySelector(row).querySelector('audio');
-                return {duration: a.duration, readyState: a.readyState, error: a.error && a.error.code, src: a.src}; }""",
+                return {duration: a.duration, readyState: a.readyState,
+                        error: a.error && a.error.code, src: a.src}; }""",
             row,
         )
 
@@ -244,7 +245,9 @@ def test_a_small_file_goes_up_in_one_put_is_processed_and_plays_with_its_wavefor
         assert "partNumber" not in put.url
         sent = put.all_headers()
         assert sent["content-type"] == "audio/ogg"
-        assert signature_matches(put.url, "PUT", {"content-type": "audio/ogg", "content-length": str(f.size)}, SECRET_KEY)
+        assert signature_matches(
+            put.url, "PUT", {"content-type": "audio/ogg", "content-length": str(f.size)}, SECRET_KEY
+        )
         assert put.response().status == 200
 
         clip = api_clip(live_server.url, token, clip_id)
@@ -262,7 +265,9 @@ def test_a_small_file_goes_up_in_one_put_is_processed_and_plays_with_its_wavefor
         # peaks object, and never fetched the audio itself (only <audio>'s media requests).
         peaks_calls = [r for r in page.requests if r.url.endswith(f"/api/audio-clips/{clip_id}/peaks")]
         assert len(peaks_calls) == 1
-        peaks_json = [r for r in page.requests if r.resource_type == "fetch" and r.url.split("?")[0].endswith("/peaks.json")]
+        peaks_json = [
+            r for r in page.requests if r.resource_type == "fetch" and r.url.split("?")[0].endswith("/peaks.json")
+        ]
         assert len(peaks_json) == 1 and peaks_json[0].response().status == 200, [r.url for r in page.requests]
         audio_src = metadata["src"].split("?")[0]
         assert not [r for r in page.requests if r.url.split("?")[0] == audio_src and r.resource_type != "media"]

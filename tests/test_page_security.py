@@ -96,8 +96,13 @@ def open_page(chromium: Any, url: str) -> tuple[Any, Any, list[str]]:
 
 
 def test_no_violation_while_the_page_uploads_processes_and_plays(
-    browser, app, live_server, make_token, audio, page_origin_cors
-):  # noqa: F811
+    browser,  # noqa: F811 (a fixture)
+    app,
+    live_server,
+    make_token,
+    audio,
+    page_origin_cors,  # noqa: F811 (a fixture)
+):
     context, page, console = open_page(browser, f"{live_server.url}/app#token={make_token('csp-user')}")
     try:
         page.wait_for_function("() => document.getElementById('versions').textContent !== ''")

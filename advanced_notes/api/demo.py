@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, Response, redirect, send_from_directory
+from werkzeug.wrappers import Response as BaseResponse
 
 from advanced_notes.api.page_headers import add_page_headers
 
@@ -44,6 +45,6 @@ def home() -> Response:
 
 
 @blp.route("/demo")
-def demo() -> Response:
+def demo() -> BaseResponse:
     """``302`` to :data:`PAGE_PATH` (the former demo page); browsers keep a ``#token=`` fragment."""
     return redirect(PAGE_PATH, code=302)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect
+from flask import Blueprint, redirect
+from werkzeug.wrappers import Response as BaseResponse
 
 from advanced_notes.api.demo import PAGE_PATH
 
@@ -10,6 +11,6 @@ blp = Blueprint("uppy", __name__)
 
 
 @blp.route("/uppy")
-def uppy_page() -> Response:
+def uppy_page() -> BaseResponse:
     """``302`` to the browser page; browsers keep a ``#token=`` fragment across the redirect."""
     return redirect(PAGE_PATH, code=302)
