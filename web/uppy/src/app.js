@@ -176,5 +176,5 @@ window.addEventListener("DOMContentLoaded", () => {
   const fromFragment = new URLSearchParams(window.location.hash.slice(1)).get("token");
   if (fromFragment) document.getElementById("token").value = fromFragment;
   document.getElementById("versions").textContent =
-    `Uppy ${Uppy.VERSION} (Dashboard ${Dashboard.VERSION}, Audio ${Audio.VERSION}, AWS S3 ${AwsS3.VERSION}), wavesurfer.js`;
+    `Uppy ${Uppy.VERSION} (Dashboard ${Dashboard.VERSION}, Audio ${Audio.VERSION}, AWS S3 ${AwsS3.VERSION})`;
 });
