@@ -313,6 +313,66 @@ def test_an_impostor_is_shown_as_a_clear_rejection(browser, live_server, make_to
         page.close()
 
 
+def test_a_store_refusal_is_shown_in_its_words_and_a_retry_finishes(
+    browser, live_server, make_token, audio, page_origin_cors
+):
+    # moto accepts almost any PUT, so the store's refusal is played by playwright: S3's XML
+    # error shape, with the CORS header a real store adds when a rule matches; once.
+    refused: list[str] = []
+
+    def refuse_once(route: Any) -> None:
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        route.fulfill(
+            status=403,
+            content_type="application/xml",
+            headers={"Access-Control-Allow-Origin": live_server.url},
+            body="<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code>"
+            "<Message>The request signature we calculated does not match.</Message></Error>",
+        )
+
+    token = make_token("browser-user")
+    page = AppPage(browser, live_server.url, token)
+    try:
+        page.page.route("**/audio-clips/*.ogg?*", refuse_once)
+        page.add(audio["note.ogg"].path)
+        page.upload()
+        assert page.wait_status("note.ogg", "ready", "rejected", "failed") == "failed"
+        assert page.text(f"{page.row('note.ogg')} [data-part=error]") == (
+            "Store 403 SignatureDoesNotMatch: The request signature we calculated does not match."
+            "; retry from the list above"
+        )
+        page.page.click("button.uppy-StatusBar-actionBtn--retry")  # the Dashboard's Retry
+        assert page.wait_status("note.ogg", "ready", "rejected") == "ready"  # no longer "failed"
+        assert page.page.is_hidden(f"{page.row('note.ogg')} [data-part=error]")
+        assert api_clip(live_server.url, token, page.clip_id("note.ogg"))["stored_bytes"] == audio["note.ogg"].size
+        assert len(refused) == 1 and len(page.puts) == 2  # the same clip, PUT again
+    finally:
+        page.close()
+
+
+def test_a_bucket_cors_that_refuses_the_page_is_explained(playwright, live_server, make_token, audio, bucket_cors):
+    # Rules for another origin: moto then answers the page's preflight 403 and the browser
+    # never sends the PUT. (With no rules at all moto's server allows every origin, unlike
+    # S3, so "no rules" would prove nothing here.)
+    bucket_cors(required_cors_rules(["http://elsewhere.invalid"]))
+    # A browser of its own: the shared one may hold an allowing preflight in its cache (MaxAgeSeconds).
+    chromium = launch(playwright)
+    page = AppPage(chromium, live_server.url, make_token("browser-user"))
+    try:
+        page.add(audio["note.ogg"].path)
+        page.upload()
+        assert page.wait_status("note.ogg", "ready", "rejected", "failed") == "failed"
+        error = page.text(f"{page.row('note.ogg')} [data-part=error]")
+        assert "CORS rules" in error and live_server.url in error, error
+        assert page.puts and all(put.response() is None for put in page.puts)
+    finally:
+        page.close()
+        chromium.close()
+
+
 def test_a_microphone_recording_goes_up_and_plays_seekable_with_its_waveform(
     playwright, app, live_server, make_token, page_origin_cors
 ):

@@ -18,7 +18,7 @@ import Uppy from "@uppy/core";
 import Dashboard from "@uppy/dashboard";
 import Audio from "@uppy/audio";
 import AwsS3 from "@uppy/aws-s3";
-import { api, authHeaders, mimeOf } from "./api.js";
+import { ApiError, api, authHeaders, mimeOf } from "./api.js";
 import { rowOf, showClip, showError, showState } from "./clips.js";
 import { recall, remember } from "./resume.js";
 
@@ -153,10 +153,30 @@ uppy.on("upload-success", async (file) => {
 uppy.on("upload-error", (file, error) => {
   const session = sessionOf(file);
   if (!session) return;
-  const row = rowOf(session.clipId, file.name);
-  showState(row, "failed");
-  showError(row, `${error.message}; retry it in the list above`);
+  reject(file, session, rowOf(session.clipId, file.name), explain(error));
 });
+
+/** Uppy's error in the service's or the store's own words (the answer's body), or the likely cause. */
+function explain(error) {
+  if (error && error.status && error.body) {
+    try {
+      const answer = JSON.parse(error.body); // the API's S3-shaped routes answer errors in its JSON shape
+      if (answer && answer.error) return new ApiError(error.status, answer.error);
+    } catch {
+      // S3's XML error
+    }
+    const code = /<Code>([^<]*)<\/Code>/.exec(error.body);
+    const message = /<Message>([^<]*)<\/Message>/.exec(error.body);
+    if (code) return new Error(`Store ${error.status} ${code[1]}${message ? `: ${message[1]}` : ""}`);
+  }
+  if (error && (error.code === "NETWORK" || error.isNetworkError)) {
+    return new Error(
+      `The browser could not reach the bucket: the network is down, or the bucket's CORS rules do not allow ` +
+        `this page's origin ${window.location.origin} (advanced-notes storage cors --apply sets them)`,
+    );
+  }
+  return error;
+}
 
 function reject(file, session, row, error) {
   if (error.code === "upload_rejected") {
@@ -167,7 +187,7 @@ function reject(file, session, row, error) {
     showError(row, `Rejected by the server${reason}: ${error.message}`);
   } else {
     showState(row, "failed");
-    showError(row, error.message);
+    showError(row, `${error.message}; retry from the list above`);
   }
   uppy.info(`${file.name}: ${error.message}`, "error", 10000);
 }
