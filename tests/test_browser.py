@@ -6,231 +6,51 @@ browser PUTs them cross-origin to the bucket (the bucket's CORS rules are exerci
 included), and each clip's row follows it through verification and processing to a waveform
 player. Processing runs in-process: the test calls the service's runner with the real engine
 (PyAV) once the clip is ready, as a worker would (tests/test_processing.py does the same);
-the Celery worker itself is tested in tests/test_worker.py.
+the last test runs the dev stack instead, with its real Celery worker.
 Note that moto's server, unlike S3, allows every origin while a bucket has NO rules; once it
 has rules it applies them.
 
-CI needs ``apt-get install -y chromium`` and ``pip install playwright`` (playwright's own
-browser download is never used: the system Chromium is launched by path). A missing
-Chromium or playwright fails these tests (reported as errors of the fixture, with the
-command to run): a skipped browser test would hide a broken page.
+The driver and fixtures are in tests/browserpage.py (what CI must install is said there).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-import requests
 
-from advanced_notes.api.context import services_of
 from advanced_notes.domain.bucket_cors import required_cors_rules
 
-from .conftest import ACCESS_KEY, BUCKET, REGION, SECRET_KEY
+from .browserpage import (  # noqa: F401 (fixtures, and launch/playwright for other modules)
+    DURATION_TOLERANCE_S,
+    FAKE_MICROPHONE_ARGS,
+    PROCESSING_TIMEOUT_MS,
+    SCREENSHOT_ENV,
+    AppPage,
+    api_clip,
+    browser,
+    bucket_cors,
+    launch,
+    page_origin_cors,
+    playwright,
+    process,
+)
+from .conftest import SECRET_KEY
 from .sigv4 import signature_matches
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-#: Headless, and nothing that reaches for the network on its own (the machine is offline).
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: Chromium's fake microphone (a beep) and an auto-accepted permission prompt.
-FAKE_MICROPHONE_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-#: The README's screenshot is this test's. A run writes it to a temporary folder (a test run
-#: must not dirty the work tree); DEMO_SCREENSHOT=docs/demo.png refreshes the committed one.
-SCREENSHOT_ENV = "DEMO_SCREENSHOT"
-#: Milliseconds any one step of the page may take (a complete parses the audio: well under 1 s here).
-STEP_TIMEOUT_MS = 30_000
-#: How far the player's duration may be from the worker's duration_ms (container rounding).
-DURATION_TOLERANCE_S = 0.3
-#: Milliseconds the dev stack's worker may take to process a short recording (a loaded machine).
-PROCESSING_TIMEOUT_MS = 90_000
-#: The Dashboard's file input (the first: the other one picks folders).
-FILE_INPUT = "input.uppy-Dashboard-input >> nth=0"
-#: Resolves once the page's first clip row has finished uploading: ready, rejected or failed.
-FINISHED_JS = """() => { const row = document.querySelector('#clips .clip');
-    return row !== null && ['ready', 'rejected', 'failed'].includes(row.dataset.status); }"""
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    """A playwright driver, or a clear failure naming what CI must install."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: install it (apt-get install -y chromium) "
-            "or point CHROMIUM_PATH at a Chromium binary."
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install playwright (no browser download is needed).")
-    with sync_playwright() as driver:
-        yield driver
-
-
-def launch(playwright: Any, extra_args: Sequence[str] = ()) -> Any:
-    """Launch the system Chromium headless with :data:`LAUNCH_ARGS` (plus ``extra_args``)."""
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*LAUNCH_ARGS, *extra_args])
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Any) -> Iterator[Any]:
-    """The system Chromium, once for the module's file uploads."""
-    chromium = launch(playwright)
-    yield chromium
-    chromium.close()
-
-
-@pytest.fixture
-def bucket_cors(app, s3_endpoint) -> Iterator[Callable[[list[dict] | None], None]]:
-    """A setter of the bucket's CORS rules; the previous rules (or none) come back after.
-
-    The session shares one bucket, and other tests may inspect its CORS rules.
-    """
-    storage = services_of(app).storage
-    before = storage.get_cors_rules()
-
-    def set_rules(rules: list[dict] | None) -> None:
-        if rules is not None:
-            storage.put_cors_rules(rules)
-        else:  # S3Storage has no delete (the app never needs one): boto3 directly.
-            boto3.client(
-                "s3",
-                endpoint_url=s3_endpoint,
-                region_name=REGION,
-                aws_access_key_id=ACCESS_KEY,
-                aws_secret_access_key=SECRET_KEY,
-            ).delete_bucket_cors(Bucket=BUCKET)
-
-    yield set_rules
-    set_rules(before)
-
-
-@pytest.fixture
-def page_origin_cors(bucket_cors, live_server) -> None:
-    """The bucket allows the page's origin (the live server's), as `advanced-notes dev` sets up."""
-    bucket_cors(required_cors_rules([live_server.url]))
-
-
-def process(app: Any, clip_id: str) -> str:
-    """Run the clip's processing job in this process with the real engine, as a worker would."""
-    from advanced_notes.services.processing import ProcessingRunner
-    from advanced_notes.worker.engine import media_engine
-
-    services = services_of(app)
-    runner = ProcessingRunner(
-        services.db, services.storage, services.clips.deletions, media_engine(services.settings), services.settings
-    )
-    return runner.run(uuid.UUID(clip_id))
-
-
-class AppPage:
-    """The page in one fresh browser context, recording what went wrong in it and every request."""
-
-    def __init__(self, browser: Any, base_url: str, token: str, path: str = "/app", size=(1000, 900)):
-        self.context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(STEP_TIMEOUT_MS)
-        self.problems: list[str] = []  # uncaught exceptions and console errors
-        self.requests: list[Any] = []
-        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        self.page.on(
-            "console",
-            lambda msg: (
-                msg.type == "error" and self.problems.append(f"console: {msg.text} ({msg.location.get('url')})")
-            ),
-        )
-        self.page.on("request", lambda request: self.requests.append(request))
-        self.base, self.token, self.path = base_url, token, path
-        self.open()
-
-    def open(self, reload: bool = False) -> None:
-        """Open the page with the token in the fragment (as `advanced-notes dev` links it), or reload it."""
-        if reload:  # goto() of the same URL with a fragment would stay in the same document
-            self.page.reload()
-        else:
-            self.page.goto(f"{self.base}{self.path}#token={self.token}")
-        self.page.wait_for_function("() => document.getElementById('versions').textContent !== ''")
-
-    @property
-    def puts(self) -> list[Any]:
-        """The browser's PUTs (to the store)."""
-        return [r for r in self.requests if r.method == "PUT"]
-
-    def text(self, selector: str) -> str:
-        """The text content of ``selector``."""
-        return self.page.text_content(selector) or ""
-
-    def add(self, path: str | Path) -> None:
-        """Add a file through the Dashboard's own file input."""
-        self.page.set_input_files(FILE_INPUT, str(path))
-
-    def upload(self) -> None:
-        """Click the Dashboard's upload button."""
-        self.page.click(".uppy-StatusBar-actionBtn--upload")
-
-    def row(self, name: str) -> str:
-        """A selector for the row of the clip uploaded from the file ``name``."""
-        selector = f'#clips .clip[data-name="{name}"]'
-        self.page.wait_for_selector(selector, state="attached")
-        return selector
-
-    def wait_status(self, name: str, *states: str, timeout: int = 60_000) -> str:
-        """Wait until the file's row shows one of ``states``; its status then."""
-        row = self.row(name)
-        self.page.wait_for_function(
-            "([row, states]) => states.includes(document.querySelector(row).dataset.status)",
-            arg=[row, list(states)],
-            timeout=timeout,
-        )
-        return self.page.get_attribute(row, "data-status") or ""
-
-    def clip_id(self, name: str) -> str:
-        return self.text(f"{self.row(name)} [data-part=id]")
-
-    def wait_drawn(self, name: str, timeout: int = STEP_TIMEOUT_MS) -> dict[str, Any]:
-        """Wait for the row's waveform and player metadata; the player's duration and readyState."""
-        row = self.row(name)
-        self.page.wait_for_function(
-            """(row) => { const r = document.querySelector(row); const a = r.querySelector('audio');
-                return (r.dataset.waveform === 'drawn' && a.readyState >= 1) || !r.querySelector('.error').hidden; }""",
-            arg=row,
-            timeout=timeout,
-        )
-        assert self.page.is_hidden(f"{row} .error"), self.text(f"{row} .error")
-        return self.page.evaluate(
-            """(row) => { const a = document.querySelector(row).querySelector('audio');
-                return {duration: a.duration, readyState: a.readyState,
-                        error: a.error && a.error.code, src: a.src}; }""",
-            row,
-        )
-
-    def close(self) -> None:
-        self.context.close()
-
-
-def api_clip(base: str, token: str, clip_id: str) -> dict[str, Any]:
-    got = requests.get(f"{base}/api/audio-clips/{clip_id}", timeout=30, headers={"Authorization": f"Bearer {token}"})
-    assert got.status_code == 200, got.text
-    return got.json()["clip"]
-
 
 def test_a_small_file_goes_up_in_one_put_is_processed_and_plays_with_its_waveform(
-    browser, app, live_server, make_token, audio, page_origin_cors, tmp_path
+    browser,  # noqa: F811
+    app,
+    live_server,
+    make_token,
+    audio,
+    page_origin_cors,  # noqa: F811
+    tmp_path,
 ):
     f = audio["note.ogg"]  # Ogg Opus: open codecs, which Debian's Chromium always has
     token = make_token("browser-user")
@@ -260,7 +80,10 @@ def test_a_small_file_goes_up_in_one_put_is_processed_and_plays_with_its_wavefor
         assert process(app, clip_id) == "done"  # the worker's step, in-process
         metadata = page.wait_drawn("note.ogg")
         processing = api_clip(live_server.url, token, clip_id)["processing"]
-        assert metadata["error"] is None and abs(metadata["duration"] - processing["duration_ms"] / 1000) <= 0.3
+        assert (
+            metadata["error"] is None
+            and abs(metadata["duration"] - processing["duration_ms"] / 1000) <= DURATION_TOLERANCE_S
+        )
         assert page.text(f"{row} [data-part=rendition]") == "universal rendition"
         assert page.text(f"{row} [data-part=duration]") == f"{processing['duration_ms'] / 1000:.2f} s"
 
@@ -294,7 +117,7 @@ def test_a_small_file_goes_up_in_one_put_is_processed_and_plays_with_its_wavefor
         page.close()
 
 
-def test_an_impostor_is_shown_as_a_clear_rejection(browser, live_server, make_token, audio, page_origin_cors):
+def test_an_impostor_is_shown_as_a_clear_rejection(browser, live_server, make_token, audio, page_origin_cors):  # noqa: F811
     f = audio["impostor-html.m4a"]  # HTML named .m4a: the PUT succeeds, complete rejects it
     token = make_token("browser-user")
     page = AppPage(browser, live_server.url, token)
@@ -314,7 +137,11 @@ def test_an_impostor_is_shown_as_a_clear_rejection(browser, live_server, make_to
 
 
 def test_a_store_refusal_is_shown_in_its_words_and_a_retry_finishes(
-    browser, live_server, make_token, audio, page_origin_cors
+    browser,  # noqa: F811
+    live_server,
+    make_token,
+    audio,
+    page_origin_cors,  # noqa: F811
 ):
     # moto accepts almost any PUT, so the store's refusal is played by playwright: S3's XML
     # error shape, with the CORS header a real store adds when a rule matches; once.
@@ -353,7 +180,7 @@ def test_a_store_refusal_is_shown_in_its_words_and_a_retry_finishes(
         page.close()
 
 
-def test_a_bucket_cors_that_refuses_the_page_is_explained(playwright, live_server, make_token, audio, bucket_cors):
+def test_a_bucket_cors_that_refuses_the_page_is_explained(playwright, live_server, make_token, audio, bucket_cors):  # noqa: F811
     # Rules for another origin: moto then answers the page's preflight 403 and the browser
     # never sends the PUT. (With no rules at all moto's server allows every origin, unlike
     # S3, so "no rules" would prove nothing here.)
@@ -374,7 +201,11 @@ def test_a_bucket_cors_that_refuses_the_page_is_explained(playwright, live_serve
 
 
 def test_a_microphone_recording_goes_up_and_plays_seekable_with_its_waveform(
-    playwright, app, live_server, make_token, page_origin_cors
+    playwright,  # noqa: F811
+    app,
+    live_server,
+    make_token,
+    page_origin_cors,  # noqa: F811
 ):
     chromium = launch(playwright, FAKE_MICROPHONE_ARGS)
     token = make_token("browser-user")
@@ -428,7 +259,7 @@ def test_home_links_the_page_and_the_docs_and_old_addresses_redirect(client):
     assert client.get("/app").status_code == 200
 
 
-def test_the_dev_stack_worker_makes_a_recording_seekable_on_the_page(playwright, tmp_path):
+def test_the_dev_stack_worker_makes_a_recording_seekable_on_the_page(playwright, tmp_path):  # noqa: F811
     """The dev stack (API, S3 emulator, a real Celery worker on the SQLite transport): a
     recording made on the page plays as the worker's seekable rendition with its waveform, a
     finite duration, and a seek to its middle lands there."""

@@ -19,7 +19,7 @@ from advanced_notes.api.context import services_of
 from advanced_notes.api.page_headers import WAVEFORM_STYLE_SHA256, page_policy
 from advanced_notes.app import create_app
 
-from .test_browser import (  # noqa: F401 (fixtures)
+from .browserpage import (  # noqa: F401 (fixtures)
     FILE_INPUT,
     FINISHED_JS,
     STEP_TIMEOUT_MS,

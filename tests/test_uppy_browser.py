@@ -22,9 +22,9 @@ from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.domain.bucket_cors import required_cors_rules
 
+from .browserpage import AppPage, api_clip, bucket_cors, launch, playwright  # noqa: F401 (fixtures)
 from .conftest import FIXTURES, LiveServer
 from .longaudio import build_long_wav
-from .test_browser import AppPage, api_clip, bucket_cors, launch, playwright  # noqa: F401 (fixtures)
 from .test_multipart import IS_STRICT, PART, STRICT
 
 pytestmark = pytest.mark.e2e
