@@ -130,7 +130,9 @@ uppy.addPreProcessor(prepare);
 
 uppy.on("upload-progress", (file) => {
   const session = sessionOf(file);
-  if (session) showState(rowOf(session.clipId, file.name), "uploading");
+  if (!session) return;
+  const row = rowOf(session.clipId, file.name);
+  if (!row.dataset.status.startsWith("uploading")) showState(row, "uploading"); // resumed or retried
 });
 
 uppy.on("upload-success", async (file) => {
