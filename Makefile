@@ -18,8 +18,13 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 ## Run the API on the embedded default: SQLite + moto's S3 server on loopback.
+## Options: `make dev PORT=8100 S3_PORT=9100`, any other in DEV_ARGS (`DEV_ARGS=--no-worker`).
+# PORT and S3_PORT count only from make's command line: a PORT exported by the shell for
+# another program must not move the dev server.
+DEV_PORTS = $(if $(filter command line,$(origin PORT)),--port $(PORT)) \
+            $(if $(filter command line,$(origin S3_PORT)),--s3-port $(S3_PORT))
 dev: $(STAMP)
-	$(BIN)/advanced-notes dev
+	$(BIN)/advanced-notes dev $(strip $(DEV_PORTS) $(DEV_ARGS))
 
 ## Run the test suite (PostgreSQL when TEST_DATABASE_URL is set, SQLite otherwise).
 test: $(STAMP)

@@ -19,7 +19,6 @@ from flask import Flask
 from advanced_notes import __version__
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.storage import S3Storage
-from advanced_notes.api import init_api
 from advanced_notes.api.auth import TokenVerifier, auth_mode
 from advanced_notes.api.context import AppServices, attach_services
 from advanced_notes.api.cors import init_cors
@@ -27,6 +26,7 @@ from advanced_notes.api.errors import register_error_handlers
 from advanced_notes.api.logs import configure_logging, init_request_logging
 from advanced_notes.api.metrics import init_metrics
 from advanced_notes.api.proxy import init_proxy_fix
+from advanced_notes.api.registry import init_api
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import DeletionQueue

@@ -1,3 +1,4 @@
-"""Benchmarks, load, chaos and fuzzing scripts. The loopback harness and the fuzzer are
-importable (``bench.loopback``, ``bench.fuzz``; run them with ``python -m bench.fuzz``)
-so tests reuse them without touching ``sys.path``."""
+"""Benchmarks, load, chaos and fuzzing scripts that print figures (``python -m bench.fuzz``).
+
+What they share with the tests (servers on loopback, the real audio fixtures, crafted
+files, the schemathesis runner) is in ``testkit``; ``bench`` and ``tests`` never import each other."""

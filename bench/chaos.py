@@ -48,10 +48,13 @@ import psutil
 import requests
 
 # Siblings (stack) and the perf harness (pgutil, procs) are imported as top-level modules.
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "perf")]
+sys.path[:0] = [
+    str(Path(__file__).resolve().parent),
+    str(Path(__file__).resolve().parent / "perf"),
+    str(Path(__file__).resolve().parents[1]),
+]
 import jwt
 import pgutil
-from fixtures import AUDIO_FIXTURES
 from stack import (
     JWT_SECRET,
     Stack,
@@ -62,6 +65,7 @@ from stack import (
 )
 
 from advanced_notes.api.context import services_of
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 AUDIO = AUDIO_FIXTURES / "note.ogg"
 OWNER = "chaos-user"

@@ -58,13 +58,17 @@ import jwt
 import psutil
 import requests
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "perf")]
+sys.path[:0] = [
+    str(Path(__file__).resolve().parent),
+    str(Path(__file__).resolve().parent / "perf"),
+    str(Path(__file__).resolve().parents[1]),
+]
 import pgutil
-from fixtures import AUDIO_FIXTURES
 from procs import Child, free_port
 from stack import BIN, JWT_SECRET, Stack, running_stack
 
 from advanced_notes.domain.keys import DERIVED_NAMES, clip_id_from_key, derived_key
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 #: File extension -> the type a client declares (the API's own table, for the fixtures).
 MIME = {

@@ -18,7 +18,7 @@ import time
 import requests
 
 from advanced_notes.adapters.storage import S3Storage
-from bench.loopback import Loopback, serving
+from testkit.loopback import Loopback, serving
 
 
 def wav(total_bytes: int, rate: int = 16000) -> bytes:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from advanced_notes.domain.audio import SNIFF_BYTES, UnreadableAudio, measure_duration_ms, sniff_container
 from advanced_notes.domain.rangeio import RangedReader, ReadBudgetExceeded
-from bench.fixtures import AUDIO_FIXTURES
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 FIXTURES = AUDIO_FIXTURES
 #: The same budget the service uses by default (settings.audio_probe_max_bytes).

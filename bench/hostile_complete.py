@@ -1,8 +1,8 @@
 """What a complete of crafted audio costs: wall time, CPU time, RSS growth; and 8 at once vs 1.
 
-Each crafted file of tests/fixtures/crafted_audio.py (cheap to store, costly to parse) is
+Each crafted file of testkit/crafted_audio.py (cheap to store, costly to parse) is
 uploaded through a presigned PUT to moto's threaded server and completed over real HTTP on
-loopback (``bench.loopback``: app, moto and SQLite in this process), each case in a fresh
+loopback (``testkit.loopback``: app, moto and SQLite in this process), each case in a fresh
 process so RSS figures do not mix. Then one crafted clip is completed by 8 concurrent
 requests, against one request for another clip of the same bytes: wall time, answers,
 and verifications run (ranged GETs of the object's first block, one per verification).
@@ -15,7 +15,7 @@ complete, and the growth of its peak (``ru_maxrss``).
         [--concurrent-case crafted.flac] [--concurrency 8]
 
 Runs against whatever ``advanced_notes`` is importable first (run it from another
-checkout, with this file and tests/fixtures/crafted_audio.py copied in, to measure that
+checkout, with this file and testkit/crafted_audio.py copied in, to measure that
 code); the first line says which.
 """
 
@@ -35,8 +35,8 @@ import requests
 
 import advanced_notes
 from advanced_notes.adapters.storage import S3Storage
-from bench.loopback import Loopback, serving
-from tests.fixtures.crafted_audio import BUILDERS, DEFAULT_BYTES
+from testkit.crafted_audio import BUILDERS, DEFAULT_BYTES
+from testkit.loopback import Loopback, serving
 
 
 def rss_mib() -> float:

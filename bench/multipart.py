@@ -22,8 +22,8 @@ import time
 import wave
 
 from advanced_notes.client import AudioClipsClient
-from bench.fixtures import AUDIO_FIXTURES
-from bench.loopback import serving
+from testkit.loopback import serving
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 FIXTURE = AUDIO_FIXTURES
 

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from advanced_notes.media.engine import AAC_BITRATE_BPS, aac_rate
-from bench.fixtures import AUDIO_FIXTURES
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 ENGINE = """
 import sys

@@ -37,8 +37,8 @@ import requests
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from chaos_processing import MIME, pgutil, processing_stack, token
 
-from bench.fixtures import AUDIO_FIXTURES
 from bench.processing import make_input
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 OWNER = "latency-user"
 POLL_SECONDS = 0.02

@@ -19,10 +19,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,57 +26,27 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # testkit, when run as a script
+
 import jwt
 import requests
-from moto.server import ThreadedMotoServer
 
 from advanced_notes.adapters import migrate
+from testkit.servers import gunicorn_serving, moto_server
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "ratelimit-bench-" + "s" * 40
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_one(settings: dict[str, str], workers: int, limit: int, total: int, threads: int) -> collections.Counter[int]:
     """Serve with gunicorn, send ``total`` requests for one fresh owner; status -> count."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(settings)
-    env.update(
-        {
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "GUNICORN_WORKERS": str(workers),
-            "GUNICORN_THREADS": "4",
-            "RATELIMIT_DEFAULT": f"{limit} per minute",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    gunicorn = Path(sys.executable).with_name("gunicorn")
     log_path = Path(tempfile.mkdtemp(prefix="ratelimit-bench-")) / "gunicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                requests.get(f"{base}/healthz", timeout=2)
-                break
-            except requests.RequestException:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"gunicorn did not start; see {log_path}") from None
-                time.sleep(0.2)
+    server_env = {
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_THREADS": "4",
+        "RATELIMIT_DEFAULT": f"{limit} per minute",
+    }
+    with log_path.open("wb") as log, gunicorn_serving(settings, log, startup_seconds=90, **server_env) as (base, _):
         time.sleep(2)  # let every worker finish booting
         token = jwt.encode({"sub": f"bench-{uuid.uuid4().hex}", "exp": int(time.time()) + 600}, SECRET, "HS256")
         headers = {"Authorization": f"Bearer {token}"}
@@ -95,15 +61,9 @@ def run_one(settings: dict[str, str], workers: int, limit: int, total: int, thre
             statuses = collections.Counter(pool.map(one, range(total)))
         if int(started // 60) != int(time.time() // 60):
             print("  (the requests straddled a minute boundary: two windows were counted)")
-        warned = "rate limits do not hold across workers" in log_path.read_text(errors="replace")
-        print(f"  startup warning about per-process counters: {'yes' if warned else 'no'}")
-        return statuses
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    warned = "rate limits do not hold across workers" in log_path.read_text(errors="replace")
+    print(f"  startup warning about per-process counters: {'yes' if warned else 'no'}")
+    return statuses
 
 
 def main() -> None:
@@ -118,17 +78,14 @@ def main() -> None:
     args = parser.parse_args()
     total = args.requests or 2 * args.limit
 
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    try:
-        host, port = s3.get_host_and_port()
+    with moto_server() as s3_endpoint:
         database_url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/ratelimit.sqlite"
         migrate.upgrade(database_url)
         base = {
             "APP_ENV": "production",
             "DATABASE_URL": database_url,
             "S3_BUCKET": "ratelimit-bench",
-            "S3_ENDPOINT_URL": f"http://{host}:{port}",
+            "S3_ENDPOINT_URL": s3_endpoint,
             "S3_ADDRESSING_STYLE": "path",
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench-secret",
@@ -152,8 +109,6 @@ def main() -> None:
                 f"  2xx {ok}, 429 {statuses[429]}, other {other or 0}; "
                 f"effective limit {ok / args.limit:.2f} x the setting"
             )
-    finally:
-        s3.stop()
 
 
 if __name__ == "__main__":

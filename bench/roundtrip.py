@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from bench.loopback import Loopback, serving
+from testkit.loopback import Loopback, serving
 
 STEPS = ("create", "put", "complete", "playback", "total")
 

@@ -39,9 +39,12 @@ import psutil
 import requests
 
 # Siblings (stack) and the perf harness (pgutil, procs) are imported as top-level modules.
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "perf")]
+sys.path[:0] = [
+    str(Path(__file__).resolve().parent),
+    str(Path(__file__).resolve().parent / "perf"),
+    str(Path(__file__).resolve().parents[1]),
+]
 import pgutil
-from fixtures import AUDIO_FIXTURES
 from stack import (
     JWT_SECRET,
     Stack,
@@ -52,6 +55,7 @@ from stack import (
 )
 
 from advanced_notes.adapters.db import APPLICATION_NAME
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 AUDIO = AUDIO_FIXTURES / "note.ogg"
 WARMUP_SECONDS = 15

@@ -2,7 +2,7 @@
 
 ``running_stack()`` creates a fresh PostgreSQL database (migrated with Alembic), starts
 moto's S3 server in its own process (optionally behind the fault proxy of
-tests/faultproxy.py, so the API's store calls can be broken while clients still reach
+testkit/faultproxy.py, so the API's store calls can be broken while clients still reach
 the bucket directly), and gunicorn with the app; it stops everything and drops the
 database on exit, also on Ctrl-C. Process and database handling come from bench/perf.
 
@@ -38,7 +38,7 @@ import pgutil
 from procs import Child, Children, free_port, wait_for_http
 
 from advanced_notes.api.context import services_of
-from tests.faultproxy import FaultProxy
+from testkit.faultproxy import FaultProxy
 
 BIN = Path(sys.executable).parent
 JWT_SECRET = "stack-" + "s" * 40

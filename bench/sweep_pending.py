@@ -33,7 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from bench.fixtures import AUDIO_FIXTURES
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 FIXTURE = AUDIO_FIXTURES / "note.ogg"
 

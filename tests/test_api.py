@@ -336,6 +336,20 @@ def test_openapi_document_is_generated_from_the_schemas(client):
     assert docs.status_code == 200 and b"swagger" in docs.data.lower()
 
 
+def test_each_app_builds_its_own_api_blueprints(app, base_config):
+    # Two apps in one process share no blueprint object nor view function: each app's
+    # blueprints carry its own settings-bound schemas, hooks and documentation.
+    from advanced_notes.app import create_app
+
+    other = create_app(base_config)
+    names = ("audio-clips", "notes", "multipart-uploads", "multipart-s3", "health")
+    for name in names:
+        assert app.blueprints[name] is not other.blueprints[name], name
+    for endpoint in ("multipart-uploads.sign_parts", "multipart-s3.initiate", "health.readyz", "notes.note_audio"):
+        assert app.view_functions[endpoint] is not other.view_functions[endpoint], endpoint
+    assert other.test_client().get("/healthz").get_json() == {"status": "ok"}
+
+
 def _links(spec, path, method, status):
     return spec["paths"][path][method]["responses"][status].get("links", {})
 

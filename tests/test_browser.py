@@ -23,6 +23,7 @@ import pytest
 
 from advanced_notes.api.context import services_of
 from advanced_notes.domain.bucket_cors import required_cors_rules
+from testkit.sigv4 import signature_matches
 
 from .browserpage import (  # noqa: F401 (fixtures, and launch/playwright for other modules)
     DURATION_TOLERANCE_S,
@@ -39,7 +40,6 @@ from .browserpage import (  # noqa: F401 (fixtures, and launch/playwright for ot
     process,
 )
 from .conftest import SECRET_KEY
-from .sigv4 import signature_matches
 
 pytestmark = pytest.mark.e2e
 

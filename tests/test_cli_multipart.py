@@ -1,6 +1,6 @@
 """The CLI's multipart upload: killed mid-way with SIGKILL, resumed, played back byte-equal.
 
-The client reaches the store through a fault proxy (tests/faultproxy.py) in front of
+The client reaches the store through a fault proxy (testkit/faultproxy.py) in front of
 moto's server, signed in as S3_PUBLIC_ENDPOINT_URL: the proxy can hang or reset the
 part PUTs at a chosen moment, which moto cannot do by itself.
 """
@@ -21,10 +21,10 @@ import requests
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.client import AudioClipsClient
+from testkit.faultproxy import FaultProxy
+from testkit.longaudio import build_long_wav
 
 from .conftest import FIXTURES, REPO, LiveServer
-from .faultproxy import FaultProxy
-from .longaudio import build_long_wav
 
 pytestmark = pytest.mark.e2e
 PART = 5 * 1024 * 1024

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -263,7 +264,56 @@ def test_a_dev_session_logs_no_signature_no_colour_and_each_request_once(tmp_pat
     assert "alembic.runtime.plugins" not in log
     completes = [line for line in log.splitlines() if f"/api/audio-clips/{clip_id}/complete" in line]
     assert len(completes) == 1, completes
-    assert f"GET /advanced-notes-dev/dev/audio-clips/{clip_id}" in log  # the emulator's line, path only
+    # One readable line per request in the dev terminal: time, method, path, status, ms.
+    assert re.fullmatch(rf"\d\d:\d\d:\d\d POST /api/audio-clips/{clip_id}/complete 200 \d+ ms", completes[0])
+    # No line per S3 call (the emulator's own lines show at LOG_LEVEL=DEBUG only), no JSON.
+    assert "/advanced-notes-dev/" not in log
+    assert not [line for line in log.splitlines() if line.startswith("{")]
+
+
+# --- a PUT whose client never calls complete ------------------------------------------
+
+
+def put_and_wait(dev: DevServer, f, data: bytes | None = None, seconds: float = 10) -> tuple[dict, float]:
+    """Create a clip for ``f``, PUT ``data`` (default: the file) and never call complete;
+    return the clip once it is not pending (or after ``seconds``) and the seconds it took."""
+    created = create_clip(dev, f.size, f.mime_type)
+    upload = created["upload"]
+    put = requests.put(upload["url"], data=f.data if data is None else data, headers=upload["headers"], timeout=10)
+    assert put.status_code == 200, put.text
+    put_done = time.monotonic()
+    headers = {"Authorization": f"Bearer {dev.token()}"}
+    clip = created["clip"]
+    while clip["status"] == "pending" and time.monotonic() - put_done < seconds:
+        time.sleep(0.1)
+        clip = requests.get(f"{dev.api}/api/audio-clips/{clip['id']}", headers=headers, timeout=10).json()["clip"]
+    return clip, time.monotonic() - put_done
+
+
+def test_a_put_without_complete_becomes_ready_by_itself(dev, audio):
+    """The emulator bucket's ObjectCreated event reaches the dev server, which finishes the
+    upload with the checks of complete: no sweeper, no restart, no client call."""
+    f = audio["note.m4a"]
+    clip, took = put_and_wait(dev, f)
+    assert clip["status"] == "ready", clip
+    assert took < 5, f"ready {took:.1f} s after the PUT"
+    assert abs(clip["measured_duration_ms"] - f.duration_ms) <= 50  # measured, as complete does
+    # An object that is not what the clip promised is judged as complete would: rejected.
+    clip, _ = put_and_wait(dev, f, b"\0" * f.size)
+    assert clip["status"] == "rejected", clip
+
+
+def test_bucket_events_reach_a_restarted_dev_server(tmp_path, audio):
+    """Each start wires the emulator's events again: nothing to enable, nothing to reset."""
+    folder = tmp_path / "restarted"
+    start_dev_server(folder).stop()
+    server = start_dev_server(folder)
+    try:
+        assert "Events    the bucket's ObjectCreated events" in server.log_path.read_text()
+        clip, took = put_and_wait(server, audio["note.ogg"])
+        assert clip["status"] == "ready" and took < 5, (clip, took)
+    finally:
+        server.stop()
 
 
 # --- item 10: the README's curl section, copied and pasted ------------------------------

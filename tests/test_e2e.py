@@ -13,9 +13,9 @@ import requests
 from click.testing import CliRunner
 
 from advanced_notes.tools.cli import main as cli_main
+from testkit.sigv4 import signature_matches, signed_params
 
 from .conftest import AUDIO_FILES, SECRET_KEY, put_upload
-from .sigv4 import signature_matches, signed_params
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,7 @@ database going down. Every endpoint answers within a bounded time with 503 and
 Retry-After (or works, when it does not need the failed dependency), nothing changes,
 /readyz says which dependency is down, and the service recovers by itself.
 
-The faults come from a TCP proxy (tests/faultproxy.py) between the app and the real
+The faults come from a TCP proxy (testkit/faultproxy.py) between the app and the real
 dependency: moto's server, or PostgreSQL.
 """
 
@@ -19,9 +19,9 @@ from sqlalchemy.engine import make_url
 
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
+from testkit.faultproxy import FaultProxy
 
 from .conftest import put_upload
-from .faultproxy import FaultProxy
 from .helpers import REAL_AUDIO, assert_error, create
 
 pytestmark = pytest.mark.e2e

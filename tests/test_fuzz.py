@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from bench.fuzz import FUZZ_SETTINGS, link_coverage, run_schemathesis
-from bench.loopback import serving
+from testkit.fuzzing import FUZZ_SETTINGS, link_coverage, run_schemathesis
+from testkit.loopback import serving
 
 pytestmark = pytest.mark.e2e
 

@@ -17,9 +17,9 @@ from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.domain.keys import derived_keys
 from advanced_notes.services import completion as completion_module
+from testkit.sigv4 import signature_matches, signed_params
 
 from .conftest import AUDIO_FILES, SECRET_KEY, Api, LiveServer, put_upload, run_cli
-from .sigv4 import signature_matches, signed_params
 
 pytestmark = pytest.mark.e2e
 

@@ -100,3 +100,41 @@ def test_the_web_side_loads_without_pyav_or_numpy():
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def _top_level_imports(folder: str) -> set[tuple[str, str]]:
+    """(file, top-level package) of every import in ``folder``'s Python files."""
+    import ast
+
+    repo = Path(__file__).resolve().parent.parent
+    found = set()
+    for path in (repo / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {(path.name, alias.name.split(".")[0]) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add((path.name, node.module.split(".")[0]))
+    return found
+
+
+def test_tests_and_bench_share_only_testkit():
+    # What both need (servers on loopback, fixtures, crafted files) lives in testkit, so
+    # neither the suite nor the benchmarks break when the other is reorganised.
+    assert {f for f, top in _top_level_imports("tests") if top == "bench"} == set()
+    assert {f for f, top in _top_level_imports("bench") if top == "tests"} == set()
+    assert {f for f, top in _top_level_imports("testkit") if top in ("tests", "bench")} == set()
+
+
+def test_importing_one_api_module_loads_no_blueprint_service_or_store_client():
+    # Minting a token (api.auth) or reading the services from a command (api.context) runs
+    # the api package's __init__ first: it must not build the whole HTTP layer.
+    code = textwrap.dedent("""
+        import sys
+        import advanced_notes.api.auth, advanced_notes.api.context
+        heavy = ("boto3", "flask_smorest", "advanced_notes.services", "advanced_notes.api.registry",
+                 "advanced_notes.api.clips", "advanced_notes.api.schemas")
+        loaded = sorted(m for m in sys.modules if m.startswith(heavy))
+        assert not loaded, loaded
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -24,9 +24,9 @@ from advanced_notes.domain import webm
 from advanced_notes.media import MediaError, MediaLimits, MediaResult, process_file
 from advanced_notes.media.engine import normalization_gain_db
 from advanced_notes.media.peaks import MAX_PIXELS, PeakAccumulator, quantize8
+from testkit.longaudio import build_long_wav
 
 from .conftest import AUDIO_FILES, FIXTURES
-from .longaudio import build_long_wav
 
 STREAMED = Path(__file__).resolve().parent / "fixtures" / "streamed"
 HAVE_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
@@ -367,7 +367,7 @@ def test_the_crafted_files_of_the_verification_audit_are_processed(tmp_path, kin
     """The hardening audit's crafted files (millions of tiny header elements around real
     frames) decode as the 6.3 s note they carry: done, with peaks and loudness; the WebM
     one, whose head holds no index, gets the seekable rendition."""
-    from .fixtures import crafted_audio
+    from testkit import crafted_audio
 
     data = getattr(crafted_audio, f"crafted_{kind}")(size=2_000_000)
     source = tmp_path / f"crafted.{kind}"
@@ -383,7 +383,7 @@ def test_the_crafted_files_of_the_verification_audit_are_processed(tmp_path, kin
 def test_seek_index_reads_a_bounded_head(tmp_path):
     """A head of more top-level elements than any recorder writes is refused after
     MAX_HEAD_ELEMENTS of them (the engine then remuxes), not walked to its end."""
-    from .fixtures import crafted_audio
+    from testkit import crafted_audio
 
     reads = 0
 

@@ -2,7 +2,7 @@
 
 moto accepts part PUTs of any length and wrong signatures, so every part URL is also
 parsed (SigV4, content-length signed, part number and upload id in the query) and its
-signature recomputed independently (tests/sigv4.py).
+signature recomputed independently (testkit/sigv4.py).
 
 Strict store: with ``STRICT_S3_ENDPOINT_URL`` (and ``STRICT_S3_ACCESS_KEY``,
 ``STRICT_S3_SECRET_KEY``) set, the multipart app of this module talks to that store
@@ -21,10 +21,10 @@ import requests
 
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
+from testkit.longaudio import build_long_wav
+from testkit.sigv4 import signature_matches, signed_params
 
 from .conftest import FIXTURES, REGION, SECRET_KEY, Api, LiveServer
-from .longaudio import build_long_wav
-from .sigv4 import signature_matches, signed_params
 
 MIB = 1024 * 1024
 PART = 5 * MIB

@@ -18,9 +18,9 @@ from advanced_notes.app import create_app
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.keys import build_object_key
 from advanced_notes.services.sweeper import Sweeper
+from testkit.longaudio import build_long_wav
 
 from .conftest import FIXTURES, Api, LiveServer, run_cli
-from .longaudio import build_long_wav
 from .test_multipart import IS_STRICT, STRICT
 
 pytestmark = pytest.mark.e2e

@@ -4,7 +4,7 @@ Real parts: moto's threaded server is the store, the API is served on loopback (
 Flask's test client for a second app = a second worker), real audio is uploaded and fetched
 back through the URLs. Time is a fake clock given to the storage adapter, never a sleep.
 moto accepts any signature and expired URLs, so the URLs are parsed and their signatures
-recomputed (tests/sigv4.py); with ``STRICT_S3_ENDPOINT_URL`` (Ceph radosgw, see
+recomputed (testkit/sigv4.py); with ``STRICT_S3_ENDPOINT_URL`` (Ceph radosgw, see
 ../shared/tools/rgw) the last tests show a store that checks them accepting a URL signed
 at its window's start and refusing one past its expiry.
 """
@@ -28,10 +28,10 @@ from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.domain.clock import utcnow, window_start
 from advanced_notes.settings import ConfigError, load_settings
+from testkit.sigv4 import signature_matches, signed_params
 
 from .conftest import ACCESS_KEY, REGION, SECRET_KEY, Api, LiveServer
 from .helpers import assert_error, create
-from .sigv4 import signature_matches, signed_params
 
 pytestmark = pytest.mark.e2e
 

@@ -25,9 +25,9 @@ from advanced_notes.adapters.clip_sql import CLIPS
 from advanced_notes.api.context import services_of
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import StorageUnavailable
+from testkit.crafted_audio import crafted_flac
 
 from .conftest import put_upload
-from .fixtures.crafted_audio import crafted_flac
 
 CONCURRENT = 8
 

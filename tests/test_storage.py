@@ -1,7 +1,7 @@
 """The storage adapter: what is signed into presigned URLs (DESIGN §6).
 
 moto accepts any signature, so these tests parse the URLs and recompute the SigV4
-signature independently (tests/sigv4.py) instead of trusting that a PUT worked.
+signature independently (testkit/sigv4.py) instead of trusting that a PUT worked.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.api.context import services_of
 from advanced_notes.settings import load_settings
+from testkit.sigv4 import signature_matches, signed_params
 
 from .conftest import ACCESS_KEY, SECRET_KEY
-from .sigv4 import signature_matches, signed_params
 
 KEY = "prod/audio-clips/0b5a1c9e-1a44-4b5e-9a57-0d1f0c3b7a10.m4a"
 CHECKSUM = base64.b64encode(hashlib.sha256(b"abc").digest()).decode()

@@ -17,9 +17,9 @@ import pytest
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.domain.clock import utcnow
+from testkit.sigv4 import signature_matches, signed_params
 
 from .conftest import run_cli
-from .sigv4 import signature_matches, signed_params
 
 pytestmark = pytest.mark.e2e
 

@@ -21,10 +21,10 @@ import requests
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.domain.bucket_cors import required_cors_rules
+from testkit.longaudio import build_long_wav
 
 from .browserpage import AppPage, api_clip, bucket_cors, launch, playwright  # noqa: F401 (fixtures)
 from .conftest import FIXTURES, LiveServer
-from .longaudio import build_long_wav
 from .test_multipart import IS_STRICT, PART, STRICT
 
 pytestmark = pytest.mark.e2e

@@ -1,6 +1,6 @@
 """Verification is bounded in work, not only in bytes: crafted structure is ``audio_too_complex``.
 
-The crafted files (tests/fixtures/crafted_audio.py) fit the 8 MiB byte budget but hold
+The crafted files (testkit/crafted_audio.py) fit the 8 MiB byte budget but hold
 millions of tiny header elements. Before the read/seek cap the FLAC one took about 30 s of
 CPU and answered 200 ready; the MP4 and WAV ones spent seconds and hundreds of MiB before
 running out of bytes. Real recordings of every container, including 3 h / 100 MiB ones,
@@ -17,11 +17,11 @@ import pytest
 from advanced_notes.domain.audio import SNIFF_BYTES, measure_duration_ms, sniff_container
 from advanced_notes.domain.rangeio import ProbeTooComplex, RangedReader
 from advanced_notes.settings import Settings
+from testkit.crafted_audio import BUILDERS, all_crafted
+from testkit.longaudio import build_long_wav
 
 from .conftest import put_upload
-from .fixtures.crafted_audio import BUILDERS, all_crafted
 from .helpers import assert_error, create
-from .longaudio import build_long_wav
 from .test_streamed_webm import STREAMED, _shift_cluster_timecodes
 
 CRAFTED = {c.name: c for c in all_crafted()}
@@ -121,7 +121,7 @@ def test_a_long_real_recording_completes_ready(client, auth, audio):
 
 
 def test_generator_writes_the_files(tmp_path: Path):
-    from .fixtures import crafted_audio
+    from testkit import crafted_audio
 
     crafted_audio.main([str(tmp_path), "--bytes", "300000"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(BUILDERS)

@@ -24,7 +24,7 @@ HMAC_ALGORITHMS = ("HS256",)
 ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
 #: The JWK key type (RFC 7518 §6.1 ``kty``) each asymmetric algorithm needs. A token whose
 #: ``alg`` names another key type than its ``kid``'s key is refused before PyJWT sees it:
-#: ``{"alg": "ES256", "kid": <an RSA kid>}`` made PyJWT raise TypeError (issue 13 item 4).
+#: PyJWT raises TypeError, not one of its own errors, for ``{"alg": "ES256", "kid": <an RSA kid>}``.
 KEY_TYPE_BY_ALGORITHM = {"RS256": "RSA", "ES256": "EC"}
 #: Clock skew tolerated on ``exp``/``nbf``/``iat``, seconds.
 LEEWAY_SECONDS = 30
@@ -117,7 +117,7 @@ class TokenVerifier:
 
     def _checked(self, claims: dict[str, Any]) -> dict[str, Any]:
         """Our own checks on verified claims: lifetime bound and subject. Raises Unauthorized."""
-        # A token valid for a century is a leaked credential forever (issue 13 item 10).
+        # A token valid for a century is a leaked credential forever: the lifetime is bounded.
         exp = claims.get("exp")
         now = dt.datetime.now(dt.UTC).timestamp()
         if isinstance(exp, int | float) and exp - now > self.max_lifetime_seconds + LEEWAY_SECONDS:
@@ -148,7 +148,8 @@ class TokenVerifier:
 
 
 def auth_mode(settings: Settings) -> str:
-    """How this process verifies tokens, for the startup log line (issue 13 item 1).
+    """How this process verifies tokens, for the startup log line (the auth mode is the first
+    thing to check when tokens are accepted that should not be).
 
     Returns:
         e.g. ``"HS256 (AUTH_JWT_SECRET)"``, ``"HS256 (public dev secret, AUTH_USE_DEV_SECRET=on: advanced-notes dev)"``,
@@ -199,7 +200,7 @@ def authenticate_request() -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <token>'.")
-    verifier: TokenVerifier = current_services().verifier
+    verifier = current_services().verifier
     g.owner_id = verifier.verify(token.strip())["sub"]
 
 

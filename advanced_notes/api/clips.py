@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from advanced_notes.api import links
@@ -13,14 +12,14 @@ from advanced_notes.api.auth import current_owner
 from advanced_notes.api.common import (
     NO_CLIP,
     PLAYBACK_HEADERS,
+    ApiBlueprint,
     authenticated_blueprint,
-    clip_service,
     error_responses,
     playback_body,
     playback_headers,
     upload_body,
-    upload_service,
 )
+from advanced_notes.api.context import current_services
 from advanced_notes.api.schemas import (
     CLIP_EXAMPLE,
     PENDING_EXAMPLE,
@@ -39,7 +38,7 @@ from advanced_notes.api.schemas import (
 )
 
 
-def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
+def clips_blueprint(schemas: ApiSchemas) -> ApiBlueprint:
     """The ``/api/audio-clips`` blueprint of one app (built per app by ``init_api``).
 
     Args:
@@ -71,7 +70,9 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         repeat returns the same clip (a freshly signed upload while it is pending) and the
         header `Idempotent-Replayed: true`.
         """
-        session = upload_service().create(current_owner(), idempotency_key=headers.get("idempotency_key"), **body)
+        session = current_services().uploads.create(
+            current_owner(), idempotency_key=headers.get("idempotency_key"), **body
+        )
         response_headers = {"Idempotent-Replayed": "true"} if session.replayed else {}
         return (
             {
@@ -91,7 +92,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
     @error_responses(blp, {422: "validation_error: bad filter, limit or cursor."})
     def list_clips(query: dict[str, Any]) -> dict[str, Any]:
         """List the caller's clips, newest first (keyset pages via `next_cursor`)."""
-        page = clip_service().list(current_owner(), **query)
+        page = current_services().clips.list(current_owner(), **query)
         return {"clips": page.clips, "next_cursor": page.next_cursor}
 
     @blp.route("/audio-clips/<uuid:clip_id>", methods=["GET"])
@@ -99,7 +100,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
     @error_responses(blp, {404: NO_CLIP})
     def get_clip(clip_id: uuid.UUID) -> dict[str, Any]:
         """Get one clip."""
-        return {"clip": clip_service().get(current_owner(), clip_id)}
+        return {"clip": current_services().clips.get(current_owner(), clip_id)}
 
     @blp.route("/audio-clips/<uuid:clip_id>", methods=["PATCH"])
     @blp.doc(responses={200: {"links": links.UPDATED}})
@@ -108,14 +109,14 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
     @error_responses(blp, {404: NO_CLIP, 422: "validation_error: the body failed validation."})
     def update_clip(body: dict[str, Any], clip_id: uuid.UUID) -> dict[str, Any]:
         """Attach the clip to a note (`{"note_id": "..."}`) or detach it (`{"note_id": null}`)."""
-        return {"clip": clip_service().set_note(current_owner(), clip_id, body["note_id"])}
+        return {"clip": current_services().clips.set_note(current_owner(), clip_id, body["note_id"])}
 
     @blp.route("/audio-clips/<uuid:clip_id>", methods=["DELETE"])
     @blp.response(204)
     @error_responses(blp, {404: NO_CLIP})
     def delete_clip(clip_id: uuid.UUID) -> None:
         """Delete the clip and its object (the object now, or by the sweeper if the store is down)."""
-        clip_service().delete(current_owner(), clip_id)
+        current_services().clips.delete(current_owner(), clip_id)
 
     @blp.route("/audio-clips/<uuid:clip_id>/upload-url", methods=["POST"])
     @blp.doc(responses={200: {"links": links.REFRESHED}})
@@ -123,7 +124,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
     @error_responses(blp, {404: NO_CLIP, 409: "conflict: the clip is no longer pending."})
     def refresh_upload_url(clip_id: uuid.UUID) -> dict[str, Any]:
         """A freshly signed PUT URL for a pending clip whose previous URL expired."""
-        session = upload_service().refresh_upload(current_owner(), clip_id)
+        session = current_services().uploads.refresh_upload(current_owner(), clip_id)
         return {"upload": upload_body(session.upload, session.clip.storage_key)}
 
     @blp.route("/audio-clips/<uuid:clip_id>/complete", methods=["POST"])
@@ -140,7 +141,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
     )
     def complete_clip(clip_id: uuid.UUID) -> dict[str, Any]:
         """Verify the uploaded object and mark the clip ready (idempotent)."""
-        return {"clip": upload_service().complete(current_owner(), clip_id)}
+        return {"clip": current_services().uploads.complete(current_owner(), clip_id)}
 
     @blp.route("/audio-clips/<uuid:clip_id>/playback", methods=["GET"])
     @blp.arguments(RenditionQuerySchema(), location="query", unknown=RAISE)
@@ -164,7 +165,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         so browsers and CDNs reuse the audio they fetched; `Cache-Control` says how long this
         answer may be reused.
         """
-        playback = clip_service().playback(current_owner(), clip_id, query["rendition"])
+        playback = current_services().clips.playback(current_owner(), clip_id, query["rendition"])
         return playback_body(playback), 200, playback_headers(playback)
 
     @blp.route("/audio-clips/<uuid:clip_id>/peaks", methods=["GET"])
@@ -183,7 +184,7 @@ def clips_blueprint(schemas: ApiSchemas) -> Blueprint:
         `{"version": 2, "channels": 1, "sample_rate", "samples_per_pixel", "bits": 8, "length",
         "data": [min, max, ...]}`, loaded as is by wavesurfer.js and peaks.js.
         """
-        playback = clip_service().peaks(current_owner(), clip_id)
+        playback = current_services().clips.peaks(current_owner(), clip_id)
         return playback_body(playback), 200, playback_headers(playback)
 
     return blp

@@ -1,4 +1,9 @@
-"""Helpers shared by the blueprints."""
+"""What every API blueprint is built from: the blueprint class, error documentation, bodies.
+
+Every blueprint of the API document is built per app by a ``*_blueprint()`` function of
+its module, called from :func:`advanced_notes.api.registry.init_api`; views reach the services
+through :func:`advanced_notes.api.context.current_services` alone.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,8 @@ from flask_smorest import Blueprint
 
 from advanced_notes.adapters.storage import PresignedRequest
 from advanced_notes.api.auth import authenticate_request
-from advanced_notes.api.context import current_services
 from advanced_notes.api.parsing import ApiParser
-from advanced_notes.services.clips import ClipService, Playback
-from advanced_notes.services.uploads import UploadService
-
-
-def clip_service() -> ClipService:
-    """The process-wide ClipService (reads, playback, attach, delete) of the running app."""
-    return current_services().clips
-
-
-def upload_service() -> UploadService:
-    """The process-wide UploadService (create, fresh PUT URL, complete) of the running app."""
-    return current_services().uploads
-
+from advanced_notes.services.clips import Playback
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,13 +51,24 @@ def error_responses(blp: Blueprint, responses: dict[int, str] | None = None) -> 
 
 
 class ApiBlueprint(Blueprint):
-    """flask-smorest's Blueprint with :class:`ApiParser` (deep JSON nesting is a 400, not a 500)."""
+    """flask-smorest's Blueprint with :class:`ApiParser` (deep JSON nesting is a 400, not a 500).
+
+    Every API blueprint is one, so every body and query is parsed the same way.
+    """
 
     ARGUMENTS_PARSER = ApiParser()
 
 
-def authenticated_blueprint(name: str, import_name: str, description: str) -> Blueprint:
-    """A blueprint whose every route requires a bearer token (DESIGN §5)."""
+def authenticated_blueprint(name: str, import_name: str, description: str) -> ApiBlueprint:
+    """A new blueprint under ``/api`` whose every route requires a bearer token (DESIGN §5).
+
+    Args:
+        name: the blueprint's name (rate limits and the JSON-body check select blueprints by it).
+        import_name: the defining module's ``__name__``.
+        description: the tag's description in the OpenAPI document.
+    Returns:
+        an :class:`ApiBlueprint` that runs :func:`~advanced_notes.api.auth.authenticate_request` first.
+    """
     blp = ApiBlueprint(name, import_name, url_prefix="/api", description=description)
     blp.before_request(authenticate_request)
     return blp

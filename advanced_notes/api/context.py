@@ -9,14 +9,13 @@ blueprints, commands and tests read it through :func:`services_of` or
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, current_app
 
-if TYPE_CHECKING:  # the blueprints that read this module are imported by those below
+if TYPE_CHECKING:  # types only: reading the services must not import the engine, boto3 or every service
     from advanced_notes.adapters.db import Database
     from advanced_notes.adapters.storage import S3Storage
-    from advanced_notes.api.auth import TokenVerifier
     from advanced_notes.services.clips import ClipService
     from advanced_notes.services.completion import ClipCompleter
     from advanced_notes.services.events import StorageEventService
@@ -27,6 +26,19 @@ if TYPE_CHECKING:  # the blueprints that read this module are imported by those 
 _EXTENSION = "advanced_notes"
 
 
+class BearerVerifier(Protocol):
+    """What the request's authentication needs of a token verifier
+    (:class:`advanced_notes.api.auth.TokenVerifier` is the one ``build_services`` makes).
+
+    Typed by this protocol, the services name no class of :mod:`advanced_notes.api.auth`,
+    which reads the services: the two modules do not import each other.
+    """
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The verified claims of ``token`` (``sub`` is the owner id). Raises Unauthorized."""
+        ...
+
+
 @dataclass(frozen=True)
 class AppServices:
     """Process-wide objects, shared by every request and thread of one process."""
@@ -34,7 +46,7 @@ class AppServices:
     settings: Settings
     db: Database
     storage: S3Storage
-    verifier: TokenVerifier
+    verifier: BearerVerifier
     clips: ClipService
     uploads: UploadService
     completer: ClipCompleter

@@ -3,7 +3,7 @@
 Without ``Content-Type: application/json`` webargs reads no JSON at all, so a POST whose
 body holds every field answered 422 "Missing data for required field" for fields that
 were right there (``curl -d '{...}'`` sends ``application/x-www-form-urlencoded``). The
-real cause is the header; this check answers that before any parsing (issue 14).
+real cause is the header; this check answers that before any parsing.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ query string), status, duration in ms, owner and clip id. Presigned URLs, their
 signatures and bearer tokens are never logged: the line has no URLs or headers, and
 botocore's and urllib3's DEBUG output (canonical requests, signatures, full URLs) is
 held at WARNING whatever ``LOG_LEVEL`` says.
+
+``LOG_FORMAT=json`` (the default, for log collectors) writes each line as a JSON object with
+those fields; ``LOG_FORMAT=text`` (what ``advanced-notes dev`` chooses, for a terminal) writes
+the request line as ``12:00:01 GET /api/audio-clips 201 12 ms`` and any other line as
+``12:00:01 WARNING logger: message``.
 """
 
 from __future__ import annotations
@@ -54,9 +59,26 @@ def configure_logging(settings: Settings) -> None:
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+
+
+class TextFormatter(logging.Formatter):
+    """``LOG_FORMAT=text``: one short line per request (time, method, path, status, ms), and
+    ``time LEVEL logger: message`` (with any traceback) for every other line."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line for ``record`` (see the class)."""
+        if record.name != log.name or not hasattr(record, "method"):
+            return super().format(record)
+        fields = record.__dict__
+        ms = fields.get("duration_ms")
+        took = f" {ms:.0f} ms" if isinstance(ms, (int, float)) else ""
+        return f"{self.formatTime(record, self.datefmt)} {fields['method']} {fields['path']} {fields['status']}{took}"
 
 
 def _start_request() -> None:

@@ -46,8 +46,8 @@ from advanced_notes.services import telemetry
 
 _Counts = tuple[dict[str, int], int, int, dict[str, int]]
 
-#: Seconds a scrape's counts are reused. The counts are full-table aggregates: an
-#: unauthenticated /metrics hit in a loop ran them on every request (issue 13 item 10).
+#: Seconds a scrape's counts are reused. The counts are full-table aggregates, and
+#: /metrics needs no token: a client hitting it in a loop must not run them every time.
 STATE_CACHE_SECONDS = 5.0
 
 

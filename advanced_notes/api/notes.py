@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from advanced_notes.api.auth import current_owner
 from advanced_notes.api.common import (
     PLAYBACK_HEADERS,
+    ApiBlueprint,
     authenticated_blueprint,
-    clip_service,
     error_responses,
     playback_body,
     playback_headers,
 )
+from advanced_notes.api.context import current_services
 from advanced_notes.api.schemas import (
     CLIP_EXAMPLE,
     PLAYBACK_EXAMPLE,
@@ -33,11 +33,10 @@ def _check_note_id(note_id: str) -> None:
         raise NotFound("The note has no ready audio clip.")
 
 
-def notes_blueprint() -> Blueprint:
+def notes_blueprint() -> ApiBlueprint:
     """The ``/api/notes/<note_id>/audio`` blueprint of one app (built per app by ``init_api``).
 
-    It needs no settings; it is built per app like the clips blueprint so that no
-    blueprint object (its OpenAPI docs, the rate limit attached to it) is shared by two apps.
+    It needs no settings; it is built per app like every API blueprint (docs/design-choices.md).
 
     Returns:
         a new blueprint whose every route requires a bearer token.
@@ -66,7 +65,7 @@ def notes_blueprint() -> Blueprint:
         this answer may be reused (as for playback).
         """
         _check_note_id(note_id)
-        playback = clip_service().note_audio(current_owner(), note_id, query["rendition"])
+        playback = current_services().clips.note_audio(current_owner(), note_id, query["rendition"])
         return {"clip": playback.clip, "playback": playback_body(playback)}, 200, playback_headers(playback)
 
     @blp.route("/notes/<path:note_id>/audio", methods=["DELETE"])
@@ -76,6 +75,6 @@ def notes_blueprint() -> Blueprint:
         """Delete every clip of the note (any status) and their objects."""
         if not is_storable_note_id(note_id):
             return {"deleted": 0}  # no clip can have such a note id
-        return {"deleted": clip_service().delete_note_audio(current_owner(), note_id)}
+        return {"deleted": current_services().clips.delete_note_audio(current_owner(), note_id)}
 
     return blp

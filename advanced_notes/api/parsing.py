@@ -1,7 +1,7 @@
 """The request parser of the API blueprints: webargs' FlaskParser, hardened against hostile JSON.
 
 Python's ``json.loads`` raises ``RecursionError`` (not ``JSONDecodeError``) on deeply
-nested input: 6 KB of ``[`` was a 500 (issue 13 item 6). Here it is what any other
+nested input (a few KB of ``[``), which would be a 500. Here it is what any other
 malformed body is: 400 ``bad_request`` in the error shape.
 """
 

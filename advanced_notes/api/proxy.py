@@ -1,7 +1,7 @@
 """Client addresses behind reverse proxies (werkzeug's ProxyFix), for ``TRUSTED_PROXIES``.
 
 Anonymous requests are rate-limited by ``request.remote_addr``. Behind a load balancer
-that address is the balancer's, so every client shared one budget (issue 13 item 5).
+that address is the balancer's, and every client would share one budget.
 With ``TRUSTED_PROXIES=N`` the app trusts the last N entries of ``X-Forwarded-For`` and
 ``X-Forwarded-Proto`` (each proxy appends one): set it to the number of proxies *you run*
 in front of the app, never more, or a client can spoof its address with its own header.

@@ -7,14 +7,12 @@ the API and on ``POST /api/storage-events`` (:class:`AuthFailureLimiter`). Count
 when ``RATELIMIT_STORAGE_URI`` is set (shared by every worker and machine), in process
 memory otherwise (per worker: fine for one process, approximate for several).
 
-Why not flask-limiter (used until issue 15): with its response headers on, every request
-made three storage calls (the hit, then the window's count and expiry for the
-``X-RateLimit-*`` headers: three Redis round trips), its in-memory storage started a
-thread for most requests, and the whole check cost 0.4 to 0.8 ms per request, the largest
-framework cost after the ORM (the 2026-11-21 profile, before issue 15). Here the windows are fixed and
-aligned to the clock (``window = now // period``), so one counter increment gives both
-the verdict and the headers: the count says what remains, the window index says when it
-resets. ``limits`` still parses the setting and owns the storages (Redis, memory).
+The windows are fixed and aligned to the clock (``window = now // period``), so one
+counter increment gives both the verdict and the ``X-RateLimit-*`` headers: the count
+says what remains, the window index says when it resets (one Redis round trip a
+request, where a moving window needs the hit, the count and the expiry). ``limits``
+parses the setting and owns the storages (Redis, memory); why not flask-limiter is in
+docs/design-choices.md.
 """
 
 from __future__ import annotations
@@ -255,7 +253,8 @@ def owner_key() -> str:
     """The rate-limit key of the current request: ``owner:<sub>`` or ``ip:<address>``.
 
     Never raises: an exception while verifying the token counts as "no valid token" and
-    the request is limited by address (issue 13 item 4). The blueprint's own auth hook
+    the request is limited by address (a token PyJWT fails on must not skip the limit).
+    The blueprint's own auth hook
     then runs and answers the request (a 401 for a bad token).
     """
     try:

@@ -3,8 +3,12 @@ and one Celery worker process beside it that processes the ready clips.
 
 For trying the API on a fresh machine with no other setup. The worker's broker is kombu's
 SQLAlchemy transport on a SQLite file of its own (``instance/broker.sqlite``), so nothing
-needs installing; it runs the relay too (``worker -B``) and stops with the server. The
-emulator keeps its bucket in memory, so the SQLite file is recreated on each start: rows whose objects
+needs installing; it runs the relay too (``worker -B``) and stops with the server
+(:mod:`advanced_notes.tools.dev_worker`). The emulator's bucket sends its ObjectCreated
+events to an SQS queue of the emulator, which a thread of the server consumes
+(:mod:`advanced_notes.tools.dev_events`): an upload whose client never calls complete is
+finished within seconds, as ``events consume`` does in production. The emulator keeps its
+bucket in memory, so the SQLite file is recreated on each start: rows whose objects
 vanished with the last run would be lies. One dev server per folder: it locks
 ``instance/`` and publishes itself there for the other commands
 (:mod:`advanced_notes.tools.discovery`); both ports are bound before any file changes.
@@ -12,13 +16,11 @@ vanished with the last run would be lies. One dev server per folder: it locks
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +32,12 @@ from advanced_notes.adapters import migrate
 from advanced_notes.adapters.taskqueue import DEV_BROKER_FILENAME
 from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
-from advanced_notes.app import create_app, environment_with
+from advanced_notes.app import create_app
 from advanced_notes.domain.bucket_cors import required_cors_rules
+from advanced_notes.domain.keys import clips_folder
 from advanced_notes.domain.redact import redact_url
+from advanced_notes.tools.dev_events import DevEventConsumer
+from advanced_notes.tools.dev_worker import BEAT_SCHEDULE, DevWorker
 from advanced_notes.tools.discovery import (
     DevStack,
     DiscoveryError,
@@ -43,13 +48,9 @@ from advanced_notes.tools.discovery import (
 )
 
 EMBEDDED_DB = "embedded.sqlite"
-#: The worker's beat keeps its schedule here (beside the database, one per dev server).
-BEAT_SCHEDULE = "celerybeat-schedule"
-#: Seconds the worker has to stop after SIGTERM before its process group is killed: a
-#: warm shutdown waits for the job in hand, and a long transcode must not hold Ctrl-C
-#: (the job is in the outbox and its message is not acknowledged: nothing is lost).
-WORKER_STOP_SECONDS = 5.0
 DEV_SUBJECT = "dev-user"
+#: The emulator's queue of the bucket's event notifications (moto's default account).
+EVENTS_QUEUE_PATH = "123456789012/advanced-notes-dev-events"
 TOKEN_SECONDS = 24 * 3600
 
 
@@ -108,6 +109,9 @@ def embedded_config(options: EmbeddedOptions, db_file: Path) -> dict[str, str | 
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "embedded",
         "AWS_SECRET_ACCESS_KEY": "embedded-secret",
+        "S3_EVENTS_QUEUE_URL": f"http://{options.host}:{options.s3_port}/{EVENTS_QUEUE_PATH}",
+        # One readable access line per request: the terminal keeps the banner and its token.
+        "LOG_FORMAT": "text",
         # The embedded stack has its own auth: nothing from .env or the shell (a real
         # secret, an issuer or audience meant for a deployment) leaks into it, so the
         # token it prints always works (issue 13 item 10).
@@ -123,84 +127,6 @@ def embedded_config(options: EmbeddedOptions, db_file: Path) -> dict[str, str | 
         "PROCESSING_ENABLED": "on",
         "PROCESSING_QUEUE": None,
     }
-
-
-def worker_command(instance: Path) -> list[str]:
-    """The command line of the dev stack's worker: one prefork child and the relay's beat.
-
-    Args:
-        instance: the dev server's ``instance/`` folder (the beat schedule goes there).
-    Returns:
-        argv for :class:`subprocess.Popen` (this interpreter's ``celery``).
-    """
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "--quiet",  # no banner: the dev server's banner says what runs
-        "-A",
-        "advanced_notes.worker.celery_app",
-        "worker",
-        "-B",
-        "--concurrency",
-        "1",
-        "--loglevel",
-        "warning",
-        # One worker, alone on its broker: no peers to sync with at start or to gossip with.
-        "--without-mingle",
-        "--without-gossip",
-        "--schedule-filename",
-        str(instance / BEAT_SCHEDULE),
-    ]
-
-
-class DevWorker:
-    """The dev stack's Celery worker: a child process in a session of its own.
-
-    Its own session (process group) keeps a terminal's Ctrl-C for the dev server, which
-    then stops the worker in order, and lets :meth:`stop` kill the worker's children too
-    (the prefork child and the beat process) when the main process does not stop in time.
-
-    Args:
-        instance: the ``instance/`` folder (the worker's working directory, so no ``.env``
-            of the dev server's folder reaches it); settings: the embedded config, applied
-            over the environment (None removes a variable).
-    """
-
-    def __init__(self, instance: Path, settings: dict[str, str | None]):
-        self.instance = instance
-        self.settings = settings
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the worker (it connects to the broker and the database on its own)."""
-        env = environment_with(self.settings) | {"PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            worker_command(self.instance), cwd=self.instance, env=env, start_new_session=True
-        )
-
-    @property
-    def pid(self) -> int | None:
-        """The worker's main process id (None before :meth:`start`)."""
-        return self.process.pid if self.process else None
-
-    def stop(self, grace: float = WORKER_STOP_SECONDS) -> None:
-        """SIGTERM (a warm shutdown), then SIGKILL to the whole group after ``grace`` seconds.
-
-        The group is killed in any case once the main process is gone, so no child of the
-        worker outlives the dev server.
-        """
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        self.process = None
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
@@ -232,7 +158,8 @@ def run_embedded(options: EmbeddedOptions) -> None:
         DevStackError: another dev server runs from this folder, or a port is taken;
             raised before any file is touched.
     """
-    from advanced_notes.tools.embedded_s3 import EmbeddedS3Server, listening_socket  # moto: extra "embedded"
+    # moto: extra "embedded"
+    from advanced_notes.tools.embedded_s3 import EmbeddedS3Server, deliver_bucket_events, listening_socket
 
     instance = instance_dir().resolve()
     lock = StackLock(instance)
@@ -257,7 +184,7 @@ def run_embedded(options: EmbeddedOptions) -> None:
                 " (pass --s3-port)"
             ) from None
         try:
-            _serve(options, instance, api_socket, s3)
+            _serve(options, instance, api_socket, deliver_bucket_events)
         finally:
             s3.stop()
             remove_stack(instance)
@@ -265,9 +192,9 @@ def run_embedded(options: EmbeddedOptions) -> None:
         lock.release()
 
 
-def _serve(options: EmbeddedOptions, instance: Path, api_socket: socket.socket, s3: Any) -> None:
-    # One log for the API and the emulator (create_app sets it up, JSON unless
-    # LOG_FORMAT=text): the app's request lines, and the emulator's PUT, HEAD and GETs.
+def _serve(options: EmbeddedOptions, instance: Path, api_socket: socket.socket, deliver_events: Any) -> None:
+    # One log for the API and the emulator (create_app sets it up, in text here): the app's
+    # request lines; the emulator's own lines only at LOG_LEVEL=DEBUG.
     db_file = instance / EMBEDDED_DB
     # The broker's messages and beat's schedule belong to the database they are about.
     for pattern in (EMBEDDED_DB, DEV_BROKER_FILENAME, BEAT_SCHEDULE):
@@ -281,6 +208,10 @@ def _serve(options: EmbeddedOptions, instance: Path, api_socket: socket.socket, 
     # The demo page PUTs from the API's origin straight to the emulator (another port,
     # so another origin): without rules moto answers the CORS preflight 403.
     services.storage.put_cors_rules(required_cors_rules(browser_origins(options.host, options.port)))
+    deliver_events(
+        services.storage.bucket, services.settings.s3_events_queue_url, clips_folder(services.settings.key_prefix)
+    )
+    events = DevEventConsumer(services)
     token = mint_token(services.settings, options.subject, TOKEN_SECONDS)
     api = f"http://{options.host}:{options.port}"
     write_stack(instance, DevStack(api=api, token=token, pid=os.getpid(), settings=settings))
@@ -288,12 +219,14 @@ def _serve(options: EmbeddedOptions, instance: Path, api_socket: socket.socket, 
     _stop_on_sigterm()
     worker = DevWorker(instance, settings)
     try:
+        events.start()
         worker_line = _start_worker(options, worker)
         _announce(options, api, token, services, worker_line)
         _serve_forever(options, app, api_socket)
     except KeyboardInterrupt:
         pass
     finally:
+        events.stop()
         worker.stop()
         api_socket.close()
 
@@ -321,6 +254,8 @@ Advanced Notes audio clips: embedded default
   S3        http://{options.host}:{options.s3_port}   bucket {services.storage.bucket} (moto, in memory)
   Database  {redact_url(services.db.url)}  (recreated at each start)
   Worker    {worker_line}
+  Events    the bucket's ObjectCreated events -> an SQS queue of the emulator -> this server:
+            an upload whose client never calls complete is finished within seconds
 
 Token for sub={options.subject} (24 h):
   export ADVANCED_NOTES_TOKEN={token}

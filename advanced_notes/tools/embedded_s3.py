@@ -19,8 +19,15 @@ it is served:
    thread: when the port is taken the thread dies and ``start()`` waits for ever.
    :class:`EmbeddedS3Server` binds in ``start()`` and raises :class:`OSError`.
 
-Its access log (``advanced_notes.embedded_s3``) shows the method, the path without the
-query string (presigned URLs carry their signature there) and the status, in plain text.
+3. **The bucket tells the service what arrived.** :func:`deliver_bucket_events` creates an
+   SQS queue in the same emulator (moto serves every AWS API on one port) and points the
+   bucket's ObjectCreated notifications at it, as ``put_bucket_notification_configuration``
+   does on AWS; moto then sends the S3 event record to the queue on every PUT and
+   CompleteMultipartUpload, and ``events consume`` (or the dev server's own consumer) reads it.
+
+Its access log (``advanced_notes.embedded_s3``, at DEBUG: one line per S3 call drowns the
+API's own lines) shows the method, the path without the query string (presigned URLs carry
+their signature there) and the status, in plain text.
 """
 
 from __future__ import annotations
@@ -31,14 +38,18 @@ import re
 import socket
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import (
     BackendRequest,
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.s3.models import s3_backends
+from moto.sqs.models import sqs_backends
 from werkzeug.serving import BaseWSGIServer, make_server
 
 log = logging.getLogger("advanced_notes.embedded_s3")
@@ -92,7 +103,7 @@ class _QuietRequestHandler(MotoRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = self.path.split("?", 1)[0]
-        log.info("%s %s %s", self.command, path, getattr(code, "value", code))
+        log.debug("%s %s %s", self.command, path, getattr(code, "value", code))
 
     def log(self, type: str, message: str, *args: Any) -> None:
         # werkzeug's other messages (errors) may quote the request line: drop its query too.
@@ -146,6 +157,34 @@ class EmbeddedS3Server:
             self._socket.close()
         if self._thread is not None:
             self._thread.join(5)
+
+
+def deliver_bucket_events(bucket: str, queue_url: str, key_prefix: str = "") -> None:
+    """Send the emulator bucket's ObjectCreated events to an SQS queue of the same emulator.
+
+    Creates the queue (idempotent) and sets the bucket's notification configuration, as
+    ``CreateQueue`` and ``PutBucketNotificationConfiguration`` do on AWS. moto then puts
+    the S3 event record (and, at once, an ``s3:TestEvent``) on the queue. Both are set on
+    moto's in-process backends, which its server answers from, so no AWS client is needed.
+
+    Args:
+        bucket: an existing bucket of the emulator (in the queue's region).
+        queue_url: ``http://host:port/<account>/<name>``; the account must be moto's default
+            account, which is the account of every request signed with a plain access key.
+        key_prefix: only keys starting with it are announced ("" = every key).
+    Raises:
+        ValueError: the URL names another account (its queue would never get an event).
+    """
+    account, name = urlsplit(queue_url).path.strip("/").split("/")
+    if account != DEFAULT_ACCOUNT_ID:
+        raise ValueError(f"the emulator's account is {DEFAULT_ACCOUNT_ID}, not {account}")
+    store = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    region = store.get_bucket(bucket).region_name
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID][region].create_queue(name)
+    rule: dict[str, Any] = {"Id": "advanced-notes-dev", "Queue": queue.queue_arn, "Event": ["s3:ObjectCreated:*"]}
+    if key_prefix:
+        rule["Filter"] = {"S3Key": {"FilterRule": [{"Name": "prefix", "Value": key_prefix}]}}
+    store.put_bucket_notification_configuration(bucket, {"QueueConfiguration": [rule]})
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

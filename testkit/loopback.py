@@ -15,13 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from moto.server import ThreadedMotoServer
-from werkzeug.serving import make_server
-
 from advanced_notes.adapters import migrate
 from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
+from testkit.servers import LiveServer, moto_server
 
 #: Scripts hammer the API as one owner: limits get their own tests.
 DEFAULT_SETTINGS = {
@@ -76,26 +74,16 @@ def serving(database_url: str | None = None, **settings: str | None) -> Iterator
         settings: overrides of :data:`DEFAULT_SETTINGS` (environment-variable names).
     """
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access line per request
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    server = None
-    try:
-        host, port = s3.get_host_and_port()
+    with moto_server() as s3_endpoint:
         db_url = database_url or f"sqlite:///{tempfile.mkdtemp()}/loopback.sqlite"
         migrate.upgrade(db_url)
-        app = create_app(
-            {**DEFAULT_SETTINGS, "DATABASE_URL": db_url, "S3_ENDPOINT_URL": f"http://{host}:{port}", **settings}
-        )
+        app = create_app({**DEFAULT_SETTINGS, "DATABASE_URL": db_url, "S3_ENDPOINT_URL": s3_endpoint, **settings})
         services = services_of(app)
         services.storage.ensure_bucket()
         counter = StatusCounter(app)
-        server = make_server("127.0.0.1", 0, counter, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield Loopback(
-            f"http://127.0.0.1:{server.server_port}", mint_token(services.settings, "loopback", 6 * 3600), app, counter
-        )
-        services.db.dispose()
-    finally:
-        if server is not None:
-            server.shutdown()
-        s3.stop()
+        server = LiveServer(counter)
+        try:
+            yield Loopback(server.url, mint_token(services.settings, "loopback", 6 * 3600), app, counter)
+            services.db.dispose()
+        finally:
+            server.stop()
