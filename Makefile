@@ -65,7 +65,7 @@ docs: $(DOCS_STAMP)
 migrate: $(STAMP)
 	$(BIN)/flask --app wsgi db upgrade
 
-## Rebuild the /uppy page's bundle (committed) from web/uppy's pinned package-lock.json.
+## Rebuild the browser page's bundle (/app, committed) from web/uppy's pinned package-lock.json.
 uppy:
 	cd web/uppy && npm ci --no-audit --no-fund && npm run build
 

@@ -1,378 +1,304 @@
-"""The demo page (``/demo``) in real headless Chromium, end to end.
+"""The browser page (``/app``: Uppy Dashboard + Audio + AWS S3, wavesurfer.js) in real headless Chromium.
 
 The app on loopback (``live_server``), moto's threaded server as the store, and Debian's
-Chromium driven by Python playwright: the page computes the SHA-256 with WebCrypto,
-creates the clip, PUTs the real file cross-origin to the bucket (so the bucket's CORS
-rules are exercised, preflight included), completes, and plays the clip in ``<audio>``.
-Note that moto's server, unlike S3, allows every origin while a bucket has NO rules; once
-it has rules it applies them (a preflight from an origin they do not list gets a 403).
+Chromium driven by Python playwright: files go in through the Dashboard's own file input, the
+browser PUTs them cross-origin to the bucket (the bucket's CORS rules are exercised, preflight
+included), and each clip's row follows it through verification and processing to a waveform
+player. Processing runs in-process: the test calls the service's runner with the real engine
+(PyAV) once the clip is ready, as a worker would (tests/test_processing.py does the same);
+the last test runs the dev stack instead, with its real Celery worker.
+Note that moto's server, unlike S3, allows every origin while a bucket has NO rules; once it
+has rules it applies them.
 
-CI needs ``apt-get install -y chromium`` and ``pip install playwright`` (playwright's own
-browser download is never used: the system Chromium is launched by path). A missing
-Chromium or playwright fails these tests (reported as errors of the fixture, with the
-command to run): a skipped browser test would hide a broken page.
+The driver and fixtures are in tests/browserpage.py (what CI must install is said there).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-import requests
 
 from advanced_notes.api.context import services_of
 from advanced_notes.domain.bucket_cors import required_cors_rules
 from testkit.sigv4 import signature_matches
 
-from .conftest import ACCESS_KEY, BUCKET, REGION, SECRET_KEY
+from .browserpage import (  # noqa: F401 (fixtures, and launch/playwright for other modules)
+    DURATION_TOLERANCE_S,
+    FAKE_MICROPHONE_ARGS,
+    PROCESSING_TIMEOUT_MS,
+    SCREENSHOT_ENV,
+    AppPage,
+    api_clip,
+    browser,
+    bucket_cors,
+    launch,
+    page_origin_cors,
+    playwright,
+    process,
+)
+from .conftest import SECRET_KEY
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-#: Headless, and nothing that reaches for the network on its own (the machine is offline).
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: Chromium's fake microphone (a beep) and an auto-accepted permission prompt.
-FAKE_MICROPHONE_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-#: The README's screenshot is this test's. A run writes it to a temporary folder (a test run
-#: must not dirty the work tree); DEMO_SCREENSHOT=docs/demo.png refreshes the committed one.
-SCREENSHOT_ENV = "DEMO_SCREENSHOT"
-#: Milliseconds any one step of the page may take (a complete parses the audio: well under 1 s here).
-STEP_TIMEOUT_MS = 30_000
-#: How far the browser's idea of the duration may be from the manifest's (container rounding).
-DURATION_TOLERANCE_S = 0.3
 
-# Resolves when the page has finished: the clip is ready, or the error box is showing.
-FINISHED_JS = """() => document.getElementById('clip-status').textContent === 'ready'
-                      || !document.getElementById('error').hidden"""
-# Resolves once <audio> has loaded metadata (readyState >= HAVE_METADATA), or it or the page failed.
-METADATA_JS = """() => { const a = document.getElementById('player');
-                         return a.readyState >= 1 || a.error !== null || !document.getElementById('error').hidden; }"""
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    """A playwright driver, or a clear failure naming what CI must install."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: install it (apt-get install -y chromium) "
-            "or point CHROMIUM_PATH at a Chromium binary."
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install playwright (no browser download is needed).")
-    with sync_playwright() as driver:
-        yield driver
-
-
-def launch(playwright: Any, extra_args: Sequence[str] = ()) -> Any:
-    """Launch the system Chromium headless with :data:`LAUNCH_ARGS` (plus ``extra_args``)."""
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[*LAUNCH_ARGS, *extra_args])
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Any) -> Iterator[Any]:
-    """The system Chromium, once for the module's file uploads."""
-    chromium = launch(playwright)
-    yield chromium
-    chromium.close()
-
-
-@pytest.fixture
-def bucket_cors(app, s3_endpoint) -> Iterator[Callable[[list[dict] | None], None]]:
-    """A setter of the bucket's CORS rules; the previous rules (or none) come back after.
-
-    The session shares one bucket, and other tests may inspect its CORS rules.
-    """
-    storage = services_of(app).storage
-    before = storage.get_cors_rules()
-
-    def set_rules(rules: list[dict] | None) -> None:
-        if rules is not None:
-            storage.put_cors_rules(rules)
-        else:  # S3Storage has no delete (the app never needs one): boto3 directly.
-            boto3.client(
-                "s3",
-                endpoint_url=s3_endpoint,
-                region_name=REGION,
-                aws_access_key_id=ACCESS_KEY,
-                aws_secret_access_key=SECRET_KEY,
-            ).delete_bucket_cors(Bucket=BUCKET)
-
-    yield set_rules
-    set_rules(before)
-
-
-@pytest.fixture
-def page_origin_cors(bucket_cors, live_server) -> None:
-    """The bucket allows the demo page's origin (the live server's), as `advanced-notes dev` sets up."""
-    bucket_cors(required_cors_rules([live_server.url]))
-
-
-class DemoPage:
-    """The demo page in one fresh browser context, recording what went wrong in it."""
-
-    def __init__(self, browser: Any, base_url: str, token: str):
-        self.context = browser.new_context(viewport={"width": 900, "height": 1100})
-        self.page = self.context.new_page()
-        self.problems: list[str] = []  # uncaught exceptions and console errors
-        self.puts: list[Any] = []  # the browser's PUTs to the store
-        self.page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        self.page.on(
-            "console",
-            lambda msg: (
-                msg.type == "error" and self.problems.append(f"console: {msg.text} ({msg.location.get('url')})")
-            ),
-        )
-        self.page.on("request", lambda req: req.method == "PUT" and self.puts.append(req))
-        self.page.set_default_timeout(STEP_TIMEOUT_MS)
-        # The fragment carries the token, as the link `advanced-notes dev` prints.
-        self.page.goto(f"{base_url}/demo#token={token}")
-
-    def text(self, selector: str) -> str:
-        """The text content of ``selector``."""
-        return self.page.text_content(selector) or ""
-
-    def upload(self) -> None:
-        """Click Upload and wait until the clip is ready; fail with the page's own error message."""
-        self.page.click("#upload")
-        self.page.wait_for_function(FINISHED_JS)
-        assert self.page.is_hidden("#error"), f"the page shows an error: {self.text('#error')}"
-        assert self.text("#clip-status") == "ready"
-
-    def audio_metadata(self) -> dict[str, Any]:
-        """Wait for the <audio> element's metadata; its duration (s), readyState and error code."""
-        self.page.wait_for_function(METADATA_JS)
-        assert self.page.is_hidden("#error"), f"the page shows an error: {self.text('#error')}"
-        return self.page.evaluate("""() => { const a = document.getElementById('player');
-            return {duration: a.duration, readyState: a.readyState, error: a.error && a.error.code}; }""")
-
-    def close(self) -> None:
-        self.context.close()
-
-
-def test_demo_page_uploads_a_file_and_plays_it(browser, live_server, make_token, audio, page_origin_cors, tmp_path):
+def test_a_small_file_goes_up_in_one_put_is_processed_and_plays_with_its_waveform(
+    browser,  # noqa: F811
+    app,
+    live_server,
+    make_token,
+    audio,
+    page_origin_cors,  # noqa: F811
+    tmp_path,
+):
     f = audio["note.ogg"]  # Ogg Opus: open codecs, which Debian's Chromium always has
     token = make_token("browser-user")
-    demo = DemoPage(browser, live_server.url, token)
+    page = AppPage(browser, live_server.url, token)
     try:
-        page = demo.page
-        assert page.input_value("#token") == token
-        page.set_input_files("#file", str(f.path))
-        page.fill("#note-id", "browser-note")
-        assert "Selected note.ogg" in demo.text("#selection")
-        demo.upload()
+        assert page.page.input_value("#token") == token
+        assert "Uppy 6.3.1" in page.text("#versions") and "Dashboard 6.0.3" in page.text("#versions")
+        page.add(f.path)
+        page.upload()
+        assert page.wait_status("note.ogg", "ready", "rejected", "failed") == "ready", page.text("#clips")
+        clip_id = page.clip_id("note.ogg")
 
-        # The page hashed the file with WebCrypto, and the upload reached 100 %.
-        assert demo.text("#step-checksum") == f.sha256_base64
-        assert page.eval_on_selector("#put-progress", "p => p.value") == 100
-
-        # The browser PUT exactly the signed headers (moto checks no signature: we do).
-        [put] = demo.puts
+        # One PUT of the whole file, with exactly the headers the server signed (we check SigV4).
+        [put] = page.puts
+        assert "partNumber" not in put.url
         sent = put.all_headers()
         assert sent["content-type"] == "audio/ogg"
-        assert sent["x-amz-checksum-sha256"] == f.sha256_base64
-        signed = {name: sent[name] for name in ("content-type", "x-amz-checksum-sha256")}
-        assert signature_matches(put.url, "PUT", {**signed, "content-length": str(f.size)}, SECRET_KEY)
+        assert signature_matches(
+            put.url, "PUT", {"content-type": "audio/ogg", "content-length": str(f.size)}, SECRET_KEY
+        )
         assert put.response().status == 200
 
-        metadata = demo.audio_metadata()
-        assert metadata["error"] is None, f"<audio> failed with MediaError {metadata['error']}"
-        assert abs(metadata["duration"] - f.duration_ms / 1000) <= DURATION_TOLERANCE_S, metadata
-        assert page.text_content("#step-playback").startswith("ready to play")
-
-        # The API agrees: the clip is ready, whole, checksummed and measured.
-        clip_id = demo.text("#clip-id")
-        got = requests.get(
-            f"{live_server.url}/api/audio-clips/{clip_id}", timeout=30, headers={"Authorization": f"Bearer {token}"}
+        clip = api_clip(live_server.url, token, clip_id)
+        assert clip["status"] == "ready" and clip["stored_bytes"] == f.size and clip["mime_type"] == "audio/ogg"
+        row = page.row("note.ogg")
+        page.page.wait_for_function("(row) => document.querySelector(row).dataset.processing === 'queued'", arg=row)
+        assert process(app, clip_id) == "done"  # the worker's step, in-process
+        metadata = page.wait_drawn("note.ogg")
+        processing = api_clip(live_server.url, token, clip_id)["processing"]
+        assert (
+            metadata["error"] is None
+            and abs(metadata["duration"] - processing["duration_ms"] / 1000) <= DURATION_TOLERANCE_S
         )
-        assert got.status_code == 200, got.text
-        clip = got.json()["clip"]
-        assert clip["status"] == "ready" and clip["note_id"] == "browser-note"
-        assert clip["mime_type"] == "audio/ogg" and clip["stored_bytes"] == f.size
-        assert clip["checksum_sha256"] == f.sha256_base64
-        assert abs(clip["measured_duration_ms"] - f.duration_ms) <= DURATION_TOLERANCE_S * 1000
+        assert page.text(f"{row} [data-part=rendition]") == "universal rendition"
+        assert page.text(f"{row} [data-part=duration]") == f"{processing['duration_ms'] / 1000:.2f} s"
+
+        # The waveform came from the peaks: the page asked the API for them and fetched the
+        # peaks object, and never fetched the audio itself (only <audio>'s media requests).
+        peaks_calls = [r for r in page.requests if r.url.endswith(f"/api/audio-clips/{clip_id}/peaks")]
+        assert len(peaks_calls) == 1
+        bucket = services_of(app).storage.public_origin
+        assert metadata["src"].startswith(f"{bucket}/"), metadata  # the player streams the presigned URL
+        gets = [r for r in page.requests if r.method == "GET" and r.url.startswith(f"{bucket}/")]
+        fetched = [r for r in gets if r.resource_type != "media"]
+        assert [r.url.split("?")[0].rsplit("/", 1)[1] for r in fetched] == ["peaks.json"], [r.url for r in gets]
+        assert fetched[0].response().status == 200
+        assert [r for r in gets if r.resource_type == "media"]  # <audio> asks for what it plays
+        assert "rendition=universal" in " ".join(r.url for r in page.requests if "/playback" in r.url)
+
+        # A working seek bar: a click at the waveform's middle moves the player there.
+        box = page.page.locator(f"{row} [data-part=waveform]").bounding_box()
+        page.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.page.wait_for_function(
+            "(row) => Math.abs(document.querySelector(row).querySelector('audio').currentTime - "
+            "document.querySelector(row).querySelector('audio').duration / 2) < 0.25",
+            arg=row,
+        )
 
         screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "demo.png")
         screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshot), full_page=True)
+        page.page.screenshot(path=str(screenshot), full_page=True)
         assert screenshot.stat().st_size > 10_000
-        assert demo.problems == []
+        assert page.problems == []
     finally:
-        demo.close()
+        page.close()
 
 
-def test_demo_page_shows_the_api_error(browser, live_server, make_token, audio, page_origin_cors):
+def test_an_impostor_is_shown_as_a_clear_rejection(browser, live_server, make_token, audio, page_origin_cors):  # noqa: F811
     f = audio["impostor-html.m4a"]  # HTML named .m4a: the PUT succeeds, complete rejects it
-    demo = DemoPage(browser, live_server.url, make_token("browser-user"))
+    token = make_token("browser-user")
+    page = AppPage(browser, live_server.url, token)
     try:
-        demo.page.set_input_files("#file", str(f.path))
-        demo.page.click("#upload")
-        demo.page.wait_for_function(FINISHED_JS)
-        error = demo.text("#error")
-        assert "422 upload_rejected" in error and '"reason":"not_audio"' in error, error
-        assert demo.page.get_attribute("li[data-step=complete]", "data-state") == "failed"
-        assert demo.text("#step-put").startswith("stored")
-        # The Result panel shows the server's state of the clip, not the last one the page saw.
-        demo.page.wait_for_function("() => document.getElementById('clip-status').textContent !== 'pending'")
-        assert demo.text("#clip-status") == "rejected"
+        page.add(f.path)
+        page.upload()
+        assert page.wait_status(f.path.name, "ready", "rejected", "failed") == "rejected"
+        row = page.row(f.path.name)
+        error = page.text(f"{row} [data-part=error]")
+        assert error.startswith("Rejected by the server (not_audio): 422 upload_rejected"), error
+        assert page.page.get_attribute(f"{row} [data-part=error]", "role") == "alert"
+        assert api_clip(live_server.url, token, page.clip_id(f.path.name))["status"] == "rejected"
+        # Uppy says so too, in its own notification.
+        page.page.wait_for_selector(".uppy-Informer p:has-text('upload_rejected')")
     finally:
-        demo.close()
+        page.close()
 
 
-def test_demo_page_shows_the_store_error_code(browser, live_server, make_token, audio, page_origin_cors):
-    # moto accepts almost any PUT, so the store's refusal is played by playwright: S3's XML
-    # error shape, with the CORS header a real store adds when a rule matches.
-    demo = DemoPage(browser, live_server.url, make_token("browser-user"))
-    try:
-        demo.page.route(
-            "**/audio-clips/*.ogg?*",
-            lambda route: route.fulfill(
-                status=403,
-                content_type="application/xml",
-                headers={"Access-Control-Allow-Origin": live_server.url},
-                body="<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code>"
-                "<Message>The request signature we calculated does not match.</Message></Error>",
-            ),
-        )
-        demo.page.set_input_files("#file", str(audio["note.ogg"].path))
-        demo.page.click("#upload")
-        demo.page.wait_for_function(FINISHED_JS)
-        assert demo.text("#error") == (
-            "Store 403 SignatureDoesNotMatch: The request signature we calculated does not match."
-        )
-        assert demo.page.get_attribute("li[data-step=put]", "data-state") == "failed"
-    finally:
-        demo.close()
-
-
-def test_demo_page_explains_a_bucket_cors_that_refuses_its_origin(
-    playwright, live_server, make_token, audio, bucket_cors
+def test_a_store_refusal_is_shown_in_its_words_and_a_retry_finishes(
+    browser,  # noqa: F811
+    live_server,
+    make_token,
+    audio,
+    page_origin_cors,  # noqa: F811
 ):
+    # moto accepts almost any PUT, so the store's refusal is played by playwright: S3's XML
+    # error shape, with the CORS header a real store adds when a rule matches; once.
+    refused: list[str] = []
+
+    def refuse_once(route: Any) -> None:
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        route.fulfill(
+            status=403,
+            content_type="application/xml",
+            headers={"Access-Control-Allow-Origin": live_server.url},
+            body="<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code>"
+            "<Message>The request signature we calculated does not match.</Message></Error>",
+        )
+
+    token = make_token("browser-user")
+    page = AppPage(browser, live_server.url, token)
+    try:
+        page.page.route("**/audio-clips/*.ogg?*", refuse_once)
+        page.add(audio["note.ogg"].path)
+        page.upload()
+        assert page.wait_status("note.ogg", "ready", "rejected", "failed") == "failed"
+        assert page.text(f"{page.row('note.ogg')} [data-part=error]") == (
+            "Store 403 SignatureDoesNotMatch: The request signature we calculated does not match."
+            "; retry from the list above"
+        )
+        page.page.click("button.uppy-StatusBar-actionBtn--retry")  # the Dashboard's Retry
+        assert page.wait_status("note.ogg", "ready", "rejected") == "ready"  # no longer "failed"
+        assert page.page.is_hidden(f"{page.row('note.ogg')} [data-part=error]")
+        assert api_clip(live_server.url, token, page.clip_id("note.ogg"))["stored_bytes"] == audio["note.ogg"].size
+        assert len(refused) == 1 and len(page.puts) == 2  # the same clip, PUT again
+    finally:
+        page.close()
+
+
+def test_a_bucket_cors_that_refuses_the_page_is_explained(playwright, live_server, make_token, audio, bucket_cors):  # noqa: F811
     # Rules for another origin: moto then answers the page's preflight 403 and the browser
     # never sends the PUT. (With no rules at all moto's server allows every origin, unlike
     # S3, so "no rules" would prove nothing here.)
     bucket_cors(required_cors_rules(["http://elsewhere.invalid"]))
     # A browser of its own: the shared one may hold an allowing preflight in its cache (MaxAgeSeconds).
     chromium = launch(playwright)
-    demo = DemoPage(chromium, live_server.url, make_token("browser-user"))
+    page = AppPage(chromium, live_server.url, make_token("browser-user"))
     try:
-        demo.page.set_input_files("#file", str(audio["note.ogg"].path))
-        demo.page.click("#upload")
-        demo.page.wait_for_function(FINISHED_JS)
-        error = demo.text("#error")
+        page.add(audio["note.ogg"].path)
+        page.upload()
+        assert page.wait_status("note.ogg", "ready", "rejected", "failed") == "failed"
+        error = page.text(f"{page.row('note.ogg')} [data-part=error]")
         assert "CORS rules" in error and live_server.url in error, error
-        assert demo.page.get_attribute("li[data-step=put]", "data-state") == "failed"
-        assert demo.puts and all(put.response() is None for put in demo.puts)
+        assert page.puts and all(put.response() is None for put in page.puts)
     finally:
-        demo.close()
+        page.close()
         chromium.close()
 
 
-def test_demo_page_records_the_microphone_and_uploads(playwright, live_server, make_token, page_origin_cors):
+def test_a_microphone_recording_goes_up_and_plays_seekable_with_its_waveform(
+    playwright,  # noqa: F811
+    app,
+    live_server,
+    make_token,
+    page_origin_cors,  # noqa: F811
+):
     chromium = launch(playwright, FAKE_MICROPHONE_ARGS)
     token = make_token("browser-user")
-    demo = DemoPage(chromium, live_server.url, token)
+    page = AppPage(chromium, live_server.url, token)
     try:
-        page = demo.page
-        page.click("#record")
-        page.wait_for_function("() => !document.getElementById('stop').disabled")
-        page.wait_for_timeout(1500)  # a second and a half of the fake device's beep
-        page.click("#stop")
-        page.wait_for_function("() => document.getElementById('selection').textContent.startsWith('Selected')")
-        demo.upload()
-
-        clip_id = demo.text("#clip-id")
-        clip = requests.get(
-            f"{live_server.url}/api/audio-clips/{clip_id}", timeout=30, headers={"Authorization": f"Bearer {token}"}
-        ).json()["clip"]
+        p = page.page
+        p.click(".uppy-DashboardTab-btn:has-text('Audio')")
+        p.click("button.uppy-Audio-button[title='Begin audio recording']")
+        p.wait_for_timeout(3000)  # three seconds of the fake device's beep
+        p.click("button.uppy-Audio-button[title='Stop audio recording']")
+        p.click("button.uppy-Audio-button--submit")
+        page.upload()
+        name = p.text_content("#clips .clip [data-part=name]", timeout=60_000) or ""
+        assert page.wait_status(name, "ready", "rejected", "failed") == "ready", page.text("#clips")
+        clip = api_clip(live_server.url, token, page.clip_id(name))
         # MediaRecorder writes WebM (or Ogg) Opus; the API dropped the codecs parameter.
-        assert clip["status"] == "ready" and clip["mime_type"] in ("audio/webm", "audio/ogg")
-        assert clip["stored_bytes"] > 1000
-        # Recorded with a timeslice: streamed WebM (unknown-size Segment, no Duration), measured anyway.
-        assert clip["measured_duration_ms"] is not None and clip["measured_duration_ms"] >= 1000, clip
-        # A live recording has no duration in its header: the browser may say Infinity.
-        metadata = demo.audio_metadata()
-        assert metadata["error"] is None and metadata["readyState"] >= 1, metadata
-        assert demo.problems == []
+        assert clip["mime_type"] in ("audio/webm", "audio/ogg") and clip["stored_bytes"] > 1000
+        # Streamed WebM (unknown-size Segment, no Duration), measured anyway.
+        assert clip["measured_duration_ms"] is not None and clip["measured_duration_ms"] >= 2000, clip
+
+        # Chromium cannot tell a MediaRecorder WebM's duration; the seekable rendition has it.
+        assert process(app, clip["id"]) == "done"
+        metadata = page.wait_drawn(name)
+        processing = api_clip(live_server.url, token, clip["id"])["processing"]
+        row = page.row(name)
+        assert page.text(f"{row} [data-part=rendition]") == "seekable rendition", processing
+        assert metadata["duration"] not in (None, float("inf"))
+        assert abs(metadata["duration"] * 1000 - processing["duration_ms"]) <= 50, (metadata, processing)
+        box = p.locator(f"{row} [data-part=waveform]").bounding_box()
+        p.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        p.wait_for_function(
+            "(row) => { const a = document.querySelector(row).querySelector('audio');"
+            " return Math.abs(a.currentTime - a.duration / 2) < 0.25; }",
+            arg=row,
+        )
+        assert page.problems == []
     finally:
-        demo.close()
+        page.close()
         chromium.close()
 
 
-#: Milliseconds the page may wait for the worker to process a short recording (a loaded machine).
-PROCESSING_TIMEOUT_MS = 90_000
-#: How far the seekable rendition's <audio>.duration may be from the worker's duration_ms.
-SEEKABLE_TOLERANCE_MS = 50
-# Resolves to currentTime once a seek to `middle` (seconds) fired `seeked`, or null after 10 s.
-SEEK_JS = """(middle) => new Promise((resolve) => {
-    const a = document.getElementById('player');
-    const timer = setTimeout(() => resolve(null), 10000);
-    a.addEventListener('seeked', () => { clearTimeout(timer); resolve(a.currentTime); }, { once: true });
-    a.currentTime = middle;
-})"""
+def test_home_links_the_page_and_the_docs_and_old_addresses_redirect(client):
+    home = client.get("/")
+    assert home.status_code == 200 and home.mimetype == "text/html"
+    body = home.get_data(as_text=True)
+    for link in ('href="/app"', 'href="/api/docs"', 'href="/api/openapi.json"'):
+        assert link in body
+    for old in ("/demo", "/uppy"):
+        moved = client.get(old)
+        assert moved.status_code == 302 and moved.headers["Location"] == "/app"
+    assert client.get("/app").status_code == 200
 
 
-def test_demo_page_recording_becomes_seekable_once_the_worker_processed_it(playwright, tmp_path):
+def test_the_dev_stack_worker_makes_a_recording_seekable_on_the_page(playwright, tmp_path):  # noqa: F811
     """The dev stack (API, S3 emulator, a real Celery worker on the SQLite transport): a
-    MediaRecorder WebM, whose duration Chromium cannot tell, plays as the worker's seekable
-    rendition with a finite duration, and a seek to its middle lands there."""
+    recording made on the page plays as the worker's seekable rendition with its waveform, a
+    finite duration, and a seek to its middle lands there."""
     from .test_devstack import start_dev_server
 
     server = start_dev_server(tmp_path / "stack")
     chromium = launch(playwright, FAKE_MICROPHONE_ARGS)
-    demo = DemoPage(chromium, server.api, server.token())
+    page = AppPage(chromium, server.api, server.token(), path="/demo")  # the old link redirects
     try:
-        page = demo.page
-        page.click("#record")
-        page.wait_for_function("() => !document.getElementById('stop').disabled")
-        page.wait_for_timeout(3000)  # three seconds of the fake device's beep
-        page.click("#stop")
-        page.wait_for_function("() => document.getElementById('selection').textContent.startsWith('Selected')")
-        demo.upload()
-        clip_id = demo.text("#clip-id")
-
-        page.wait_for_function(
-            "() => ['done', 'failed'].includes(document.getElementById('clip-processing').textContent)",
-            timeout=PROCESSING_TIMEOUT_MS,
-        )
-        assert demo.text("#clip-processing") == "done", demo.text("#step-processing")
-        page.wait_for_function(
-            """() => { const a = document.getElementById('player');
-                       return (document.getElementById('clip-rendition').textContent === 'seekable rendition'
-                               && a.readyState >= 1) || a.error !== null; }"""
-        )
-        clip = requests.get(
-            f"{server.api}/api/audio-clips/{clip_id}", timeout=30, headers={"Authorization": f"Bearer {server.token()}"}
-        ).json()["clip"]
+        p = page.page
+        assert p.url.startswith(f"{server.api}/app#token=")
+        p.click(".uppy-DashboardTab-btn:has-text('Audio')")
+        p.click("button.uppy-Audio-button[title='Begin audio recording']")
+        p.wait_for_timeout(3000)  # three seconds of the fake device's beep
+        p.click("button.uppy-Audio-button[title='Stop audio recording']")
+        p.click("button.uppy-Audio-button--submit")
+        page.upload()
+        name = p.text_content("#clips .clip [data-part=name]", timeout=60_000) or ""
+        assert page.wait_status(name, "ready", "rejected", "failed") == "ready", page.text("#clips")
+        metadata = page.wait_drawn(name, PROCESSING_TIMEOUT_MS)  # the worker processed it: peaks, then the player
+        clip = api_clip(server.api, server.token(), page.clip_id(name))
         processing = clip["processing"]
         assert clip["mime_type"] == "audio/webm" and "seekable" in processing["renditions"], clip
-        assert demo.text("#clip-processed-duration") == f"{processing['duration_ms'] / 1000:.2f} s"
-        assert demo.text("#clip-loudness").startswith(f"{processing['loudness_lufs']:.1f} LUFS")
-
-        duration = page.evaluate("() => document.getElementById('player').duration")
-        assert duration is not None and duration != float("inf"), duration
-        assert abs(duration * 1000 - processing["duration_ms"]) <= SEEKABLE_TOLERANCE_MS, (duration, processing)
-        middle = duration / 2
-        landed = page.evaluate(SEEK_JS, middle)
-        assert landed is not None, "no seeked event within 10 s"
-        assert abs(landed - middle) <= 0.1, (landed, middle)
-        assert page.text_content("#step-playback").startswith("ready to play")
-        assert demo.problems == []
+        assert page.text(f"{page.row(name)} [data-part=rendition]") == "seekable rendition"
+        assert abs(metadata["duration"] * 1000 - processing["duration_ms"]) <= 50, (metadata, processing)
+        middle = metadata["duration"] / 2
+        landed = p.evaluate(
+            """([row, middle]) => new Promise((resolve) => {
+                const a = document.querySelector(row).querySelector('audio');
+                const timer = setTimeout(() => resolve(null), 10000);
+                a.addEventListener('seeked', () => { clearTimeout(timer); resolve(a.currentTime); }, { once: true });
+                a.currentTime = middle; })""",
+            [page.row(name), middle],
+        )
+        assert landed is not None and abs(landed - middle) <= 0.1, (landed, middle)
+        assert page.problems == []
     finally:
-        demo.close()
+        page.close()
         chromium.close()
         server.stop()

@@ -1,10 +1,12 @@
-"""The pages (``/demo``, ``/uppy``) and their assets send a Content-Security-Policy, refuse
+"""The pages (``/``, ``/app``) and their assets send a Content-Security-Policy, refuse
 framing and sniffing and send no Referer; every answer, JSON included, sends nosniff.
 
 Headers are read through the app (moto's server as the store); then real headless Chromium
-(tests/test_browser.py's set-up) uploads and plays a clip on each page while a
+(tests/test_browser.py's set-up) uploads a clip on the page, processes it and plays it with
+its waveform (wavesurfer.js's shadow-root style, allowed by its hash) while a
 ``securitypolicyviolation`` listener records what the policy blocked: nothing. The same
-listener sees the policy block an inline script injected into the page, so it can fail.
+listener sees the policy block an inline script and an unhashed inline style injected into
+the page, so it can fail.
 """
 
 from __future__ import annotations
@@ -14,20 +16,21 @@ from typing import Any
 import pytest
 
 from advanced_notes.api.context import services_of
-from advanced_notes.api.page_headers import page_policy
+from advanced_notes.api.page_headers import WAVEFORM_STYLE_SHA256, page_policy
 from advanced_notes.app import create_app
 
-from .test_browser import (  # noqa: F401 (fixtures)
+from .browserpage import (  # noqa: F401 (fixtures)
+    FILE_INPUT,
     FINISHED_JS,
     STEP_TIMEOUT_MS,
     browser,
     bucket_cors,
     page_origin_cors,
     playwright,
+    process,
 )
 
-PAGES = ["/demo", "/demo/static/demo.js", "/demo/static/demo.css", "/uppy", "/uppy/static/uppy-page.js"]
-PAGES += ["/uppy/static/uppy-page.css"]
+PAGES = ["/", "/app", "/app/static/app.js", "/app/static/app.css"]
 
 # Installed before the page's own scripts: every violation the policy reports, in order.
 VIOLATIONS_JS = """
@@ -48,8 +51,8 @@ def test_pages_and_assets_send_the_policy(client, app, path: str):
     origin = services_of(app).storage.public_origin
     policy = directives(response.headers["Content-Security-Policy"])
     assert policy["default-src"] == ["'self'"] and policy["script-src"] == ["'self'"]
-    assert policy["style-src"] == ["'self'"] and policy["object-src"] == ["'none'"]
-    assert policy["connect-src"] == ["'self'", origin] and policy["media-src"] == ["'self'", origin]
+    assert policy["style-src"] == ["'self'", f"'{WAVEFORM_STYLE_SHA256}'"] and policy["object-src"] == ["'none'"]
+    assert policy["connect-src"] == ["'self'", origin] and policy["media-src"] == ["'self'", "blob:", origin]
     assert policy["frame-ancestors"] == ["'none'"]
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -92,41 +95,40 @@ def open_page(chromium: Any, url: str) -> tuple[Any, Any, list[str]]:
     return context, page, console
 
 
-def test_no_violation_while_the_demo_uploads_and_plays(browser, live_server, make_token, audio, page_origin_cors):  # noqa: F811
-    context, page, console = open_page(browser, f"{live_server.url}/demo#token={make_token('csp-user')}")
+def test_no_violation_while_the_page_uploads_processes_and_plays(
+    browser,  # noqa: F811 (a fixture)
+    app,
+    live_server,
+    make_token,
+    audio,
+    page_origin_cors,  # noqa: F811 (a fixture)
+):
+    context, page, console = open_page(browser, f"{live_server.url}/app#token={make_token('csp-user')}")
     try:
-        page.set_input_files("#file", str(audio["note.ogg"].path))
-        page.click("#upload")
+        page.wait_for_function("() => document.getElementById('versions').textContent !== ''")
+        page.set_input_files(FILE_INPUT, str(audio["note.ogg"].path))
+        page.click(".uppy-StatusBar-actionBtn--upload")
         page.wait_for_function(FINISHED_JS)
-        assert page.is_hidden("#error"), page.text_content("#error")
-        page.wait_for_function("() => document.getElementById('player').readyState >= 1")
+        row = page.query_selector("#clips .clip")
+        assert row.get_attribute("data-status") == "ready", row.text_content()
+        page.wait_for_function("() => document.querySelector('#clips .clip').dataset.processing === 'queued'")
+        assert process(app, row.get_attribute("data-clip-id")) == "done"
+        page.wait_for_function(
+            "() => { const r = document.querySelector('#clips .clip');"
+            " return r.dataset.waveform === 'drawn' && r.querySelector('audio').readyState >= 1; }"
+        )
         assert page.evaluate("window.__violations") == []
         assert not [c for c in console if "Content Security Policy" in c], console
-        # The listener sees what the policy blocks: an injected inline script does not run.
+        # The listener sees what the policy blocks: an injected inline script does not run, and
+        # an inline style other than the player's (hashed) one does not apply.
         ran = page.evaluate("""() => { const s = document.createElement('script');
             s.textContent = 'window.__injected = true'; document.body.appendChild(s);
             return window.__injected === true; }""")
         assert ran is False
-        page.wait_for_function("() => window.__violations.length > 0")
-        assert [v["directive"] for v in page.evaluate("window.__violations")] == ["script-src-elem"]
-    finally:
-        context.close()
-
-
-def test_no_violation_while_uppy_uploads(browser, live_server, make_token, audio, page_origin_cors):  # noqa: F811
-    token = make_token("csp-uppy-user")
-    context, page, console = open_page(browser, f"{live_server.url}/uppy#token={token}")
-    try:
-        page.wait_for_function("() => document.getElementById('uppy-version').textContent !== ''")
-        page.set_input_files("#file", str(audio["note.ogg"].path))
-        page.click("#upload")
-        page.wait_for_function(
-            "() => document.getElementById('clip-status').textContent === 'ready'"
-            " || !document.getElementById('error').hidden",
-            timeout=60_000,
-        )
-        assert page.is_hidden("#error"), page.text_content("#error")
-        assert page.evaluate("window.__violations") == []
-        assert not [c for c in console if "Content Security Policy" in c], console
+        page.evaluate("""() => { const s = document.createElement('style');
+            s.textContent = 'body { color: rgb(1, 2, 3); }'; document.head.appendChild(s); }""")
+        page.wait_for_function("() => window.__violations.length >= 2")
+        assert [v["directive"] for v in page.evaluate("window.__violations")] == ["script-src-elem", "style-src-elem"]
+        assert page.evaluate("getComputedStyle(document.body).color") != "rgb(1, 2, 3)"
     finally:
         context.close()

@@ -27,7 +27,7 @@ from advanced_notes.adapters.models import AudioClip, Clip, PendingDeletion
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadMissing, UploadRejected
-from advanced_notes.domain.keys import clip_id_from_key, clips_folder
+from advanced_notes.domain.keys import clip_id_from_key, clips_folder, derived_keys
 from advanced_notes.domain.s3events import Notification, ObjectEvent, parse_notification
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import DeletionQueue
@@ -43,6 +43,7 @@ OUTCOMES = (
     "rejected",  # this record finished the clip: rejected, object deleted
     "duplicate",  # the clip was already ready (complete, the sweeper or an earlier record won)
     "late_object",  # the clip is deleted, expired or rejected: the object's deletion is scheduled
+    "derived",  # a derived object (rendition, peaks) of a live clip, written by processing: kept
     "missing",  # no object at the key any more (a later delete overtook the event)
     "other_bucket",  # the record is about another bucket
     "other_prefix",  # the key is not one of our clip keys (another prefix or name)
@@ -165,6 +166,10 @@ class StorageEventService:
             return "other_prefix"
         with self.db.read() as session:
             clip = session.get(AudioClip, clip_id)
+        if clip is not None and event.key in derived_keys(clip.storage_key):
+            # Processing writes these beside the original and the bucket reports them too;
+            # they go with the clip (its DELETE), never as a late object.
+            return "derived"
         if clip is None or clip.storage_key != event.key:
             return self._late_object(clip_id, event.key, clip)
         if clip.status == READY:
