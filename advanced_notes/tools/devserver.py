@@ -114,7 +114,7 @@ def embedded_config(options: EmbeddedOptions, db_file: Path) -> dict[str, str | 
         "LOG_FORMAT": "text",
         # The embedded stack has its own auth: nothing from .env or the shell (a real
         # secret, an issuer or audience meant for a deployment) leaks into it, so the
-        # token it prints always works (issue 13 item 10).
+        # token it prints always works.
         "AUTH_JWKS_URL": None,
         "AUTH_JWT_SECRET": None,
         # The public dev secret is chosen here, explicitly, and nowhere else: settings
@@ -126,6 +126,9 @@ def embedded_config(options: EmbeddedOptions, db_file: Path) -> dict[str, str | 
         "PROCESSING_BROKER_URL": f"sqla+sqlite:///{db_file.parent / DEV_BROKER_FILENAME}",
         "PROCESSING_ENABLED": "on",
         "PROCESSING_QUEUE": None,
+        # Large files go up in parts, as in production: the browser page can pause them and
+        # resume after a reload, and the CLI can resume an interrupted upload.
+        "MULTIPART_THRESHOLD_BYTES": str(16 * 1024 * 1024),
     }
 
 
@@ -260,8 +263,8 @@ Advanced Notes audio clips: embedded default
 Token for sub={options.subject} (24 h):
   export ADVANCED_NOTES_TOKEN={token}
 
-Browser demo (the token rides in the #fragment, which never reaches a server log):
-  {api}/demo#token={token}
+In the browser (upload, record, play; the token rides in the #fragment, which never reaches a server log):
+  {api}/app#token={token}
 
 Try, in another terminal from this folder:
   {cmd} upload ../shared/fixtures/audio/note.m4a --note-id demo
