@@ -189,7 +189,7 @@ class OwnerUsage(Base):
     Maintained by database triggers on ``audio_clips`` (revision 0007) for every insert,
     update and delete, never by the application: the figures are the table's truth by
     construction. Create checks them and inserts the clip in one statement
-    (:func:`~advanced_notes.adapters.clip_sql.create_clip_statement`).
+    (:func:`~advanced_notes.adapters.clip_sql.create_clip`).
     """
 
     __tablename__ = "owner_usage"

@@ -18,10 +18,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import update
-
+from advanced_notes.adapters import clip_sql
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, Clip
+from advanced_notes.adapters.models import Clip, ClipRecord
 from advanced_notes.adapters.storage import PartsRefused, PresignedRequest, S3Storage, UploadedPart
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import (
@@ -136,7 +135,7 @@ class MultipartService:
             )
         return plan_parts(total_bytes, self.part_size)
 
-    def start(self, clip: Clip, plan: PartPlan) -> None:
+    def start(self, clip: ClipRecord, plan: PartPlan) -> None:
         """CreateMultipartUpload for ``clip`` (not yet stored) and record it on the clip.
 
         Raises StorageUnavailable (nothing was stored).
@@ -144,7 +143,7 @@ class MultipartService:
         clip.multipart_upload_id = self.storage.create_multipart_upload(clip.storage_key, clip.mime_type)
         clip.part_size, clip.part_count = plan.part_size, plan.part_count
 
-    def discard(self, clip: Clip) -> None:
+    def discard(self, clip: ClipRecord) -> None:
         """Abort ``clip``'s upload after its row could not be stored (best effort: the
         sweeper aborts uploads that no clip knows)."""
         if clip.multipart_upload_id:
@@ -153,7 +152,7 @@ class MultipartService:
             except StorageUnavailable:
                 log.warning("abort of an unstored clip's upload failed; the sweeper will abort it")
 
-    def session(self, clip: Clip) -> MultipartSession | None:
+    def session(self, clip: ClipRecord) -> MultipartSession | None:
         """The multipart session of a pending multipart clip, else None."""
         if clip.status != PENDING or not clip.multipart_upload_id or not clip.part_size or not clip.part_count:
             return None
@@ -169,7 +168,7 @@ class MultipartService:
 
     def sign_parts(
         self, owner_id: str, clip_id: uuid.UUID, part_numbers: Sequence[int], expires_in: int | None = None
-    ) -> tuple[Clip, list[SignedPart]]:
+    ) -> tuple[ClipRecord, list[SignedPart]]:
         """Presign PUT URLs for ``part_numbers`` of the clip's upload.
 
         Each URL signs the part's exact ``Content-Length`` (from the declared size and
@@ -206,7 +205,7 @@ class MultipartService:
         ]
         return clip, signed
 
-    def open_clip(self, owner_id: str, clip_id: uuid.UUID) -> Clip:
+    def open_clip(self, owner_id: str, clip_id: uuid.UUID) -> ClipRecord:
         """The clip, when it is pending with a live multipart upload.
 
         Raises:
@@ -216,7 +215,7 @@ class MultipartService:
         self._open_plan(clip)
         return clip
 
-    def list_parts(self, owner_id: str, clip_id: uuid.UUID) -> tuple[Clip, list[UploadedPart]]:
+    def list_parts(self, owner_id: str, clip_id: uuid.UUID) -> tuple[ClipRecord, list[UploadedPart]]:
         """The parts the store already holds for the clip (resume after a crash or elsewhere).
 
         Raises:
@@ -234,7 +233,7 @@ class MultipartService:
             )
         return clip, parts
 
-    def abort(self, owner_id: str, clip_id: uuid.UUID) -> Clip:
+    def abort(self, owner_id: str, clip_id: uuid.UUID) -> ClipRecord:
         """Abort the clip's multipart upload (its parts are freed); the clip stays pending
         without an upload, and the sweeper expires it after its reservation.
 
@@ -268,19 +267,9 @@ class MultipartService:
                     f"and the clip is {current.status}.",
                     {"status": current.status, "assembled": True},
                 )
-            with self.db.transaction() as session:
-                won = session.scalar(
-                    update(AudioClip)
-                    .where(
-                        AudioClip.id == clip.id,
-                        AudioClip.status == PENDING,
-                        AudioClip.multipart_upload_id == upload_id,
-                    )
-                    .values(multipart_upload_id=None, updated_at=utcnow())
-                    .returning(AudioClip.id)
-                    .execution_options(synchronize_session=False)
-                )
-            if won is None:
+            with self.db.statement(write=True) as conn:
+                won = clip_sql.drop_multipart_upload(conn=conn, clip_id=clip.id, upload_id=upload_id, now=utcnow())
+            if not won:
                 current = self.clips.get(owner_id, clip_id)
                 if current.status != PENDING:
                     raise Conflict(
@@ -291,7 +280,7 @@ class MultipartService:
 
     # -- at complete (UploadService.complete) -------------------------------------------
 
-    def assemble(self, clip: Clip) -> None:
+    def assemble(self, clip: ClipRecord) -> None:
         """Assemble a pending multipart clip's parts into its object, before verification.
 
         The parts come from the store (ListParts), not the client; :func:`check_parts`
@@ -319,7 +308,7 @@ class MultipartService:
     # -- helpers -----------------------------------------------------------------
 
     @staticmethod
-    def _open_plan(clip: Clip) -> PartPlan:
+    def _open_plan(clip: ClipRecord) -> PartPlan:
         if clip.part_size is None or clip.part_count is None:
             raise Conflict(
                 "This clip is uploaded with a single PUT (see upload-url), not in parts.", {"multipart": False}
