@@ -25,7 +25,7 @@ from sqlalchemy import Table, and_, bindparam, case, cast, delete, exists, liter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, Update
 from sqlalchemy.sql.elements import ColumnElement
 
 from advanced_notes.adapters.db import Database, Executor
@@ -42,8 +42,12 @@ class IdempotencyKeyTaken(Exception):
 
 
 def record(row: Any) -> ClipRecord | None:
-    """A :class:`ClipRecord` from a row of every column, None for no row."""
-    return None if row is None else ClipRecord.from_row(row)
+    """A :class:`ClipRecord` from a row of every column (``SELECT *``, ``RETURNING *``), None for no row."""
+    return None if row is None else ClipRecord(**row._mapping)
+
+
+def _records(rows: Any) -> list[ClipRecord]:
+    return [ClipRecord(**row._mapping) for row in rows]
 
 
 # -- reads ------------------------------------------------------------------------------
@@ -111,7 +115,7 @@ def list_clips(
     if before is not None:
         query = query.where(tuple_(clips.created_at, clips.id) < tuple_(*before))
     query = query.order_by(clips.created_at.desc(), clips.id.desc()).limit(limit)
-    return [ClipRecord.from_row(row) for row in conn.execute(query)]
+    return _records(conn.execute(query))
 
 
 def owner_usage(*, conn: Executor, owner_id: str) -> tuple[int, int]:
@@ -142,7 +146,7 @@ def create_clip(*, conn: Executor, clip: ClipRecord, max_pending: int, quota_byt
     """
     dialect = conn.dialect.name if isinstance(conn, Connection) else conn.get_bind().dialect.name
     statement = _create_statement(dialect, pending_limit=bool(max_pending), bytes_limit=bool(quota_bytes))
-    params = clip.values()
+    params = {name: getattr(clip, name) for name in _INSERTED}
     params.update(max_pending=max_pending, quota_bytes=quota_bytes)
     try:
         return conn.execute(statement, params).first() is not None
@@ -251,6 +255,12 @@ def mark_ready(
     return record(conn.execute(MARK_READY, params).first())
 
 
+def _if_pending(clip_ids: Collection[uuid.UUID], values: Mapping[str, Any], *also: ColumnElement[bool]) -> Update:
+    """The compare-and-set: ``UPDATE audio_clips SET values WHERE id IN clip_ids AND status = 'pending'``."""
+    where = [CLIPS.c.id.in_(list(clip_ids)), CLIPS.c.status == _PENDING, *also]
+    return update(CLIPS).where(*where).values(dict(values))
+
+
 def mark_rejected(
     *,
     conn: Executor,
@@ -260,7 +270,8 @@ def mark_rejected(
     stored_bytes: int | None,
     now: dt.datetime,
 ) -> ClipRecord | None:
-    """Pending clip ``clip_id`` becomes ``rejected`` with its verdict (``{"message", **details}``).
+    """Pending clip ``clip_id`` becomes ``rejected`` with its verdict (``{"message", **details}``)
+    and what the store reported; its lease is cleared.
 
     Returns:
         the row as stored if this call won (its ``upload_expires_at`` is final: no URL
@@ -274,39 +285,23 @@ def mark_rejected(
         "verification_lease_until": None,
         "updated_at": now,
     }
-    return record(
-        conn.execute(update(CLIPS).where(_IS_PENDING).values(values).returning(*CLIPS.c), {"clip_id": clip_id}).first()
-    )
+    return record(conn.execute(_if_pending([clip_id], values).returning(*CLIPS.c)).first())
 
 
 def mark_expired(*, conn: Executor, clip_ids: Collection[uuid.UUID], now: dt.datetime) -> list[ClipRecord]:
-    """The pending clips among ``clip_ids`` become ``expired``; returns the rows this call changed."""
+    """The pending clips among ``clip_ids`` become ``expired``; the rows this call changed, as stored."""
     if not clip_ids:
         return []
-    statement = (
-        update(CLIPS)
-        .where(CLIPS.c.id.in_(list(clip_ids)), CLIPS.c.status == _PENDING)
-        .values(status=ClipStatus.EXPIRED.value, updated_at=now)
-        .returning(*CLIPS.c)
-    )
-    return [ClipRecord.from_row(row) for row in conn.execute(statement)]
+    statement = _if_pending(clip_ids, {"status": ClipStatus.EXPIRED.value, "updated_at": now}).returning(*CLIPS.c)
+    return _records(conn.execute(statement))
 
 
 def update_if_pending(*, conn: Executor, clip_ids: Collection[uuid.UUID], values: Mapping[str, Any]) -> set[uuid.UUID]:
-    """``UPDATE audio_clips SET values WHERE id IN clip_ids AND status = 'pending'``.
-
-    ``values``: column -> value (``updated_at`` defaults to now). Returns the ids this
-    call changed: the winners of the compare-and-set.
-    """
+    """Set ``values`` (column -> value; ``updated_at`` defaults to now) on the pending clips
+    among ``clip_ids``; returns the ids this call changed: the winners of the compare-and-set."""
     if not clip_ids:
         return set()
-    values = {"updated_at": utcnow(), **values}
-    statement = (
-        update(CLIPS)
-        .where(CLIPS.c.id.in_(list(clip_ids)), CLIPS.c.status == _PENDING)
-        .values(values)
-        .returning(CLIPS.c.id)
-    )
+    statement = _if_pending(clip_ids, {"updated_at": utcnow(), **values}).returning(CLIPS.c.id)
     return set(conn.execute(statement).scalars())
 
 
@@ -323,8 +318,8 @@ def extend_upload_expiry(
     stored = CLIPS.c.upload_expires_at
     candidate = literal(expires_at, stored.type)
     later = case((stored.is_not(None) & (stored > candidate), stored), else_=candidate)
-    statement = update(CLIPS).where(_IS_PENDING).values(upload_expires_at=later, updated_at=now).returning(stored)
-    return conn.execute(statement, {"clip_id": clip_id}).scalar()
+    statement = _if_pending([clip_id], {"upload_expires_at": later, "updated_at": now}).returning(stored)
+    return conn.execute(statement).scalar()
 
 
 def drop_multipart_upload(*, conn: Executor, clip_id: uuid.UUID, upload_id: str, now: dt.datetime) -> bool:
@@ -332,13 +327,9 @@ def drop_multipart_upload(*, conn: Executor, clip_id: uuid.UUID, upload_id: str,
 
     Returns False when the clip is no longer pending or holds another upload.
     """
-    statement = (
-        update(CLIPS)
-        .where(_IS_PENDING, CLIPS.c.multipart_upload_id == upload_id)
-        .values(multipart_upload_id=None, updated_at=now)
-        .returning(CLIPS.c.id)
-    )
-    return conn.execute(statement, {"clip_id": clip_id}).first() is not None
+    values = {"multipart_upload_id": None, "updated_at": now}
+    statement = _if_pending([clip_id], values, CLIPS.c.multipart_upload_id == upload_id).returning(CLIPS.c.id)
+    return conn.execute(statement).first() is not None
 
 
 # -- the verification lease (single flight of verifications, services/completion.py) ----
@@ -400,7 +391,7 @@ def delete_note_clips(*, conn: Executor, owner_id: str, note_id: str, limit: int
     """Delete up to ``limit`` of the owner's clips of ``note_id`` (any status); the rows as deleted."""
     chosen = select(CLIPS.c.id).where(CLIPS.c.owner_id == owner_id, CLIPS.c.note_id == note_id).limit(limit)
     statement = delete(CLIPS).where(CLIPS.c.id.in_(chosen)).returning(*CLIPS.c)
-    return [ClipRecord.from_row(row) for row in conn.execute(statement)]
+    return _records(conn.execute(statement))
 
 
 def read_clip(db: Database, clip_id: uuid.UUID, owner_id: str) -> ClipRecord | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from sqlalchemy import (
@@ -39,9 +39,11 @@ _STATUSES = ", ".join(f"'{s.value}'" for s in ClipStatus)
 
 
 class AudioClip(Base):
-    """Metadata of one audio clip; the bytes live in the bucket at ``storage_key``.
+    """The ``audio_clips`` table: the mapping Alembic's autogenerate compares with the schema.
 
-    Sizes are bytes, durations milliseconds, timestamps aware UTC.
+    Statements on it are in :mod:`advanced_notes.adapters.clip_sql`, which returns
+    :class:`ClipRecord`. Sizes are bytes, durations milliseconds, timestamps aware UTC;
+    the bytes live in the bucket at ``storage_key``.
     """
 
     __tablename__ = "audio_clips"
@@ -99,12 +101,12 @@ class AudioClip(Base):
 
 @dataclass(slots=True)
 class ClipRecord:
-    """One ``audio_clips`` row as plain data: what the hot paths read and write with Core.
+    """One ``audio_clips`` row as plain data: the one clip type services pass around.
 
     The same attributes as :class:`AudioClip` (sizes bytes, durations ms, timestamps aware
-    UTC), without an ORM session: building one costs about 2 µs, loading an entity
-    through a Session about 0.65 ms more per read on PostgreSQL (measured for issue 15).
-    Mutable, so a service can fill in what it learns (an upload id, a new expiry).
+    UTC), without an ORM session or identity map (docs/benchmarks.md has what that saves
+    per request). Mutable, so a service can fill in what it learns (an upload id, a new
+    expiry) before the row is written.
     """
 
     id: uuid.UUID
@@ -132,18 +134,9 @@ class ClipRecord:
     processing_status: str | None = None
     processing: str | None = None
 
-    @classmethod
-    def from_row(cls, row: Any) -> ClipRecord:
-        """A record from a Core row of every ``audio_clips`` column (``SELECT *``/``RETURNING *``)."""
-        return cls(**row._mapping)
 
-    def values(self) -> dict[str, Any]:
-        """Column name -> value, for an INSERT."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-#: A clip as services pass it around: an ORM entity (bulk and maintenance paths) or a
-#: record read with Core (the request hot paths). Both have the same attributes.
+#: A record, or an ORM entity where the sweeper (services/sweeper.py, multipart_sweep.py)
+#: still loads them; both have the same attributes. Every other path passes ClipRecord.
 Clip: TypeAlias = AudioClip | ClipRecord
 
 
