@@ -31,6 +31,7 @@ from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import DeletionQueue
 from advanced_notes.services.events import StorageEventService
+from advanced_notes.services.multipart import MultipartService
 from advanced_notes.services.uploads import UploadService
 from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings, load_settings, shared_rate_limit_problem
@@ -58,22 +59,28 @@ def environment_with(overrides: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def build_services(settings: Settings, instance_path: str) -> AppServices:
-    """The process-wide objects: engine and pool, boto3 client, token verifier, services."""
+    """The process-wide objects: engine and pool, boto3 client, token verifier, services.
+
+    The one place that constructs them: each constructor takes its collaborators.
+    """
     db = Database(settings.database_url or default_database_url(instance_path))
     storage = S3Storage(settings)
     deletions = DeletionQueue(db, storage)
     webhooks = WebhookOutbox(settings)
     clips = ClipService(db, storage, deletions, webhooks)
     completer = ClipCompleter(db, storage, deletions, settings, webhooks)
-    uploads = UploadService(db, storage, clips, completer, settings)
+    multipart = MultipartService(db, storage, clips, settings)
     return AppServices(
         settings=settings,
         db=db,
         storage=storage,
         verifier=TokenVerifier(settings),
+        deletions=deletions,
+        webhooks=webhooks,
         clips=clips,
-        uploads=uploads,
         completer=completer,
+        multipart=multipart,
+        uploads=UploadService(db, storage, clips, completer, multipart, settings),
         events=StorageEventService(db, storage, completer, deletions, settings),
     )
 

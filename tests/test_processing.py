@@ -56,9 +56,10 @@ def runner_for(app, engine=None, clock=utcnow, **overrides: str) -> ProcessingRu
     return ProcessingRunner(
         services.db,
         services.storage,
-        services.clips.deletions,
+        services.deletions,
         engine or media_engine(settings),
         settings,
+        services.webhooks,
         clock=clock,
     )
 
@@ -212,9 +213,10 @@ def test_store_faults_back_off_then_fail(env, audio, base_config):
         return ProcessingRunner(
             services.db,
             S3Storage(settings),
-            services.clips.deletions,
+            services.deletions,
             media_engine(settings),
             settings,
+            services.webhooks,
             clock=lambda: at,
         )
 

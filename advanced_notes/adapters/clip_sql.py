@@ -1,56 +1,64 @@
-"""The request hot paths' SQL, as SQLAlchemy Core statements built once at import.
+"""Every statement on the ``audio_clips`` table, one keyword-only function each.
 
-Playback, note audio, create and complete run these with
-:meth:`~advanced_notes.adapters.db.Database.statement`: no ORM session, identity map or
-entity loading per request, and a statement whose structure never changes, so its
-compiled form comes from SQLAlchemy's cache. Rows come back as
-:class:`~advanced_notes.adapters.models.ClipRecord`. (Measured for issue 15 on PostgreSQL:
-an ORM read of one clip 0.95 ms, the same read with a prebuilt Core statement 0.30 ms.)
+Each function takes the connection of :meth:`~advanced_notes.adapters.db.Database.statement`
+or the session of :meth:`~advanced_notes.adapters.db.Database.transaction` (``conn``), runs
+its SQL, and returns plain values or :class:`~advanced_notes.adapters.models.ClipRecord`:
+no ORM entity, identity map or SQLAlchemy type leaves this module. The caller decides the
+transaction (a transition and its outbox rows commit together). Statements whose shape
+never changes are built once at import, so their compiled form comes from SQLAlchemy's
+cache; figures are in docs/benchmarks.md.
+
+Transitions are compare-and-set (DESIGN §3): ``UPDATE ... WHERE status = 'pending'``, so
+of concurrent or repeated callers exactly one changes the row; the others get None (or an
+empty set) and re-read the final state.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Executable,
-    Table,
-    and_,
-    bindparam,
-    cast,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import Table, and_, bindparam, case, cast, delete, exists, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Executable, Update
 from sqlalchemy.sql.elements import ColumnElement
 
-from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.db import Database, Executor
 from advanced_notes.adapters.models import AudioClip, ClipRecord, ClipStatus, OwnerUsage
+from advanced_notes.domain.clock import utcnow
 
 CLIPS: Table = AudioClip.__table__  # type: ignore[assignment]  # declarative tables are Tables
 USAGE: Table = OwnerUsage.__table__  # type: ignore[assignment]
+_PENDING = ClipStatus.PENDING.value
 
-#: ``:clip_id`` of ``:owner_id`` (another owner's clip is no row at all).
-CLIP_BY_ID = select(CLIPS).where(CLIPS.c.id == bindparam("clip_id"), CLIPS.c.owner_id == bindparam("owner_id"))
 
-#: The clip ``:owner_id`` created with the Idempotency-Key ``:key``.
-CLIP_BY_IDEMPOTENCY_KEY = select(CLIPS).where(
+class IdempotencyKeyTaken(Exception):
+    """:func:`create_clip` found the owner's Idempotency-Key already used (a concurrent repeat won)."""
+
+
+def record(row: Any) -> ClipRecord | None:
+    """A :class:`ClipRecord` from a row of every column (``SELECT *``, ``RETURNING *``), None for no row."""
+    return None if row is None else ClipRecord(**row._mapping)
+
+
+def records(rows: Any) -> list[ClipRecord]:
+    return [ClipRecord(**row._mapping) for row in rows]
+
+
+# -- reads ------------------------------------------------------------------------------
+
+_BY_ID = select(CLIPS).where(CLIPS.c.id == bindparam("clip_id"))
+_BY_ID_OF_OWNER = _BY_ID.where(CLIPS.c.owner_id == bindparam("owner_id"))
+_BY_IDEMPOTENCY_KEY = select(CLIPS).where(
     CLIPS.c.owner_id == bindparam("owner_id"), CLIPS.c.idempotency_key == bindparam("key")
 )
-
-#: The note's primary clip: the most recent ready one of ``:owner_id`` for ``:note_id``
-#: (one backward scan of ix_audio_clips_owner_note_status_created, no sort).
-NOTE_AUDIO = (
+# One backward scan of ix_audio_clips_owner_note_status_created, no sort.
+_NOTE_AUDIO = (
     select(CLIPS)
     .where(
         CLIPS.c.owner_id == bindparam("owner_id"),
@@ -60,62 +68,97 @@ NOTE_AUDIO = (
     .order_by(CLIPS.c.created_at.desc(), CLIPS.c.id.desc())
     .limit(1)
 )
+_OWNER_USAGE = select(USAGE.c.pending_uploads, USAGE.c.used_bytes).where(USAGE.c.owner_id == bindparam("owner_id"))
 
-#: An owner's quota figures (maintained by triggers, revision 0007).
-OWNER_USAGE = select(USAGE.c.pending_uploads, USAGE.c.used_bytes).where(USAGE.c.owner_id == bindparam("owner_id"))
 
-#: The compare-and-set of a successful complete: ``:clip_id`` becomes ready if it is
-#: still pending, and the row as stored comes back (no second read). Its processing is
-#: queued: a trigger (revision 0009) writes the job row in the same statement.
-MARK_READY = (
-    update(CLIPS)
-    .where(CLIPS.c.id == bindparam("clip_id"), CLIPS.c.status == ClipStatus.PENDING.value)
-    .values(
-        status=ClipStatus.READY.value,
-        etag=bindparam("etag"),
-        stored_bytes=bindparam("stored_bytes"),
-        measured_duration_ms=bindparam("measured_duration_ms"),
-        completed_at=bindparam("completed_at"),
-        updated_at=bindparam("updated_at"),
-        verification_lease_until=None,
-        processing_status="queued",
-    )
-    .returning(*CLIPS.c)
-)
+def get_clip(*, conn: Executor, clip_id: uuid.UUID, owner_id: str | None) -> ClipRecord | None:
+    """Clip ``clip_id`` as stored now; None when there is no such row.
 
-#: Take the verification lease of ``:clip_id`` until ``:until`` if it is pending and no
-#: lease is held (none, or one that expired before ``:now``): one winner per clip.
-TAKE_LEASE = (
-    update(CLIPS)
-    .where(
-        CLIPS.c.id == bindparam("clip_id"),
-        CLIPS.c.status == ClipStatus.PENDING.value,
-        or_(CLIPS.c.verification_lease_until.is_(None), CLIPS.c.verification_lease_until < bindparam("now")),
-    )
-    .values(verification_lease_until=bindparam("until"))
-)
+    ``owner_id`` None reads any owner's clip (bucket events know only the key); otherwise
+    another owner's clip is no row at all.
+    """
+    if owner_id is None:
+        return record(conn.execute(_BY_ID, {"clip_id": clip_id}).first())
+    return record(conn.execute(_BY_ID_OF_OWNER, {"clip_id": clip_id, "owner_id": owner_id}).first())
 
-#: Give up the lease ``:until`` of ``:clip_id`` (a no-op if another caller took it over).
-RELEASE_LEASE = (
-    update(CLIPS)
-    .where(CLIPS.c.id == bindparam("clip_id"), CLIPS.c.verification_lease_until == bindparam("until"))
-    .values(verification_lease_until=None)
-)
+
+def get_clip_by_idempotency_key(*, conn: Executor, owner_id: str, key: str) -> ClipRecord | None:
+    """The clip ``owner_id`` created with the Idempotency-Key ``key``, or None."""
+    return record(conn.execute(_BY_IDEMPOTENCY_KEY, {"owner_id": owner_id, "key": key}).first())
+
+
+def get_note_audio(*, conn: Executor, owner_id: str, note_id: str) -> ClipRecord | None:
+    """The note's primary clip: the most recent ``ready`` one of ``owner_id`` (by created_at, then id)."""
+    return record(conn.execute(_NOTE_AUDIO, {"owner_id": owner_id, "note_id": note_id}).first())
+
+
+def list_clips(
+    *,
+    conn: Executor,
+    owner_id: str,
+    limit: int,
+    note_id: str | None = None,
+    status: str | None = None,
+    before: tuple[dt.datetime, uuid.UUID] | None = None,
+) -> list[ClipRecord]:
+    """The owner's clips, newest first (``created_at``, then ``id``), at most ``limit``.
+
+    ``before`` is a keyset cursor: only clips ordered after ``(created_at, id)``
+    (ix_audio_clips_owner_created serves the order without a sort).
+    """
+    clips = CLIPS.c
+    query = select(CLIPS).where(clips.owner_id == owner_id)
+    if note_id is not None:
+        query = query.where(clips.note_id == note_id)
+    if status is not None:
+        query = query.where(clips.status == status)
+    if before is not None:
+        query = query.where(tuple_(clips.created_at, clips.id) < tuple_(*before))
+    query = query.order_by(clips.created_at.desc(), clips.id.desc()).limit(limit)
+    return records(conn.execute(query))
+
+
+def owner_usage(*, conn: Executor, owner_id: str) -> tuple[int, int]:
+    """The owner's quota figures ``(pending uploads, bytes of pending + ready clips)``.
+
+    Maintained by database triggers (revision 0007); ``(0, 0)`` for an owner with no row.
+    """
+    row = conn.execute(_OWNER_USAGE, {"owner_id": owner_id}).first()
+    return (row.pending_uploads, row.used_bytes) if row is not None else (0, 0)
+
+
+# -- create -----------------------------------------------------------------------------
 
 _INSERTED = [c.name for c in CLIPS.c]
 
 
-def create_clip_statement(dialect: str, *, pending_limit: bool, bytes_limit: bool) -> Executable:
-    """``INSERT`` one clip only if its owner stays within the quotas, in ONE statement.
+def create_clip(*, conn: Executor, clip: ClipRecord, max_pending: int, quota_bytes: int) -> bool:
+    """Insert ``clip`` if its owner stays within the quotas, in ONE statement.
 
     Args:
-        dialect: ``"postgresql"`` or ``"sqlite"``.
-        pending_limit: check ``:max_pending`` (the owner's pending uploads must be fewer).
-        bytes_limit: check ``:quota_bytes`` (pending + ready bytes plus ``:bytes`` must fit).
+        clip: the new row (every column). max_pending: the owner's pending uploads must
+            be fewer (0: no limit). quota_bytes: pending + ready bytes plus ``clip.bytes``
+            must fit (0: no limit).
     Returns:
-        a statement taking every ``audio_clips`` column as a bind parameter of its name
-        (``ClipRecord.values()``) plus the limits; it returns the new clip's id, or no row
-        when a quota refused it.
+        False when a quota refused it (nothing was written).
+    Raises:
+        IdempotencyKeyTaken: the owner already used ``clip.idempotency_key``.
+    """
+    dialect = conn.dialect.name if isinstance(conn, Connection) else conn.get_bind().dialect.name
+    statement = _create_statement(dialect, pending_limit=bool(max_pending), bytes_limit=bool(quota_bytes))
+    params = {name: getattr(clip, name) for name in _INSERTED}
+    params.update(max_pending=max_pending, quota_bytes=quota_bytes)
+    try:
+        return conn.execute(statement, params).first() is not None
+    except IntegrityError as exc:
+        if clip.idempotency_key is None:
+            raise
+        raise IdempotencyKeyTaken(clip.idempotency_key) from exc
+
+
+@functools.cache
+def _create_statement(dialect: str, *, pending_limit: bool, bytes_limit: bool) -> Executable:
+    """``INSERT ... SELECT`` of one clip that returns its id, or no row when a quota refused it.
 
     PostgreSQL (autocommit: one round trip, atomic by itself): a CTE upserts the owner's
     ``owner_usage`` row, which locks it until the statement commits, and its RETURNING
@@ -163,95 +206,195 @@ def create_clip_statement(dialect: str, *, pending_limit: bool, bytes_limit: boo
     return statement
 
 
-def read_clip(db: Database, clip_id: uuid.UUID, owner_id: str) -> ClipRecord | None:
-    """Clip ``clip_id`` of ``owner_id`` as stored now (one SELECT); None when there is no such row."""
-    with db.statement() as conn:
-        return record(conn.execute(CLIP_BY_ID, {"clip_id": clip_id, "owner_id": owner_id}).first())
+# -- transitions: compare-and-set on a pending clip -------------------------------------
 
+_IS_PENDING = and_(CLIPS.c.id == bindparam("clip_id"), CLIPS.c.status == _PENDING)
 
-def record(row: Any) -> ClipRecord | None:
-    """A :class:`ClipRecord` from a row of every column, None for no row."""
-    return None if row is None else ClipRecord.from_row(row)
-
-
-# Sweeper scans
-#
-# The sweeper's reads and writes of ``audio_clips``. The frequent sweep reads only pending
-# rows (``ix_audio_clips_status_created``; in id order ``ix_audio_clips_pending_id``), the
-# nightly reconcile every row in id order (the primary key), in keyset batches either way.
-
-
-def pending_created_before(
-    executor: Session | Connection,
-    *,
-    before: dt.datetime,
-    after: tuple[dt.datetime, uuid.UUID] | None,
-    limit: int,
-) -> list[ClipRecord]:
-    """Up to ``limit`` pending clips created before ``before``, by ``(created_at, id)`` after ``after``.
-
-    Keyset paging: pass the last clip's ``(created_at, id)`` as ``after`` for the next page.
-    The plain bound on ``created_at`` lets the (status, created_at) index start the scan at
-    the keyset instead of walking the entries of every clip expired earlier in the same
-    run (dead until vacuumed): without it a run is quadratic in expiries.
-    """
-    query = select(CLIPS).where(CLIPS.c.status == ClipStatus.PENDING.value, CLIPS.c.created_at < before)
-    if after is not None:
-        query = query.where(CLIPS.c.created_at >= after[0], tuple_(CLIPS.c.created_at, CLIPS.c.id) > tuple_(*after))
-    rows = executor.execute(query.order_by(CLIPS.c.created_at, CLIPS.c.id).limit(limit))
-    return [ClipRecord.from_row(row) for row in rows]
-
-
-def count_pending_created_before(executor: Session | Connection, *, before: dt.datetime, limit: int) -> int:
-    """How many pending clips were created before ``before``, counting at most ``limit`` (an index range)."""
-    inner = (
-        select(CLIPS.c.id)
-        .where(CLIPS.c.status == ClipStatus.PENDING.value, CLIPS.c.created_at < before)
-        .limit(limit)
-        .subquery()
+#: complete's ready: the row as stored comes back (no second read). Its processing is
+#: queued: a trigger (revision 0009) writes the job row in the same statement.
+MARK_READY = (
+    update(CLIPS)
+    .where(_IS_PENDING)
+    .values(
+        status=ClipStatus.READY.value,
+        etag=bindparam("etag"),
+        stored_bytes=bindparam("stored_bytes"),
+        measured_duration_ms=bindparam("measured_duration_ms"),
+        completed_at=bindparam("completed_at"),
+        updated_at=bindparam("updated_at"),
+        verification_lease_until=None,
+        processing_status="queued",
     )
-    return executor.execute(select(func.count()).select_from(inner)).scalar_one()
+    .returning(*CLIPS.c)
+)
 
 
-def clip_scan_after(
-    executor: Session | Connection, *, after: uuid.UUID | None, limit: int, pending_only: bool
-) -> list[tuple[uuid.UUID, str, str, dt.datetime | None, dt.datetime]]:
-    """Up to ``limit`` clips by ``id`` after ``after``: ``(id, storage_key, status, completed_at, created_at)``.
+def mark_ready(
+    *,
+    conn: Executor,
+    clip_id: uuid.UUID,
+    etag: str | None,
+    stored_bytes: int,
+    measured_duration_ms: int | None,
+    now: dt.datetime,
+) -> ClipRecord | None:
+    """Pending clip ``clip_id`` becomes ``ready`` with what the store reported (sizes bytes,
+    duration ms; ``now`` is its completed_at), its lease cleared and its processing queued.
 
-    With ``pending_only``, only pending clips (``ix_audio_clips_pending_id``, a partial
-    index: the frequent sweep's listing fallback reads no other row).
+    Returns:
+        the row as stored if this call won, None if the clip was no longer pending.
     """
-    query = select(CLIPS.c.id, CLIPS.c.storage_key, CLIPS.c.status, CLIPS.c.completed_at, CLIPS.c.created_at)
-    if pending_only:
-        query = query.where(CLIPS.c.status == ClipStatus.PENDING.value)
-    if after is not None:
-        query = query.where(CLIPS.c.id > after)
-    return [tuple(row) for row in executor.execute(query.order_by(CLIPS.c.id).limit(limit))]
+    params = {
+        "clip_id": clip_id,
+        "etag": etag,
+        "stored_bytes": stored_bytes,
+        "measured_duration_ms": measured_duration_ms,
+        "completed_at": now,
+        "updated_at": now,
+    }
+    return record(conn.execute(MARK_READY, params).first())
 
 
-def clips_by_ids(
-    executor: Session | Connection, *, ids: Collection[uuid.UUID], pending_only: bool = False
-) -> list[ClipRecord]:
-    """The clips among ``ids`` (only the pending ones with ``pending_only``); none for no ids."""
-    if not ids:
-        return []
-    query = select(CLIPS).where(CLIPS.c.id.in_(list(ids)))
-    if pending_only:
-        query = query.where(CLIPS.c.status == ClipStatus.PENDING.value)
-    return [ClipRecord.from_row(row) for row in executor.execute(query)]
+def _if_pending(clip_ids: Collection[uuid.UUID], values: Mapping[str, Any], *also: ColumnElement[bool]) -> Update:
+    """The compare-and-set: ``UPDATE audio_clips SET values WHERE id IN clip_ids AND status = 'pending'``."""
+    where = [CLIPS.c.id.in_(list(clip_ids)), CLIPS.c.status == _PENDING, *also]
+    return update(CLIPS).where(*where).values(dict(values))
 
 
-def upload_expiries(
-    executor: Session | Connection, *, clip_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, dt.datetime | None]:
-    """``upload_expires_at`` of each clip among ``clip_ids`` as stored now (read in the caller's transaction)."""
+def mark_rejected(
+    *,
+    conn: Executor,
+    clip_id: uuid.UUID,
+    rejection: Mapping[str, Any],
+    etag: str | None,
+    stored_bytes: int | None,
+    now: dt.datetime,
+) -> ClipRecord | None:
+    """Pending clip ``clip_id`` becomes ``rejected`` with its verdict (``{"message", **details}``)
+    and what the store reported; its lease is cleared.
+
+    Returns:
+        the row as stored if this call won (its ``upload_expires_at`` is final: no URL
+        can be minted for it any more), None if the clip was no longer pending.
+    """
+    values = {
+        "status": ClipStatus.REJECTED.value,
+        "rejection": dict(rejection),
+        "etag": etag,
+        "stored_bytes": stored_bytes,
+        "verification_lease_until": None,
+        "updated_at": now,
+    }
+    return record(conn.execute(_if_pending([clip_id], values).returning(*CLIPS.c)).first())
+
+
+def mark_expired(*, conn: Executor, clip_ids: Collection[uuid.UUID], now: dt.datetime) -> list[ClipRecord]:
+    """The pending clips among ``clip_ids`` become ``expired``; the rows this call changed, as stored."""
     if not clip_ids:
-        return {}
-    rows = executor.execute(select(CLIPS.c.id, CLIPS.c.upload_expires_at).where(CLIPS.c.id.in_(list(clip_ids))))
-    return {row.id: row.upload_expires_at for row in rows}
+        return []
+    statement = _if_pending(clip_ids, {"status": ClipStatus.EXPIRED.value, "updated_at": now}).returning(*CLIPS.c)
+    return records(conn.execute(statement))
 
 
-def reopen_pending(executor: Session | Connection, *, ids: Collection[uuid.UUID]) -> None:
-    """Set the clips ``ids`` back to pending inside the caller's transaction (an expiry that lost a race)."""
-    if ids:
-        executor.execute(update(CLIPS).where(CLIPS.c.id.in_(list(ids))).values(status=ClipStatus.PENDING.value))
+def update_if_pending(*, conn: Executor, clip_ids: Collection[uuid.UUID], values: Mapping[str, Any]) -> set[uuid.UUID]:
+    """Set ``values`` (column -> value; ``updated_at`` defaults to now) on the pending clips
+    among ``clip_ids``; returns the ids this call changed: the winners of the compare-and-set."""
+    if not clip_ids:
+        return set()
+    statement = _if_pending(clip_ids, {"updated_at": utcnow(), **values}).returning(CLIPS.c.id)
+    return set(conn.execute(statement).scalars())
+
+
+def extend_upload_expiry(
+    *, conn: Executor, clip_id: uuid.UUID, expires_at: dt.datetime, now: dt.datetime
+) -> dt.datetime | None:
+    """Record a newly signed PUT URL's expiry on pending clip ``clip_id``.
+
+    The database keeps the later of the stored expiry and ``expires_at``, compared with
+    the value it holds at the UPDATE, so concurrent refreshes never move it backwards.
+    Returns:
+        the expiry as stored now if the clip was pending, else None (nothing changed).
+    """
+    stored = CLIPS.c.upload_expires_at
+    candidate = literal(expires_at, stored.type)
+    later = case((stored.is_not(None) & (stored > candidate), stored), else_=candidate)
+    statement = _if_pending([clip_id], {"upload_expires_at": later, "updated_at": now}).returning(stored)
+    return conn.execute(statement).scalar()
+
+
+def drop_multipart_upload(*, conn: Executor, clip_id: uuid.UUID, upload_id: str, now: dt.datetime) -> bool:
+    """Forget the aborted multipart upload ``upload_id`` of pending clip ``clip_id``.
+
+    Returns False when the clip is no longer pending or holds another upload.
+    """
+    values = {"multipart_upload_id": None, "updated_at": now}
+    statement = _if_pending([clip_id], values, CLIPS.c.multipart_upload_id == upload_id).returning(CLIPS.c.id)
+    return conn.execute(statement).first() is not None
+
+
+# -- the verification lease (single flight of verifications, services/completion.py) ----
+
+_TAKE_LEASE = (
+    update(CLIPS)
+    .where(
+        _IS_PENDING,
+        or_(CLIPS.c.verification_lease_until.is_(None), CLIPS.c.verification_lease_until < bindparam("now")),
+    )
+    .values(verification_lease_until=bindparam("until"))
+    .returning(CLIPS.c.id)
+)
+_RELEASE_LEASE = (
+    update(CLIPS)
+    .where(CLIPS.c.id == bindparam("clip_id"), CLIPS.c.verification_lease_until == bindparam("until"))
+    .values(verification_lease_until=None)
+)
+
+
+def take_verification_lease(*, conn: Executor, clip_id: uuid.UUID, now: dt.datetime, until: dt.datetime) -> bool:
+    """Hold pending clip ``clip_id`` until ``until`` if no lease is held (none, or one that
+    ended before ``now``): True for the one winner."""
+    return conn.execute(_TAKE_LEASE, {"clip_id": clip_id, "now": now, "until": until}).first() is not None
+
+
+def release_verification_lease(*, conn: Executor, clip_id: uuid.UUID, until: dt.datetime) -> None:
+    """Give back the lease ``until`` of ``clip_id`` (a no-op if another caller took it over)."""
+    conn.execute(_RELEASE_LEASE, {"clip_id": clip_id, "until": until})
+
+
+# -- attach, delete ---------------------------------------------------------------------
+
+
+def set_note(
+    *, conn: Executor, clip_id: uuid.UUID, owner_id: str, note_id: str | None, now: dt.datetime
+) -> ClipRecord | None:
+    """Attach the owner's clip to ``note_id`` (None detaches it); the row as stored, or None (no such clip)."""
+    statement = (
+        update(CLIPS)
+        .where(CLIPS.c.id == clip_id, CLIPS.c.owner_id == owner_id)
+        .values(note_id=note_id, updated_at=now)
+        .returning(*CLIPS.c)
+    )
+    return record(conn.execute(statement).first())
+
+
+def delete_clip(*, conn: Executor, clip_id: uuid.UUID, owner_id: str) -> ClipRecord | None:
+    """``DELETE ... RETURNING *`` of the owner's clip: the row as it was when deleted, or None.
+
+    The row as deleted, not as read before: a concurrent update (a new upload expiry)
+    either lands before the DELETE's row lock, and shows here, or finds no row.
+    """
+    statement = delete(CLIPS).where(CLIPS.c.id == clip_id, CLIPS.c.owner_id == owner_id).returning(*CLIPS.c)
+    return record(conn.execute(statement).first())
+
+
+def delete_note_clips(*, conn: Executor, owner_id: str, note_id: str, limit: int) -> list[ClipRecord]:
+    """Delete up to ``limit`` of the owner's clips of ``note_id`` (any status); the rows as deleted."""
+    chosen = select(CLIPS.c.id).where(CLIPS.c.owner_id == owner_id, CLIPS.c.note_id == note_id).limit(limit)
+    statement = delete(CLIPS).where(CLIPS.c.id.in_(chosen)).returning(*CLIPS.c)
+    return records(conn.execute(statement))
+
+
+def read_clip(db: Database, clip_id: uuid.UUID, owner_id: str) -> ClipRecord | None:
+    """:func:`get_clip` on a connection of its own (the sweeper's form)."""
+    with db.statement() as conn:
+        return get_clip(conn=conn, clip_id=clip_id, owner_id=owner_id)

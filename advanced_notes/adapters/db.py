@@ -10,13 +10,20 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import DateTime, MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+#: What the adapters' statement functions take: a connection of :meth:`Database.statement`
+#: or the session of :meth:`Database.transaction`.
+Executor: TypeAlias = Connection | Session
+#: The session of :meth:`Database.transaction`, as services name it (outbox writers take it).
+Transaction: TypeAlias = Session
 
 #: Constraint names are fixed from the first revision so later migrations can drop
 #: and alter them by name on every backend (SQLite batch mode needs names).
@@ -202,3 +209,15 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (tests, and after fork)."""
         self.engine.dispose()
+
+
+def transient_database_error(exc: BaseException) -> bool:
+    """True for a database failure that the same work can get past later.
+
+    The database unreachable or busy (OperationalError, InterfaceError, a pool timeout, a
+    dropped connection) and a unique-key race with a concurrent writer (IntegrityError: a
+    retry finds the winner's row) are transient; anything else fails the same way again.
+    """
+    if isinstance(exc, (OperationalError, InterfaceError, IntegrityError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

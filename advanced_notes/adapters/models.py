@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from dataclasses import dataclass, fields
-from typing import Any, TypeAlias
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -40,9 +40,11 @@ _STATUSES = ", ".join(f"'{s.value}'" for s in ClipStatus)
 
 
 class AudioClip(Base):
-    """Metadata of one audio clip; the bytes live in the bucket at ``storage_key``.
+    """The ``audio_clips`` table: the mapping Alembic's autogenerate compares with the schema.
 
-    Sizes are bytes, durations milliseconds, timestamps aware UTC.
+    Statements on it are in :mod:`advanced_notes.adapters.clip_sql`, which returns
+    :class:`ClipRecord`. Sizes are bytes, durations milliseconds, timestamps aware UTC;
+    the bytes live in the bucket at ``storage_key``.
     """
 
     __tablename__ = "audio_clips"
@@ -108,12 +110,12 @@ class AudioClip(Base):
 
 @dataclass(slots=True)
 class ClipRecord:
-    """One ``audio_clips`` row as plain data: what the hot paths read and write with Core.
+    """One ``audio_clips`` row as plain data: the one clip type services pass around.
 
     The same attributes as :class:`AudioClip` (sizes bytes, durations ms, timestamps aware
-    UTC), without an ORM session: building one costs about 2 µs, loading an entity
-    through a Session about 0.65 ms more per read on PostgreSQL (measured for issue 15).
-    Mutable, so a service can fill in what it learns (an upload id, a new expiry).
+    UTC), without an ORM session or identity map (docs/benchmarks.md has what that saves
+    per request). Mutable, so a service can fill in what it learns (an upload id, a new
+    expiry) before the row is written.
     """
 
     id: uuid.UUID
@@ -140,20 +142,6 @@ class ClipRecord:
     rejection: dict[str, Any] | None = None
     processing_status: str | None = None
     processing: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Any) -> ClipRecord:
-        """A record from a Core row of every ``audio_clips`` column (``SELECT *``/``RETURNING *``)."""
-        return cls(**row._mapping)
-
-    def values(self) -> dict[str, Any]:
-        """Column name -> value, for an INSERT."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-#: A clip as services pass it around: an ORM entity (bulk and maintenance paths) or a
-#: record read with Core (the request hot paths). Both have the same attributes.
-Clip: TypeAlias = AudioClip | ClipRecord
 
 
 class ProcessingStatus(enum.StrEnum):
@@ -198,7 +186,7 @@ class OwnerUsage(Base):
     Maintained by database triggers on ``audio_clips`` (revision 0007) for every insert,
     update and delete, never by the application: the figures are the table's truth by
     construction. Create checks them and inserts the clip in one statement
-    (:func:`~advanced_notes.adapters.clip_sql.create_clip_statement`).
+    (:func:`~advanced_notes.adapters.clip_sql.create_clip`).
     """
 
     __tablename__ = "owner_usage"

@@ -17,18 +17,17 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from advanced_notes.adapters.db import Database
+from advanced_notes.adapters.db import Database, Executor
 from advanced_notes.adapters.models import PendingDeletion, WebhookDelivery
 
 #: A failure of the database (connection lost, statement refused), for callers that
 #: must not raise after their transaction committed.
 DatabaseError = SQLAlchemyError
 #: The caller's transaction (ORM session) or connection.
-Executor = Session | Connection
 __all__ = ["DatabaseError", "Executor", "Session"]
 
 Row = TypeVar("Row", PendingDeletion, WebhookDelivery)
@@ -116,3 +115,18 @@ def webhook_counts(db: Database) -> dict[str, int]:
     }
     with db.read() as session:
         return {name: session.scalar(query) or 0 for name, query in counts.items()}
+
+
+def deletions_of(*, session: Session, clip_id: uuid.UUID, storage_key: str | None = None) -> list[PendingDeletion]:
+    """The deletion outbox records of ``clip_id`` (only those for ``storage_key`` when given).
+
+    Returned detached from ``session``: they stay readable after it ends and the
+    outbox's own statements update them by id.
+    """
+    query = select(PendingDeletion).where(PendingDeletion.clip_id == clip_id)
+    if storage_key is not None:
+        query = query.where(PendingDeletion.storage_key == storage_key)
+    records = list(session.scalars(query))
+    for record in records:
+        session.expunge(record)
+    return records

@@ -18,9 +18,11 @@ if TYPE_CHECKING:  # types only: reading the services must not import the engine
     from advanced_notes.adapters.storage import S3Storage
     from advanced_notes.services.clips import ClipService
     from advanced_notes.services.completion import ClipCompleter
+    from advanced_notes.services.deletions import DeletionQueue
     from advanced_notes.services.events import StorageEventService
     from advanced_notes.services.multipart import MultipartService
     from advanced_notes.services.uploads import UploadService
+    from advanced_notes.services.webhooks import WebhookOutbox
     from advanced_notes.settings import Settings
 
 _EXTENSION = "advanced_notes"
@@ -47,15 +49,13 @@ class AppServices:
     db: Database
     storage: S3Storage
     verifier: BearerVerifier
+    deletions: DeletionQueue
+    webhooks: WebhookOutbox
     clips: ClipService
-    uploads: UploadService
     completer: ClipCompleter
+    multipart: MultipartService
+    uploads: UploadService
     events: StorageEventService
-
-    @property
-    def multipart(self) -> MultipartService:
-        """The multipart upload sessions (owned by the upload service)."""
-        return self.uploads.multipart
 
 
 def attach_services(app: Flask, services: AppServices) -> None:

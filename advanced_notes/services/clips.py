@@ -12,14 +12,11 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
-from sqlalchemy.orm import Session
-
-from advanced_notes.adapters.clip_sql import CLIPS, NOTE_AUDIO, read_clip, record
-from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, ClipRecord, PendingDeletion
+from advanced_notes.adapters import clip_sql
+from advanced_notes.adapters.db import Database, Transaction
+from advanced_notes.adapters.models import ClipRecord, PendingDeletion
+from advanced_notes.adapters.outbox_sql import deletions_of
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import (
@@ -71,15 +68,13 @@ class ClipService:
         db: the database (metadata only).
         storage: the S3 adapter (the bytes).
         deletions: the deletion outbox.
-        webhooks: the outbound webhook outbox (``clip.deleted``); None sends none.
+        webhooks: the outbound webhook outbox (``clip.deleted``).
 
     Every method takes the authenticated ``owner_id``; a clip of another owner is
     reported exactly like a missing one (:class:`NotFound`).
     """
 
-    def __init__(
-        self, db: Database, storage: S3Storage, deletions: DeletionQueue, webhooks: WebhookOutbox | None = None
-    ):
+    def __init__(self, db: Database, storage: S3Storage, deletions: DeletionQueue, webhooks: WebhookOutbox):
         self.db = db
         self.storage = storage
         self.deletions = deletions
@@ -89,7 +84,8 @@ class ClipService:
 
     def get(self, owner_id: str, clip_id: uuid.UUID) -> ClipRecord:
         """One clip of ``owner_id`` (one SELECT). Raises NotFound (also for another owner's clip)."""
-        clip = read_clip(self.db, clip_id, owner_id)
+        with self.db.statement() as conn:
+            clip = clip_sql.get_clip(conn=conn, clip_id=clip_id, owner_id=owner_id)
         if clip is None:
             raise NotFound("No such audio clip.")
         return clip
@@ -108,21 +104,16 @@ class ClipService:
         Raises:
             ValidationFailed: ``cursor`` is not one this API produced.
         """
-        clips = CLIPS.c
-        query = select(CLIPS).where(clips.owner_id == owner_id)
-        if note_id is not None:
-            query = query.where(clips.note_id == note_id)
-        if status is not None:
-            query = query.where(clips.status == status)
+        before = None
         if cursor is not None:
             try:
-                created_at, last_id = decode_cursor(cursor)
+                before = decode_cursor(cursor)
             except ValueError:
                 raise ValidationFailed("The request failed validation.", {"cursor": ["Invalid cursor."]}) from None
-            query = query.where(tuple_(clips.created_at, clips.id) < tuple_(created_at, last_id))
-        query = query.order_by(clips.created_at.desc(), clips.id.desc()).limit(limit + 1)
         with self.db.statement() as conn:
-            rows = [ClipRecord.from_row(row) for row in conn.execute(query)]
+            rows = clip_sql.list_clips(
+                conn=conn, owner_id=owner_id, note_id=note_id, status=status, before=before, limit=limit + 1
+            )
         if len(rows) <= limit:
             return ClipPage(rows, None)
         last = rows[limit - 1]
@@ -156,7 +147,7 @@ class ClipService:
             NotFound: the note has no ready clip of this owner. RenditionNotReady.
         """
         with self.db.statement() as conn:
-            clip = record(conn.execute(NOTE_AUDIO, {"owner_id": owner_id, "note_id": note_id}).first())
+            clip = clip_sql.get_note_audio(conn=conn, owner_id=owner_id, note_id=note_id)
         if clip is None:
             raise NotFound("The note has no ready audio clip.")
         return self._playback(clip, rendition)
@@ -190,14 +181,8 @@ class ClipService:
 
     def set_note(self, owner_id: str, clip_id: uuid.UUID, note_id: str | None) -> ClipRecord:
         """Attach the clip to ``note_id``, or detach it with None (one UPDATE ... RETURNING). Raises NotFound."""
-        statement = (
-            update(CLIPS)
-            .where(CLIPS.c.id == clip_id, CLIPS.c.owner_id == owner_id)
-            .values(note_id=note_id, updated_at=utcnow())
-            .returning(*CLIPS.c)
-        )
         with self.db.statement(write=True) as conn:
-            clip = record(conn.execute(statement).first())
+            clip = clip_sql.set_note(conn=conn, clip_id=clip_id, owner_id=owner_id, note_id=note_id, now=utcnow())
         if clip is None:
             raise NotFound("No such audio clip.")
         return clip
@@ -212,12 +197,12 @@ class ClipService:
             # DELETE ... RETURNING, not SELECT then DELETE: the deletion must be recorded
             # with the upload expiry the row has when it goes. A concurrent upload-url
             # could extend it between a plain read and the delete, and a PUT with that
-            # new URL then stored an object no row and no deletion knew (issue 13 item 7).
-            gone = self._delete_rows(session, (AudioClip.id == clip_id) & (AudioClip.owner_id == owner_id))
-            if not gone:
+            # new URL would then store an object no row and no deletion knew.
+            gone = clip_sql.delete_clip(conn=session, clip_id=clip_id, owner_id=owner_id)
+            if gone is None:
                 raise NotFound("No such audio clip.")
-            records = self._enqueue_deletions(session, gone[0])
-            self._deleted_event(session, gone[0])
+            records = self._enqueue_deletions(session, gone)
+            self._deleted_event(session, gone)
         self.deletions.attempt(records)
 
     def delete_note_audio(self, owner_id: str, note_id: str) -> int:
@@ -225,25 +210,20 @@ class ClipService:
         deleted, records = 0, []
         while True:
             with self.db.transaction() as session:
-                ids = list(
-                    session.scalars(
-                        select(AudioClip.id)
-                        .where(AudioClip.owner_id == owner_id, AudioClip.note_id == note_id)
-                        .limit(_NOTE_DELETE_BATCH)
-                    )
+                gone = clip_sql.delete_note_clips(
+                    conn=session, owner_id=owner_id, note_id=note_id, limit=_NOTE_DELETE_BATCH
                 )
-                gone = self._delete_rows(session, AudioClip.id.in_(ids)) if ids else []
-                for row in gone:
-                    records += self._enqueue_deletions(session, row)
-                    self._deleted_event(session, row)
+                for clip in gone:
+                    records += self._enqueue_deletions(session, clip)
+                    self._deleted_event(session, clip)
             deleted += len(gone)
-            if len(ids) < _NOTE_DELETE_BATCH:
+            if len(gone) < _NOTE_DELETE_BATCH:
                 break
         self.deletions.attempt(records)
         return deleted
 
     @staticmethod
-    def _enqueue_deletions(session: Session, clip: Any) -> builtins.list[PendingDeletion]:
+    def _enqueue_deletions(session: Transaction, clip: ClipRecord) -> builtins.list[PendingDeletion]:
         """The original's deletion and, once its processing was queued, every derived object's
         (a worker may be writing them now: it records their deletion itself when it finds
         the clip gone)."""
@@ -252,27 +232,11 @@ class ClipService:
             records += DeletionQueue.enqueue_keys(session, clip.id, derived_keys(clip.storage_key), "deleted")
         return records
 
-    def _deleted_event(self, session: Session, clip: Any) -> None:
+    def _deleted_event(self, session: Transaction, clip: ClipRecord) -> None:
         # In the deleting transaction: the event exists exactly when the deletion does.
-        if self.webhooks is not None:
-            self.webhooks.enqueue(session, "clip.deleted", clip, updated_at=utcnow())
-
-    @staticmethod
-    def _delete_rows(session: Session, condition: Any) -> builtins.list[Any]:
-        """``DELETE FROM audio_clips WHERE condition RETURNING *`` (every column, for ``clip.deleted``).
-
-        Returns the deleted rows as they were when deleted (the row lock of the DELETE
-        makes a concurrent expiry update either land before, and show here, or find no row).
-        """
-        statement = (
-            delete(AudioClip)
-            .where(condition)
-            .returning(*AudioClip.__table__.columns)
-            .execution_options(synchronize_session=False)
-        )
-        return list(session.execute(statement).all())
+        self.webhooks.enqueue(session, "clip.deleted", clip, updated_at=utcnow())
 
     def pending_deletions(self, clip_id: uuid.UUID) -> builtins.list[PendingDeletion]:
         """The outbox records of a clip (for operators and tests)."""
         with self.db.read() as session:
-            return list(session.scalars(select(PendingDeletion).where(PendingDeletion.clip_id == clip_id)))
+            return deletions_of(session=session, clip_id=clip_id)

@@ -18,12 +18,12 @@ failed) gives the lease back at once, so the next caller verifies without waitin
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
-from typing import Any
 
-from advanced_notes.adapters.clip_sql import MARK_READY, RELEASE_LEASE, TAKE_LEASE, read_clip, record
+from advanced_notes.adapters import clip_sql
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import Clip, ClipRecord
+from advanced_notes.adapters.models import ClipRecord
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import (
@@ -33,13 +33,15 @@ from advanced_notes.domain.errors import (
     UploadRejected,
     VerificationBusy,
 )
-from advanced_notes.services.deletions import DeletionQueue, latest_upload_expiry
-from advanced_notes.services.lifecycle import PENDING, READY, REJECTED, ready_or_conflict, update_if_pending
+from advanced_notes.services.deletions import DeletionQueue
+from advanced_notes.services.lifecycle import PENDING, READY, REJECTED, ready_or_conflict
 from advanced_notes.services.telemetry import COMPLETIONS
 from advanced_notes.services.verification import check_declaration, verify_audio
 from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings
 
+#: The clip a caller hands in: a record, or the sweeper's ORM entity (answered as it is
+#: when already finished).
 #: The paths that finish uploads (the ``path`` label of ``advanced_notes_completions_total``).
 PATHS = ("client", "event", "sweeper")
 #: How often a caller waiting on another's verification re-reads the clip, seconds.
@@ -57,7 +59,7 @@ class ClipCompleter:
             (the most verification reads from the store), ``audio_probe_max_reads`` and
             ``audio_probe_max_seconds`` (the most parser calls and parsing time),
             ``verification_lease_seconds`` (how long one verification holds its clip).
-        webhooks: the outbound webhook outbox (default: one for ``settings.webhook_urls``).
+        webhooks: the outbound webhook outbox.
     """
 
     def __init__(
@@ -66,12 +68,12 @@ class ClipCompleter:
         storage: S3Storage,
         deletions: DeletionQueue,
         settings: Settings,
-        webhooks: WebhookOutbox | None = None,
+        webhooks: WebhookOutbox,
     ):
         self.db = db
         self.storage = storage
         self.deletions = deletions
-        self.webhooks = webhooks or WebhookOutbox(settings)
+        self.webhooks = webhooks
         self.max_duration_ms = settings.max_duration_ms
         self.audio_probe_max_bytes = settings.audio_probe_max_bytes
         self.audio_probe_max_reads = settings.audio_probe_max_reads
@@ -80,7 +82,7 @@ class ClipCompleter:
         #: Verifications this completer ran (HEAD and parse), for tests and benchmarks.
         self.verifications = 0
 
-    def finish(self, clip: Clip, path: str = "client") -> Clip:
+    def finish(self, clip: ClipRecord, path: str = "client") -> ClipRecord:
         """Verify ``clip``'s object and mark it ``ready`` (idempotent).
 
         HEAD decides presence, size, content type and checksum; a ranged GET of the first
@@ -106,15 +108,16 @@ class ClipCompleter:
         if clip.status != PENDING:
             return ready_or_conflict(clip)
         give_up = time.monotonic() + self.lease_seconds + LEASE_MARGIN_SECONDS
+        pending: ClipRecord = clip
         while True:
-            lease = self._take_lease(clip)
+            lease = self._take_lease(pending)
             if lease is not None:
                 try:
-                    return self._verify(clip, path)  # a verdict clears the lease in its UPDATE
+                    return self._verify(pending, path)  # a verdict clears the lease in its UPDATE
                 except UploadRejected:
                     raise  # raised only by the caller whose UPDATE recorded the verdict
                 except BaseException:
-                    self._release_lease(clip, lease)
+                    self._release_lease(pending, lease)
                     raise
             if time.monotonic() > give_up:
                 raise VerificationBusy(
@@ -122,36 +125,36 @@ class ClipCompleter:
                     details={"clip_id": str(clip.id)},
                 )
             time.sleep(LEASE_POLL_SECONDS)
-            current = read_clip(self.db, clip.id, clip.owner_id)
+            current = self._read(pending)
             if current is None:
                 raise NotFound("No such audio clip.")
             if current.status != PENDING:
                 return self._verdict(current)
-            clip = current
+            pending = current
 
-    def _take_lease(self, clip: Clip) -> dt.datetime | None:
+    def _take_lease(self, clip: ClipRecord) -> dt.datetime | None:
         """Hold ``clip`` for one verification: the lease's end if this call took it, else None."""
         now = utcnow()
         until = now + dt.timedelta(seconds=self.lease_seconds)
         with self.db.statement(write=True) as conn:
-            taken = conn.execute(TAKE_LEASE, {"clip_id": clip.id, "now": now, "until": until}).rowcount
-        return until if taken == 1 else None
+            taken = clip_sql.take_verification_lease(conn=conn, clip_id=clip.id, now=now, until=until)
+        return until if taken else None
 
-    def _release_lease(self, clip: Clip, until: dt.datetime) -> None:
+    def _release_lease(self, clip: ClipRecord, until: dt.datetime) -> None:
         """Give the lease back (a verdict already cleared it; then this changes nothing)."""
         with self.db.statement(write=True) as conn:
-            conn.execute(RELEASE_LEASE, {"clip_id": clip.id, "until": until})
+            clip_sql.release_verification_lease(conn=conn, clip_id=clip.id, until=until)
 
     @staticmethod
-    def _verdict(clip: Clip) -> Clip:
+    def _verdict(clip: ClipRecord) -> ClipRecord:
         """What a caller that waited on another's verification answers: the same as it did."""
-        rejection = getattr(clip, "rejection", None)
+        rejection = clip.rejection
         if clip.status == REJECTED and rejection and rejection.get("reason"):
             details = {k: v for k, v in rejection.items() if k not in ("reason", "message")}
             raise UploadRejected(rejection["reason"], rejection.get("message") or "The upload was rejected.", **details)
         return ready_or_conflict(clip)
 
-    def _verify(self, clip: Clip, path: str) -> Clip:
+    def _verify(self, clip: ClipRecord, path: str) -> ClipRecord:
         """The verification itself, run by the holder of the clip's lease (see :meth:`finish`)."""
         self.verifications += 1
         info = self.storage.head(clip.storage_key, with_checksum=bool(clip.checksum_sha256))
@@ -178,64 +181,72 @@ class ClipCompleter:
             # Deleted between HEAD and GET: usually a DELETE of the clip raced us. The
             # clip's state, not the store, decides the answer: 404 when it is gone (from
             # _current), the clip when another path finished it, else upload_missing.
-            current = read_clip(self.db, clip.id, clip.owner_id)
+            current = self._read(clip)
             if current is None:
                 raise NotFound("No such audio clip.") from None
             if current.status != PENDING:
                 return ready_or_conflict(current)
             raise
-        now = utcnow()
-        values: dict[str, Any] = {
-            "etag": info.etag,
-            "stored_bytes": info.size,
-            "measured_duration_ms": verified.measured_duration_ms,
-            "completed_at": now,
-            "updated_at": now,
-        }
-        ready = self._mark_ready(clip, values)
+        ready = self._mark_ready(clip, info.etag, info.size, verified.measured_duration_ms)
         if ready is None:  # another path finished (or deleted) it first
             return self._current(clip)
         COMPLETIONS.labels(path, READY).inc()
         return ready
 
-    def _mark_ready(self, clip: Clip, values: dict[str, Any]) -> ClipRecord | None:
-        """The compare-and-set to ``ready`` (:data:`~advanced_notes.adapters.clip_sql.MARK_READY`).
+    def _mark_ready(
+        self, clip: ClipRecord, etag: str | None, stored_bytes: int, measured_duration_ms: int | None
+    ) -> ClipRecord | None:
+        """The compare-and-set to ``ready`` (:func:`~advanced_notes.adapters.clip_sql.mark_ready`).
 
         Returns:
             the row as stored if this call won, None if the clip was no longer pending.
         With outbound webhooks the ``clip.ready`` event is recorded in the same
         transaction; without, the UPDATE runs alone (one round trip on PostgreSQL).
         """
-        params = {"clip_id": clip.id, **values}
+        mark_ready = functools.partial(
+            clip_sql.mark_ready,
+            clip_id=clip.id,
+            etag=etag,
+            stored_bytes=stored_bytes,
+            measured_duration_ms=measured_duration_ms,
+            now=utcnow(),
+        )
         if not self.webhooks.urls:
             with self.db.statement(write=True) as conn:
-                return record(conn.execute(MARK_READY, params).first())
+                return mark_ready(conn=conn)
         with self.db.transaction() as session:
-            ready = record(session.execute(MARK_READY, params).first())
+            ready = mark_ready(conn=session)
             if ready is not None:
-                self.webhooks.enqueue(session, "clip.ready", clip, status=READY, **values)
+                self.webhooks.enqueue(session, "clip.ready", ready)
         return ready
 
-    def _reject(self, clip: Clip, rejection: UploadRejected, path: str, **values: Any) -> None:
+    def _reject(
+        self, clip: ClipRecord, rejection: UploadRejected, path: str, etag: str | None, stored_bytes: int
+    ) -> None:
         """Mark ``clip`` rejected and queue its object's deletion; raises ``rejection`` if we did."""
         verdict = {"message": rejection.message, **(rejection.details or {})}
-        values.update(status=REJECTED, updated_at=utcnow(), rejection=verdict, verification_lease_until=None)
         with self.db.transaction() as session:
-            won = bool(update_if_pending(session, clip.id, **values))
-            if won:  # the expiry as stored now: an upload-url may have extended it since our read
-                clip.upload_expires_at = latest_upload_expiry(session, [clip.id])[clip.id]
-            record = DeletionQueue.enqueue(session, clip, "rejected") if won else None
-            if won:
-                rejected = {"rejection": {"reason": rejection.reason, "message": rejection.message}}
-                self.webhooks.enqueue(session, "clip.rejected", clip, rejected, **values)
-        if record is not None:
-            COMPLETIONS.labels(path, REJECTED).inc()
-            self.deletions.attempt([record])
-            raise rejection
+            rejected = clip_sql.mark_rejected(
+                conn=session, clip_id=clip.id, rejection=verdict, etag=etag, stored_bytes=stored_bytes, now=utcnow()
+            )
+            if rejected is None:
+                return
+            # The row as the UPDATE left it: its upload expiry is final (an upload-url may
+            # have extended it since our read), and the deletion waits for that URL.
+            record = DeletionQueue.enqueue(session, rejected, "rejected")
+            event = {"rejection": {"reason": rejection.reason, "message": rejection.message}}
+            self.webhooks.enqueue(session, "clip.rejected", rejected, event)
+        COMPLETIONS.labels(path, REJECTED).inc()
+        self.deletions.attempt([record])
+        raise rejection
 
-    def _current(self, clip: Clip) -> Clip:
+    def _read(self, clip: ClipRecord) -> ClipRecord | None:
+        with self.db.statement() as conn:
+            return clip_sql.get_clip(conn=conn, clip_id=clip.id, owner_id=clip.owner_id)
+
+    def _current(self, clip: ClipRecord) -> ClipRecord:
         # After losing the transition to a concurrent one: the state as stored.
-        current = read_clip(self.db, clip.id, clip.owner_id)
+        current = self._read(clip)
         if current is None:
             raise NotFound("No such audio clip.")
         return ready_or_conflict(current)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from advanced_notes.adapters import outbox_sql
-from advanced_notes.adapters.clip_sql import upload_expiries
+from advanced_notes.adapters.clip_scans import upload_expiries
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import PendingDeletion
 from advanced_notes.adapters.outbox_sql import DatabaseError, Executor, Session

@@ -18,12 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, Clip, PendingDeletion
+from advanced_notes.adapters import clip_sql
+from advanced_notes.adapters.db import Database, transient_database_error
+from advanced_notes.adapters.models import ClipRecord
+from advanced_notes.adapters.outbox_sql import deletions_of
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadMissing, UploadRejected
@@ -60,15 +58,13 @@ SETTLED = frozenset(OUTCOMES) - {"failed"}
 def retryable(exc: BaseException) -> bool:
     """True for a failure that a later delivery of the same record can get past.
 
-    The store being unreachable (StorageUnavailable), the database being unreachable or
-    busy (OperationalError, InterfaceError, a pool timeout, a dropped connection) and a
-    unique-key race with another path (IntegrityError: the redelivery finds the winner's
-    row) are transient. Anything else (a key the database cannot store, a NUL byte or a
-    lone surrogate; a bug) fails the same way on every delivery: a poison record.
+    The store being unreachable (StorageUnavailable) and the database failures that pass
+    (:func:`~advanced_notes.adapters.db.transient_database_error`: unreachable or busy,
+    or a unique-key race with another path, whose winner's row the redelivery finds) are
+    transient. Anything else (a key the database cannot store, a NUL byte or a lone
+    surrogate; a bug) fails the same way on every delivery: a poison record.
     """
-    if isinstance(exc, (StorageUnavailable, OperationalError, InterfaceError, IntegrityError, PoolTimeout)):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    return isinstance(exc, StorageUnavailable) or transient_database_error(exc)
 
 
 def _storable(key: str) -> bool:
@@ -164,8 +160,7 @@ class StorageEventService:
         clip_id = clip_id_from_key(self.folder, event.key)
         if clip_id is None:
             return "other_prefix"
-        with self.db.read() as session:
-            clip = session.get(AudioClip, clip_id)
+        clip = self._read(clip_id)
         if clip is not None and event.key in derived_keys(clip.storage_key):
             # Processing writes these beside the original and the bucket reports them too;
             # they go with the clip (its DELETE), never as a late object.
@@ -186,36 +181,29 @@ class StorageEventService:
             raise
         except ApiError:
             # Another path finished, expired or deleted it meanwhile: settle as for that state.
-            with self.db.read() as session:
-                clip = session.get(AudioClip, clip_id)
+            clip = self._read(clip_id)
             if clip is not None and clip.status == READY:
                 return "duplicate"
             return self._late_object(clip_id, event.key, clip)
         return "ready" if finished.status == READY else "duplicate"
 
-    def _late_object(self, clip_id: uuid.UUID, key: str, clip: Clip | None) -> str:
+    def _read(self, clip_id: uuid.UUID) -> ClipRecord | None:
+        with self.db.statement() as conn:
+            return clip_sql.get_clip(conn=conn, clip_id=clip_id, owner_id=None)
+
+    def _late_object(self, clip_id: uuid.UUID, key: str, clip: ClipRecord | None) -> str:
         """Schedule the deletion of an object no live clip owns, unless one is already recorded."""
         now = utcnow()
         with self.db.transaction() as session:
-            record = session.scalar(
-                select(PendingDeletion).where(PendingDeletion.clip_id == clip_id, PendingDeletion.storage_key == key)
-            )
-            if record is not None:
+            recorded = deletions_of(session=session, clip_id=clip_id, storage_key=key)
+            if recorded:
                 # Recorded already (kept until the last URL expires): delete now, not at the recheck.
-                session.expunge(record)
-                new = False
+                record, new = recorded[0], False
             else:
+                reason = clip.status if clip is not None and clip.storage_key == key else "deleted"
+                # Due now and finished by its first delete, as a derived object's record.
+                (record,) = DeletionQueue.enqueue_keys(session, clip_id, [key], reason, now)
                 new = True
-                record = PendingDeletion(
-                    clip_id=clip_id,
-                    storage_key=key,
-                    reason=clip.status if clip is not None and clip.storage_key == key else "deleted",
-                    attempts=0,
-                    next_attempt_at=now,
-                    recheck_until=now,
-                    created_at=now,
-                )
-                session.add(record)
         if new or record.next_attempt_at > now:
             self.deletions.attempt([record])
         return "late_object"

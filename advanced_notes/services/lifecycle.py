@@ -1,24 +1,20 @@
-"""The state machine's one write: "update this clip if it is still pending" (DESIGN §3).
+"""The clip states as services name them, and what completing a finished clip answers (DESIGN §3).
 
-Every transition out of ``pending`` (ready, rejected, expired) and every change that is
-only valid while pending (a new upload expiry) goes through :func:`update_if_pending`,
-so concurrent or repeated callers are safe: exactly one wins, the others see the row
-unchanged and re-read the final state. complete's ``ready`` is the same guarded UPDATE,
-prebuilt once for the hot path (``adapters.clip_sql.MARK_READY``, with RETURNING).
+The transitions themselves are compare-and-set statements in
+:mod:`advanced_notes.adapters.clip_sql` (``mark_ready``, ``mark_rejected``,
+``mark_expired``, ``update_if_pending``): exactly one of concurrent or repeated callers
+changes the row; the others see it unchanged and re-read the final state.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import case, literal, update
-from sqlalchemy.orm import Session
-
-from advanced_notes.adapters.models import AudioClip, Clip, ClipStatus
-from advanced_notes.domain.clock import utcnow
+from advanced_notes.adapters import clip_sql
+from advanced_notes.adapters.db import Executor
+from advanced_notes.adapters.models import ClipRecord, ClipStatus
 from advanced_notes.domain.errors import NEW_UPLOAD_SESSION, Conflict
 
 PENDING, READY, REJECTED, EXPIRED = (
@@ -29,43 +25,14 @@ PENDING, READY, REJECTED, EXPIRED = (
 )
 
 
-def update_if_pending(session: Session, clip_ids: uuid.UUID | Collection[uuid.UUID], **values: Any) -> set[uuid.UUID]:
-    """``UPDATE audio_clips SET values WHERE id IN clip_ids AND status = 'pending'`` in ``session``.
-
-    Args:
-        session: an open transaction (the caller commits, together with any outbox record).
-        clip_ids: one clip id or several.
-        values: columns to set (``status=READY``, ``upload_expires_at=...``); ``updated_at``
-            defaults to now.
-    Returns:
-        the ids this call changed: the winners of the compare-and-set.
-    """
+def update_if_pending(session: Executor, clip_ids: uuid.UUID | Collection[uuid.UUID], **values: Any) -> set[uuid.UUID]:
+    """:func:`~advanced_notes.adapters.clip_sql.update_if_pending` in the positional form the
+    sweeper calls: ``clip_ids`` one id or several; returns the ids this call changed."""
     ids = [clip_ids] if isinstance(clip_ids, uuid.UUID) else list(clip_ids)
-    if not ids:
-        return set()
-    values.setdefault("updated_at", utcnow())
-    statement = (
-        update(AudioClip)
-        .where(AudioClip.id.in_(ids), AudioClip.status == PENDING)
-        .values(**values)
-        .returning(AudioClip.id)
-        .execution_options(synchronize_session=False)
-    )
-    return set(session.scalars(statement))
+    return clip_sql.update_if_pending(conn=session, clip_ids=ids, values=values)
 
 
-def later_expiry(candidate: dt.datetime) -> Any:
-    """SQL for "the later of the stored ``upload_expires_at`` and ``candidate``" (NULL counts as earlier).
-
-    For ``update_if_pending(..., upload_expires_at=later_expiry(t))``: the database compares
-    with the value it holds at the UPDATE, so concurrent refreshes never move it backwards.
-    """
-    stored = AudioClip.upload_expires_at
-    value = literal(candidate, stored.type)
-    return case((stored.is_not(None) & (stored > value), stored), else_=value)
-
-
-def ready_or_conflict(clip: Clip) -> Clip:
+def ready_or_conflict(clip: ClipRecord) -> ClipRecord:
     """What completing a clip that is no longer pending answers: the clip itself when ready.
 
     Raises:
@@ -74,7 +41,7 @@ def ready_or_conflict(clip: Clip) -> Clip:
     """
     if clip.status == READY:
         return clip
-    rejection = getattr(clip, "rejection", None)
+    rejection = clip.rejection
     if clip.status == REJECTED and rejection:
         raise Conflict(
             f"The clip was rejected and cannot be completed: {rejection.get('message')}",

@@ -18,10 +18,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import update
-
+from advanced_notes.adapters import clip_sql
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import AudioClip, Clip
+from advanced_notes.adapters.models import ClipRecord
 from advanced_notes.adapters.storage import PartsRefused, PresignedRequest, S3Storage, UploadedPart
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import (
@@ -138,7 +137,7 @@ class MultipartService:
             )
         return plan_parts(total_bytes, self.part_size)
 
-    def start(self, clip: Clip, plan: PartPlan) -> None:
+    def start(self, clip: ClipRecord, plan: PartPlan) -> None:
         """CreateMultipartUpload for ``clip`` (not yet stored) and record it on the clip.
 
         Raises StorageUnavailable (nothing was stored).
@@ -146,7 +145,7 @@ class MultipartService:
         clip.multipart_upload_id = self.storage.create_multipart_upload(clip.storage_key, clip.mime_type)
         clip.part_size, clip.part_count = plan.part_size, plan.part_count
 
-    def discard(self, clip: Clip) -> None:
+    def discard(self, clip: ClipRecord) -> None:
         """Abort ``clip``'s upload after its row could not be stored (best effort: the
         sweeper aborts uploads that no clip knows)."""
         if clip.multipart_upload_id:
@@ -155,7 +154,7 @@ class MultipartService:
             except StorageUnavailable:
                 log.warning("abort of an unstored clip's upload failed; the sweeper will abort it")
 
-    def session(self, clip: Clip) -> MultipartSession | None:
+    def session(self, clip: ClipRecord) -> MultipartSession | None:
         """The multipart session of a pending multipart clip, else None."""
         if clip.status != PENDING or not clip.multipart_upload_id or not clip.part_size or not clip.part_count:
             return None
@@ -171,7 +170,7 @@ class MultipartService:
 
     def sign_parts(
         self, owner_id: str, clip_id: uuid.UUID, part_numbers: Sequence[int], expires_in: int | None = None
-    ) -> tuple[Clip, list[SignedPart]]:
+    ) -> tuple[ClipRecord, list[SignedPart]]:
         """Presign PUT URLs for ``part_numbers`` of the clip's upload.
 
         Each URL signs the part's exact ``Content-Length`` (from the declared size and
@@ -208,7 +207,7 @@ class MultipartService:
         ]
         return clip, signed
 
-    def open_clip(self, owner_id: str, clip_id: uuid.UUID) -> Clip:
+    def open_clip(self, owner_id: str, clip_id: uuid.UUID) -> ClipRecord:
         """The clip, when it is pending with a live multipart upload.
 
         Raises:
@@ -218,7 +217,7 @@ class MultipartService:
         self._open_plan(clip)
         return clip
 
-    def list_parts(self, owner_id: str, clip_id: uuid.UUID) -> tuple[Clip, list[UploadedPart]]:
+    def list_parts(self, owner_id: str, clip_id: uuid.UUID) -> tuple[ClipRecord, list[UploadedPart]]:
         """The parts the store already holds for the clip (resume after a crash or elsewhere).
 
         Raises:
@@ -236,7 +235,7 @@ class MultipartService:
             )
         return clip, parts
 
-    def abort(self, owner_id: str, clip_id: uuid.UUID) -> Clip:
+    def abort(self, owner_id: str, clip_id: uuid.UUID) -> ClipRecord:
         """Abort the clip's multipart upload (its parts are freed); the clip stays pending
         without an upload, and the sweeper expires it after its reservation.
 
@@ -278,19 +277,9 @@ class MultipartService:
                     f"and the clip is {current.status}.",
                     {"status": current.status, "assembled": True},
                 )
-            with self.db.transaction() as session:
-                won = session.scalar(
-                    update(AudioClip)
-                    .where(
-                        AudioClip.id == clip.id,
-                        AudioClip.status == PENDING,
-                        AudioClip.multipart_upload_id == upload_id,
-                    )
-                    .values(multipart_upload_id=None, updated_at=utcnow())
-                    .returning(AudioClip.id)
-                    .execution_options(synchronize_session=False)
-                )
-            if won is None:
+            with self.db.statement(write=True) as conn:
+                won = clip_sql.drop_multipart_upload(conn=conn, clip_id=clip.id, upload_id=upload_id, now=utcnow())
+            if not won:
                 current = self.clips.get(owner_id, clip_id)
                 if current.status != PENDING:
                     raise Conflict(
@@ -302,7 +291,7 @@ class MultipartService:
 
     # -- at complete (UploadService.complete) -------------------------------------------
 
-    def assemble(self, clip: Clip) -> None:
+    def assemble(self, clip: ClipRecord) -> None:
         """Assemble a pending multipart clip's parts into its object, before verification.
 
         The parts come from the store (ListParts), not the client; :func:`check_parts`
@@ -330,7 +319,7 @@ class MultipartService:
     # -- helpers -----------------------------------------------------------------
 
     @staticmethod
-    def _open_plan(clip: Clip) -> PartPlan:
+    def _open_plan(clip: ClipRecord) -> PartPlan:
         if clip.part_size is None or clip.part_count is None:
             raise Conflict(
                 "This clip is uploaded with a single PUT, not in parts: PUT the file to its upload URL "
@@ -350,7 +339,7 @@ class MultipartService:
 # -- shared by complete and the sweeper -------------------------------------------------
 
 
-def check_parts(clip: Clip, parts: Sequence[UploadedPart]) -> list[UploadedPart]:
+def check_parts(clip: ClipRecord, parts: Sequence[UploadedPart]) -> list[UploadedPart]:
     """The parts that make ``clip``'s object, when the store holds every one at its exact length.
 
     The rule of ``complete`` (docs/multipart.md), also applied by the sweeper before it
@@ -388,7 +377,7 @@ def check_parts(clip: Clip, parts: Sequence[UploadedPart]) -> list[UploadedPart]
     return [by_number[n] for n in range(1, plan.part_count + 1)]
 
 
-def assemble_parts(storage: S3Storage, clip: Clip, parts: list[UploadedPart]) -> bool:
+def assemble_parts(storage: S3Storage, clip: ClipRecord, parts: list[UploadedPart]) -> bool:
     """CompleteMultipartUpload of ``clip``'s upload with ``parts`` (from :func:`check_parts`).
 
     Returns:

@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from advanced_notes.adapters.clip_sql import clips_by_ids
+from advanced_notes.adapters.clip_scans import clips_by_ids
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import Clip
+from advanced_notes.adapters.models import ClipRecord
 from advanced_notes.adapters.outbox_sql import deletion_keys
 from advanced_notes.adapters.storage import InProgressUpload, S3Storage
 from advanced_notes.domain.keys import clip_id_from_key
@@ -48,7 +48,7 @@ class AbandonedUploads:
         )
 
 
-def pending_uploads(db: Database, storage: S3Storage, folder: str) -> Iterator[list[Clip]]:
+def pending_uploads(db: Database, storage: S3Storage, folder: str) -> Iterator[list[ClipRecord]]:
     """Pages of the pending clips whose current multipart upload is in progress under ``folder``.
 
     One ListMultipartUploads listing (a request per 1000 uploads) and one query per page:
@@ -64,7 +64,7 @@ def pending_uploads(db: Database, storage: S3Storage, folder: str) -> Iterator[l
         if not ids:
             continue
         with db.statement() as conn:
-            clips: list[Clip] = list(clips_by_ids(conn, ids=ids, pending_only=True))
+            clips: list[ClipRecord] = list(clips_by_ids(conn, ids=ids, pending_only=True))
         yield [c for c in clips if (c.storage_key, c.multipart_upload_id) in listed]
 
 

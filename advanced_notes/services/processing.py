@@ -248,8 +248,7 @@ class ProcessingRunner:
         db: the database; storage: the S3 adapter; deletions: the deletion outbox;
         engine: the media engine (``advanced_notes.media.process_file`` bound to the
             limits, injected by the worker); settings: ``processing_time_limit_seconds``,
-            ``processing_max_attempts``; webhooks: the outbox (default one for
-            ``settings.webhook_urls``); clock: the current time (aware UTC);
+            ``processing_max_attempts``; webhooks: the outbox; clock: the current time (aware UTC);
         workdir_root: where each run's temporary directory is made (default the system's).
     """
 
@@ -260,7 +259,7 @@ class ProcessingRunner:
         deletions: DeletionQueue,
         engine: Engine,
         settings: Settings,
-        webhooks: WebhookOutbox | None = None,
+        webhooks: WebhookOutbox,
         clock: Callable[[], dt.datetime] = utcnow,
         workdir_root: Path | None = None,
     ):
@@ -268,7 +267,7 @@ class ProcessingRunner:
         self.storage = storage
         self.deletions = deletions
         self.engine = engine
-        self.webhooks = webhooks or WebhookOutbox(settings)
+        self.webhooks = webhooks
         self.max_attempts = settings.processing_max_attempts
         self.lease = time_limits(settings)[2]
         self.clock = clock

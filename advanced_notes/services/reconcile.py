@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from advanced_notes.adapters.clip_sql import clip_scan_after
+from advanced_notes.adapters.clip_scans import clip_scan_after
 from advanced_notes.adapters.models import ClipStatus
 from advanced_notes.adapters.outbox_sql import deletion_keys
 from advanced_notes.adapters.storage import ListedObject, S3Storage

@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from advanced_notes.adapters.clip_sql import clips_by_ids, read_clip
+from advanced_notes.adapters.clip_scans import clips_by_ids
+from advanced_notes.adapters.clip_sql import read_clip
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import Clip
+from advanced_notes.adapters.models import ClipRecord
 from advanced_notes.adapters.storage import ObjectInfo, S3Storage, UploadedPart
 from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadIncomplete, UploadMissing, UploadRejected
 from advanced_notes.services.completion import ClipCompleter
@@ -75,7 +76,7 @@ class Finisher:
         with self._failures_lock:
             return self._failure if self._failures >= self.OUTAGE_AFTER else None
 
-    def probe(self, clip: Clip) -> Probe:
+    def probe(self, clip: ClipRecord) -> Probe:
         """Ask the store about ``clip``: ListParts when it has a multipart upload, else (or
         when the store no longer knows the upload) HEAD. Store calls only: safe in a thread.
         Once the store is down (:meth:`store_down`), answers failed without asking."""
@@ -99,7 +100,7 @@ class Finisher:
         return probe
 
     def settle(
-        self, clip: Clip, probe: Probe, started: dt.datetime, stale: bool, apply: bool, report: SweepReport
+        self, clip: ClipRecord, probe: Probe, started: dt.datetime, stale: bool, apply: bool, report: SweepReport
     ) -> None:
         """Act on what :meth:`probe` found: finish, leave in grace, or note that no object is there.
 
@@ -124,7 +125,7 @@ class Finisher:
 
     def settle_parts(
         self,
-        clip: Clip,
+        clip: ClipRecord,
         parts: list[UploadedPart],
         stale: bool,
         grace_before: dt.datetime,
@@ -190,7 +191,7 @@ class Finisher:
         for clip in clips:
             self._finish(clip, apply, report)
 
-    def _finish(self, clip: Clip, apply: bool, report: SweepReport) -> None:
+    def _finish(self, clip: ClipRecord, apply: bool, report: SweepReport) -> None:
         """Run ``complete``'s verification on a pending clip whose object is in the bucket."""
         self._present.add(clip.id)
         if clip.status != PENDING:

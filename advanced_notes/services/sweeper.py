@@ -31,9 +31,9 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from advanced_notes.adapters.clip_sql import count_pending_created_before, pending_created_before, reopen_pending
+from advanced_notes.adapters.clip_scans import count_pending_created_before, pending_created_before, reopen_pending
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import Clip
+from advanced_notes.adapters.models import ClipRecord
 from advanced_notes.adapters.storage import ListedObject, S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import StorageUnavailable
@@ -222,7 +222,7 @@ class Sweeper(Finisher):
             report.rows_scanned += len(clips)
             count += self.expire_batch(clips, apply, now, report)
 
-    def expire_batch(self, clips: Sequence[Clip], apply: bool, now: dt.datetime, report: SweepReport) -> int:
+    def expire_batch(self, clips: Sequence[ClipRecord], apply: bool, now: dt.datetime, report: SweepReport) -> int:
         """Expire the stale pending ``clips`` that have no object; returns how many (would) expire.
 
         Clips this run saw with an object are skipped (finished, or retried next run). A
@@ -261,7 +261,7 @@ class Sweeper(Finisher):
                     self.webhooks.enqueue(session, "clip.expired", clip, status=EXPIRED, updated_at=now)
         return len(won)
 
-    def _may_hold_object(self, clip: Clip, checked_at: dt.datetime) -> bool:
+    def _may_hold_object(self, clip: ClipRecord, checked_at: dt.datetime) -> bool:
         """Whether an expired clip needs a recorded deletion.
 
         Not when this run showed no object at its key (a HEAD, or a complete listing) and
@@ -274,7 +274,7 @@ class Sweeper(Finisher):
             return True
         return clip.upload_expires_at is None or clip.upload_expires_at + CLOCK_SKEW > checked_at
 
-    def _arrived_late(self, clip: Clip, listed_at: dt.datetime, apply: bool, report: SweepReport) -> bool:
+    def _arrived_late(self, clip: ClipRecord, listed_at: dt.datetime, apply: bool, report: SweepReport) -> bool:
         """True when ``clip`` must not expire: its object may be (or is) there after this run looked."""
         if clip.upload_expires_at is not None and clip.upload_expires_at + CLOCK_SKEW <= listed_at:
             return False  # no URL worked after the run started: what it saw was the truth

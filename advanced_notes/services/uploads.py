@@ -11,19 +11,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
-from advanced_notes.adapters.clip_sql import CLIP_BY_IDEMPOTENCY_KEY, OWNER_USAGE, create_clip_statement, record
+from advanced_notes.adapters import clip_sql
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import Clip, ClipRecord
+from advanced_notes.adapters.models import ClipRecord
 from advanced_notes.adapters.storage import PresignedRequest, S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import Conflict, QuotaExceeded, after_pending
 from advanced_notes.domain.keys import build_object_key
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.completion import ClipCompleter
-from advanced_notes.services.deletions import latest_upload_expiry
-from advanced_notes.services.lifecycle import PENDING, later_expiry, update_if_pending
+from advanced_notes.services.lifecycle import PENDING
 from advanced_notes.services.multipart import MultipartService, MultipartSession, bounded_lifetime
 from advanced_notes.settings import Settings
 
@@ -40,7 +37,7 @@ class UploadSession:
     for such repeats. A clip uploaded in parts has ``multipart`` instead of ``upload``.
     """
 
-    clip: Clip
+    clip: ClipRecord
     upload: PresignedRequest | None
     replayed: bool = False
     multipart: MultipartSession | None = None
@@ -51,7 +48,8 @@ class UploadService:
 
     Args:
         db: the database; storage: the S3 adapter; clips: reads of the owner's clips;
-        completer: the shared verification and transition; settings: key prefix, quotas.
+        completer: the shared verification and transition; multipart: uploads in parts;
+        settings: key prefix, quotas, URL lifetimes.
 
     Every method takes the authenticated ``owner_id``; a clip of another owner is
     reported exactly like a missing one (NotFound).
@@ -63,11 +61,11 @@ class UploadService:
         storage: S3Storage,
         clips: ClipService,
         completer: ClipCompleter,
+        multipart: MultipartService,
         settings: Settings,
-        multipart: MultipartService | None = None,
     ):
         self.db = db
-        self.multipart = multipart or MultipartService(db, storage, clips, settings)
+        self.multipart = multipart
         self.put_expires_seconds = settings.presign_put_expires_seconds
         self.max_put_url_seconds = settings.max_put_url_seconds
         self._why_max = (
@@ -81,11 +79,6 @@ class UploadService:
         self.key_prefix = settings.key_prefix
         self.max_pending_uploads = settings.max_pending_uploads_per_owner
         self.owner_quota_bytes = settings.owner_quota_bytes
-        self._create_statement = create_clip_statement(
-            db.engine.dialect.name,
-            pending_limit=bool(self.max_pending_uploads),
-            bytes_limit=bool(self.owner_quota_bytes),
-        )
 
     # -- create -------------------------------------------------------------------
 
@@ -174,9 +167,10 @@ class UploadService:
             except BaseException:
                 self.multipart.discard(clip)  # no row: abort the upload we started
                 raise
-        except IntegrityError:
+        except clip_sql.IdempotencyKeyTaken:
             # A concurrent repeat with the same key inserted first: answer with its clip.
-            existing = self._by_idempotency_key(owner_id, idempotency_key) if idempotency_key else None
+            assert idempotency_key is not None  # only a clip with a key can collide on it
+            existing = self._by_idempotency_key(owner_id, idempotency_key)
             if existing is None:
                 raise
             return self._replay(existing, declared)
@@ -187,23 +181,22 @@ class UploadService:
 
     def _insert_within_quotas(self, clip: ClipRecord) -> bool:
         """Insert ``clip`` if its owner stays within the quotas: one statement, one round trip
-        on PostgreSQL (:func:`~advanced_notes.adapters.clip_sql.create_clip_statement`).
+        on PostgreSQL (:func:`~advanced_notes.adapters.clip_sql.create_clip`).
 
         Returns:
             False when a quota refused it (nothing was written).
         Raises:
-            IntegrityError: the owner already used the clip's idempotency key.
+            IdempotencyKeyTaken: the owner already used the clip's idempotency key.
         """
-        params = clip.values()
-        params.update(max_pending=self.max_pending_uploads, quota_bytes=self.owner_quota_bytes)
         with self.db.statement(write=True) as conn:
-            return conn.execute(self._create_statement, params).first() is not None
+            return clip_sql.create_clip(
+                conn=conn, clip=clip, max_pending=self.max_pending_uploads, quota_bytes=self.owner_quota_bytes
+            )
 
     def _quota_exceeded(self, owner_id: str, new_bytes: int) -> QuotaExceeded:
         """The error of a create that a quota refused, with the owner's figures as they are now."""
         with self.db.statement() as conn:
-            row = conn.execute(OWNER_USAGE, {"owner_id": owner_id}).first()
-        pending, used = (row.pending_uploads, row.used_bytes) if row is not None else (0, 0)
+            pending, used = clip_sql.owner_usage(conn=conn, owner_id=owner_id)
         if self.max_pending_uploads and pending >= self.max_pending_uploads:
             return QuotaExceeded(
                 f"You have {pending} pending uploads; complete or delete some first.",
@@ -216,9 +209,9 @@ class UploadService:
 
     def _by_idempotency_key(self, owner_id: str, key: str) -> ClipRecord | None:
         with self.db.statement() as conn:
-            return record(conn.execute(CLIP_BY_IDEMPOTENCY_KEY, {"owner_id": owner_id, "key": key}).first())
+            return clip_sql.get_clip_by_idempotency_key(conn=conn, owner_id=owner_id, key=key)
 
-    def _replay(self, clip: Clip, declared: dict[str, Any]) -> UploadSession:
+    def _replay(self, clip: ClipRecord, declared: dict[str, Any]) -> UploadSession:
         different = sorted(k for k in _IMMUTABLE_DECLARATION if getattr(clip, k) != declared[k])
         if (clip.part_size is not None) != declared.get("multipart", False):
             different.append("multipart")
@@ -237,20 +230,22 @@ class UploadService:
             clip = self.clips.get(clip.owner_id, clip.id)  # completed meanwhile: no URL onto a verified object
         return UploadSession(clip, None, replayed=True)
 
-    def _presign_put(self, clip: Clip, expires_seconds: int | None = None) -> PresignedRequest:
+    def _presign_put(self, clip: ClipRecord, expires_seconds: int | None = None) -> PresignedRequest:
         return self.storage.presign_put(
             clip.storage_key, clip.mime_type, clip.bytes, clip.checksum_sha256, expires_seconds=expires_seconds
         )
 
-    def _record_upload_expiry(self, clip: Clip, upload: PresignedRequest) -> bool:
+    def _record_upload_expiry(self, clip: ClipRecord, upload: PresignedRequest) -> bool:
         # The later of the stored expiry and this URL's, computed by the database: a
-        # Python max() over an earlier read could move it backwards under a concurrent
-        # refresh (issue 13 item 7).
-        with self.db.transaction() as session:
-            won = bool(update_if_pending(session, clip.id, upload_expires_at=later_expiry(upload.expires_at)))
-            if won:
-                clip.upload_expires_at = latest_upload_expiry(session, [clip.id])[clip.id]
-        return won
+        # Python max() over an earlier read could move it backwards under a concurrent refresh.
+        with self.db.statement(write=True) as conn:
+            stored = clip_sql.extend_upload_expiry(
+                conn=conn, clip_id=clip.id, expires_at=upload.expires_at, now=utcnow()
+            )
+        if stored is None:
+            return False
+        clip.upload_expires_at = stored
+        return True
 
     def refresh_upload(self, owner_id: str, clip_id: uuid.UUID) -> UploadSession:
         """A freshly signed PUT URL for a ``pending`` clip (the previous one expired).
@@ -275,7 +270,7 @@ class UploadService:
             {"status": clip.status},
         )
 
-    def complete(self, owner_id: str, clip_id: uuid.UUID) -> Clip:
+    def complete(self, owner_id: str, clip_id: uuid.UUID) -> ClipRecord:
         """Verify the uploaded object and mark the clip ``ready`` (idempotent).
 
         A multipart clip's parts are assembled first (:meth:`MultipartService.assemble`:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
-from advanced_notes.adapters.models import Clip
+from advanced_notes.adapters.models import ClipRecord
 from advanced_notes.adapters.storage import ObjectInfo, S3Storage
 from advanced_notes.domain.audio import (
     SNIFF_BYTES,
@@ -38,7 +38,7 @@ class VerifiedAudio:
     measured_duration_ms: int | None
 
 
-def check_declaration(clip: Clip, info: ObjectInfo) -> None:
+def check_declaration(clip: ClipRecord, info: ObjectInfo) -> None:
     """Compare what HEAD reported with what was declared.
 
     Raises:
@@ -77,7 +77,7 @@ def check_declaration(clip: Clip, info: ObjectInfo) -> None:
 
 def verify_audio(
     storage: S3Storage,
-    clip: Clip,
+    clip: ClipRecord,
     size: int,
     *,
     max_duration_ms: int,

@@ -27,7 +27,7 @@ from standardwebhooks.webhooks import Webhook
 
 from advanced_notes.adapters import outbox_sql
 from advanced_notes.adapters.db import Database
-from advanced_notes.adapters.models import Clip, WebhookDelivery
+from advanced_notes.adapters.models import ClipRecord, WebhookDelivery
 from advanced_notes.adapters.outbox_sql import Session
 from advanced_notes.domain.backoff import exponential_backoff
 from advanced_notes.domain.clock import utcnow
@@ -84,7 +84,7 @@ def _timestamp(value: dt.datetime | None) -> str | None:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-def clip_data(clip: Clip, **overrides: Any) -> dict[str, Any]:
+def clip_data(clip: ClipRecord, **overrides: Any) -> dict[str, Any]:
     """``clip`` as the API shows it, minus URLs, with ``overrides`` (new column values) applied."""
     data: dict[str, Any] = {}
     for name in CLIP_FIELDS:
@@ -111,7 +111,7 @@ class WebhookOutbox:
         self,
         session: Session,
         event_type: str,
-        clip: Clip,
+        clip: ClipRecord,
         extra: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> str | None:

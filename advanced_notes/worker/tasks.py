@@ -30,8 +30,8 @@ def runtime() -> Runtime:
     """This child's services (built on first use)."""
     settings, instance = SETTINGS, INSTANCE
     services = build_services(settings, instance)
-    deletions = services.clips.deletions
-    runner = ProcessingRunner(services.db, services.storage, deletions, media_engine(settings), settings)
+    engine = media_engine(settings)
+    runner = ProcessingRunner(services.db, services.storage, services.deletions, engine, settings, services.webhooks)
     publisher = CeleryPublisher(broker_url(settings, instance), settings, app=app)
     return Runtime(runner, ProcessingRelay(services.db, publisher, settings))
 
