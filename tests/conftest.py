@@ -34,18 +34,11 @@ from advanced_notes.adapters import migrate
 from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
+from advanced_notes.domain.mime import mime_type_for_filename
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("AUDIO_FIXTURES_DIR", REPO.parent / "shared" / "fixtures" / "audio"))
 AUDIO_FILES = ["note.m4a", "note.mp3", "note.wav", "note.ogg", "note.webm", "note.flac"]
-MIME_BY_EXT = {
-    "m4a": "audio/mp4",
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "ogg": "audio/ogg",
-    "webm": "audio/webm",
-    "flac": "audio/flac",
-}
 JWT_SECRET = "test-secret-" + "x" * 40
 BUCKET = "advanced-notes-test"
 REGION = "us-east-1"
@@ -105,7 +98,10 @@ class AudioFixture:
 
     @property
     def mime_type(self) -> str:
-        return MIME_BY_EXT[self.name.rsplit(".", 1)[1]]
+        """The type a client declares for this file's name (the API's table)."""
+        mime_type = mime_type_for_filename(self.name)
+        assert mime_type is not None, f"no audio type for {self.name}"
+        return mime_type
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from advanced_notes.domain.audio import CONTAINER_NAMES, UnreadableAudio, unreadable_message
-from advanced_notes.domain.mime import mime_type_for_filename
+from advanced_notes.domain.audio import UnreadableAudio, unreadable_message
+from advanced_notes.domain.mime import CONTAINERS, mime_type_for_filename
 
 from .conftest import FIXTURES, put_upload
 from .helpers import create
@@ -59,8 +59,8 @@ def test_unreadable_message_names_the_container_in_a_users_terms():
     assert unreadable_message("mp4") == (
         "The file is not a readable MP4/M4A audio file: it may be truncated or damaged; export it again."
     )
-    for container, name in CONTAINER_NAMES.items():
-        assert name in unreadable_message(container)
+    for container, known in CONTAINERS.items():
+        assert known.label in unreadable_message(container)
         assert "no audio in it" in unreadable_message(container, UnreadableAudio("x", no_audio=True))
     assert not INTERNALS.search(unreadable_message("unknown-family"))
 
@@ -86,8 +86,8 @@ def test_no_rejection_message_quotes_internals(client, auth, caplog):
         assert not any(INTERNALS.search(str(v)) for v in error["details"].values()), (label, error["details"])
     assert unreadable["truncated.m4a"]["error"]["message"] == unreadable_message("mp4")
     messages = {e["error"]["message"] for e in unreadable.values()}
-    assert messages <= {unreadable_message(c) for c in CONTAINER_NAMES} | {
-        unreadable_message(c, UnreadableAudio("", no_audio=True)) for c in CONTAINER_NAMES
+    assert messages <= {unreadable_message(c) for c in CONTAINERS} | {
+        unreadable_message(c, UnreadableAudio("", no_audio=True)) for c in CONTAINERS
     }, messages
     # The parser's own words are kept for operators: one warning per unreadable clip, with its id.
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("unreadable audio clip=")]

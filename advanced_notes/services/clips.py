@@ -264,8 +264,3 @@ class ClipService:
             .execution_options(synchronize_session=False)
         )
         return list(session.execute(statement).all())
-
-    def pending_deletions(self, clip_id: uuid.UUID) -> builtins.list[PendingDeletion]:
-        """The outbox records of a clip (for operators and tests)."""
-        with self.db.read() as session:
-            return list(session.scalars(select(PendingDeletion).where(PendingDeletion.clip_id == clip_id)))
