@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
-from advanced_notes.adapters.storage import _store_errors
+from advanced_notes.adapters.storage.connection import store_errors
 from advanced_notes.settings import Settings
 
 
@@ -76,7 +76,7 @@ class SqsQueue:
         Raises:
             StorageUnavailable: the queue could not be reached.
         """
-        with _store_errors("SQS receive"):
+        with store_errors("SQS receive"):
             response = self._client.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=max_messages,
@@ -90,5 +90,5 @@ class SqsQueue:
 
     def delete(self, message: QueueMessage) -> None:
         """Delete a settled message. Raises StorageUnavailable (it is then delivered again)."""
-        with _store_errors("SQS delete"):
+        with store_errors("SQS delete"):
             self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle)
