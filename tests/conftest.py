@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt  # noqa: F401 - before any app: the suite builds HS256 and JWKS apps in one process (api/tokenlib.py)
 import pytest
 import requests
 from sqlalchemy import create_engine, text

@@ -1,6 +1,6 @@
 """The S3 storage adapter: with the SQS adapter (adapters/queue.py), the only importer of boto3/botocore.
 
-One module a job, all on one connection (one boto3 session and its clients):
+One module a job, all on one connection (one botocore session and its clients):
 
 - :mod:`.connection`: the session and clients, the shared presigning, and the one place
   every botocore failure becomes :class:`~advanced_notes.domain.errors.StorageUnavailable`
@@ -9,7 +9,9 @@ One module a job, all on one connection (one boto3 session and its clients):
   listing, delete;
 - :mod:`.signing`: SigV4 query signing at a chosen time (the playback URL's window);
 - :mod:`.multipart`: multipart uploads;
-- :mod:`.transfers`: the processing worker's file downloads and uploads;
+- :mod:`.transfers`: the processing worker's file downloads and uploads (boto3's
+  managed transfers, imported on the first one);
+- :mod:`.botodata`: botocore's data files loaded lighter (plain dicts, the endpoint table cut);
 - :mod:`.admin`: bucket administration for the storage doctor, the dev stack and tests.
 
 :class:`S3Storage` is the one object the services, tools and worker are given: built once

@@ -1,4 +1,4 @@
-"""The one boto3 session and its S3 clients, shared by every job of the storage adapter.
+"""The one botocore session and its S3 clients, shared by every job of the storage adapter.
 
 Built once per process and shared by every request (DESIGN §6 rule 1: building a client
 costs milliseconds, a presign microseconds). Every botocore failure leaves the adapter
@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from boto3.exceptions import Boto3Error
+import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from advanced_notes.adapters.storage.botodata import LightLoader
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import StorageUnavailable
 from advanced_notes.settings import Settings
@@ -40,7 +40,7 @@ def error_code(exc: ClientError) -> str:
 def client_config(settings: Settings) -> Config:
     """The botocore Config every client uses (DESIGN §6 rules 2-4, and bounded failures).
 
-    - ``signature_version="s3v4"``: otherwise boto3 still presigns SigV2 for us-east-1.
+    - ``signature_version="s3v4"``: otherwise botocore still presigns SigV2 for us-east-1.
     - checksums ``when_required``: botocore's default CRC checksums (since 1.36) break
       uploads on R2, B2 and older MinIO/Spaces.
     - connect/read timeouts and ``standard`` retries so a dead store fails in seconds.
@@ -78,12 +78,30 @@ class PresignedRequest:
     cache_seconds: int | None = None
 
 
+def new_session(settings: Settings) -> botocore.session.Session:
+    """A botocore session with the settings' region and credentials (else botocore's chain).
+
+    botocore's own session, as boto3 builds it for its clients, without boto3: the request
+    path needs none of boto3's resources and managed transfers (the worker's transfers
+    load them, :mod:`~advanced_notes.adapters.storage.transfers`). Its data loader gives
+    botocore's data lighter (:mod:`~advanced_notes.adapters.storage.botodata`).
+    """
+    session = botocore.session.get_session()
+    session.register_component("data_loader", LightLoader(session.get_config_variable("data_path")))
+    if settings.aws_access_key_id or settings.aws_secret_access_key:
+        session.set_credentials(settings.aws_access_key_id, settings.aws_secret_access_key)
+    session.set_config_variable("region", settings.aws_region)
+    return session
+
+
 @contextmanager
-def store_errors(action: str) -> Iterator[None]:
-    """Turn every botocore and boto3 failure inside the block into StorageUnavailable.
+def store_errors(action: str, unreachable: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """Turn every botocore failure inside the block into StorageUnavailable.
 
     Args:
         action: what was attempted, as the message names it (``"HEAD"``, ``"ListParts"``).
+        unreachable: more exception types that mean the store could not be reached (the
+            managed transfers' own, raised by boto3).
     Raises:
         StorageUnavailable: with the failure as its ``__cause__`` (callers that tell a
             missing object from an outage read the cause's error code).
@@ -94,14 +112,13 @@ def store_errors(action: str) -> Iterator[None]:
         code = error_code(exc) or "?"
         log.warning("storage %s failed: %s", action, code)
         raise StorageUnavailable(f"The object store refused {action} ({code}); retry later.") from exc
-    except (BotoCoreError, Boto3Error) as exc:
-        # Boto3Error: the managed transfers' own failures (S3UploadFailedError, RetriesExceededError).
+    except (BotoCoreError, *unreachable) as exc:
         log.warning("storage %s failed: %s", action, exc.__class__.__name__)
         raise StorageUnavailable(f"The object store could not be reached for {action}; retry later.") from exc
 
 
 class StoreConnection:
-    """One bucket, reached through one boto3 session: the base of each job's class.
+    """One bucket, reached through one botocore session: the base of each job's class.
 
     Args:
         settings: bucket, region, credentials, endpoints, addressing style.
@@ -117,19 +134,15 @@ class StoreConnection:
     def __init__(self, settings: Settings):
         self.bucket = settings.s3_bucket
         self.region = settings.aws_region
-        self._session = session = boto3.session.Session(
-            aws_access_key_id=settings.aws_access_key_id,
-            aws_secret_access_key=settings.aws_secret_access_key,
-            region_name=settings.aws_region,
-        )
+        self._session = session = new_session(settings)
         config = client_config(settings)
-        self._client: Any = session.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
+        self._client: Any = session.create_client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
         self._presigner: Any = (
             self._client
             if settings.s3_public_endpoint_url == settings.s3_endpoint_url
-            else session.client("s3", endpoint_url=settings.s3_public_endpoint_url, config=config)
+            else session.create_client("s3", endpoint_url=settings.s3_public_endpoint_url, config=config)
         )
-        self._url_builder: Any = session.client(
+        self._url_builder: Any = session.create_client(
             "s3", endpoint_url=settings.s3_public_endpoint_url, config=config.merge(Config(signature_version=UNSIGNED))
         )
 
