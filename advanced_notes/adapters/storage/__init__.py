@@ -11,7 +11,7 @@ One module a job, all on one connection (one botocore session and its clients):
 - :mod:`.multipart`: multipart uploads;
 - :mod:`.transfers`: the processing worker's file downloads and uploads (boto3's
   managed transfers, imported on the first one);
-- :mod:`.botodata`: botocore's data files loaded lighter (plain dicts, the endpoint table cut);
+- :mod:`.botodata`: botocore's endpoint table cut to the services the adapters call;
 - :mod:`.admin`: bucket administration for the storage doctor, the dev stack and tests.
 
 :class:`S3Storage` is the one object the services, tools and worker are given: built once

@@ -1,16 +1,11 @@
-"""botocore's data files, loaded lighter: plain dicts, and the endpoint table cut to our services.
+"""botocore's endpoint table, cut to the services the adapters call (S3, SQS, and STS for credentials).
 
-Every botocore session loads its data files (service models, endpoint rule sets, the
-endpoint table) once and keeps them. Two things make them cost a web worker more than
-they need to, and :class:`LightLoader`, the adapters' sessions' data loader, removes both:
-
-- botocore parses its JSON into ``OrderedDict`` objects, which Python's own dicts (ordered
-  too) hold in about two thirds of the memory: S3's model and rule set take some 1.4 MiB
-  less. :class:`PlainJSONFileLoader` parses them so.
-- the legacy endpoint table (``botocore/data/endpoints.json``: every region of every AWS
-  service, some 1.2 MB) takes about 6.8 MiB, to look up the one service a client is for.
-  :data:`CUT_TABLE` is that table with every partition and its regions as botocore ships
-  them but only the services in :data:`SERVICES`.
+Every botocore session loads its legacy endpoint table (``botocore/data/endpoints.json``:
+every region of every AWS service, some 1.2 MB) whole and keeps it, about 6.8 MiB of a web
+worker, to look up the one service a client is for. :data:`CUT_TABLE` is that table with
+every partition and its regions as botocore ships them but only the services in
+:data:`SERVICES`; :class:`LightLoader`, the adapters' sessions' data loader, gives it to
+botocore in place of the whole one.
 
 The table only gives a client its region and partition metadata: the endpoint URL itself
 comes from the service's endpoint rule set (DESIGN §6), as with the whole table, because
@@ -23,7 +18,6 @@ botocore, which :func:`write_cut_table` does::
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from functools import cache
@@ -38,8 +32,6 @@ SERVICES = ("s3", "sqs", "sts")
 #: The cut table, packaged beside this module.
 CUT_TABLE = Path(__file__).with_name("endpoints.json")
 _TABLE = "endpoints"
-#: The file suffixes botocore's data come in, as its own file loader reads them.
-_SUFFIXES = (".json", ".json.gz")
 
 
 def cut(table: dict[str, Any]) -> dict[str, Any]:
@@ -60,26 +52,8 @@ def _cut_table() -> dict[str, Any]:
     return table
 
 
-class PlainJSONFileLoader:
-    """botocore's file loader interface (``exists``, ``load_file``), parsing into plain dicts."""
-
-    def exists(self, file_path: str) -> bool:
-        """True when ``file_path`` plus ``.json`` or ``.json.gz`` is a file."""
-        return any(os.path.isfile(file_path + suffix) for suffix in _SUFFIXES)
-
-    def load_file(self, file_path: str) -> Any:
-        """The parsed JSON of ``file_path`` plus ``.json`` or ``.json.gz`` (the first found), or None."""
-        for suffix in _SUFFIXES:
-            path = file_path + suffix
-            if os.path.isfile(path):
-                payload = gzip.decompress(Path(path).read_bytes()) if suffix == ".json.gz" else Path(path).read_bytes()
-                return json.loads(payload.decode("utf-8"))
-        return None
-
-
 class LightLoader(Loader):
-    """botocore's data loader with :class:`PlainJSONFileLoader`, giving the cut endpoint table
-    where it would give its own whole one.
+    """botocore's data loader, giving the cut endpoint table where it would give its own whole one.
 
     Args:
         data_path: ``AWS_DATA_PATH`` (folders separated by ``os.pathsep``), as botocore's
@@ -91,7 +65,7 @@ class LightLoader(Loader):
 
     def __init__(self, data_path: str | None = None):
         extra = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else None
-        super().__init__(extra_search_paths=extra, file_loader=PlainJSONFileLoader())
+        super().__init__(extra_search_paths=extra)
 
     def load_data_with_path(self, name: str) -> tuple[Any, str]:
         """What botocore's loader returns for ``name``; the cut table for botocore's own endpoint table."""

@@ -84,7 +84,7 @@ def new_session(settings: Settings) -> botocore.session.Session:
     botocore's own session, as boto3 builds it for its clients, without boto3: the request
     path needs none of boto3's resources and managed transfers (the worker's transfers
     load them, :mod:`~advanced_notes.adapters.storage.transfers`). Its data loader gives
-    botocore's data lighter (:mod:`~advanced_notes.adapters.storage.botodata`).
+    the cut endpoint table (:mod:`~advanced_notes.adapters.storage.botodata`).
     """
     session = botocore.session.get_session()
     session.register_component("data_loader", LightLoader(session.get_config_variable("data_path")))
