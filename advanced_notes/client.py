@@ -43,20 +43,10 @@ from requests.adapters import HTTPAdapter
 from tqdm.utils import CallbackIOWrapper
 from urllib3.util.retry import Retry
 
-from advanced_notes.domain.mime import mime_type_for_filename
+from advanced_notes.domain.mime import CONTAINERS, mime_type_for_filename
 
 #: Read size for hashing, bytes.
 CHUNK_BYTES = 256 * 1024
-#: The type to declare for a sniffed container when the file name says nothing.
-MIME_BY_CONTAINER = {
-    "mp4": "audio/mp4",
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "ogg": "audio/ogg",
-    "webm": "audio/webm",
-    "flac": "audio/flac",
-    "aac": "audio/aac",
-}
 #: Attempts for the PUT to the bucket, and for complete when the store is briefly behind.
 PUT_ATTEMPTS = 5
 COMPLETE_ATTEMPTS = 4
@@ -113,7 +103,7 @@ def describe_file(path: str) -> dict[str, Any]:
     audio = _audio_parsing()
     with open(path, "rb") as f:
         container = audio.sniff_container(f.read(audio.SNIFF_BYTES)) if audio else None
-        mime_type = mime_type_for_filename(path) or (MIME_BY_CONTAINER.get(container) if container else None)
+        mime_type = mime_type_for_filename(path) or (CONTAINERS[container].mime_type if container else None)
         if mime_type is None:
             raise ValueError(f"{path!r} is not audio of a known type")
         duration_ms = None  # the server measures and decides; the declaration is optional

@@ -9,17 +9,8 @@ from typing import Any
 
 import requests
 
+from advanced_notes.domain.mime import mime_type_for_filename
 from testkit.paths import FIXTURES
-
-#: The content type of each fixture's extension, as a client would send it.
-MIME_BY_EXT = {
-    "m4a": "audio/mp4",
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "ogg": "audio/ogg",
-    "webm": "audio/webm",
-    "flac": "audio/flac",
-}
 
 
 @dataclass(frozen=True)
@@ -39,8 +30,10 @@ class AudioFixture:
 
     @property
     def mime_type(self) -> str:
-        """The content type a client declares for it."""
-        return MIME_BY_EXT[self.name.rsplit(".", 1)[1]]
+        """The content type a client declares for this file's name (the API's one table)."""
+        mime_type = mime_type_for_filename(self.name)
+        assert mime_type is not None, f"no audio type for {self.name}"
+        return mime_type
 
 
 def read_manifest(fixtures: Path = FIXTURES) -> dict[str, AudioFixture]:

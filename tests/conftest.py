@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import jwt  # noqa: F401 - before any app: the suite builds HS256 and JWKS apps in one process (api/tokenlib.py)
 import pytest
 from sqlalchemy import text
 
@@ -23,7 +24,7 @@ from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 
 # Names tests import from here (moving to testkit/ imports in the tests themselves).
-from testkit.live import MIME_BY_EXT, Api, AudioFixture, put_upload, read_manifest  # noqa: F401
+from testkit.live import Api, AudioFixture, put_upload, read_manifest  # noqa: F401
 from testkit.paths import AUDIO_FILES, FIXTURES, REPO  # noqa: F401
 from testkit.servers import LiveServer, fresh_postgres_database, gunicorn_serving, moto_server  # noqa: F401
 

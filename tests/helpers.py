@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+
+from sqlalchemy import select
+
+from advanced_notes.adapters.models import PendingDeletion
+from advanced_notes.api.context import services_of
 
 from .conftest import FIXTURES, put_upload
 
@@ -40,3 +46,10 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert error["code"] == code and isinstance(error["message"], str) and error["message"]
     assert set(error) <= {"code", "message", "details"}
     return error
+
+
+def pending_deletions(app: Any, clip_id: str | uuid.UUID) -> list[PendingDeletion]:
+    """The deletion outbox's records of a clip, read from its table (the service offers no such read)."""
+    with services_of(app).db.read() as session:
+        query = select(PendingDeletion).where(PendingDeletion.clip_id == uuid.UUID(str(clip_id)))
+        return list(session.scalars(query))

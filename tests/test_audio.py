@@ -8,13 +8,12 @@ import struct
 import pytest
 
 from advanced_notes.domain.audio import (
-    CONTAINERS_BY_MIME,
     UnreadableAudio,
     container_fits,
     measure_duration_ms,
     sniff_container,
 )
-from advanced_notes.domain.mime import MIME_EXTENSIONS
+from advanced_notes.domain.mime import AUDIO_TYPES, CONTAINERS, container_for_extension
 from advanced_notes.domain.rangeio import RangedReader, ReadBudgetExceeded
 
 from .conftest import AUDIO_FILES
@@ -76,10 +75,19 @@ def test_mp3_without_id3_is_found_by_frame_sync(audio):
     assert sniff_container(bare) == "mp3"
 
 
-def test_every_allowed_mime_type_has_containers():
-    assert set(MIME_EXTENSIONS) == set(CONTAINERS_BY_MIME)
+def test_declared_types_fit_only_their_containers():
     assert container_fits("audio/opus", "webm") and container_fits("audio/opus", "ogg")
+    assert container_fits("audio/x-m4a", "mp4") and container_fits("audio/aac", "mp4")
     assert not container_fits("audio/mpeg", "mp4") and not container_fits("audio/mp4", "webm")
+    assert not container_fits("text/html", "mp4")
+
+
+def test_the_table_names_only_containers_the_sniffing_knows():
+    assert all(set(t.containers) <= set(CONTAINERS) and t.containers for t in AUDIO_TYPES)
+    declared = {name for t in AUDIO_TYPES for name in (t.mime_type, *t.aliases)}
+    assert {c.mime_type for c in CONTAINERS.values()} <= declared
+    assert container_for_extension(".M4A") == "mp4" and container_for_extension(".mka") == "webm"
+    assert container_for_extension("") is None and container_for_extension(".html") is None
 
 
 def test_storage_errors_are_not_bad_audio(audio):

@@ -47,6 +47,28 @@ def test_aliases_of_earlier_setups():
     assert s.environment == "prod"
 
 
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, "dev"),
+        ({"FLASK_ENV": "production"}, "prod"),
+        ({"ENV": "staging", "FLASK_ENV": "production"}, "staging"),
+        ({"APP_ENV": "live", "ENV": "staging", "FLASK_ENV": "development"}, "prod"),
+        ({"APP_ENV": "  ", "ENV": "stage"}, "staging"),
+        ({"S3_KEY_PREFIX": "tenants/Acme Corp", "APP_ENV": "production"}, "tenants/acme-corp"),
+        ({"S3_KEY_PREFIX": " Production/ ", "APP_ENV": "dev"}, "prod"),
+        ({"S3_KEY_PREFIX": "", "APP_ENV": "production"}, "prod"),
+    ],
+)
+def test_key_prefix_resolution_order(env, expected):
+    # S3_KEY_PREFIX, else the environment name: APP_ENV, else ENV, else FLASK_ENV, else dev.
+    assert load_settings({"S3_BUCKET": "b", **OWN_SECRET, **env}).key_prefix == expected
+
+
+def test_key_prefix_override_does_not_change_environment():
+    assert load_settings({**GOOD_PROD, "S3_KEY_PREFIX": "prod", "APP_ENV": "staging"}).environment == "staging"
+
+
 def test_canonical_names_win_over_aliases():
     s = load_settings(
         {

@@ -23,6 +23,7 @@ from advanced_notes.domain.clock import utcnow
 from advanced_notes.services.sweeper import Sweeper
 
 from .conftest import BUCKET, Api, LiveServer, put_upload, run_cli
+from .helpers import pending_deletions
 
 pytestmark = pytest.mark.e2e
 
@@ -367,8 +368,8 @@ def test_an_abandoned_clip_whose_url_is_dead_expires_without_a_deletion_record(e
         session.execute(update(AudioClip).values(created_at=long_ago))
         session.execute(update(AudioClip).where(AudioClip.id == uuid.UUID(dead_url)).values(upload_expires_at=long_ago))
     assert "stale pending clips expired: 2" in sweep(app, "--apply")
-    assert services.clips.pending_deletions(uuid.UUID(dead_url)) == []
-    assert len(services.clips.pending_deletions(uuid.UUID(live_url))) == 1
+    assert pending_deletions(app, dead_url) == []
+    assert len(pending_deletions(app, live_url)) == 1
 
 
 def test_the_client_path_is_counted_too(env, audio):
@@ -405,7 +406,7 @@ def test_a_url_re_signed_while_the_sweeper_expires_keeps_the_clip(env, audio):
     report = Racing(services.db, services.storage, services.settings).run(apply=True)
     assert report.expired == 0
     assert clip_of(app, created["clip"]["id"]).status == "pending"
-    assert services.clips.pending_deletions(clip_id) == [] and events_of(app, created["clip"]["id"]) == []
+    assert pending_deletions(app, clip_id) == [] and events_of(app, created["clip"]["id"]) == []
     assert "uploaded pending clips finished: 1 (ready 1" in sweep(app, "--apply")
     assert_ready_and_playable(api, app, created["clip"]["id"], f)
 

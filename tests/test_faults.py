@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,7 +21,7 @@ from advanced_notes.app import create_app
 from testkit.faultproxy import FaultProxy
 
 from .conftest import put_upload
-from .helpers import REAL_AUDIO, assert_error, create
+from .helpers import REAL_AUDIO, assert_error, create, pending_deletions
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +82,7 @@ def test_store_faults(faulty_store_app, store_proxy, auth, mode):
     # Deleting records the object's deletion and answers within the bound.
     deleted, elapsed = timed(lambda: client.delete(f"/api/audio-clips/{ready['id']}", headers=auth))
     assert deleted.status_code == 204 and elapsed < STORE_BOUND_SECONDS
-    records = services_of(faulty_store_app).clips.pending_deletions(uuid.UUID(ready["id"]))
+    records = pending_deletions(faulty_store_app, ready["id"])
     # the original's record (first: the attempt stops at its failure) and its derived objects'
     (record,) = [r for r in records if r.storage_key == ready["storage_key"]]
     assert record.attempts == 1 and record.last_error and len(records) == 5

@@ -28,7 +28,7 @@ from advanced_notes.services.deletions import CLOCK_SKEW
 from advanced_notes.settings import DEV_JWT_SECRET, ConfigError, is_local_stack, load_settings
 
 from .conftest import JWT_SECRET, put_upload
-from .helpers import assert_error
+from .helpers import assert_error, pending_deletions
 from .test_auth import RSA_KEY, _claims, jwks_url  # noqa: F401 - jwks_url is a fixture
 
 # -- item 4: a key of another type than the token's alg -----------------------------------
@@ -267,7 +267,7 @@ def test_refresh_racing_delete_records_the_refreshed_expiry(base_config, app):
     finally:
         refreshed.set()
         event.remove(services.db.engine, "before_cursor_execute", pause_the_delete)
-    (record,) = services.clips.pending_deletions(clip_id)
+    (record,) = pending_deletions(app, clip_id)
     if new_upload is not None:
         assert record.recheck_until >= new_upload.expires_at + CLOCK_SKEW
     with pytest.raises(NotFound):  # and no URL is minted once the row is gone
@@ -320,7 +320,7 @@ def test_a_database_fault_after_the_delete_committed_is_still_204(app, client, a
     monkeypatch.setattr(services.clips.deletions, "_update", database_gone)
     assert client.delete(f"/api/audio-clips/{clip_id}", headers=auth).status_code == 204
     assert_error(client.get(f"/api/audio-clips/{clip_id}", headers=auth), 404, "not_found")
-    assert len(services.clips.pending_deletions(uuid.UUID(clip_id))) == 1  # the sweeper finishes it
+    assert len(pending_deletions(app, clip_id)) == 1  # the sweeper finishes it
 
 
 def test_an_impostors_rejection_survives_a_database_fault_after_commit(app, client, auth, audio, monkeypatch):

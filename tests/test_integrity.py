@@ -20,6 +20,7 @@ from advanced_notes.services import completion as completion_module
 from testkit.sigv4 import signature_matches, signed_params
 
 from .conftest import AUDIO_FILES, SECRET_KEY, Api, LiveServer, put_upload, run_cli
+from .helpers import pending_deletions
 
 pytestmark = pytest.mark.e2e
 
@@ -304,12 +305,6 @@ def test_attach_and_detach(api, live_server, make_token, audio):
     for body in ({}, {"note_id": ""}, {"note_id": "x", "status": "ready"}):
         assert api("PATCH", path, json=body).status_code == 422
     assert Api(live_server.url, make_token("bob"))("PATCH", path, json={"note_id": "x"}).status_code == 404
-
-
-def pending_deletions(app, clip_id: str) -> list:
-    import uuid
-
-    return services_of(app).clips.pending_deletions(uuid.UUID(clip_id))
 
 
 def test_delete_with_the_store_up(api, app, audio):

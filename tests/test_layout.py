@@ -6,6 +6,8 @@ really loads, including third-party packages that import others.
 
 from __future__ import annotations
 
+import json
+import os
 import pkgutil
 import subprocess
 import sys
@@ -138,3 +140,96 @@ def test_importing_one_api_module_loads_no_blueprint_service_or_store_client():
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+#: Libraries a web worker has no use for: the worker's (PyAV, numpy, Celery), the CLI's and
+#: the client SDK's (requests, tqdm, alembic), boto3's managed transfers (the worker's file
+#: transfers), and cryptography, which only asymmetric token keys need.
+NOT_IN_A_WEB_WORKER = (
+    "av",
+    "numpy",
+    "celery",
+    "kombu",
+    "requests",
+    "tqdm",
+    "alembic",
+    "moto",
+    "boto3",
+    "s3transfer",
+    "cryptography",
+    "advanced_notes.media",
+    "advanced_notes.worker",
+    "advanced_notes.client",
+)
+
+
+def _web_worker(env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` after ``import wsgi`` (what a gunicorn worker imports) in a fresh interpreter."""
+    preamble = "import sys, json\nimport wsgi\napp = wsgi.app\n"
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        [sys.executable, "-c", preamble + textwrap.dedent(code)],
+        cwd=root,
+        env={**os.environ, **env, "LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_web_worker_serving_requests_loads_none_of_the_heavy_libraries(base_config):
+    # The app as gunicorn loads it, then the requests a client makes: create, list, read,
+    # complete (no object: the store's HEAD answers), health and metrics.
+    result = _web_worker(
+        {k: str(v) for k, v in base_config.items()},
+        f"""
+        from advanced_notes.api.auth import mint_token
+        from advanced_notes.api.context import services_of
+        client = app.test_client()
+        headers = {{"Authorization": "Bearer " + mint_token(services_of(app).settings, "heavy-modules")}}
+        created = client.post("/api/audio-clips", json={{"mime_type": "audio/ogg", "bytes": 10}}, headers=headers)
+        clip_id = created.get_json()["clip"]["id"]
+        statuses = [
+            created.status_code,
+            client.get("/api/audio-clips", headers=headers).status_code,
+            client.get(f"/api/audio-clips/{{clip_id}}", headers=headers).status_code,
+            client.post(f"/api/audio-clips/{{clip_id}}/complete", headers=headers).status_code,
+            client.get("/healthz").status_code,
+            client.get("/metrics").status_code,
+        ]
+        loaded = sorted(m for m in {NOT_IN_A_WEB_WORKER!r} if m in sys.modules)
+        print(json.dumps({{"statuses": statuses, "loaded": loaded, "jwt": "jwt" in sys.modules}}))
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["statuses"][:3] == [201, 200, 200] and seen["statuses"][4:] == [200, 200], seen
+    assert seen["statuses"][3] == 409, seen  # complete: the HEAD found no object
+    assert seen["loaded"] == [] and seen["jwt"], seen
+
+
+#: A JWKS configuration (the key set is fetched on the first token, never here).
+JWKS = {"AUTH_JWKS_URL": "http://127.0.0.1:9/jwks.json", "AUTH_JWT_AUDIENCE": "advanced-notes"}
+
+
+def test_a_web_worker_verifying_jwks_tokens_has_cryptography(base_config):
+    env = {k: str(v) for k, v in base_config.items()} | JWKS
+    result = _web_worker(env, 'print("cryptography" in sys.modules, sys.modules["jwt"].algorithms.has_crypto)')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True True"
+
+
+def test_a_jwks_app_after_an_hs256_app_in_one_process_says_why_it_cannot_start(base_config):
+    result = _web_worker(
+        {k: str(v) for k, v in base_config.items()},
+        f"""
+        import os
+        from advanced_notes.app import create_app
+        try:
+            create_app({{**os.environ, **{JWKS!r}}})
+        except RuntimeError as exc:
+            print(exc)
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "needs a process of its own" in result.stdout

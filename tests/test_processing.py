@@ -34,6 +34,7 @@ from advanced_notes.settings import load_settings
 from advanced_notes.worker.engine import media_engine
 
 from .conftest import Api, LiveServer, run_cli
+from .helpers import pending_deletions
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
@@ -334,7 +335,7 @@ def test_delete_removes_every_derived_object(env, audio):
     assert api("DELETE", "/api/notes/note-d/audio").json() == {"deleted": 1}
     assert keys_of_clip(app, other["id"]) == []
     # derived objects are finished by their first delete; the original waits for its PUT URL to expire
-    waiting = services_of(app).clips.pending_deletions(uuid.UUID(clip["id"]))
+    waiting = pending_deletions(app, clip["id"])
     assert [record.storage_key for record in waiting] == [clip["storage_key"]]
 
 

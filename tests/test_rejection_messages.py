@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from advanced_notes.domain.audio import CONTAINER_NAMES, UnreadableAudio, unreadable_message
+from advanced_notes.domain.audio import UnreadableAudio, unreadable_message
 from advanced_notes.domain.errors import NEW_UPLOAD_SESSION
-from advanced_notes.domain.mime import mime_type_for_filename
+from advanced_notes.domain.mime import CONTAINERS, mime_type_for_filename
 
 from .conftest import FIXTURES, put_upload
 from .helpers import assert_error, create, upload_ready
@@ -60,8 +60,8 @@ def test_unreadable_message_names_the_container_in_a_users_terms():
     assert unreadable_message("mp4") == (
         "The file is not a readable MP4/M4A audio file: it may be truncated or damaged; export it again."
     )
-    for container, name in CONTAINER_NAMES.items():
-        assert name in unreadable_message(container)
+    for container, known in CONTAINERS.items():
+        assert known.label in unreadable_message(container)
         assert "no audio in it" in unreadable_message(container, UnreadableAudio("x", no_audio=True))
     assert not INTERNALS.search(unreadable_message("unknown-family"))
 
@@ -88,8 +88,8 @@ def test_no_rejection_message_quotes_internals(client, auth, caplog):
     # Each says what is wrong, then the one way on: a rejected clip is final.
     assert unreadable["truncated.m4a"]["error"]["message"] == f"{unreadable_message('mp4')} {NEW_UPLOAD_SESSION}"
     messages = {e["error"]["message"] for e in unreadable.values()}
-    assert messages <= {f"{unreadable_message(c)} {NEW_UPLOAD_SESSION}" for c in CONTAINER_NAMES} | {
-        f"{unreadable_message(c, UnreadableAudio('', no_audio=True))} {NEW_UPLOAD_SESSION}" for c in CONTAINER_NAMES
+    assert messages <= {f"{unreadable_message(c)} {NEW_UPLOAD_SESSION}" for c in CONTAINERS} | {
+        f"{unreadable_message(c, UnreadableAudio('', no_audio=True))} {NEW_UPLOAD_SESSION}" for c in CONTAINERS
     }, messages
     assert all(error["message"].endswith(NEW_UPLOAD_SESSION) for _, error in rejections)
     # The parser's own words are kept for operators: one warning per unreadable clip, with its id.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC
 from urllib.parse import urlsplit
 
@@ -148,7 +149,7 @@ def test_upload_and_download_files_stream_through_disk(app, base_config, tmp_pat
     """upload_file/download_file against moto's server: same bytes, the content type kept,
     and a 48 MiB object never held in memory: the transfers run in a child process (moto
     keeps objects in this one) whose tracemalloc peak stays under the transfer's bound
-    (FILE_TRANSFER: two 8 MiB parts in flight plus a short queue), half the object's size."""
+    (adapters/storage/transfers.py: two 8 MiB parts in flight plus a short queue), half the object's size."""
     import json
     import os
     import subprocess
@@ -203,3 +204,73 @@ def test_file_transfers_report_an_unreachable_store(base_config, tmp_path):
         dead.upload_file("k/peaks.json", tmp_path / "f", "application/json")
     with pytest.raises(StorageUnavailable):
         dead.download_file("k/peaks.json", tmp_path / "g")
+
+
+# -- botocore's data, loaded lighter (adapters/storage/botodata.py) ------------------------
+
+
+def test_the_packaged_endpoint_table_is_botocores_own_cut_to_our_services():
+    from botocore.loaders import Loader
+
+    from advanced_notes.adapters.storage.botodata import CUT_TABLE, SERVICES
+
+    whole = {p["partition"]: p for p in Loader().load_data("endpoints")["partitions"]}
+    ours = json.loads(CUT_TABLE.read_text())
+    assert ours["partitions"] and all(set(p["services"]) == set(SERVICES) for p in ours["partitions"])
+    # Every entry it has is botocore's, as botocore has it (a later botocore may add more).
+    for partition in ours["partitions"]:
+        theirs = whole[partition["partition"]]
+        assert {k: v for k, v in partition.items() if k not in ("regions", "services")} == {
+            k: v for k, v in theirs.items() if k not in ("regions", "services")
+        }
+        assert all(theirs["regions"][r] == v for r, v in partition["regions"].items())
+        for name, service in partition["services"].items():
+            assert {k: v for k, v in service.items() if k != "endpoints"} == {
+                k: v for k, v in theirs["services"][name].items() if k != "endpoints"
+            }
+            assert all(theirs["services"][name]["endpoints"][r] == e for r, e in service["endpoints"].items())
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1"])
+def test_clients_resolve_as_with_botocores_whole_table(region):
+    import botocore.session
+    from botocore.config import Config
+
+    from advanced_notes.adapters.storage.connection import new_session
+
+    env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": region}
+    light = new_session(load_settings({**env, "AUTH_JWT_SECRET": "s" * 40}))
+    plain = botocore.session.get_session()
+    plain.set_credentials(ACCESS_KEY, SECRET_KEY)
+    for service in ("s3", "sqs", "sts"):
+        ours, theirs = (s.create_client(service, region_name=region) for s in (light, plain))
+        assert (ours.meta.endpoint_url, ours.meta.region_name, ours.meta.partition) == (
+            theirs.meta.endpoint_url,
+            theirs.meta.region_name,
+            theirs.meta.partition,
+        )
+    sigv4 = Config(signature_version="s3v4")
+    ours, theirs = (s.create_client("s3", region_name=region, config=sigv4) for s in (light, plain))
+    params = {"Bucket": "advanced-notes", "Key": KEY}
+    url, their_url = (c.generate_presigned_url("get_object", Params=params) for c in (ours, theirs))
+    assert urlsplit(url).netloc == urlsplit(their_url).netloc
+    scope, their_scope = (signed_params(u)["X-Amz-Credential"].split("/")[2:] for u in (url, their_url))
+    assert scope == their_scope
+
+
+def test_the_light_loader_gives_the_cut_table_unless_an_operator_has_one(tmp_path):
+    from advanced_notes.adapters.storage.botodata import CUT_TABLE, LightLoader
+
+    light = LightLoader()
+    assert light.load_data_with_path("endpoints")[1] == str(CUT_TABLE) and light.is_builtin_path(str(CUT_TABLE))
+    # An operator's own endpoint table (AWS_DATA_PATH) is loaded as botocore would.
+    (tmp_path / "endpoints.json").write_text(json.dumps({"version": 3, "partitions": []}))
+    data, path = LightLoader(str(tmp_path)).load_data_with_path("endpoints")
+    assert path == str(tmp_path / "endpoints") and data == {"version": 3, "partitions": []}
+
+
+def test_the_storage_session_uses_the_light_loader():
+    from advanced_notes.adapters.storage.botodata import LightLoader
+
+    s = storage(S3_ENDPOINT_URL="http://127.0.0.1:9000")
+    assert isinstance(s._session.get_component("data_loader"), LightLoader)

@@ -20,6 +20,7 @@ from advanced_notes.domain.clock import utcnow
 from advanced_notes.services.sweeper import Sweeper
 
 from .conftest import Api, LiveServer, put_upload, run_cli
+from .helpers import pending_deletions
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +82,7 @@ def test_expired_clip_deletion_waits_for_the_url_to_expire(env, audio):
     created = api.create(audio["note.ogg"])
     age_clips(app, 2)
     sweep(app, "--apply")
-    (record,) = services_of(app).clips.pending_deletions(uuid.UUID(created["clip"]["id"]))
+    (record,) = pending_deletions(app, created["clip"]["id"])
     assert record.reason == "expired"
     assert record.recheck_until >= utcnow() + dt.timedelta(minutes=14)  # URL expiry + clock skew
     assert record.next_attempt_at == record.recheck_until

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 from botocore.config import Config
 
-from advanced_notes.adapters.storage import _store_errors
+from advanced_notes.adapters.storage.connection import new_session, store_errors
 from advanced_notes.settings import Settings
 
 
@@ -54,11 +53,7 @@ class SqsQueue:
     def __init__(self, settings: Settings, queue_url: str):
         self.queue_url = queue_url
         parts = urlsplit(queue_url)
-        session = boto3.session.Session(
-            aws_access_key_id=settings.aws_access_key_id,
-            aws_secret_access_key=settings.aws_secret_access_key,
-            region_name=settings.aws_region,
-        )
+        session = new_session(settings)
         # The read timeout must outlast a long poll (at most 20 s).
         config = Config(
             region_name=settings.aws_region,
@@ -66,7 +61,7 @@ class SqsQueue:
             read_timeout=30,
             retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
         )
-        self._client = session.client("sqs", endpoint_url=f"{parts.scheme}://{parts.netloc}", config=config)
+        self._client = session.create_client("sqs", endpoint_url=f"{parts.scheme}://{parts.netloc}", config=config)
 
     def receive(self, max_messages: int = 10, wait_seconds: int = 20) -> list[QueueMessage]:
         """Up to ``max_messages`` (1..10) messages, waiting up to ``wait_seconds`` (0..20) for one.
@@ -76,7 +71,7 @@ class SqsQueue:
         Raises:
             StorageUnavailable: the queue could not be reached.
         """
-        with _store_errors("SQS receive"):
+        with store_errors("SQS receive"):
             response = self._client.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=max_messages,
@@ -90,5 +85,5 @@ class SqsQueue:
 
     def delete(self, message: QueueMessage) -> None:
         """Delete a settled message. Raises StorageUnavailable (it is then delivered again)."""
-        with _store_errors("SQS delete"):
+        with store_errors("SQS delete"):
             self._client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle)

@@ -12,10 +12,10 @@ import datetime as dt
 from contextlib import suppress
 from typing import Any
 
-import jwt
 from flask import g, request
 
 from advanced_notes.api.context import current_services
+from advanced_notes.api.tokenlib import pyjwt
 from advanced_notes.domain.errors import Unauthorized
 from advanced_notes.domain.redact import redact_url
 from advanced_notes.settings import Settings
@@ -60,10 +60,11 @@ class TokenVerifier:
         self.issuer = settings.auth_jwt_issuer
         self.audience = settings.auth_jwt_audience
         self.max_lifetime_seconds = settings.auth_max_token_lifetime_seconds
+        # PyJWT brings cryptography only when RS256/ES256 keys are configured (api/tokenlib.py).
+        self._jwt = pyjwt(asymmetric=bool(settings.auth_jwks_url))
         # PyJWKClient caches the key set and refetches on an unknown kid (key rotation).
-        self.jwks = (
-            jwt.PyJWKClient(settings.auth_jwks_url, cache_keys=True, timeout=5) if settings.auth_jwks_url else None
-        )
+        jwks_url = settings.auth_jwks_url
+        self.jwks = self._jwt.PyJWKClient(jwks_url, cache_keys=True, timeout=5) if jwks_url else None
 
     def verify(self, token: str) -> dict[str, Any]:
         """Verify ``token`` and return its claims.
@@ -81,7 +82,7 @@ class TokenVerifier:
             with suppress(Exception):
                 return self._checked(self._decode(token, self.secret, "HS256"))
         try:
-            header = jwt.get_unverified_header(token)
+            header = self._jwt.get_unverified_header(token)
         except Exception as exc:  # PyJWTError, or anything else a hostile header provokes
             raise Unauthorized("The bearer token is malformed.") from exc
         alg = header.get("alg")
@@ -96,7 +97,7 @@ class TokenVerifier:
         # rate limiter too. Only the expiry gets its own message.
         try:
             claims = self._decode(token, key, alg)
-        except jwt.ExpiredSignatureError as exc:
+        except self._jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The bearer token has expired.") from exc
         except Exception as exc:
             raise Unauthorized("The bearer token is invalid.") from exc
@@ -104,7 +105,7 @@ class TokenVerifier:
 
     def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
         """PyJWT's verification of signature, ``exp``/``nbf``/``iat``, ``iss``/``aud`` (raises its errors)."""
-        claims: dict[str, Any] = jwt.decode(
+        claims: dict[str, Any] = self._jwt.decode(
             token,
             key,
             algorithms=[alg],
@@ -184,7 +185,8 @@ def mint_token(settings: Settings, subject: str, expires_in_seconds: int = 3600)
         claims["iss"] = settings.auth_jwt_issuer
     if settings.auth_jwt_audience:
         claims["aud"] = settings.auth_jwt_audience
-    return jwt.encode(claims, settings.auth_jwt_secret, algorithm="HS256")
+    token: str = pyjwt(asymmetric=False).encode(claims, settings.auth_jwt_secret, algorithm="HS256")
+    return token
 
 
 def authenticate_request() -> None:

@@ -4,7 +4,8 @@ Pure functions over bytes and seekable file objects; no Flask, no boto3.
 
 - :func:`sniff_container` names the container from the first bytes with puremagic
   (a maintained magic-number database), never from the client's Content-Type.
-- :func:`container_fits` says whether that container may carry the declared MIME type.
+- :func:`container_fits` says whether that container may carry the declared MIME type
+  (by the one table of types and containers, :mod:`advanced_notes.domain.mime`).
 - :func:`measure_duration_ms` parses the stream with mutagen (MP4, MP3, WAV, Ogg, FLAC,
   ADTS AAC; MP4 by its edit list when it has one) or enzyme (WebM/Matroska; a WebM written
   as it streamed, which enzyme cannot read, by :mod:`advanced_notes.domain.webm`),
@@ -31,6 +32,7 @@ from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 from advanced_notes.domain import webm
+from advanced_notes.domain.mime import CONTAINERS, container_for_extension, containers_for
 
 # enzyme logs every EBML element at INFO and elements newer than its spec table (such as
 # Opus's CodecDelay/SeekPreRoll, in every browser recording) at ERROR; our own verdict is
@@ -39,42 +41,6 @@ logging.getLogger("enzyme").setLevel(logging.CRITICAL)
 
 #: Bytes of the object's start used to recognise the container.
 SNIFF_BYTES = 64 * 1024
-
-# puremagic names a file by extension and MIME type; both map onto container families.
-_FAMILY_BY_EXTENSION = {
-    ".mp4": "mp4",
-    ".m4a": "mp4",
-    ".f4a": "mp4",
-    ".m4b": "mp4",
-    ".3gp": "mp4",
-    ".3g2": "mp4",
-    ".mov": "mp4",
-    ".mp3": "mp3",
-    ".mpga": "mp3",
-    ".wav": "wav",
-    ".ogg": "ogg",
-    ".oga": "ogg",
-    ".opus": "ogg",
-    ".spx": "ogg",
-    ".webm": "webm",
-    ".mkv": "webm",
-    ".mka": "webm",
-    ".flac": "flac",
-    ".aac": "aac",
-    ".adts": "aac",
-}
-
-#: Which containers may carry each declared MIME type.
-CONTAINERS_BY_MIME: dict[str, frozenset[str]] = {
-    **dict.fromkeys(("audio/mp4", "audio/m4a", "audio/x-m4a", "audio/3gpp"), frozenset({"mp4"})),
-    "audio/aac": frozenset({"aac", "mp4"}),  # raw ADTS, or AAC in MP4 as many recorders label it
-    **dict.fromkeys(("audio/mpeg", "audio/mp3"), frozenset({"mp3"})),
-    **dict.fromkeys(("audio/wav", "audio/x-wav", "audio/wave"), frozenset({"wav"})),
-    "audio/webm": frozenset({"webm"}),
-    "audio/ogg": frozenset({"ogg"}),
-    "audio/opus": frozenset({"ogg", "webm"}),
-    **dict.fromkeys(("audio/flac", "audio/x-flac"), frozenset({"flac"})),
-}
 
 _MUTAGEN_TYPES: dict[str, list[type]] = {
     "mp4": [MP4],
@@ -102,18 +68,6 @@ class UnreadableAudio(ValueError):
         self.no_audio = no_audio
 
 
-#: Container families as people know their files (the names audio apps export under).
-CONTAINER_NAMES = {
-    "mp4": "MP4/M4A",
-    "mp3": "MP3",
-    "wav": "WAV",
-    "ogg": "Ogg (Opus/Vorbis)",
-    "webm": "WebM",
-    "flac": "FLAC",
-    "aac": "AAC",
-}
-
-
 def unreadable_message(container: str, exc: UnreadableAudio | None = None) -> str:
     """The rejection message for audio of ``container`` that does not parse, in the uploader's terms.
 
@@ -126,16 +80,19 @@ def unreadable_message(container: str, exc: UnreadableAudio | None = None) -> st
         e.g. "The file is not a readable MP4/M4A audio file: it may be truncated or
         damaged; export it again."
     """
-    name = CONTAINER_NAMES.get(container, "audio")
+    known = CONTAINERS.get(container)
+    name = known.label if known else "audio"
     if exc is not None and exc.no_audio:
         return f"The file is a {name} file with no audio in it; record or export it again."
     return f"The file is not a readable {name} audio file: it may be truncated or damaged; export it again."
 
 
 def _family(extension: str, mime_type: str) -> str | None:
+    # puremagic names a signature by a file extension and a MIME type; its generic
+    # EBML signature has no extension, only "application/x-matroska".
     if "matroska" in mime_type:
         return "webm"
-    return _FAMILY_BY_EXTENSION.get(extension.lower())
+    return container_for_extension(extension)
 
 
 def sniff_container(head: bytes) -> str | None:
@@ -162,7 +119,7 @@ def sniff_container(head: bytes) -> str | None:
 
 def container_fits(mime_type: str, container: str) -> bool:
     """True when ``container`` may carry audio declared as ``mime_type`` (lower-case)."""
-    return container in CONTAINERS_BY_MIME.get(mime_type, frozenset())
+    return container in containers_for(mime_type)
 
 
 def measure_duration_ms(fileobj: BinaryIO, container: str) -> int | None:

@@ -72,35 +72,6 @@ def normalize_prefix(raw: str | None) -> str:
     return "/".join(segments) or DEFAULT_PREFIX
 
 
-def environment_name(env: Mapping[str, str]) -> str:
-    """The normalized environment name: ``APP_ENV``, else ``ENV``, else ``FLASK_ENV``, else dev.
-
-    Args:
-        env: the environment (``os.environ`` or a test dict).
-    Returns:
-        the normalized name (``prod``, ``dev``, ``staging`` or a custom one).
-    """
-    for name in ("APP_ENV", "ENV", "FLASK_ENV"):
-        value = env.get(name)
-        if value is not None and value.strip():
-            return normalize_prefix(value)
-    return DEFAULT_PREFIX
-
-
-def resolve_prefix(env: Mapping[str, str]) -> str:
-    """The key prefix for this deployment: ``S3_KEY_PREFIX`` if set, else the environment name.
-
-    Args:
-        env: the environment (``os.environ`` or a test dict).
-    Returns:
-        a normalized prefix (see :func:`normalize_prefix`).
-    """
-    override = env.get("S3_KEY_PREFIX")
-    if override is not None and override.strip():
-        return normalize_prefix(override)
-    return environment_name(env)
-
-
 def clips_folder(prefix: str) -> str:
     """The folder under which every clip object of ``prefix`` lives, with a trailing ``/``."""
     return f"{prefix}/{CLIPS_FOLDER}/"

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from advanced_notes.adapters import clip_sql
 from advanced_notes.adapters.db import Database, Transaction
 from advanced_notes.adapters.models import ClipRecord, PendingDeletion
-from advanced_notes.adapters.outbox_sql import deletions_of
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import (
@@ -235,8 +234,3 @@ class ClipService:
     def _deleted_event(self, session: Transaction, clip: ClipRecord) -> None:
         # In the deleting transaction: the event exists exactly when the deletion does.
         self.webhooks.enqueue(session, "clip.deleted", clip, updated_at=utcnow())
-
-    def pending_deletions(self, clip_id: uuid.UUID) -> builtins.list[PendingDeletion]:
-        """The outbox records of a clip (for operators and tests)."""
-        with self.db.read() as session:
-            return deletions_of(session=session, clip_id=clip_id)

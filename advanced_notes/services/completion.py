@@ -40,10 +40,6 @@ from advanced_notes.services.verification import check_declaration, verify_audio
 from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings
 
-#: The clip a caller hands in: a record, or the sweeper's ORM entity (answered as it is
-#: when already finished).
-#: The paths that finish uploads (the ``path`` label of ``advanced_notes_completions_total``).
-PATHS = ("client", "event", "sweeper")
 #: How often a caller waiting on another's verification re-reads the clip, seconds.
 LEASE_POLL_SECONDS = 0.1
 #: How long past the lease a waiting caller keeps waiting before it answers busy, seconds.
@@ -88,8 +84,8 @@ class ClipCompleter:
         HEAD decides presence, size, content type and checksum; a ranged GET of the first
         bytes decides whether it is audio of a container that fits the declared type;
         parsing through ranged GETs measures its duration. A clip that is already
-        ``ready`` is returned as it is. ``path`` (one of :data:`PATHS`) names the caller
-        for the completion counter. One verification runs per clip at a time (see the
+        ``ready`` is returned as it is. ``path`` (``client``, ``event`` or ``sweeper``)
+        names the caller for the completion counter. One verification runs per clip at a time (see the
         module's docstring): a caller that finds another verifying waits for its verdict,
         at most the lease (``VERIFICATION_LEASE_SECONDS``) plus a margin.
 

@@ -45,12 +45,12 @@ from advanced_notes.domain.audio import (
     measure_duration_ms,
     sniff_container,
 )
-from advanced_notes.domain.mime import MIME_EXTENSIONS, normalize_mime_type
+from advanced_notes.domain.mime import DEFAULT_ALLOWED_MIME_TYPES, extension_for, normalize_mime_type
 from advanced_notes.domain.processing import processing_view
 from advanced_notes.domain.rangeio import RangedReader, ReadBudgetExceeded
 
 # The service's MIME table (pure data): the ceiling must build the same object keys.
-EXTENSIONS = MIME_EXTENSIONS
+EXTENSIONS = {mime_type: extension_for(mime_type) for mime_type in DEFAULT_ALLOWED_MIME_TYPES}
 MAX_UPLOAD_BYTES = 104_857_600
 
 

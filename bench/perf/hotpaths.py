@@ -82,8 +82,8 @@ INCLUSIVE = (
     # Getting a presigned URL: the adapter's methods (with any cache of signed URLs they keep)
     # or the ceiling's, and botocore's client method wherever else it is called. One label,
     # so nested matches count once.
-    ("presign_get", "advanced_notes/adapters/storage.py", PRESIGN_LABEL),
-    ("presign_put", "advanced_notes/adapters/storage.py", PRESIGN_LABEL),
+    ("presign_get", "advanced_notes/adapters/storage/objects.py", PRESIGN_LABEL),
+    ("presign_put", "advanced_notes/adapters/storage/objects.py", PRESIGN_LABEL),
     ("_presign_get", "bench/perf/ceiling.py", PRESIGN_LABEL),
     ("generate_presigned_url", "botocore/signers.py", PRESIGN_LABEL),
     ("_checkout", "sqlalchemy/pool/base.py", "pool checkout (incl. pre-ping)"),
@@ -95,7 +95,7 @@ INCLUSIVE = (
     ("flush", "sqlalchemy/orm/session.py", "ORM flush (INSERT)"),
     ("load", "marshmallow/schema.py", "marshmallow load (request body/args)"),
     ("dump", "marshmallow/schema.py", "marshmallow dump (response)"),
-    ("head", "advanced_notes/adapters/storage.py", "store HEAD"),
+    ("head", "advanced_notes/adapters/storage/objects.py", "store HEAD"),
     ("verify_audio", "advanced_notes/services/verification.py", "ranged GET + sniff + parse"),
     ("_make_api_call", "botocore/client.py", "store API calls (HEAD, GET)"),
     ("sniff_container", "advanced_notes/domain/audio.py", "audio sniff (sniff_container)"),
