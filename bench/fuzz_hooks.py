@@ -95,7 +95,7 @@ def _start_scenarios_at_create() -> None:
 
     classify = getattr(stateful, "classify_root_transitions", None)
     if classify is None or getattr(classify, "_fuzz_roots", False):
-        return  # another schemathesis: tests/test_fuzz.py's coverage floor says so
+        return  # another schemathesis: tests/foundation/test_fuzz.py's coverage floor says so
 
     def classify_with_create(operations: Any, transitions: Any, graph: Any) -> Any:
         roots = classify(operations, transitions, graph)

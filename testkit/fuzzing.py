@@ -1,7 +1,7 @@
 """Schema fuzzing with schemathesis against the service's own OpenAPI document.
 
 The runner and its report parsing, shared by ``bench/fuzz.py`` (the command-line run) and
-``tests/test_fuzz.py`` (a short run in the suite).
+``tests/foundation/test_fuzz.py`` (a short run in the suite).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The app served on loopback over moto's threaded S3 server and a fresh database.
 
 Shared by the scripts that talk to the service over real HTTP in one process
-(bench/fuzz.py, bench/roundtrip.py, bench/complete_large.py) and by tests/test_fuzz.py.
+(bench/fuzz.py, bench/roundtrip.py, bench/complete_large.py) and by tests/foundation/test_fuzz.py.
 """
 
 from __future__ import annotations

@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import jwt  # noqa: F401 - before any app: the suite builds HS256 and JWKS apps in one process (api/tokenlib.py)
+import jwt
 import pytest
 from sqlalchemy import text
 
@@ -22,51 +25,17 @@ from advanced_notes.adapters import migrate
 from advanced_notes.api.auth import mint_token
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
-
-# Names tests import from here (moving to testkit/ imports in the tests themselves).
-from testkit.live import Api, AudioFixture, put_upload, read_manifest  # noqa: F401
-from testkit.paths import AUDIO_FILES, FIXTURES, REPO  # noqa: F401
-from testkit.servers import LiveServer, fresh_postgres_database, gunicorn_serving, moto_server  # noqa: F401
-
-JWT_SECRET = "test-secret-" + "x" * 40
-BUCKET = "advanced-notes-test"
-REGION = "us-east-1"
-ACCESS_KEY, SECRET_KEY = "AKIATESTKEY", "test-secret-access-key"
-
-
-#: Test settings, not the app's: kept when the app's settings are cleared below.
-TEST_VARIABLES = ("AUDIO_FIXTURES_DIR", "TEST_DATABASE_URL")
-
-
-def _is_app_setting(name: str) -> bool:
-    if name in TEST_VARIABLES:
-        return False
-    return name.startswith(
-        (
-            "S3_",
-            "AWS_",
-            "AUTH_",
-            "APP_",
-            "MAX_",
-            "UPLOAD_",
-            "CORS_",
-            "RATELIMIT_",
-            "LOG_",
-            "OWNER_",
-            "AUDIO_",
-            "SWEEP_",
-            "STORAGE_EVENTS_",
-            "WEBHOOK_",
-            "MULTIPART_",
-        )
-    ) or name in ("ENV", "FLASK_ENV", "DATABASE_URL", "ALLOWED_MIME_TYPES", "PROMETHEUS_MULTIPROC_DIR")
+from testkit.live import Api, AudioFixture, read_manifest
+from testkit.paths import FIXTURES
+from testkit.servers import LiveServer, fresh_postgres_database, moto_server
+from tests.helpers import ACCESS_KEY, BUCKET, EC_KEY, JWT_SECRET, REGION, RSA_KEY, SECRET_KEY, is_app_setting
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment() -> Iterator[None]:
     """Settings of the developer's shell or .env must not leak into tests (restored afterwards)."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if _is_app_setting(n)]:
+        for name in [n for n in os.environ if is_app_setting(n)]:
             patch.delenv(name)
         # moto's server logs every request at INFO through werkzeug; failures are what matter.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -193,9 +162,27 @@ def api(live_server, make_token) -> Api:
     return Api(live_server.url, make_token("e2e-user"))
 
 
-def run_cli(app, args: list[str]):
-    """Invoke a ``flask --app wsgi`` command on ``app`` (commands added as wsgi.py adds them)."""
-    from advanced_notes.tools.cli import register_app_commands
+@pytest.fixture(scope="module")
+def jwks_url():
+    """A JWKS endpoint on loopback publishing ``RSA_KEY`` (kid rsa-1, RS256) and ``EC_KEY`` (ec-1, ES256)."""
+    keys = []
+    for kid, key, alg in (("rsa-1", RSA_KEY, "RS256"), ("ec-1", EC_KEY, "ES256")):
+        algorithm = jwt.get_algorithm_by_name(alg)
+        jwk = json.loads(algorithm.to_jwk(key.public_key()))
+        keys.append({**jwk, "kid": kid, "alg": alg, "use": "sig"})
+    body = json.dumps({"keys": keys}).encode()
 
-    register_app_commands(app)
-    return app.test_cli_runner().invoke(args=args)
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
+    server.shutdown()

@@ -3,7 +3,7 @@
 Besides ``advanced_notes.worker``, the only module that uses Celery, and it imports
 Celery lazily (inside :class:`CeleryPublisher`): only the relay publishes, and the web
 app, which imports the adapters, must never load Celery or kombu (setup.cfg's contract and
-``tests/test_processing.py`` check it).
+``tests/processing/test_processing.py`` check it).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from advanced_notes.api.context import current_services
 #: The SHA-256 of the ``<style>`` text wavesurfer.js 8.0.1 puts in its shadow root for the
 #: page's player (``height: 64``, one canvas row; web/uppy/src/clips.js). Chromium names the
 #: hash it expected in its console when the text changes (a new wavesurfer.js or other
-#: options), and tests/test_page_security.py fails on that violation.
+#: options), and tests/pages/test_page_security.py fails on that violation.
 WAVEFORM_STYLE_SHA256 = "sha256-fF0LBso7Nz75zaFRDBUefBDvPe19hjaiDnnc8lt+2Js="
 
 #: Directives of the pages' policy that do not depend on the deployment.

@@ -28,7 +28,7 @@ class _S3QueryAuthAt(S3SigV4QueryAuth):
     ``_modify_request_before_signing``; everything after that (``X-Amz-Date``, the
     credential scope, the string to sign, the signing key) reads the context, so the chosen
     time is put there. If a botocore upgrade changes that order, the URL's ``X-Amz-Date``
-    is "now" again: tests/test_playback_cache.py fails (it checks ``X-Amz-Date`` against the
+    is "now" again: tests/playback/test_playback_cache.py fails (it checks ``X-Amz-Date`` against the
     chosen time, AWS's published example signature, and botocore's own presigner).
     """
 
