@@ -3,16 +3,14 @@ waveform and the AAC encoder, so that Python touches a few large chunks, not eve
 
 The graph, built from the first decoded frame::
 
-    abuffer -> asplit -> ebur128=peak=true:metadata=1 -> ametadata=select:lavfi.r128.I -> sink
-                      -> aformat=fltp -> asetnsamples=PEAKS_CHUNK -> sink   (waveform)
+    abuffer -> asplit -> aformat=fltp -> asetnsamples=PEAKS_CHUNK -> sink     (waveform)
+                      -> ebur128=peak=true:metadata=1 -> ametadata=select:lavfi.r128.I -> sink
                       -> asetnsamples=ENCODER_CHUNK -> sink                 (AAC encoder)
 
 Every branch works in C. Python pushes the decoded frames and drains the sinks once per
 ``DRAIN_SAMPLES`` pushed: the meter's sink keeps only the frames that carry new
 measurements (one per 100 ms block: ``ebur128`` writes its metadata only then), and the
-two others hand over chunks of tens of milliseconds or more. The meter sees the
-decoder's frames unchanged: ``ebur128``'s true-peak oversampler converts at most 19200
-output samples per input frame, so its input frames must stay short.
+two others hand over chunks of tens of milliseconds or more.
 """
 
 from __future__ import annotations
@@ -61,29 +59,27 @@ class FanOut:
         self.encode = encode
         self.graph: av.filter.Graph | None = None
         self.pending = 0
-        self.last: dict[str, str] = {}
-        self.true_peak = 0.0
+        self.measured: av.AudioFrame | None = None
 
     def _build(self, frame: av.AudioFrame) -> None:
         graph = av.filter.Graph()
         self.source = graph.add_abuffer(
             format=frame.format.name, sample_rate=frame.sample_rate, layout=frame.layout.name, time_base=frame.time_base
         )
-        branches = 3 if self.encode is not None else 2
-        split = graph.add("asplit", str(branches))
+        split = graph.add("asplit", "2" if self.encode is None else "3")
         self.source.link_to(split)
-        meter = graph.add("ebur128", "peak=true:metadata=1")
-        measured = graph.add("ametadata", "mode=select:key=lavfi.r128.I")
-        self.meter_sink = graph.add("abuffersink")
-        split.link_to(meter, 0)
-        meter.link_to(measured)
-        measured.link_to(self.meter_sink)
         planar = graph.add("aformat", "sample_fmts=fltp")
         chunks = graph.add("asetnsamples", f"n={PEAKS_CHUNK}:p=0")
         self.peaks_sink = graph.add("abuffersink")
-        split.link_to(planar, 1)
+        split.link_to(planar, 0)
         planar.link_to(chunks)
         chunks.link_to(self.peaks_sink)
+        meter = graph.add("ebur128", "peak=true:metadata=1")
+        measured = graph.add("ametadata", "mode=select:key=lavfi.r128.I")
+        self.meter_sink = graph.add("abuffersink")
+        split.link_to(meter, 1)
+        meter.link_to(measured)
+        measured.link_to(self.meter_sink)
         self.encoder_sink = None
         if self.encode is not None:
             encoder_chunks = graph.add("asetnsamples", f"n={ENCODER_CHUNK}:p=0")
@@ -108,19 +104,20 @@ class FanOut:
         if self.graph is not None:
             self.source.push(None)
             self._drain()
-        integrated = float(self.last.get("lavfi.r128.I", -70.0))
-        lra = float(self.last.get("lavfi.r128.LRA", 0.0))
-        peak_db = 20 * math.log10(self.true_peak) if self.true_peak > 0 else -math.inf
+        # The last measured frame's values are those of the whole stream, as the filter's
+        # log summary prints them.
+        last = dict(self.measured.metadata) if self.measured is not None else {}
+        integrated = float(last.get("lavfi.r128.I", -70.0))
+        lra = float(last.get("lavfi.r128.LRA", 0.0))
+        true_peak = float(last.get("lavfi.r128.true_peak", 0.0))
+        peak_db = 20 * math.log10(true_peak) if true_peak > 0 else -math.inf
         return Loudness(integrated_lufs=integrated, true_peak_dbtp=peak_db, loudness_range_lu=lra)
 
     def _drain(self) -> None:
-        # The meter's frames carry running values: the last one's are the whole stream's
-        # (as the filter's log summary prints them); its true peak is the running maximum
-        # of the frames it measured, so the maximum over the selected frames is kept.
+        # Only the newest measured frame is kept: its values are running ones, the whole
+        # stream's so far (the true peak included: the running maximum).
         for out in _pull_all(self.meter_sink):
-            metadata = dict(out.metadata)
-            self.last = metadata
-            self.true_peak = max(self.true_peak, float(metadata.get("lavfi.r128.true_peak", 0.0)))
+            self.measured = out
         for out in _pull_all(self.peaks_sink):
             self.peaks.add(mono(out))
         if self.encoder_sink is not None and self.encode is not None:
