@@ -27,12 +27,10 @@ import av
 
 from advanced_notes.domain import webm
 from advanced_notes.domain.keys import PEAKS_FILE
-from advanced_notes.media.aac import AAC_BITRATE_BPS, MAX_CHANNELS, AacWriter, aac_rate
+from advanced_notes.media.aac import AacWriter
 from advanced_notes.media.fanout import FanOut
 from advanced_notes.media.peaks import PeakAccumulator
 from advanced_notes.media.results import Loudness, MediaError, MediaLimits, MediaResult, PeaksFile, Rendition
-
-__all__ = ["AAC_BITRATE_BPS", "MAX_CHANNELS", "aac_rate", "normalization_gain_db", "process_file"]
 
 #: The loudest the normalized rendition may peak, dBTP (EBU R128 s1's streaming ceiling).
 NORMALIZED_MAX_TRUE_PEAK_DBTP = -1.0
