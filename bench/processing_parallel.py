@@ -11,7 +11,12 @@ Printed per round: the wall time from the first job handed out to the last one d
 throughput (seconds of audio per wall second), the CPU seconds the jobs used (their
 processes' own usage, summed) and the load average; then the medians and the speed-up of
 2 processes over 1 (median throughput ratio). On a machine shared with other jobs the
-speed-up is bounded by the CPU the others leave: compare the CPU seconds too.
+speed-up is bounded by the CPU the others leave: compare the CPU seconds too. Where the
+kernel groups processes by session (``/proc/sys/kernel/sched_autogroup_enabled``), a
+session gets one share of the CPU however many processes it runs, so while other
+sessions keep every core busy, 2 processes get no more CPU than 1; ``--own-session``
+puts each pool process in a session of its own (as separate worker machines or idle
+cores would give them their own CPU).
 
 Usage: ``.venv/bin/python bench/processing_parallel.py [--jobs 8] [--minutes 2] [--rounds 3]``.
 """
@@ -41,9 +46,12 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _warm(barrier: Any, workdir: str) -> None:
+def _warm(barrier: Any, workdir: str, own_session: bool) -> None:
     """Pool initializer: import the engine, process the short fixture, wait for the others."""
     from advanced_notes.media import MediaLimits, process_file
+
+    if own_session:
+        os.setsid()  # its own scheduler autogroup (see --own-session)
 
     out = Path(tempfile.mkdtemp(dir=workdir))
     process_file(AUDIO_FIXTURES / "note.webm", out, limits=MediaLimits())
@@ -75,11 +83,11 @@ def make_input(path: Path, minutes: int) -> None:
         )
 
 
-def one_round(processes: int, sources: list[Path], workdir: Path) -> tuple[float, float, float]:
+def one_round(processes: int, sources: list[Path], workdir: Path, own_session: bool) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds summed over the jobs, audio seconds) of the jobs on ``processes``."""
     context = multiprocessing.get_context("fork")  # as Celery's prefork pool
     barrier = context.Barrier(processes + 1)
-    with context.Pool(processes, initializer=_warm, initargs=(barrier, str(workdir))) as pool:
+    with context.Pool(processes, initializer=_warm, initargs=(barrier, str(workdir), own_session)) as pool:
         barrier.wait()
         started = time.monotonic()
         results = pool.map(_job, [(str(s), str(workdir)) for s in sources], chunksize=1)
@@ -92,6 +100,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--minutes", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--own-session",
+        action="store_true",
+        help="each pool process in its own session, so its own scheduler autogroup (see the docstring)",
+    )
     args = parser.parse_args()
     print(f"{args.jobs} jobs of a {args.minutes}-minute WebM; {os.cpu_count()} CPUs")
     print("processes  wall_s  audio_s/wall_s  cpu_s  audio_s/cpu_s  load_avg")
@@ -107,7 +120,7 @@ def main() -> None:
             shutil.copyfile(first, sources[-1])
         for _ in range(args.rounds):
             for processes in (1, 2):
-                wall, used, audio = one_round(processes, sources, root)
+                wall, used, audio = one_round(processes, sources, root, args.own_session)
                 throughput[processes].append(audio / wall)
                 cpu[processes].append(used)
                 print(
