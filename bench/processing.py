@@ -18,7 +18,10 @@ the medians over the repeats of seconds of audio per CPU-second (per core) and o
 time, the ratio of the medians (engine/ffmpeg), and each child's peak RSS (the largest
 over the repeats). A child that only imports the engine gives the RSS floor.
 
-Usage: ``.venv/bin/python bench/processing.py [--minutes 1 10 60] [--repeat 3]``; needs
+``--aac-only`` compares the part that dominates both: decode, AAC encode and MP4 mux, in
+a PyAV loop with no other Python work against ``ffmpeg -c:a aac`` alone.
+
+Usage: ``.venv/bin/python bench/processing.py [--minutes 1 10 60] [--repeat 3] [--aac-only]``; needs
 Debian's ffmpeg. Figures depend on the machine and its load (printed at start and end).
 """
 
@@ -52,6 +55,27 @@ def cpu():
 before, started = cpu(), time.monotonic()
 r = process_file(Path(sys.argv[1]), Path(sys.argv[2]), limits=MediaLimits(max_seconds=3600))
 print(json.dumps({{"cpu": cpu() - before, "wall": time.monotonic() - started, "duration_ms": r.duration_ms}}))
+"""
+#: ``--aac-only``: PyAV's FFmpeg doing only what dominates the work (decode, AAC encode, MP4
+#: mux), with no more Python than the loop, against the command line doing the same.
+AAC_ONLY = f"""
+import json, resource, sys, time
+sys.path.insert(0, {ROOT!r})
+import av
+from advanced_notes.media.aac import AacWriter
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+before, started = cpu(), time.monotonic()
+src = av.open(sys.argv[1])
+stream = src.streams.audio[0]
+writer = AacWriter(__import__("pathlib").Path(sys.argv[2]) / "universal.m4a", stream.rate, stream.channels)
+for packet in src.demux(stream):
+    for frame in packet.decode():
+        writer.write(frame)
+writer.write(None)
+writer.close()
+print(json.dumps({{"cpu": cpu() - before, "wall": time.monotonic() - started, "duration_ms": 0}}))
 """
 IMPORT_ONLY = f"import sys; sys.path.insert(0, {ROOT!r}); import advanced_notes.media, numpy, av"
 
@@ -94,9 +118,13 @@ def make_input(workdir: Path, minutes: int, kind: str) -> Path:
     return path
 
 
-def ffmpeg_argv(source: Path, out: Path, kind: str, rate: int) -> list[str]:
-    """One ffmpeg command doing the engine's work with one decode: every output of it."""
+def ffmpeg_argv(source: Path, out: Path, kind: str, rate: int, aac_only: bool = False) -> list[str]:
+    """One ffmpeg command doing the engine's work with one decode: every output of it
+    (``aac_only``: the AAC rendition alone)."""
     argv = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(source)]
+    if aac_only:
+        argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", str(AAC_BITRATE_BPS[1]), "-ar", str(aac_rate(rate))]
+        return [*argv, "-ac", "1", "-movflags", "+faststart", str(out / "universal.m4a")]
     if kind == "webm":
         argv += ["-map", "0:a:0", "-c", "copy", "-f", "webm", str(out / "seekable.webm")]
     argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", str(AAC_BITRATE_BPS[1]), "-ar", str(aac_rate(rate)), "-ac", "1"]
@@ -106,16 +134,16 @@ def ffmpeg_argv(source: Path, out: Path, kind: str, rate: int) -> list[str]:
     return argv
 
 
-def engine_run(source: Path, out: Path) -> Run:
-    """The engine on ``source`` in a fresh child, its outputs in ``out``."""
-    _, child_cpu, rss, text = run([sys.executable, "-c", ENGINE, str(source), str(out)])
+def engine_run(source: Path, out: Path, aac_only: bool = False) -> Run:
+    """The engine on ``source`` in a fresh child, its outputs in ``out`` (``aac_only``: see AAC_ONLY)."""
+    _, child_cpu, rss, text = run([sys.executable, "-c", AAC_ONLY if aac_only else ENGINE, str(source), str(out)])
     figures = json.loads(text)
     return Run(figures["cpu"], figures["wall"], rss, child_cpu)
 
 
-def ffmpeg_run(source: Path, out: Path, kind: str, rate: int) -> Run:
+def ffmpeg_run(source: Path, out: Path, kind: str, rate: int, aac_only: bool = False) -> Run:
     """The ffmpeg command line on ``source``, its outputs in ``out``."""
-    wall, cpu, rss, _ = run(ffmpeg_argv(source, out, kind, rate))
+    wall, cpu, rss, _ = run(ffmpeg_argv(source, out, kind, rate, aac_only))
     return Run(cpu, wall, rss, cpu)
 
 
@@ -124,6 +152,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, nargs="+", default=[1, 10, 60])
     parser.add_argument("--kinds", nargs="+", default=["webm", "mp3"])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, alternating; medians are printed")
+    parser.add_argument(
+        "--aac-only", action="store_true", help="both sides make the AAC rendition only (decode, encode, mux)"
+    )
     args = parser.parse_args()
     _, _, floor_mib, _ = run([sys.executable, "-c", IMPORT_ONLY])
     print(f"RSS floor (a child that imports the engine, PyAV and numpy): {floor_mib} MiB")
@@ -147,11 +178,11 @@ def main() -> None:
                     out_ffmpeg.mkdir()
                     # Alternate which goes first, so neither always meets the other's cache state.
                     if i % 2:
-                        ffmpeg.append(ffmpeg_run(source, out_ffmpeg, kind, rate))
-                        engine.append(engine_run(source, out_engine))
+                        ffmpeg.append(ffmpeg_run(source, out_ffmpeg, kind, rate, args.aac_only))
+                        engine.append(engine_run(source, out_engine, args.aac_only))
                     else:
-                        engine.append(engine_run(source, out_engine))
-                        ffmpeg.append(ffmpeg_run(source, out_ffmpeg, kind, rate))
+                        engine.append(engine_run(source, out_engine, args.aac_only))
+                        ffmpeg.append(ffmpeg_run(source, out_ffmpeg, kind, rate, args.aac_only))
                     for path in (*out_engine.iterdir(), *out_ffmpeg.iterdir()):
                         path.unlink()
                 e_cpu = statistics.median(r.cpu for r in engine)
