@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fixtures import AUDIO_FIXTURES
+from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
 
 def _cpu() -> float:
