@@ -1,45 +1,93 @@
-"""The media engine's speed and memory, side by side with the ffmpeg command line.
+"""The media engine's speed and memory, side by side with the ffmpeg command line, in one run.
 
 For recordings of 1, 10 and 60 minutes (the spoken fixture looped by Debian's ffmpeg),
 in two forms: a streamed Opus WebM (a MediaRecorder's output: no Duration, no Cues) and
-an MP3, each is processed
+an MP3, each is processed ``--repeat`` times, alternately
 
 - by the engine (``advanced_notes.media.process_file``) in a child Python process;
-- by one ``ffmpeg`` command doing the same work: the same AAC-LC rendition (same rate,
-  channels and bitrate, ``+faststart``), ``ebur128=peak=true``, and for the WebM the
-  stream-copy remux; ffmpeg makes no waveform peaks, the engine does.
+- by one ``ffmpeg`` command doing the same work with one decode: the stream-copy remux
+  into a WebM with Duration and Cues (WebM only), the same AAC-LC rendition (same rate,
+  channels and bitrate, ``+faststart``), ``ebur128=peak=true``, and the mono PCM that
+  peaks are computed from (``f32le`` to ``/dev/null``: the command line's peaks cost
+  nothing here, so the comparison favours ffmpeg).
 
-Printed per run: seconds of audio processed per CPU-second (user + system of the child:
-per core), the wall time, the engine/ffmpeg ratio, and the child's peak RSS (from
-``wait4``). A child that only imports the engine gives the RSS floor.
+CPU time is user + system: for ffmpeg, the child's resource usage (``wait4``); for the
+engine, the child's own usage around ``process_file`` (a worker imports the engine once,
+not per job; the whole child's, imports included, is printed too). Printed per input:
+the medians over the repeats of seconds of audio per CPU-second (per core) and of wall
+time, the ratio of the medians (engine/ffmpeg), and each child's peak RSS (the largest
+over the repeats). A child that only imports the engine gives the RSS floor.
 
-Usage: ``.venv/bin/python bench/processing.py [--minutes 1 10 60]``; needs Debian's
-ffmpeg. Figures depend on the machine and its load.
+``--aac-only`` compares the part that dominates both: decode, AAC encode and MP4 mux, in
+a PyAV loop with no other Python work against ``ffmpeg -c:a aac`` alone.
+
+Usage: ``.venv/bin/python bench/processing.py [--minutes 1 10 60] [--repeat 3] [--aac-only]``; needs
+Debian's ffmpeg. Figures depend on the machine and its load (printed at start and end).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advanced_notes.media.engine import AAC_BITRATE_BPS, aac_rate
+from advanced_notes.media.aac import AAC_BITRATE_BPS, aac_rate
 from testkit.paths import FIXTURES as AUDIO_FIXTURES
 
-ENGINE = """
-import sys
+ROOT = str(Path(__file__).resolve().parents[1])
+ENGINE = f"""
+import json, resource, sys, time
+sys.path.insert(0, {ROOT!r})
 from pathlib import Path
 from advanced_notes.media import MediaLimits, process_file
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+before, started = cpu(), time.monotonic()
 r = process_file(Path(sys.argv[1]), Path(sys.argv[2]), limits=MediaLimits(max_seconds=3600))
-print(r.duration_ms, r.seekable.path is not None, r.universal.path is not None)
+print(json.dumps({{"cpu": cpu() - before, "wall": time.monotonic() - started, "duration_ms": r.duration_ms}}))
 """
-IMPORT_ONLY = "import advanced_notes.media, numpy, av"
+#: ``--aac-only``: PyAV's FFmpeg doing only what dominates the work (decode, AAC encode, MP4
+#: mux), with no more Python than the loop, against the command line doing the same.
+AAC_ONLY = f"""
+import json, resource, sys, time
+sys.path.insert(0, {ROOT!r})
+import av
+from advanced_notes.media.aac import AacWriter
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+before, started = cpu(), time.monotonic()
+src = av.open(sys.argv[1])
+stream = src.streams.audio[0]
+writer = AacWriter(__import__("pathlib").Path(sys.argv[2]) / "universal.m4a", stream.rate, stream.channels)
+for packet in src.demux(stream):
+    for frame in packet.decode():
+        writer.write(frame)
+writer.write(None)
+writer.close()
+print(json.dumps({{"cpu": cpu() - before, "wall": time.monotonic() - started, "duration_ms": 0}}))
+"""
+IMPORT_ONLY = f"import sys; sys.path.insert(0, {ROOT!r}); import advanced_notes.media, numpy, av"
+
+
+@dataclass
+class Run:
+    """One child's figures: CPU and wall seconds of the work, peak RSS (MiB), whole child's CPU."""
+
+    cpu: float
+    wall: float
+    rss_mib: int
+    child_cpu: float
 
 
 def run(argv: list[str]) -> tuple[float, float, int, str]:
@@ -48,12 +96,11 @@ def run(argv: list[str]) -> tuple[float, float, int, str]:
     with tempfile.TemporaryFile() as out:
         child = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - started
         out.seek(0)
         text = out.read().decode()
-    if child.returncode:
-        raise SystemExit(f"{argv[:3]} failed with {child.returncode}")
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{argv[:3]} failed with {os.waitstatus_to_exitcode(status)}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, text
 
 
@@ -71,30 +118,51 @@ def make_input(workdir: Path, minutes: int, kind: str) -> Path:
     return path
 
 
-def ffmpeg_argv(source: Path, out: Path, kind: str, rate: int) -> list[str]:
-    """One ffmpeg command doing the engine's work but the peaks: one decode, every output."""
-    argv = ["ffmpeg", "-v", "error", "-y", "-i", str(source)]
+def ffmpeg_argv(source: Path, out: Path, kind: str, rate: int, aac_only: bool = False) -> list[str]:
+    """One ffmpeg command doing the engine's work with one decode: every output of it
+    (``aac_only``: the AAC rendition alone)."""
+    argv = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(source)]
+    if aac_only:
+        argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", str(AAC_BITRATE_BPS[1]), "-ar", str(aac_rate(rate))]
+        return [*argv, "-ac", "1", "-movflags", "+faststart", str(out / "universal.m4a")]
     if kind == "webm":
         argv += ["-map", "0:a:0", "-c", "copy", "-f", "webm", str(out / "seekable.webm")]
     argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", str(AAC_BITRATE_BPS[1]), "-ar", str(aac_rate(rate)), "-ac", "1"]
     argv += ["-movflags", "+faststart", str(out / "universal.m4a")]
     argv += ["-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"]
+    argv += ["-map", "0:a:0", "-af", "aformat=sample_fmts=flt:channel_layouts=mono", "-f", "f32le", os.devnull]
     return argv
+
+
+def engine_run(source: Path, out: Path, aac_only: bool = False) -> Run:
+    """The engine on ``source`` in a fresh child, its outputs in ``out`` (``aac_only``: see AAC_ONLY)."""
+    _, child_cpu, rss, text = run([sys.executable, "-c", AAC_ONLY if aac_only else ENGINE, str(source), str(out)])
+    figures = json.loads(text)
+    return Run(figures["cpu"], figures["wall"], rss, child_cpu)
+
+
+def ffmpeg_run(source: Path, out: Path, kind: str, rate: int, aac_only: bool = False) -> Run:
+    """The ffmpeg command line on ``source``, its outputs in ``out``."""
+    wall, cpu, rss, _ = run(ffmpeg_argv(source, out, kind, rate, aac_only))
+    return Run(cpu, wall, rss, cpu)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=int, nargs="+", default=[1, 10, 60])
     parser.add_argument("--kinds", nargs="+", default=["webm", "mp3"])
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, alternating; medians are printed")
+    parser.add_argument(
+        "--aac-only", action="store_true", help="both sides make the AAC rendition only (decode, encode, mux)"
+    )
     args = parser.parse_args()
-    python = sys.executable
-    env_root = str(Path(__file__).resolve().parents[1])
-    prelude = f"import sys; sys.path.insert(0, {env_root!r})\n"
-    _, _, floor_mib, _ = run([python, "-c", prelude + IMPORT_ONLY])
+    _, _, floor_mib, _ = run([sys.executable, "-c", IMPORT_ONLY])
     print(f"RSS floor (a child that imports the engine, PyAV and numpy): {floor_mib} MiB")
-    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    header = "input        audio_s  engine: x/cpu-s  wall_s  rss_MiB | ffmpeg: x/cpu-s  wall_s  rss_MiB | ratio"
-    print(header)
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.repeat} runs each")
+    print(
+        "input        audio_s | engine: x/cpu-s  cpu_s  child_cpu_s  wall_s  rss_MiB"
+        " | ffmpeg: x/cpu-s  cpu_s  wall_s  rss_MiB | ratio"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-processing-") as tmp:
         root = Path(tmp)
         for minutes in args.minutes:
@@ -102,27 +170,38 @@ def main() -> None:
                 source = make_input(root, minutes, kind)
                 audio_s = minutes * 60
                 rate = 48_000 if kind == "webm" else 16_000
-                out_engine, out_ffmpeg = root / f"e-{minutes}-{kind}", root / f"f-{minutes}-{kind}"
-                out_engine.mkdir()
-                out_ffmpeg.mkdir()
-                e_wall, e_cpu, e_rss, _ = run(
-                    [
-                        python,
-                        "-c",
-                        prelude + ENGINE,
-                        str(source),
-                        str(out_engine),
-                    ]
-                )
-                f_wall, f_cpu, f_rss, _ = run(ffmpeg_argv(source, out_ffmpeg, kind, rate))
+                engine: list[Run] = []
+                ffmpeg: list[Run] = []
+                for i in range(args.repeat):
+                    out_engine, out_ffmpeg = root / f"e-{minutes}-{kind}-{i}", root / f"f-{minutes}-{kind}-{i}"
+                    out_engine.mkdir()
+                    out_ffmpeg.mkdir()
+                    # Alternate which goes first, so neither always meets the other's cache state.
+                    if i % 2:
+                        ffmpeg.append(ffmpeg_run(source, out_ffmpeg, kind, rate, args.aac_only))
+                        engine.append(engine_run(source, out_engine, args.aac_only))
+                    else:
+                        engine.append(engine_run(source, out_engine, args.aac_only))
+                        ffmpeg.append(ffmpeg_run(source, out_ffmpeg, kind, rate, args.aac_only))
+                    for path in (*out_engine.iterdir(), *out_ffmpeg.iterdir()):
+                        path.unlink()
+                e_cpu = statistics.median(r.cpu for r in engine)
+                f_cpu = statistics.median(r.cpu for r in ffmpeg)
                 e_speed, f_speed = audio_s / e_cpu, audio_s / f_cpu
                 print(
-                    f"{source.name:<12} {audio_s:>7}  {e_speed:>15.0f}  {e_wall:>6.1f}  {e_rss:>7} |"
-                    f" {f_speed:>15.0f}  {f_wall:>6.1f}  {f_rss:>7} | {e_speed / f_speed:.2f}"
+                    f"{source.name:<12} {audio_s:>7} | {e_speed:>15.1f}  {e_cpu:>5.2f}"
+                    f"  {statistics.median(r.child_cpu for r in engine):>11.2f}"
+                    f"  {statistics.median(r.wall for r in engine):>6.2f}  {max(r.rss_mib for r in engine):>7}"
+                    f" | {f_speed:>15.1f}  {f_cpu:>5.2f}  {statistics.median(r.wall for r in ffmpeg):>6.2f}"
+                    f"  {max(r.rss_mib for r in ffmpeg):>7} | {e_speed / f_speed:.2f}",
+                    flush=True,
                 )
-                for path in (source, *out_engine.iterdir(), *out_ffmpeg.iterdir()):
-                    path.unlink()
-    print("x/cpu-s: seconds of audio processed per CPU-second of the child (per core); ratio: engine/ffmpeg")
+                source.unlink()
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    print(
+        "x/cpu-s: seconds of audio per CPU-second (per core), median; cpu_s: the work's CPU seconds, median;"
+        " child_cpu_s: the engine's whole child, imports included; ratio: engine/ffmpeg x/cpu-s"
+    )
 
 
 if __name__ == "__main__":

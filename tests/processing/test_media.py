@@ -396,3 +396,34 @@ def test_seek_index_reads_a_bounded_head(tmp_path):
     with pytest.raises(webm.WebmError, match="top-level elements"):
         webm.seek_index(Counting(data), len(data))
     assert reads < 20 * webm.MAX_HEAD_ELEMENTS
+
+
+@needs_ffmpeg
+def test_more_than_two_channels_are_downmixed_and_measured(tmp_path, audio):
+    """A 5.1 FLAC at 44.1 kHz (every channel the spoken note at a different gain): the
+    universal rendition is stereo at 44.1 kHz, the peaks are the mean of the six channels,
+    and the loudness is the command line's."""
+    gains = (1.0, 0.5, 0.25, 0.75, 0.1, 0.6)
+    pan = "5.1|" + "|".join(f"c{i}={g}*c0" for i, g in enumerate(gains))
+    source = tmp_path / "six.flac"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(audio["note.wav"].path), "-af", f"pan={pan}", "-ar", "44100", str(source)],
+        check=True,
+    )
+    workdir = tmp_path / "out"
+    workdir.mkdir()
+    result = process_file(source, workdir, limits=MediaLimits(max_seconds=60))
+    assert result.channels == 6 and abs(result.duration_ms - 6288) <= 5
+    assert result.universal.path is not None
+    (stream,) = _ffprobe(result.universal.path, "-show_streams")["streams"]
+    assert (stream["codec_name"], stream["channels"], int(stream["sample_rate"])) == ("aac", 2, 44_100)
+    doc = json.loads(result.peaks.path.read_text())
+    reference = _reference_mono(source)
+    spp = doc["samples_per_pixel"]
+    padded = np.concatenate((reference, np.full(spp * doc["length"] - len(reference), np.nan, np.float32)))
+    windows = padded.reshape(doc["length"], spp)
+    assert np.abs(np.array(doc["data"][1::2]) - quantize8(np.nanmax(windows, axis=1)).astype(int)).max() <= 1
+    assert np.abs(np.array(doc["data"][0::2]) - quantize8(np.nanmin(windows, axis=1)).astype(int)).max() <= 1
+    integrated, true_peak = _ebur128(source)
+    assert abs(result.loudness.integrated_lufs - integrated) <= 0.5
+    assert abs(result.loudness.true_peak_dbtp - true_peak) <= 0.5
