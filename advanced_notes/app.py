@@ -130,7 +130,7 @@ def create_app(
     register_extensions(app, services)
     register_blueprints(app, services)
     # Which environment and auth mode a process runs in is the first thing to check when
-    # tokens are accepted that should not be (issue 13 item 1): a server says it at every start.
+    # tokens are accepted that should not be: a server says it at every start.
     logging.getLogger(__name__).log(
         start_log_level,
         "app created: environment=%s key_prefix=%s auth=%s",

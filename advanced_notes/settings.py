@@ -80,7 +80,7 @@ def provider_defaults(provider: str, env_endpoint: str | None, env_region: str |
     - ``custom``: nothing, except write-once when there is no endpoint (that is AWS).
     - write-once upload URLs (``S3_CONDITIONAL_WRITES=on``) where the store honours
       ``If-None-Match: *`` on PUT: AWS S3 (since August 2024), R2 and MinIO, as the
-      storage doctor's probe showed (issue 13 item 9). Spaces does not: off there.
+      storage doctor's probe showed. Spaces does not: off there.
 
     Returns:
         setting name -> default value.
@@ -280,7 +280,7 @@ class Settings(BaseSettings):
     metrics_cache_seconds: int = _integer("METRICS_CACHE_SECONDS", 5, 0, 300)
     # Longest accepted token lifetime (exp - now), seconds: a leaked long-lived token is forever.
     auth_max_token_lifetime_seconds: int = _integer("AUTH_MAX_TOKEN_LIFETIME_SECONDS", 86_400, 60, 31_536_000)
-    # Finishing uploads without the client, and telling others (issue 11, docs/events.md).
+    # Finishing uploads without the client, and telling others (docs/events.md).
     sweep_complete_grace_seconds: int = _integer("SWEEP_COMPLETE_GRACE_SECONDS", 120, 0, 365 * 86_400)
     storage_events_token: str | None = Field(None, validation_alias="STORAGE_EVENTS_TOKEN", repr=False)
     s3_events_queue_url: str | None = Field(None, validation_alias="S3_EVENTS_QUEUE_URL")
@@ -579,8 +579,8 @@ class Settings(BaseSettings):
     @classmethod
     def _audience(cls, value: str | None, info: ValidationInfo) -> str | None:
         # An identity provider signs tokens for every app it serves with the same keys: with
-        # JWKS and no audience, a token minted for another app was accepted here (issue 13
-        # item 10). HS256 secrets are this service's own, so no audience is needed there.
+        # JWKS and no audience, a token minted for another app would be accepted here.
+        # HS256 secrets are this service's own, so no audience is needed there.
         if value is None and info.data.get("auth_jwks_url") is not None and _uses_tokens(info):
             raise ValueError("is required with AUTH_JWKS_URL: your identity provider's audience for this API")
         return value

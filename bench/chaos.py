@@ -23,7 +23,7 @@ runs once (with the recorded deletions made due: time passes) and the invariants
 
 With ``--silent 0.33`` a third of the clients PUT their recording and never call
 ``complete`` (the app was killed, the network dropped): the sweeper (grace period 0: time
-has passed) must finish every one of them, so 0 recordings are lost (issue 11).
+has passed) must finish every one of them, so 0 recordings are lost.
 
     .venv/bin/python bench/chaos.py [--flows 1000 --concurrency 8 --seed 1 --workers 4 --threads 4
                                      --max-requests 50 --max-requests-jitter 10 --silent 0.33]

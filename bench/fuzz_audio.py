@@ -1,4 +1,4 @@
-"""Mutation fuzz of the audio parsing path that ``complete`` runs (issue 13 item 3).
+"""Mutation fuzz of the audio parsing path that ``complete`` runs.
 
 Takes the real fixtures (``../shared/fixtures/audio`` beside the repository, or
 ``AUDIO_FIXTURES_DIR`` as for the tests), mutates
@@ -12,7 +12,7 @@ A case is a **crasher** when anything other than ``UnreadableAudio`` or
 ``ReadBudgetExceeded`` escapes, when it takes longer than ``--case-seconds`` (a hang),
 or when the reader was asked for more than its budget in one allocation. Crashers are
 shrunk (shortest prefix that still fails the same way) and, with ``--save DIR``, written
-there as regression fixtures that tests/test_audio_crashers.py replays.
+there as regression fixtures that tests/completion/test_hostile_audio.py replays.
 
     .venv/bin/python bench/fuzz_audio.py --cases 50000 --seed 13
     .venv/bin/python bench/fuzz_audio.py --cases 2000 --save tests/fixtures/audio-crashers

@@ -1,4 +1,4 @@
-"""schemathesis hooks that let the API fuzzer reach the audio parsers (issue 13 item 11).
+"""Schemathesis hooks that let the API fuzzer reach the audio parsers.
 
 Loaded by bench/fuzz.py through ``SCHEMATHESIS_HOOKS=bench.fuzz_hooks`` (the repository on PYTHONPATH).
 Without them the stateful phase created clips but never stored an object, so every

@@ -155,9 +155,10 @@ class Database:
         self.engine = make_engine(url)
         # PostgreSQL connections are in autocommit unless a transaction asks otherwise:
         # reads and the hot paths' single statements send no BEGIN/COMMIT/ROLLBACK round
-        # trips and check connections out and in without switching their mode (switching
-        # per request cost 5% of a playback in a profile). Transactions switch to READ COMMITTED for
-        # their own duration; the pool switches the connection back when it returns.
+        # trips and check connections out and in without switching their mode (a switch per
+        # request is a measurable share of a playback: docs/benchmarks.md). Transactions
+        # switch to READ COMMITTED for their own duration; the pool switches the connection
+        # back when it returns.
         # SQLite keeps the explicit BEGIN of _configure_sqlite (its round trips are calls).
         self._postgresql = self.engine.dialect.name == "postgresql"
         transactional = (

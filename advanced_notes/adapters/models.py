@@ -228,7 +228,7 @@ class PendingDeletion(Base):
 
 
 class WebhookDelivery(Base):
-    """One event for one receiver: the outbox of outbound webhooks (issue 11, docs/events.md).
+    """One event for one receiver: the outbox of outbound webhooks (docs/events.md).
 
     Written in the same transaction as the clip's transition (ready, rejected, expired,
     deleted), so an event is never lost nor sent for a transition that rolled back.

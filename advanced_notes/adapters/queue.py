@@ -1,4 +1,4 @@
-"""The SQS adapter: receive and delete the bucket's event notification messages (issue 11).
+"""The SQS adapter: receive and delete the bucket's event notification messages.
 
 Besides :mod:`advanced_notes.adapters.storage`, the only module that imports boto3
 (setup.cfg's import-linter contract lists the modules that may not). Every botocore

@@ -178,7 +178,7 @@ class AuthFailureLimiter:
     worker learns of the lock from the shared counter at the address's next failure
     there, which is answered 429 instead of 401: at most one attempt per worker goes
     past the limit. Requests that authenticate cost no counter operation. The limit is
-    per address, so behind a proxy set ``TRUSTED_PROXIES`` (security.md, first audit item 5).
+    per address, so behind a proxy set ``TRUSTED_PROXIES`` (docs/security.md).
     """
 
     def __init__(self, counters: OwnerRateLimiter, settings: Settings, blueprints: set[str]):

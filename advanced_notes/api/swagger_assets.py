@@ -1,9 +1,9 @@
 """Swagger UI's assets served by the API itself, so ``/api/docs`` works offline.
 
 flask-smorest's page loads ``swagger-ui.css``, ``swagger-ui-bundle.js`` and
-``swagger-ui-standalone-preset.js`` from ``OPENAPI_SWAGGER_UI_URL``; that used to be a
-CDN, which left a blank page on a plane, on a machine without internet, and behind a
-CSP that allows only the page's own origin for scripts and styles. The files come from
+``swagger-ui-standalone-preset.js`` from ``OPENAPI_SWAGGER_UI_URL``; a CDN there leaves a
+blank page on a plane, on a machine without internet, and behind a CSP that allows only
+the page's own origin for scripts and styles. The files come from
 the ``swagger-ui-bundle`` package (Swagger UI's release files, packaged on PyPI by the
 maintainers of connexion) and are served under :data:`ASSETS_URL`.
 """

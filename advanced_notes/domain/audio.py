@@ -138,7 +138,7 @@ def measure_duration_ms(fileobj: BinaryIO, container: str) -> int | None:
             track, corrupt headers): *any* exception of the parser counts, because hostile
             bytes reach corners of mutagen and enzyme that raise bare ``OSError`` (a short
             read), ``AttributeError``, ``TypeError``, ``OverflowError`` or ``RecursionError``
-            (issue 13 item 3; the crashers are in tests/fixtures/audio-crashers/).
+            (the crashers are in tests/fixtures/audio-crashers/).
         Exception: whatever the reader's fetch raised (a store failure), or
             ``ReadBudgetExceeded``, re-raised unchanged however the parser wrapped it.
     """

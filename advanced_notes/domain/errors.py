@@ -105,7 +105,7 @@ class UploadIncomplete(ApiError):
 class ObjectVanished(UploadMissing):
     """409: the object was there at HEAD and gone at a later GET (deleted meanwhile).
 
-    Not a store outage (issue 13 item 8): complete re-reads the clip and answers 404 when
+    Not a store outage: complete re-reads the clip and answers 404 when
     the clip was deleted, or this (``upload_missing``) when only the object went.
     """
 

@@ -1,4 +1,4 @@
-"""Bucket events: finish an upload when the store says its object arrived (issue 11).
+"""Bucket events: finish an upload when the store says its object arrived (docs/events.md).
 
 Both event paths (``POST /api/storage-events``, MinIO-style webhooks, and the SQS consumer
 of ``events consume``) hand parsed records to :meth:`StorageEventService.handle`, which

@@ -1,4 +1,4 @@
-"""Counters of the paths that finish uploads and of the events around them (issue 11).
+"""Counters of the paths that finish uploads and of the events around them.
 
 Created unregistered (``registry=None``): :func:`advanced_notes.api.metrics.init_metrics`
 adds them to the app's registry, and under gunicorn (``PROMETHEUS_MULTIPROC_DIR``) their

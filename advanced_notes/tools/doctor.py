@@ -304,7 +304,7 @@ class StorageDoctor:
             yield Finding(OK, "bucket CORS", f"browsers at {', '.join(origins)} may PUT and GET, ETag exposed")
 
     def _notifications(self) -> Iterator[Finding]:
-        """Whether the bucket publishes ObjectCreated events that cover our keys (issue 11).
+        """Whether the bucket publishes ObjectCreated events that cover our keys.
 
         Only S3's own notification configuration can be read here (AWS, MinIO's
         ``mc event``, moto); R2 (Queues) and Spaces (none) cannot say, and uploads nobody

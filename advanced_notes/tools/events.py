@@ -1,4 +1,4 @@
-"""Commands that finish uploads without the client and tell others (issue 11, docs/events.md).
+"""Commands that finish uploads without the client and tell others (docs/events.md).
 
 - ``webhooks deliver``: send the outbound webhooks that are due (cron, or ``--loop``).
 - ``webhooks list [--failed]``: the latest deliveries, or those failing / given up.

@@ -85,7 +85,7 @@ def test_audience_is_not_required_when_unset(client):
 
 
 def test_jwks_rs256_and_es256(base_config, jwks_url):
-    # JWKS needs an audience (issue 13 item 10): the IdP's keys sign other apps' tokens too.
+    # JWKS needs an audience: the IdP's keys sign other apps' tokens too.
     app = create_app(
         {**base_config, "AUTH_JWKS_URL": jwks_url, "AUTH_JWT_SECRET": None, "AUTH_JWT_AUDIENCE": "notes-api"}
     )

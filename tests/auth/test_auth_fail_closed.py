@@ -1,4 +1,4 @@
-"""Second audit, item 3: auth never fails open, whatever ``APP_ENV`` says.
+"""Auth never fails open, whatever ``APP_ENV`` says.
 
 Two configurations with ``APP_ENV`` unset served tokens anyone could sign: a 3-byte
 ``AUTH_JWT_SECRET`` (the 32-byte floor applied only in production), and SQLite + a loopback

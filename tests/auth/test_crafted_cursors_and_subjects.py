@@ -1,4 +1,4 @@
-"""Second audit, item 5: crafted cursors and token subjects answer 422/401, never 500.
+"""Crafted cursors and token subjects answer 422/401, never 500.
 
 A cursor decoding to a datetime with a far UTC offset overflowed ``astimezone`` (or, with
 a sub-minute offset, made PostgreSQL raise); a validly signed token whose ``sub`` is a lone

@@ -102,7 +102,7 @@ def test_unset_app_env_with_a_real_stack_refuses_to_start(base_config):
 
 
 def test_the_dev_secret_is_kept_for_the_dev_runner_on_the_local_embedded_stack():
-    # The second audit (item 3): the dev runner's explicit AUTH_USE_DEV_SECRET=on, not the
+    # The dev runner's explicit AUTH_USE_DEV_SECRET=on, not the
     # look of the stack, selects the public secret; the flag still needs the local stack.
     for endpoint in ("http://127.0.0.1:9000", "http://localhost:5000", "http://[::1]:9000"):
         dev = {"S3_ENDPOINT_URL": endpoint, "AUTH_USE_DEV_SECRET": "on"}

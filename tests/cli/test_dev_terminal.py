@@ -1,4 +1,4 @@
-"""The dev terminal stays readable, and `make dev` takes its options (issue 22, item 4).
+"""The dev terminal stays readable, and `make dev` takes its options.
 
 - ``LOG_FORMAT=text`` (what ``advanced-notes dev`` chooses) writes one short access line per
   request; ``json`` (the default) keeps the collector's fields.

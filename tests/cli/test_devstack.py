@@ -2,7 +2,7 @@
 
 The dev server runs as a subprocess in a temporary folder on free loopback ports; the
 other commands run as subprocesses in the same folder with no settings at all, and the
-tests read what they print and what the server logged (issue 14, items 1, 3, 4, 7).
+tests read what they print and what the server logged.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def create_clip(dev: DevServer, size: int, mime: str = "audio/mp4") -> dict:
     return response.json()
 
 
-# --- item 3: a PUT without a Content-Type -------------------------------------------
+# --- a PUT without a Content-Type -------------------------------------------
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
@@ -96,7 +96,7 @@ def test_curl_put_without_content_type_is_answered_and_complete_rejects_the_type
     assert requests.get(f"http://127.0.0.1:{dev.s3_port}/advanced-notes-dev", timeout=2).status_code == 200
 
 
-# --- item 1: every command finds the running dev stack ---------------------------------
+# --- every command finds the running dev stack ---------------------------------
 
 
 def test_storage_check_uses_the_running_dev_stack(dev):
@@ -130,7 +130,7 @@ def test_settings_in_the_environment_win_over_the_dev_stack(dev, tmp_path):
     assert "mine.sqlite" in result.stdout
 
 
-# --- item 4: two dev servers, taken ports, the discovery file ---------------------------
+# --- two dev servers, taken ports, the discovery file ---------------------------
 
 
 def test_a_second_dev_server_in_the_same_folder_refuses_and_touches_nothing(dev):
@@ -171,7 +171,7 @@ def test_the_discovery_file_goes_with_the_server_and_a_stale_one_is_named(tmp_pa
     assert line.startswith("Error: stale ") and "is not running" in line
 
 
-# --- item 7: quiet, safe logs ---------------------------------------------------------
+# --- quiet, safe logs ---------------------------------------------------------
 
 
 def test_a_dev_session_logs_no_signature_no_colour_and_each_request_once(tmp_path, audio):
@@ -249,7 +249,7 @@ def test_bucket_events_reach_a_restarted_dev_server(tmp_path, audio):
         server.stop()
 
 
-# --- item 10: the README's curl section, copied and pasted ------------------------------
+# --- the README's curl section, copied and pasted ------------------------------
 
 
 def readme_block(heading: str) -> str:

@@ -1,4 +1,4 @@
-"""User mistakes get one message that names the real cause (issue 14, items 5 and 6).
+"""User mistakes get one message that names the real cause.
 
 The command-line cases run the real commands as subprocesses and read what they print.
 """
@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 BAD_PRODUCTION = {"APP_ENV": "production"}  # no bucket, no token secret: two problems
 
 
-# --- item 5: one message, exit 2, no traceback ----------------------------------------
+# --- one message, exit 2, no traceback ----------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_the_client_on_a_refused_connection_prints_one_line(tmp_path):
     ]
 
 
-# --- item 6: errors that name the real cause ------------------------------------------
+# --- errors that name the real cause ------------------------------------------
 
 
 def test_a_json_body_without_its_content_type_is_a_415_that_says_so(client, auth, audio):

@@ -1,6 +1,6 @@
 """Hostile audio at complete: every parser failure is 422 unreadable_audio, memory stays bounded.
 
-Issue 13 items 2 and 3. The crashers under tests/fixtures/audio-crashers/ were found by
+The crashers under tests/fixtures/audio-crashers/ were found by
 bench/fuzz_audio.py against the code before the fix (each raised something other than
 UnreadableAudio out of the parser, which complete answered with a 500).
 """
@@ -80,7 +80,7 @@ def test_complete_of_a_crasher_is_422_unreadable_audio_and_rejects(client, auth,
     assert client.get(f"/api/audio-clips/{clip_id}", headers=auth).get_json()["clip"]["status"] == "rejected"
 
 
-# -- item 2: memory amplification --------------------------------------------------------
+# -- memory amplification --------------------------------------------------------
 
 
 def crafted_mp3(claimed_tag_bytes: int, size: int):

@@ -4,7 +4,7 @@ The fixtures in tests/fixtures/streamed/ were recorded in headless Chromium with
 microphone by ``record.py`` beside them (``recorder.start(250)``); their MANIFEST.tsv
 has each one's length by a full decode in the same browser. Their Segment and Clusters
 have an unknown size and there is no SeekHead, Cues or Duration (asserted below), which
-enzyme cannot read: before issue 14 complete rejected them as ``unreadable_audio``.
+enzyme cannot read: complete once rejected them as ``unreadable_audio``.
 """
 
 from __future__ import annotations

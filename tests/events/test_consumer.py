@@ -1,4 +1,4 @@
-"""The SQS consumer (``events consume``, issue 11) against moto's server.
+"""The SQS consumer (``events consume``) against moto's server.
 
 moto's server delivers the bucket's notifications itself: the bucket is configured with
 ``put_bucket_notification_configuration`` to an SQS queue of the same server, the

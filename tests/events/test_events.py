@@ -1,4 +1,4 @@
-"""Nothing lost when the client disappears (issue 11): the sweeper and bucket events finish uploads.
+"""Nothing lost when the client disappears: the sweeper and bucket events finish uploads.
 
 Real parts: moto's server over HTTP for the bucket, real PUTs with the presigned URL,
 the real audio fixtures, PostgreSQL or SQLite. No test here calls ``complete``: the
@@ -157,7 +157,7 @@ def test_sweep_rejects_an_impostor_nobody_completed_and_deletes_it(env, audio):
 
 
 def test_a_stale_upload_is_finished_not_expired(env, audio):
-    """Before issue 11 this clip was expired and its recording deleted."""
+    """A pending clip whose object arrived is finished, not expired with its recording deleted."""
     api, app = env
     f = audio["note.mp3"]
     created = api.create(f)
@@ -383,7 +383,7 @@ def test_a_url_re_signed_while_the_sweeper_expires_keeps_the_clip(env, audio):
     assert_ready_and_playable(api, app, created["clip"]["id"], f)
 
 
-# -- poison records and bodies that are not events (second audit, item 4) ---------------------
+# -- poison records and bodies that are not events ---------------------
 
 
 @pytest.mark.parametrize("tail", ["%00", "\ud800"], ids=["nul", "lone-surrogate"])

@@ -1,4 +1,4 @@
-"""Install hygiene (issue 14, item 10): every folder of the package is packaged.
+"""Install hygiene: every folder of the package is packaged.
 
 setuptools warns, on every install, about each folder with files that the ``packages``
 configuration leaves out (``advanced_notes.static.demo`` gave about 40 lines).

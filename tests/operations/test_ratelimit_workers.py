@@ -1,4 +1,4 @@
-"""Rate limits hold across gunicorn workers (second audit, item 6).
+"""Rate limits hold across gunicorn workers.
 
 With counters in process memory every worker counts alone: with the defaults and 5
 workers one owner got 1,455 of 2,000 requests in a minute against a limit of 300. The

@@ -1,4 +1,4 @@
-"""The production server config survives worker recycling under load (issue: master crash).
+"""The production server config survives worker recycling under load.
 
 Runs the real ``gunicorn -c gunicorn.conf.py wsgi:app`` (the file production uses, with
 its hooks) with a tiny ``max_requests`` so every worker recycles many times, several at

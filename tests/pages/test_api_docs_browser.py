@@ -1,4 +1,4 @@
-"""``/api/docs`` in headless Chromium with no network beyond loopback (issue 14, item 2).
+"""``/api/docs`` in headless Chromium with no network beyond loopback.
 
 Swagger UI used to come from a CDN: offline the page stayed blank. Every request the
 page makes to anything but the app is aborted here, as on a plane.

@@ -44,7 +44,7 @@ def test_the_readme_keeps_the_two_commands_first():
     assert len(lines) < 120
 
 
-# --- docs that say what the code does (issue 22, item 5) --------------------------------
+# --- docs that say what the code does --------------------------------
 
 DOCS = REPO / "docs"
 

@@ -1,4 +1,4 @@
-"""Cacheable playback (issue 15 item 3): playback URLs signed at the start of a time window.
+"""Cacheable playback: playback URLs signed at the start of a time window.
 
 Real parts: moto's threaded server is the store, the API is served on loopback (and through
 Flask's test client for a second app = a second worker), real audio is uploaded and fetched

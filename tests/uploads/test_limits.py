@@ -131,7 +131,7 @@ def test_rate_limit_per_owner(app_with, make_token):
 
 def test_bad_tokens_are_limited_by_address_and_preflights_not_at_all(app_with, caplog):
     client = app_with(RATELIMIT_DEFAULT="3 per minute").test_client()
-    statuses = [client.options("/api/audio-clips").status_code for _ in range(5)]  # exempt (issue 13 item 5)
+    statuses = [client.options("/api/audio-clips").status_code for _ in range(5)]  # exempt
     statuses += [client.get("/api/audio-clips", headers={"Authorization": "Bearer bad"}).status_code for _ in range(3)]
     assert statuses[-1] == 401 and all(s < 500 for s in statuses)
     assert client.get("/api/audio-clips", headers={"Authorization": "Bearer bad"}).status_code == 429
@@ -231,7 +231,7 @@ def test_a_dead_rate_limit_store_does_not_fail_requests(app_with, make_token, ca
     assert any("rate-limit storage failed" in r.getMessage() for r in caplog.records)
 
 
-# -- failed authentication attempts (second audit, item 4) ------------------------------------
+# -- failed authentication attempts ------------------------------------
 
 EVENTS_TOKEN = "storage-events-token-" + "z" * 20
 

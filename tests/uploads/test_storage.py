@@ -26,7 +26,7 @@ CHECKSUM = base64.b64encode(hashlib.sha256(b"abc").digest()).decode()
 
 
 def storage(**env: str) -> S3Storage:
-    # A secret of its own: away from the local embedded stack dev has no default secret (issue 13 item 1).
+    # A secret of its own: away from the local embedded stack dev has no default secret.
     base = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AUTH_JWT_SECRET": "s" * 40}
     return S3Storage(load_settings({**base, **env}))
 

@@ -1,4 +1,4 @@
-"""Outbound webhooks (issue 11) against real HTTP receivers on loopback.
+"""Outbound webhooks against real HTTP receivers on loopback.
 
 Each receiver verifies every request with the ``standardwebhooks`` library, as a
 consumer of these events would; one fails its first tries. Time passing (backoff,
