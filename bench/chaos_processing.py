@@ -256,7 +256,7 @@ def pool_children(worker: Child) -> list[psutil.Process]:
         return []
 
 
-#: The runner's work folders (``tempfile.TemporaryDirectory(prefix=...)`` in services/processing.py).
+#: The runner's work folders (``tempfile.TemporaryDirectory(prefix=...)`` in services/processing_runner.py).
 WORKDIR_MARK = "an-processing-"
 
 

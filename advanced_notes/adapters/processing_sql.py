@@ -1,8 +1,8 @@
 """The processing stage's SQL: the ``processing_jobs`` outbox and the clip's processing state.
 
-Keyword-only functions that take the caller's session or connection, so the service
-(:mod:`advanced_notes.services.processing`) decides the transactions and imports no
-SQLAlchemy. Timestamps are aware UTC. The mechanics are those of ``pending_deletions``
+Keyword-only functions that take the caller's session or connection, so the services
+(:mod:`advanced_notes.services.processing_relay` and ``processing_runner``) decide the
+transactions and import no SQLAlchemy. Timestamps are aware UTC. The mechanics are those of ``pending_deletions``
 and ``webhook_deliveries``: a row is due while ``next_attempt_at <= now``; ``None``
 means finished.
 """

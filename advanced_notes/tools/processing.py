@@ -11,7 +11,7 @@ from advanced_notes.adapters import processing_sql as sql
 from advanced_notes.adapters.taskqueue import CeleryPublisher, broker_status, broker_url
 from advanced_notes.api.context import current_services
 from advanced_notes.domain.clock import utcnow
-from advanced_notes.services.processing import ProcessingRelay
+from advanced_notes.services.processing_relay import ProcessingRelay
 from advanced_notes.settings import ConfigError
 from advanced_notes.tools.context import with_stack
 

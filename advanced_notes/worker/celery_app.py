@@ -22,7 +22,7 @@ from flask import Flask
 
 from advanced_notes.adapters.taskqueue import RELAY_TASK, broker_url, transport_options
 from advanced_notes.app import environment_with
-from advanced_notes.services.processing import time_limits
+from advanced_notes.services.processing_runner import time_limits
 from advanced_notes.settings import Settings, load_settings
 
 #: A relay message older than this many relay intervals is dropped unread: while every

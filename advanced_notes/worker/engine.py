@@ -1,11 +1,11 @@
-"""The media engine as the runner's injected callable (``services.processing.Engine``)."""
+"""The media engine as the runner's injected callable (``services.processing_engine.Engine``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from advanced_notes.media import MediaError, MediaLimits, MediaResult, process_file
-from advanced_notes.services.processing import Engine, EngineFailure
+from advanced_notes.services.processing_engine import Engine, EngineFailure
 from advanced_notes.settings import Settings
 
 #: The decoded duration may exceed what ``complete`` measured by parsing headers (a VBR

@@ -1,4 +1,4 @@
-"""The worker's tasks, thin: each calls a service (``services.processing``).
+"""The worker's tasks, thin: each calls a service (``services.processing_relay``, ``services.processing_runner``).
 
 The services are built once per worker child, on its first task (after the fork: a
 database pool or boto3 client must not be shared across processes).
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from advanced_notes.adapters.taskqueue import PROCESS_CLIP_TASK, RELAY_TASK, CeleryPublisher, broker_url
 from advanced_notes.app import build_services
-from advanced_notes.services.processing import ProcessingRelay, ProcessingRunner
+from advanced_notes.services.processing_relay import ProcessingRelay
+from advanced_notes.services.processing_runner import ProcessingRunner
 from advanced_notes.worker.celery_app import INSTANCE, SETTINGS, app
 from advanced_notes.worker.engine import media_engine
 

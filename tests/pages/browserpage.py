@@ -116,7 +116,7 @@ def page_origin_cors(bucket_cors, live_server) -> None:
 
 def process(app: Any, clip_id: str) -> str:
     """Run the clip's processing job in this process with the real engine, as a worker would."""
-    from advanced_notes.services.processing import ProcessingRunner
+    from advanced_notes.services.processing_runner import ProcessingRunner
     from advanced_notes.worker.engine import media_engine
 
     services = services_of(app)

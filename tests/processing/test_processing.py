@@ -29,7 +29,8 @@ from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.keys import DERIVED_NAMES, derived_keys
-from advanced_notes.services.processing import ProcessingRelay, ProcessingRunner, time_limits
+from advanced_notes.services.processing_relay import ProcessingRelay
+from advanced_notes.services.processing_runner import ProcessingRunner, time_limits
 from advanced_notes.settings import load_settings
 from advanced_notes.worker.engine import media_engine
 from testkit.live import Api

@@ -28,7 +28,7 @@ import requests
 from advanced_notes.adapters.taskqueue import CeleryPublisher
 from advanced_notes.api.context import services_of
 from advanced_notes.app import create_app
-from advanced_notes.services.processing import ProcessingRelay
+from advanced_notes.services.processing_relay import ProcessingRelay
 from testkit.live import Api
 from testkit.servers import LiveServer
 from tests.helpers import run_cli

@@ -1,15 +1,10 @@
-"""The processing stage: publish due jobs (relay), run one job (runner). docs/processing.md.
+"""The processing job runner: what one ``process_clip`` message does (docs/processing.md).
 
-The database is the truth: a job row is written by the statement that makes a clip ready
-(revision 0009); the broker only carries wake-ups. :class:`ProcessingRelay` claims due
-rows and publishes one message per row through an injected publisher (the task-queue
-adapter); :class:`ProcessingRunner` is what a message runs: claim the job (a lease),
-download the original, call the injected engine, upload its outputs under the clip's
-derived keys, and record ``done`` (or ``failed``, or a retry) with its webhook in one
-transaction.
-
-This module never imports the media engine, PyAV or Celery (import-linter's contracts):
-the worker (``advanced_notes.worker``) injects both.
+Claim the job (a lease), download the original, call the injected engine, upload its
+outputs under the clip's derived keys, and record ``done`` (or ``failed``, or a retry)
+with its webhook in one transaction. The worker (``advanced_notes.worker``) injects the
+engine; this module never imports the media engine, PyAV or Celery (import-linter's
+contracts).
 """
 
 from __future__ import annotations
@@ -17,13 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from advanced_notes.adapters import processing_sql as sql
 from advanced_notes.adapters.db import Database
@@ -31,9 +24,9 @@ from advanced_notes.adapters.models import ClipRecord, ProcessingStatus
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import ObjectVanished, StorageUnavailable
-from advanced_notes.domain.keys import PEAKS_FILE, RENDITION_FILES, derived_key
 from advanced_notes.domain.mime import extension_for
 from advanced_notes.services.deletions import DeletionQueue
+from advanced_notes.services.processing_engine import Engine, EngineFailure, output_files, results_json
 from advanced_notes.services.webhooks import WebhookOutbox
 from advanced_notes.settings import Settings
 
@@ -47,80 +40,11 @@ HARD_LIMIT_MARGIN = dt.timedelta(seconds=30)
 LEASE_MARGIN = dt.timedelta(seconds=45)
 BACKOFF_BASE_SECONDS = 10
 BACKOFF_MAX_SECONDS = 1800
-PEAKS_TYPE = "application/json"
 
 
 def backoff(attempts: int) -> dt.timedelta:
     """Delay before run number ``attempts + 1`` after a store fault: 10 s, 20 s, 40 s, ... at most 30 min."""
     return dt.timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
-
-
-class EngineFailure(Exception):
-    """The engine could not process the file; retrying would not help (the worker raises it
-    for the engine's ``MediaError``).
-
-    Attributes:
-        reason: a short code (``not_audio``, ``corrupt``, ``too_long``, ``timeout``,
-            ``ffmpeg_error``). message: one sentence for a person.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
-
-
-# What the runner reads of the engine's result (advanced_notes.media.results), as protocols:
-# the service never imports the engine.
-class RenditionResult(Protocol):
-    @property
-    def path(self) -> Path | None: ...
-    @property
-    def media_type(self) -> str | None: ...
-    @property
-    def codec(self) -> str | None: ...
-    @property
-    def bytes(self) -> int | None: ...
-    @property
-    def skipped(self) -> str | None: ...
-
-
-class PeaksResult(Protocol):
-    @property
-    def path(self) -> Path: ...
-    @property
-    def samples_per_pixel(self) -> int: ...
-    @property
-    def length(self) -> int: ...
-
-
-class LoudnessResult(Protocol):
-    @property
-    def integrated_lufs(self) -> float: ...
-    @property
-    def true_peak_dbtp(self) -> float: ...
-
-
-class EngineResult(Protocol):
-    @property
-    def duration_ms(self) -> int: ...
-    @property
-    def loudness(self) -> LoudnessResult: ...
-    @property
-    def peaks(self) -> PeaksResult: ...
-    @property
-    def seekable(self) -> RenditionResult: ...
-    @property
-    def universal(self) -> RenditionResult: ...
-    @property
-    def normalized(self) -> RenditionResult | None: ...
-
-
-#: ``engine(source, workdir)``: process the local file ``source`` into ``workdir``; raises
-#: :class:`EngineFailure` for a file that cannot be processed.
-Engine = Callable[[Path, Path], EngineResult]
-#: ``publish(clip_id)``: send one wake-up for the job; raises on a broker fault.
-Publisher = Callable[[uuid.UUID], None]
 
 
 def time_limits(settings: Settings) -> tuple[float, float, dt.timedelta]:
@@ -132,113 +56,6 @@ def time_limits(settings: Settings) -> tuple[float, float, dt.timedelta]:
         (limit + HARD_LIMIT_MARGIN).total_seconds(),
         limit + LEASE_MARGIN,
     )
-
-
-def _finite(value: float) -> float | None:
-    # Digital silence has a true peak of -inf: JSON has no such number.
-    return round(value, 2) if math.isfinite(value) else None
-
-
-def results_json(clip: ClipRecord, result: EngineResult) -> dict[str, Any]:
-    """The ``processing`` column of a done clip (docs/processing.md, "Results")."""
-    renditions: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    for name in RENDITION_FILES:
-        rendition: RenditionResult | None = getattr(result, name)
-        if rendition is None:
-            continue
-        if rendition.path is None:
-            skipped[name] = rendition.skipped or "Not made."
-            continue
-        renditions[name] = {
-            "key": derived_key(clip.storage_key, RENDITION_FILES[name]),
-            "mime_type": rendition.media_type,
-            "bytes": rendition.bytes,
-            "codec": rendition.codec,
-            "duration_ms": result.duration_ms,
-        }
-    return {
-        "reason": None,
-        "duration_ms": result.duration_ms,
-        "loudness_lufs": _finite(result.loudness.integrated_lufs),
-        "true_peak_dbtp": _finite(result.loudness.true_peak_dbtp),
-        "renditions": renditions,
-        "skipped": skipped,
-        "peaks": {
-            "key": derived_key(clip.storage_key, PEAKS_FILE),
-            "samples_per_pixel": result.peaks.samples_per_pixel,
-            "length": result.peaks.length,
-            "bits": 8,
-        },
-    }
-
-
-def _uploads(clip: ClipRecord, result: EngineResult) -> Iterable[tuple[str, Path, str]]:
-    """``(key, local path, content type)`` of every output to store."""
-    for name in RENDITION_FILES:
-        rendition: RenditionResult | None = getattr(result, name)
-        if rendition is not None and rendition.path is not None:
-            key = derived_key(clip.storage_key, RENDITION_FILES[name])
-            yield key, rendition.path, rendition.media_type or "audio/mp4"
-    yield derived_key(clip.storage_key, PEAKS_FILE), result.peaks.path, PEAKS_TYPE
-
-
-@dataclass
-class RelayResult:
-    """What one :meth:`ProcessingRelay.publish_due` did: jobs published, and whether the
-    publisher failed (the remaining claimed jobs were released, due again at once)."""
-
-    published: int = 0
-    failed: bool = False
-
-
-class ProcessingRelay:
-    """Publishes due processing jobs (the outbox relay).
-
-    Args:
-        db: the database; publisher: sends one wake-up per job (the task-queue adapter);
-        settings: ``processing_enabled``, ``processing_republish_seconds``.
-        clock: the current time (aware UTC).
-    """
-
-    def __init__(
-        self, db: Database, publisher: Publisher, settings: Settings, clock: Callable[[], dt.datetime] = utcnow
-    ):
-        self.db = db
-        self.publisher = publisher
-        self.enabled = settings.processing_enabled
-        self.republish = dt.timedelta(seconds=settings.processing_republish_seconds)
-        self.clock = clock
-
-    def publish_due(self, limit: int = 100) -> RelayResult:
-        """Claim up to ``limit`` due jobs and publish one message for each.
-
-        A claimed job is due again ``PROCESSING_REPUBLISH_SECONDS`` later (a message lost,
-        or a worker that died before claiming it, costs that wait); a worker's claim moves it
-        to the end of its lease. When the publisher fails, the claimed jobs not yet
-        published are released (due at once) and the run stops: the broker being down
-        delays processing, never skips it. Nothing is published with
-        ``PROCESSING_ENABLED=off``.
-        """
-        result = RelayResult()
-        if not self.enabled:
-            return result
-        now = self.clock()
-        claimed_at = now + self.republish
-        with self.db.transaction() as session:
-            claimed = sql.claim_due_jobs(session, now=now, limit=limit, republish_at=claimed_at)
-        for index, (clip_id, previous) in enumerate(claimed):
-            try:
-                self.publisher(clip_id)
-            except Exception as exc:  # any broker fault: the jobs stay in the outbox
-                log.warning("processing relay: publishing failed (%s); jobs stay queued", exc.__class__.__name__)
-                rest = [c for c, _ in claimed[index:]]
-                with self.db.transaction() as session:
-                    sql.release_jobs(session, clip_ids=rest, at=min(previous, now), claimed_at=claimed_at)
-                result.failed = True
-                break
-            result.published += 1
-        return result
 
 
 class ProcessingRunner:
@@ -320,7 +137,7 @@ class ProcessingRunner:
         except EngineFailure as failure:
             return self._fail(clip, failure.reason, failure.message)
         written: list[str] = []
-        for key, path, content_type in _uploads(clip, result):
+        for key, path, content_type in output_files(clip, result):
             self.storage.upload_file(key, path, content_type)
             written.append(key)
         return self._done(clip, results_json(clip, result), written)
