@@ -7,7 +7,9 @@ so every presigned part URL binds its ``Content-Length`` without trusting the cl
 ETags can still finish, assembles them (CompleteMultipartUpload), then hands the clip to
 :class:`~advanced_notes.services.completion.ClipCompleter` for the same verification as a
 single PUT. Unfinished uploads are aborted through the deletion outbox (delete, reject,
-expire) and by the sweeper (uploads with no clip).
+expire) and by the sweeper (uploads with no clip). The rules of the parts themselves
+(which clip takes parts, which parts make the object) are in
+:mod:`~advanced_notes.services.multipart_parts`.
 """
 
 from __future__ import annotations
@@ -21,28 +23,24 @@ from dataclasses import dataclass
 from advanced_notes.adapters import clip_sql
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import ClipRecord
-from advanced_notes.adapters.storage import PartsRefused, PresignedRequest, S3Storage, UploadedPart
+from advanced_notes.adapters.storage import PresignedRequest, S3Storage, UploadedPart
 from advanced_notes.domain.clock import utcnow
 from advanced_notes.domain.errors import (
-    NEW_UPLOAD_SESSION,
     Conflict,
     StorageUnavailable,
-    UploadIncomplete,
-    UploadMissing,
     ValidationFailed,
     after_pending,
 )
 from advanced_notes.domain.multipart import PartPlan, plan_parts
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.lifecycle import PENDING
+from advanced_notes.services.multipart_parts import MAX_LISTED, assemble_stored_parts, open_plan
 from advanced_notes.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: The most part numbers one signing request may ask for (a batch; Uppy asks one at a time).
 MAX_PARTS_PER_BATCH = 1000
-#: The most part numbers an error lists in its details (the count is always given).
-_MAX_LISTED = 100
 
 
 @dataclass(frozen=True)
@@ -187,15 +185,15 @@ class MultipartService:
             ValidationFailed (a part number outside 1..part_count, expires_in too long).
         """
         clip = self.clips.get(owner_id, clip_id)
-        plan = self._open_plan(clip)
+        plan = open_plan(clip)
         wrong = sorted({n for n in part_numbers if not 1 <= n <= plan.part_count})
         if wrong:
             raise ValidationFailed(
                 f"Part numbers go from 1 to {plan.part_count} for this clip.",
-                {"part_numbers": [f"Not a part of this upload: {wrong[:_MAX_LISTED]}."]},
+                {"part_numbers": [f"Not a part of this upload: {wrong[:MAX_LISTED]}."]},
             )
         lifetime = bounded_lifetime(expires_in, self.put_expires_seconds, self.max_expires_seconds)
-        assert clip.multipart_upload_id is not None  # _open_plan checked it
+        assert clip.multipart_upload_id is not None  # open_plan checked it
         signed = [
             SignedPart(
                 n,
@@ -214,7 +212,7 @@ class MultipartService:
             NotFound; Conflict (not pending, not multipart, or aborted).
         """
         clip = self.clips.get(owner_id, clip_id)
-        self._open_plan(clip)
+        open_plan(clip)
         return clip
 
     def list_parts(self, owner_id: str, clip_id: uuid.UUID) -> tuple[ClipRecord, list[UploadedPart]]:
@@ -225,7 +223,7 @@ class MultipartService:
             StorageUnavailable.
         """
         clip = self.clips.get(owner_id, clip_id)
-        self._open_plan(clip)
+        open_plan(clip)
         assert clip.multipart_upload_id is not None
         parts = self.storage.list_parts(clip.storage_key, clip.multipart_upload_id)
         if parts is None:
@@ -294,106 +292,6 @@ class MultipartService:
     def assemble(self, clip: ClipRecord) -> None:
         """Assemble a pending multipart clip's parts into its object, before verification.
 
-        The parts come from the store (ListParts), not the client; :func:`check_parts`
-        decides whether they make the object, then :func:`assemble_parts`. When the store
-        no longer knows the upload (a concurrent complete assembled it), the object decides.
-
-        Raises:
-            UploadIncomplete: parts missing or of the wrong size (the clip stays pending;
-                upload those parts again).
-            UploadMissing: the upload was aborted and no object exists.
-            StorageUnavailable: nothing changed.
+        See :func:`~advanced_notes.services.multipart_parts.assemble_stored_parts` (its errors).
         """
-        parts = (
-            self.storage.list_parts(clip.storage_key, clip.multipart_upload_id) if clip.multipart_upload_id else None
-        )
-        if parts is None:
-            if self.storage.head(clip.storage_key) is None:
-                raise UploadMissing(
-                    f"The multipart upload of this clip was aborted and no object is stored. {NEW_UPLOAD_SESSION}",
-                    {"storage_key": clip.storage_key, "upload_id": clip.multipart_upload_id},
-                )
-            return  # assembled by an earlier complete: verification decides
-        assemble_parts(self.storage, clip, check_parts(clip, parts))
-
-    # -- helpers -----------------------------------------------------------------
-
-    @staticmethod
-    def _open_plan(clip: ClipRecord) -> PartPlan:
-        if clip.part_size is None or clip.part_count is None:
-            raise Conflict(
-                "This clip is uploaded with a single PUT, not in parts: PUT the file to its upload URL "
-                f"(POST /api/audio-clips/{clip.id}/upload-url signs a fresh one), then complete.",
-                {"multipart": False},
-            )
-        if clip.status != PENDING:
-            raise Conflict(
-                f"The clip is {clip.status}; only pending clips take parts. {after_pending(clip.status, clip.id)}",
-                {"status": clip.status},
-            )
-        if not clip.multipart_upload_id:
-            raise Conflict(f"The multipart upload of this clip was aborted. {NEW_UPLOAD_SESSION}", {"aborted": True})
-        return PartPlan(clip.bytes, clip.part_size, clip.part_count)
-
-
-# -- shared by complete and the sweeper -------------------------------------------------
-
-
-def check_parts(clip: ClipRecord, parts: Sequence[UploadedPart]) -> list[UploadedPart]:
-    """The parts that make ``clip``'s object, when the store holds every one at its exact length.
-
-    The rule of ``complete`` (docs/multipart.md), also applied by the sweeper before it
-    assembles an upload nobody completed: parts 1..part_count must all be there, each of
-    the length the server derived from the declared ``bytes`` and part size (so their
-    sizes sum to ``bytes``); parts numbered beyond part_count are ignored.
-
-    Args:
-        clip: a multipart clip (``bytes``, ``part_size``, ``part_count``).
-        parts: what ListParts reported (any order).
-    Returns:
-        parts 1..part_count in order, ready for CompleteMultipartUpload.
-    Raises:
-        UploadIncomplete: parts missing or of the wrong size (``details`` list them).
-    """
-    plan = PartPlan(clip.bytes, clip.part_size or 0, clip.part_count or 0)
-    by_number = {p.part_number: p for p in parts if 1 <= p.part_number <= plan.part_count}
-    missing = [n for n in range(1, plan.part_count + 1) if n not in by_number]
-    wrong = [
-        {"part_number": n, "size": p.size, "expected_size": plan.part_length(n)}
-        for n, p in sorted(by_number.items())
-        if p.size != plan.part_length(n)
-    ]
-    if missing or wrong:
-        raise UploadIncomplete(
-            f"The upload lacks {len(missing)} part(s) and has {len(wrong)} part(s) of the wrong size; "
-            "upload them (again), then complete.",
-            {
-                "missing_parts": missing[:_MAX_LISTED],
-                "missing_count": len(missing),
-                "wrong_size_parts": wrong[:_MAX_LISTED],
-                "part_count": plan.part_count,
-            },
-        )
-    return [by_number[n] for n in range(1, plan.part_count + 1)]
-
-
-def assemble_parts(storage: S3Storage, clip: ClipRecord, parts: list[UploadedPart]) -> bool:
-    """CompleteMultipartUpload of ``clip``'s upload with ``parts`` (from :func:`check_parts`).
-
-    Returns:
-        True when this call assembled the object; False when the store no longer knows
-        the upload (NoSuchUpload: another complete finished it, or it was aborted): the
-        caller re-reads the clip and lets the object decide.
-    Raises:
-        UploadIncomplete: the store refused the parts (a part re-uploaded since ListParts,
-            a part too small for this store); ``details.store_code`` names the refusal.
-        StorageUnavailable: nothing changed.
-    """
-    assert clip.multipart_upload_id is not None
-    try:
-        return storage.complete_multipart_upload(clip.storage_key, clip.multipart_upload_id, parts)
-    except PartsRefused as exc:
-        raise UploadIncomplete(
-            f"The store refused the parts ({exc.code}); upload them again, then complete.",
-            {"store_code": exc.code, "part_count": len(parts)},
-        ) from exc
+        assemble_stored_parts(self.storage, clip)

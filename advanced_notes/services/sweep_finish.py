@@ -24,7 +24,7 @@ from advanced_notes.adapters.storage import ObjectInfo, S3Storage, UploadedPart
 from advanced_notes.domain.errors import ApiError, StorageUnavailable, UploadIncomplete, UploadMissing, UploadRejected
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.lifecycle import PENDING, READY
-from advanced_notes.services.multipart import assemble_parts, check_parts
+from advanced_notes.services.multipart_parts import assemble_parts, check_parts
 from advanced_notes.services.sweep_report import SweepReport
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Finisher:
     ) -> None:
         """Assemble and finish a pending multipart clip when its ``parts`` are all there.
 
-        The rule of ``complete`` (:func:`~advanced_notes.services.multipart.check_parts`:
+        The rule of ``complete`` (:func:`~advanced_notes.services.multipart_parts.check_parts`:
         parts 1..N, each of its exact length, summing to the declared ``bytes``). A
         complete set is assembled (CompleteMultipartUpload with the listed ETags) and the
         clip finished, once its newest part is older than ``grace_before``, or at once when
