@@ -8,6 +8,10 @@ deletes it at the end. Besides "does it work", it checks what emulators do not
 enforce: the signed Content-Type, Content-Length, checksum and expiry, write-once
 conditional PUTs, the bucket's CORS rules for the browser origins in CORS_ORIGINS, and
 whether the bucket publishes ObjectCreated events for our keys (docs/events.md).
+
+The checks live here (the probe object) and in :mod:`~advanced_notes.tools.doctor_bucket`
+(the bucket's configuration); the findings and their printing in
+:mod:`~advanced_notes.tools.doctor_report`.
 """
 
 from __future__ import annotations
@@ -16,40 +20,21 @@ import base64
 import contextlib
 import hashlib
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from advanced_notes.adapters.storage import S3Storage
-from advanced_notes.domain.bucket_cors import cors_problems
 from advanced_notes.domain.errors import StorageUnavailable
 from advanced_notes.domain.redact import redact_url
 from advanced_notes.settings import Settings, gunicorn_workers, shared_rate_limit_problem
+from advanced_notes.tools.doctor_bucket import cors_findings, notification_findings
+from advanced_notes.tools.doctor_report import FAIL, INFO, OK, WARN, Finding, store_code
 
-OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 PROBE_BODY = b"advanced-notes storage probe \x00\x01\x02" * 8
-_CODE = re.compile(rb"<Code>([^<]+)</Code>")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One line of the report: ``level`` (ok/warn/fail/info), what was checked, what was
-    found, and how to fix it."""
-
-    level: str
-    check: str
-    detail: str
-    fix: str = ""
-
-
-def _store_code(response: requests.Response) -> str:
-    match = _CODE.search(response.content or b"")
-    return match.group(1).decode() if match else str(response.status_code)
 
 
 def _sha256_b64(data: bytes) -> str:
@@ -124,8 +109,8 @@ class StorageDoctor:
         finally:
             with contextlib.suppress(StorageUnavailable):
                 self.storage.delete(self.key)
-        yield from self._cors()
-        yield from self._notifications()
+        yield from cors_findings(self.storage, self.settings)
+        yield from notification_findings(self.storage, self.settings)
 
     def _credentials(self) -> Finding:
         """Temporary credentials (STS, an IAM role, a container's) cut every presigned URL short."""
@@ -158,7 +143,7 @@ class StorageDoctor:
         )
         response = self._put(upload.url, PROBE_BODY, upload.headers)
         if response.status_code != 200:
-            code = _store_code(response)
+            code = store_code(response)
             fixes = {
                 "SignatureDoesNotMatch": "The host or region signed into the URL is not the one the store checks: "
                 "set S3_PUBLIC_ENDPOINT_URL to the address clients use, AWS_REGION to the "
@@ -193,7 +178,7 @@ class StorageDoctor:
             yield Finding(
                 FAIL,
                 "presigned GET with Range",
-                f"{ranged.status_code} {_store_code(ranged)}",
+                f"{ranged.status_code} {store_code(ranged)}",
                 "Playback needs ranged GETs; check the public endpoint and s3:GetObject.",
             )
         if ranged.headers.get("Content-Type") != "audio/ogg":
@@ -210,7 +195,7 @@ class StorageDoctor:
     ) -> Finding:
         response = attempt()
         if response.status_code >= 400:
-            return Finding(OK, check, f"refused ({response.status_code} {_store_code(response)})")
+            return Finding(OK, check, f"refused ({response.status_code} {store_code(response)})")
         return Finding(
             WARN,
             check,
@@ -271,85 +256,6 @@ class StorageDoctor:
             yield Finding(
                 FAIL if on else INFO,
                 "conditional writes (If-None-Match: *)",
-                f"not supported: {response.status_code} {_store_code(response)} on an existing key",
+                f"not supported: {response.status_code} {store_code(response)} on an existing key",
                 "Set S3_CONDITIONAL_WRITES=off for this store." if on else "Leave S3_CONDITIONAL_WRITES off.",
             )
-
-    def _cors(self) -> Iterator[Finding]:
-        origins = self.settings.cors_origins
-        try:
-            rules = self.storage.get_cors_rules()
-        except StorageUnavailable as exc:
-            yield Finding(
-                WARN,
-                "bucket CORS",
-                f"could not read the rules: {exc.message}",
-                "Grant s3:GetBucketCORS to check them, or check them in the provider's console.",
-            )
-            return
-        if not origins:
-            yield Finding(
-                INFO,
-                "bucket CORS",
-                f"{len(rules or [])} rule(s); CORS_ORIGINS is empty, so browser uploads are not checked",
-                "Set CORS_ORIGINS to your web app's origins to check them.",
-            )
-            return
-        problems = cors_problems(rules, origins)
-        for problem in problems:
-            yield Finding(
-                FAIL, "bucket CORS", problem, "Run `advanced-notes storage cors --apply` to write the minimal rules."
-            )
-        if not problems:
-            yield Finding(OK, "bucket CORS", f"browsers at {', '.join(origins)} may PUT and GET, ETag exposed")
-
-    def _notifications(self) -> Iterator[Finding]:
-        """Whether the bucket publishes ObjectCreated events that cover our keys.
-
-        Only S3's own notification configuration can be read here (AWS, MinIO's
-        ``mc event``, moto); R2 (Queues) and Spaces (none) cannot say, and uploads nobody
-        completes are then finished by the sweeper or the store's own event setup.
-        """
-        folder = f"{self.settings.key_prefix}/audio-clips/"
-        fallback = (
-            f"Uploads whose client never calls complete are finished by the sweeper once older than "
-            f"{self.settings.sweep_complete_grace_seconds} s (run `sweep --apply` from cron); for seconds "
-            "instead, see docs/events.md."
-        )
-        try:
-            config = self.storage.get_notification_configuration()
-        except StorageUnavailable as exc:
-            yield Finding(INFO, "bucket notifications", f"the store cannot say ({exc.message})", fallback)
-            return
-        targets = []
-        for kind, arn_key in (
-            ("QueueConfigurations", "QueueArn"),
-            ("TopicConfigurations", "TopicArn"),
-            ("LambdaFunctionConfigurations", "LambdaFunctionArn"),
-        ):
-            for entry in config.get(kind, []):
-                events = entry.get("Events", [])
-                created = any(e in ("s3:ObjectCreated:*", "s3:*") or e.startswith("s3:ObjectCreated:") for e in events)
-                rules = entry.get("Filter", {}).get("Key", {}).get("FilterRules", [])
-                prefix = next((r["Value"] for r in rules if r.get("Name", "").lower() == "prefix"), "")
-                suffix = next((r["Value"] for r in rules if r.get("Name", "").lower() == "suffix"), "")
-                if created and folder.startswith(prefix) and not suffix:
-                    targets.append(entry.get(arn_key, "?"))
-        if config.get("EventBridgeConfiguration"):
-            targets.append("EventBridge")
-        if targets:
-            yield Finding(OK, "bucket notifications", f"ObjectCreated events for {folder} go to {', '.join(targets)}")
-            if not self.settings.s3_events_queue_url and not self.settings.storage_events_token:
-                yield Finding(
-                    WARN,
-                    "event consumer",
-                    "the bucket publishes events but neither S3_EVENTS_QUEUE_URL nor STORAGE_EVENTS_TOKEN is set",
-                    "Run `advanced-notes events consume` with S3_EVENTS_QUEUE_URL, or set STORAGE_EVENTS_TOKEN.",
-                )
-            return
-        yield Finding(
-            WARN if self.settings.s3_events_queue_url else INFO,
-            "bucket notifications",
-            f"no ObjectCreated notification covers {folder}",
-            fallback,
-        )

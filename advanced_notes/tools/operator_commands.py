@@ -235,15 +235,15 @@ def storage_check() -> None:
 
     Exits 1 when a check fails.
     """
-    from advanced_notes.tools.doctor import FAIL, WARN, StorageDoctor
+    from advanced_notes.tools.doctor import StorageDoctor
+    from advanced_notes.tools.doctor_report import FAIL, render
 
     services = current_services()
     failed = False
     for finding in StorageDoctor(services.storage, services.settings).run():
         failed |= finding.level == FAIL
-        click.echo(f"{finding.level.upper():<5} {finding.check}: {finding.detail}")
-        if finding.fix:
-            click.echo(f"      {'fix' if finding.level in (FAIL, WARN) else 'note'}: {finding.fix}")
+        for line in render(finding):
+            click.echo(line)
     if failed:
         raise SystemExit(1)
 
