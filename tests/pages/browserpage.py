@@ -121,7 +121,12 @@ def process(app: Any, clip_id: str) -> str:
 
     services = services_of(app)
     runner = ProcessingRunner(
-        services.db, services.storage, services.clips.deletions, media_engine(services.settings), services.settings
+        services.db,
+        services.storage,
+        services.deletions,
+        media_engine(services.settings),
+        services.settings,
+        services.webhooks,
     )
     return runner.run(uuid.UUID(clip_id))
 
