@@ -1,13 +1,18 @@
-"""SigV4 query signing at a chosen time: playback URLs that every worker signs alike.
+"""SigV4 query signing at a chosen time, over a URL the caller built: every presigned URL.
 
 The request path (:meth:`~advanced_notes.adapters.storage.S3Storage.presign_get`) signs a
 playback URL at the start of its time window, so every worker and machine hands out the
-byte-identical URL within the window (docs/api.md, "Cacheable playback").
+byte-identical URL within the window (docs/api.md, "Cacheable playback"). Upload URLs
+(:meth:`~advanced_notes.adapters.storage.S3Storage.presign_put`) are signed by the same
+signer at the time they are made, with their headers signed in, over a URL built without a
+client call (a client's ``generate_presigned_url`` resolves the endpoint and validates and
+serializes the parameters on every call, which costs more than the signature itself).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.auth import SIGV4_TIMESTAMP, S3SigV4QueryAuth
@@ -41,8 +46,16 @@ class _S3QueryAuthAt(S3SigV4QueryAuth):
         super()._modify_request_before_signing(request)
 
 
-def sign_query_at(url: str, credentials: Any, region: str, expires: int, signed_at: dt.datetime) -> str:
-    """Sign the unsigned GET ``url`` (SigV4 query string, S3) as if at ``signed_at``.
+def sign_query_at(
+    url: str,
+    credentials: Any,
+    region: str,
+    expires: int,
+    signed_at: dt.datetime,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """Sign the unsigned ``url`` (SigV4 query string, S3) as if at ``signed_at``.
 
     Args:
         url: the URL to sign, with its operation parameters (``response-content-type``...).
@@ -51,9 +64,12 @@ def sign_query_at(url: str, credentials: Any, region: str, expires: int, signed_
         region: the signing region of the credential scope.
         expires: ``X-Amz-Expires`` in seconds (1..604800, SigV4's maximum).
         signed_at: ``X-Amz-Date`` (whole seconds; the date is the credential scope's day).
+        method: the HTTP method the URL is for (``GET``, ``PUT``).
+        headers: headers signed in besides ``host`` (``X-Amz-SignedHeaders``): the client
+            must send each with exactly this value, or the store refuses the request.
     Returns:
         the presigned URL: the same bytes for the same inputs, in any process.
     """
-    request = AWSRequest(method="GET", url=url)
+    request = AWSRequest(method=method, url=url, headers=dict(headers or {}))
     _S3QueryAuthAt(credentials, region, expires, signed_at).add_auth(request)
     return str(request.url)
