@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import time
 from unittest import mock
@@ -17,6 +18,7 @@ from unittest import mock
 import botocore.auth
 import jwt
 import pytest
+import requests
 
 from advanced_notes.adapters.storage import S3Storage
 from advanced_notes.api.auth import LEEWAY_SECONDS, TokenVerifier
@@ -102,6 +104,38 @@ def test_put_url_costs_no_client_call_per_request():
             storage.presign_put(f"pre/audio-clips/{i}.m4a", "audio/mp4", 1)
     assert presigner.call_count == 0
     assert builder.call_count == 0
+
+
+STRICT_ENDPOINT = os.environ.get("STRICT_S3_ENDPOINT_URL")
+
+
+@pytest.mark.skipif(not STRICT_ENDPOINT, reason="needs a strict store (STRICT_S3_ENDPOINT_URL)")
+def test_strict_store_takes_the_put_url_with_its_headers_and_nothing_else(audio):
+    """radosgw checks the signature and every signed header (moto checks neither)."""
+    storage = S3Storage(
+        Settings.model_validate(
+            {
+                "S3_ENDPOINT_URL": STRICT_ENDPOINT,
+                "AWS_ACCESS_KEY_ID": os.environ.get("STRICT_S3_ACCESS_KEY", ""),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("STRICT_S3_SECRET_KEY", ""),
+                "S3_BUCKET": "advanced-notes-strict",
+                "S3_ADDRESSING_STYLE": "path",
+                "AUTH_JWT_SECRET": JWT_SECRET,
+            }
+        )
+    )
+    storage.ensure_bucket()
+    f = audio["note.ogg"]
+    key = "strict/audio-clips/put-signer.ogg"
+    upload = storage.presign_put(key, f.mime_type, len(f.data), conditional=False)
+    wrong_type = requests.put(
+        upload.url, data=f.data, headers={**upload.headers, "Content-Type": "text/html"}, timeout=30
+    )
+    assert wrong_type.status_code == 403, wrong_type.text
+    put = requests.put(upload.url, data=f.data, headers=upload.headers, timeout=30)
+    assert put.status_code == 200, put.text
+    assert storage.head(key).size == len(f.data)
+    storage.delete(key)
 
 
 # -- verified tokens ----------------------------------------------------------------------------

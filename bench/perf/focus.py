@@ -23,6 +23,7 @@ stopped and dropped at the end, also on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import statistics
@@ -57,6 +58,21 @@ def worker_status(master_pid: int) -> list[dict[str, float]]:
                     fields[name] = round(int(value.split()[0]) / 1024, 1)
         rows.append({"pid": worker["pid"], "rss_mib": fields["VmRSS"], "peak_rss_mib": fields["VmHWM"]})
     return rows
+
+
+def crafted_durations(raw_dir: Path, kinds: dict[str, str]) -> dict[str, list[float]]:
+    """The service's own duration (ms, from its request log line) of each crafted complete, by kind."""
+    found: dict[str, list[float]] = {}
+    for log in raw_dir.glob("gunicorn-ours-*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"advanced_notes.request"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                clip_id = entry.get("path", "").split("/")[3:4]
+                if clip_id and clip_id[0] in kinds:
+                    found.setdefault(kinds[clip_id[0]], []).append(entry["duration_ms"])
+    return found
 
 
 def spec(name: str, url: str, requests: list[list[Any]], concurrency: int, duration_s: float, once: bool) -> dict:
@@ -116,7 +132,8 @@ def hostile_rounds(r: harness.Run, args: argparse.Namespace) -> dict[str, Any]:
     db = r.new_database("focus")
     r.copy_clips(db, 0, 1_000)
     owners = sorted({t.owner_id for t in seed.sample_targets(db, 50)})
-    n_crafted = args.per_run // CRAFTED_EVERY
+    # --clean-only: the control, both runs clean (what the workers' RSS does without crafted files).
+    n_crafted = 0 if args.clean_only else args.per_run // CRAFTED_EVERY
     clean_count = args.rounds * (args.per_run + args.per_run - n_crafted)
     clean = seed.copy_pending_for_complete(db, owners, clean_count, harness.KEY_PREFIX)
     seed.upload_fixture(r.s3, harness.BUCKET, [key for _, _, key in clean])
@@ -136,7 +153,8 @@ def hostile_rounds(r: harness.Run, args: argparse.Namespace) -> dict[str, Any]:
 
     pair = r.start_pair(db)
     clean_iter, crafted_iter = iter(clean), iter(crafted)
-    runs = []
+    measured: list[dict[str, Any]] = []
+    workers_clean: list[dict[str, float]] = []
     for round_no in range(args.rounds):
         batch_clean = [request(next(clean_iter)) for _ in range(args.per_run)]
         mixed = [request(next(clean_iter)) for _ in range(args.per_run - n_crafted)]
@@ -144,17 +162,25 @@ def hostile_rounds(r: harness.Run, args: argparse.Namespace) -> dict[str, Any]:
             mixed.insert(j * CRAFTED_EVERY + CRAFTED_EVERY // 2, request(next(crafted_iter)))
         kinds = (("clean", batch_clean), ("mixed", mixed))
         for kind, batch in kinds if round_no % 2 == 0 else reversed(kinds):
-            url = pair.ours_url
-            runs.append(spec(f"{kind}/complete/r{round_no}", url, batch, args.concurrency, 120.0, True))
-    measured = r.loadgen(runs, "focus-hostile")
+            run = spec(f"{kind}/complete/r{round_no}", pair.ours_url, batch, args.concurrency, 120.0, True)
+            measured += r.loadgen([run], f"focus-hostile-{kind}-{round_no}")
+            if not workers_clean:  # the first run is clean: the workers before any crafted file
+                workers_clean = worker_status(pair.ours.pid)
     workers = worker_status(pair.ours.pid)
     r.stop_pair(pair)
-    out: dict[str, Any] = {"crafted_per_run": n_crafted, "requests_per_run": args.per_run, "workers": workers}
+    out: dict[str, Any] = {
+        "crafted_per_run": n_crafted,
+        "requests_per_run": args.per_run,
+        "workers_after_first_clean_run": workers_clean,
+        "workers": workers,
+        "crafted_ms": crafted_durations(r.plan.raw_dir, {row[1]: row[2].rsplit(".", 1)[-1] for row in crafted}),
+    }
     for kind in ("clean", "mixed"):
         merged = stats.merge(m for m in measured if m["name"].startswith(f"{kind}/"))
         out[kind] = {k: merged[k] for k in ("count", "rps", "p50_ms", "p99_ms", "status_counts")}
     out["p50_x"] = round(out["mixed"]["p50_ms"] / out["clean"]["p50_ms"], 2)
     out["p99_x"] = round(out["mixed"]["p99_ms"] / out["clean"]["p99_ms"], 2)
+    out["max_worker_rss_mib_after_first_clean_run"] = max(w["rss_mib"] for w in workers_clean)
     out["max_worker_rss_mib"] = max(w["rss_mib"] for w in workers)
     out["max_worker_peak_rss_mib"] = max(w["peak_rss_mib"] for w in workers)
     return out
@@ -168,6 +194,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections (16)")
     parser.add_argument("--per-run", type=int, default=500, help="completes per hostile run (500)")
     parser.add_argument("--crafted-bytes", type=int, default=7_300_000, help="size of each crafted file")
+    parser.add_argument("--clean-only", action="store_true", help="hostile: the control, no crafted files at all")
     parser.add_argument("--raw-dir", type=Path, help="raw results (a new folder under /tmp)")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (5 if args.what == "create" else 3)

@@ -180,7 +180,7 @@ class StoreConnection:
         URL costs no endpoint resolution: every object URL of the bucket starts alike and
         ends with the key, which is all that differs.
         """
-        url = self._url_builder.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": _MARK})
+        url: str = self._url_builder.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": _MARK})
         if not url.endswith("/" + _MARK):
             raise RuntimeError(f"unexpected object URL shape from botocore: {url!r}")
         return url[: -len(_MARK)]
@@ -188,7 +188,8 @@ class StoreConnection:
     def _object_url(self, key: str) -> str:
         """The unsigned URL of ``key``, the key escaped as botocore's serializer does (S3's
         greedy ``{Key+}`` label: everything but ``/`` and ``~`` of RFC 3986's reserved set)."""
-        return self._object_url_base + percent_encode(key, safe="/~")
+        escaped: str = percent_encode(key, safe="/~")
+        return self._object_url_base + escaped
 
     @cached_property
     def _signing_region(self) -> str:
