@@ -15,8 +15,8 @@ object, parses the URL four times and derives the signing key (four HMACs) on ev
 This is the same algorithm, step for step as botocore 1.44 writes it (``SigV4QueryAuth.
 _modify_request_before_signing``, ``SigV4Auth.canonical_request``/``string_to_sign``/
 ``signature``, S3's unnormalized path and ``UNSIGNED-PAYLOAD``), with botocore's own
-encoders, and the signing key kept per secret, day and region. tests/test_create_cost.py
-and tests/test_playback_cache.py compare its URLs byte for byte with botocore's presigner
+encoders, and the signing key kept per secret, day and region. tests/uploads/test_create_cost.py
+and tests/playback/test_playback_cache.py compare its URLs byte for byte with botocore's presigner
 (every addressing style, optional header, temporary credentials) and with AWS's published
 example signature; testkit/sigv4.py verifies them independently.
 """

@@ -26,8 +26,7 @@ from advanced_notes.api.tokencache import MAX_CACHED_TOKEN_CHARS, VerifiedTokens
 from advanced_notes.domain.errors import Unauthorized
 from advanced_notes.settings import Settings
 from testkit.sigv4 import signature_matches
-
-from .conftest import JWT_SECRET
+from tests.helpers import JWT_SECRET
 
 CHECKSUM = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="
 KEY = "pre/audio-clips/0b6f5c4e-6a0e-4e0f-9a55-3c1d2d4b0f7a.m4a"
