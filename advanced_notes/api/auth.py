@@ -15,6 +15,7 @@ from typing import Any
 from flask import g, request
 
 from advanced_notes.api.context import current_services
+from advanced_notes.api.tokencache import VerifiedTokens
 from advanced_notes.api.tokenlib import pyjwt
 from advanced_notes.domain.errors import Unauthorized
 from advanced_notes.domain.redact import redact_url
@@ -65,6 +66,8 @@ class TokenVerifier:
         # PyJWKClient caches the key set and refetches on an unknown kid (key rotation).
         jwks_url = settings.auth_jwks_url
         self.jwks = self._jwt.PyJWKClient(jwks_url, cache_keys=True, timeout=5) if jwks_url else None
+        # Tokens verified with the secret, whose claims only need their times checked again.
+        self._verified = VerifiedTokens(LEEWAY_SECONDS)
 
     def verify(self, token: str) -> dict[str, Any]:
         """Verify ``token`` and return its claims.
@@ -75,12 +78,17 @@ class TokenVerifier:
             Unauthorized: malformed, unsigned, wrongly signed, expired, or an algorithm
                 this deployment has no key for.
         """
+        if self.secret:
+            # A token verified with the secret before: its times are checked again (tokencache.py).
+            cached = self._verified.get(token)
+            if cached is not None:
+                return self._checked(cached)
         if self.jwks is None and self.secret:
             # HS256 only: PyJWT refuses any other alg itself, so the header need not be
             # parsed first (a second base64 + JSON decode per request). A refusal takes the
             # full path below, which names what was wrong.
             with suppress(Exception):
-                return self._checked(self._decode(token, self.secret, "HS256"))
+                return self._remembered(token, self._checked(self._decode(token, self.secret, "HS256")))
         try:
             header = self._jwt.get_unverified_header(token)
         except Exception as exc:  # PyJWTError, or anything else a hostile header provokes
@@ -101,7 +109,13 @@ class TokenVerifier:
             raise Unauthorized("The bearer token has expired.") from exc
         except Exception as exc:
             raise Unauthorized("The bearer token is invalid.") from exc
-        return self._checked(claims)
+        checked = self._checked(claims)
+        return self._remembered(token, checked) if key is self.secret else checked
+
+    def _remembered(self, token: str, claims: dict[str, Any]) -> dict[str, Any]:
+        """Keep the claims of ``token``, just verified with the HMAC secret; returns them."""
+        self._verified.put(token, claims)
+        return claims
 
     def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
         """PyJWT's verification of signature, ``exp``/``nbf``/``iat``, ``iss``/``aud`` (raises its errors)."""

@@ -154,12 +154,24 @@ def copy_clips(dbname: str, start: int, stop: int, prefix: str, shape: Shape = S
 
 
 def copy_pending_for_complete(
-    dbname: str, owners: list[str], count: int, prefix: str, seed: int = 7
+    dbname: str,
+    owners: list[str],
+    count: int,
+    prefix: str,
+    seed: int = 7,
+    *,
+    mime: str = FIXTURE_MIME,
+    size: int = FIXTURE_BYTES,
+    ext: str = "m4a",
 ) -> list[tuple[str, str, str]]:
-    """Insert ``count`` fresh ``pending`` m4a clips (round-robin over ``owners``) for complete to verify.
+    """Insert ``count`` fresh ``pending`` clips (round-robin over ``owners``) for complete to verify.
 
+    Args:
+        mime, size, ext: what each clip declares (type, bytes) and its key's extension; by
+            default the fixture's (declared duration too), else no declared duration.
     Returns:
-        ``(owner_id, clip_id, storage_key)`` per clip; upload the fixture to each key.
+        ``(owner_id, clip_id, storage_key)`` per clip; upload the fixture (or the object
+        of the declared size) to each key.
     """
     rng = random.Random(seed)
     now = dt.datetime.now(_UTC)
@@ -169,15 +181,15 @@ def copy_pending_for_complete(
     for i in range(count):
         clip_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         owner = owners[i % len(owners)]
-        key = f"{prefix}/audio-clips/{clip_id}.m4a"
+        key = f"{prefix}/audio-clips/{clip_id}.{ext}"
         fields = (
             clip_id,
             owner,
             "note-complete",
             "pending",
-            FIXTURE_MIME,
-            str(FIXTURE_BYTES),
-            str(FIXTURE_DURATION_MS),
+            mime,
+            str(size),
+            str(FIXTURE_DURATION_MS) if mime == FIXTURE_MIME and size == FIXTURE_BYTES else _NULL,
             key,
             _NULL,
             _NULL,

@@ -14,7 +14,10 @@ counted:
   botocore's signer itself (at a chosen time, say), while a URL built unsigned is not a
   presign and headers signed for an API call (HEAD, GET) are another signer. A service
   that caches signed URLs signs less than once per request: the count is the real number
-  of signatures made.
+  of signatures made;
+- the service's own query signer (``advanced_notes.adapters.storage.signing.sign_query_at``,
+  which signs every URL of the storage adapter without botocore's signer object), wrapped
+  where the adapter's modules look it up: every URL it signs is a presign too.
 """
 
 from __future__ import annotations
@@ -64,3 +67,25 @@ def install() -> None:
     # count, and the header signers of API calls (S3SigV4Auth, HmacV1Auth) keep theirs.
     for signer in (SigV4QueryAuth, HmacV1QueryAuth):
         signer.add_auth = counted_signer(signer.add_auth)  # type: ignore[method-assign]
+    _count_service_signer()
+
+
+def _count_service_signer() -> None:
+    """Count the storage adapter's own query signer, in every module that calls it by name."""
+    import importlib
+
+    try:
+        signing = importlib.import_module("advanced_notes.adapters.storage.signing")
+    except ImportError:  # a process without the service (the ceiling alone)
+        return
+    sign = signing.sign_query_at
+
+    def counted_sign(*args: Any, **kwargs: Any) -> Any:
+        STATS["presigns"] += 1
+        return sign(*args, **kwargs)
+
+    for name in ("signing", "objects", "multipart", "__init__"):
+        module_name = "advanced_notes.adapters.storage" + ("" if name == "__init__" else f".{name}")
+        module = importlib.import_module(module_name)
+        if getattr(module, "sign_query_at", None) is sign:
+            module.sign_query_at = counted_sign

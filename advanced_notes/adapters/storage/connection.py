@@ -13,12 +13,14 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.utils import percent_encode
 
 from advanced_notes.adapters.storage.botodata import LightLoader
 from advanced_notes.domain.clock import utcnow
@@ -27,6 +29,9 @@ from advanced_notes.settings import Settings
 
 # One logger for the whole adapter, whichever of its modules logs.
 log = logging.getLogger("advanced_notes.adapters.storage")
+
+#: A stand-in key: the URL builder's URL for it shows where every object's key goes.
+_MARK = "k"
 
 #: Error codes of a missing object or bucket (HEAD answers a bare 404).
 MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
@@ -166,6 +171,42 @@ class StoreConnection:
         if not isinstance(expiry, dt.datetime):
             return None
         return expiry if expiry.tzinfo else expiry.replace(tzinfo=dt.UTC)
+
+    @cached_property
+    def _object_url_base(self) -> str:
+        """The unsigned URL of the bucket's objects up to the key (scheme, host, bucket path).
+
+        Built once by the URL builder (the public endpoint and addressing style), so a PUT
+        URL costs no endpoint resolution: every object URL of the bucket starts alike and
+        ends with the key, which is all that differs.
+        """
+        url: str = self._url_builder.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": _MARK})
+        if not url.endswith("/" + _MARK):
+            raise RuntimeError(f"unexpected object URL shape from botocore: {url!r}")
+        return url[: -len(_MARK)]
+
+    def _object_url(self, key: str) -> str:
+        """The unsigned URL of ``key``, the key escaped as botocore's serializer does (S3's
+        greedy ``{Key+}`` label: everything but ``/`` and ``~`` of RFC 3986's reserved set)."""
+        escaped: str = percent_encode(key, safe="/~")
+        return self._object_url_base + escaped
+
+    @cached_property
+    def _signing_region(self) -> str:
+        """The region of the credential scope: the presigning client's, as botocore signs with."""
+        region: str = self._presigner.meta.region_name
+        return region
+
+    def _signing_credentials(self) -> Any:
+        """Frozen credentials to sign with now (refreshed by botocore when they expire).
+
+        Raises:
+            NoCredentialsError: none are configured (inside store_errors: StorageUnavailable).
+        """
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise NoCredentialsError()
+        return credentials.get_frozen_credentials()
 
     def _presign(
         self, operation: str, params: Mapping[str, object], expires: int, method: str, headers: dict[str, str]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache, partial
 from urllib.parse import urlsplit
 
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import ClientError
 
 from advanced_notes.adapters.storage.connection import (
     MISSING_CODES,
@@ -105,20 +105,25 @@ class ObjectRequests(StoreConnection):
             the URL with ``headers`` = every signed header and its value. No ACL is ever
             signed (R2 answers 501 to ACL headers; the bucket stays private).
         """
-        params: dict[str, object] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "ContentType": content_type,
-            "ContentLength": content_length,
-        }
         headers = {"Content-Type": content_type, "Content-Length": str(content_length)}
         if checksum_sha256:
-            params["ChecksumSHA256"] = checksum_sha256
             headers["x-amz-checksum-sha256"] = checksum_sha256
         if self.conditional_writes if conditional is None else conditional:
-            params["IfNoneMatch"] = "*"
             headers["If-None-Match"] = "*"
-        return self._presign("put_object", params, expires_seconds or self.put_expires_seconds, "PUT", headers)
+        expires = expires_seconds or self.put_expires_seconds
+        # The time is taken before signing, so the reported expiry is never later than the real one.
+        signed_at = utcnow().replace(microsecond=0)
+        with store_errors("presigning"):
+            url = sign_query_at(
+                self._object_url(key),
+                self._signing_credentials(),
+                self._signing_region,
+                expires,
+                signed_at,
+                "PUT",
+                headers,
+            )
+        return PresignedRequest("PUT", url, self._expiry(signed_at, expires), headers)
 
     def presign_get(self, key: str, content_type: str, filename: str) -> PresignedRequest:
         """Presign a GET of ``key`` that the store answers with our content type.
@@ -174,12 +179,8 @@ class ObjectRequests(StoreConnection):
             params["ResponseCacheControl"] = self.get_cache_control
         with store_errors("presigning"):
             unsigned = self._url_builder.generate_presigned_url("get_object", Params=params)
-            credentials = self._session.get_credentials()
-            if credentials is None:
-                raise NoCredentialsError()
-            region = self._presigner.meta.region_name
             url = sign_query_at(
-                unsigned, credentials.get_frozen_credentials(), region, self.get_expires_seconds, signed_at
+                unsigned, self._signing_credentials(), self._signing_region, self.get_expires_seconds, signed_at
             )
         return PresignedRequest("GET", url, self._expiry(signed_at, self.get_expires_seconds))
 
