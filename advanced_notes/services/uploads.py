@@ -177,7 +177,8 @@ class UploadService:
         if not inserted:
             self.multipart.discard(clip)
             raise self._quota_exceeded(owner_id, bytes)
-        return UploadSession(clip, upload, multipart=self.multipart.session(clip))
+        multipart_session = self.multipart.session(clip) if plan is not None else None
+        return UploadSession(clip, upload, multipart=multipart_session)
 
     def _insert_within_quotas(self, clip: ClipRecord) -> bool:
         """Insert ``clip`` if its owner stays within the quotas: one statement, one round trip
