@@ -12,26 +12,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import struct
 import time
 
 import requests
 
 from advanced_notes.adapters.storage import S3Storage
+from testkit.longaudio import silent_wav as wav
 from testkit.loopback import Loopback, serving
-
-
-def wav(total_bytes: int, rate: int = 16000) -> bytes:
-    pcm = total_bytes - 44
-    header = (
-        b"RIFF"
-        + struct.pack("<I", 36 + pcm)
-        + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-        + b"data"
-        + struct.pack("<I", pcm)
-    )
-    return header + bytes(pcm)
 
 
 def main() -> None:

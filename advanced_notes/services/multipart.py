@@ -34,7 +34,7 @@ from advanced_notes.domain.errors import (
 from advanced_notes.domain.multipart import PartPlan, plan_parts
 from advanced_notes.services.clips import ClipService
 from advanced_notes.services.lifecycle import PENDING
-from advanced_notes.services.multipart_parts import MAX_LISTED, assemble_stored_parts, open_plan
+from advanced_notes.services.multipart_parts import MAX_LISTED, assemble_stored_parts, open_plan, single_put_conflict
 from advanced_notes.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -253,11 +253,7 @@ class MultipartService:
         """
         clip = self.clips.get(owner_id, clip_id)
         if clip.part_size is None:
-            raise Conflict(
-                "This clip is not uploaded in parts: PUT the file to its upload URL "
-                f"(POST /api/audio-clips/{clip.id}/upload-url signs a fresh one), then complete.",
-                {"multipart": False},
-            )
+            raise single_put_conflict(clip)
         if clip.status != PENDING:
             raise Conflict(
                 f"The clip is {clip.status}; only pending uploads can be aborted. "

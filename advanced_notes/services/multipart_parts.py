@@ -19,6 +19,15 @@ from advanced_notes.services.lifecycle import PENDING
 MAX_LISTED = 100
 
 
+def single_put_conflict(clip: ClipRecord) -> Conflict:
+    """The 409 for a parts operation on a clip uploaded with a single PUT (``details.multipart`` false)."""
+    return Conflict(
+        "This clip is uploaded with a single PUT, not in parts: PUT the file to its upload URL "
+        f"(POST /api/audio-clips/{clip.id}/upload-url signs a fresh one), then complete.",
+        {"multipart": False},
+    )
+
+
 def open_plan(clip: ClipRecord) -> PartPlan:
     """The part plan of ``clip``, when it is pending with a live multipart upload.
 
@@ -27,11 +36,7 @@ def open_plan(clip: ClipRecord) -> PartPlan:
             not pending (``details.status``), or its upload was aborted (``details.aborted``).
     """
     if clip.part_size is None or clip.part_count is None:
-        raise Conflict(
-            "This clip is uploaded with a single PUT, not in parts: PUT the file to its upload URL "
-            f"(POST /api/audio-clips/{clip.id}/upload-url signs a fresh one), then complete.",
-            {"multipart": False},
-        )
+        raise single_put_conflict(clip)
     if clip.status != PENDING:
         raise Conflict(
             f"The clip is {clip.status}; only pending clips take parts. {after_pending(clip.status, clip.id)}",

@@ -18,6 +18,7 @@ from advanced_notes.app import create_app
 from advanced_notes.domain.keys import derived_keys
 from advanced_notes.services import completion as completion_module
 from testkit.live import Api, put_upload
+from testkit.longaudio import silent_wav
 from testkit.paths import AUDIO_FILES
 from testkit.servers import LiveServer
 from testkit.sigv4 import signature_matches, signed_params
@@ -155,18 +156,7 @@ def test_duration_limit_applies_to_the_measured_duration(server_with, audio):
 def test_complete_reads_only_the_start_of_a_large_object(api, audio, monkeypatch):
     # A 40 MiB WAV: verification must read its header, not download it.
     rate, seconds = 44100, 476
-    pcm = seconds * rate * 2
-    import struct
-
-    header = (
-        b"RIFF"
-        + struct.pack("<I", 36 + pcm)
-        + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-        + b"data"
-        + struct.pack("<I", pcm)
-    )
-    data = header + bytes(pcm)
+    data = silent_wav(44 + seconds * rate * 2, rate)
     fetched: list[tuple[int, int]] = []
     original = completion_module.S3Storage.get_range
 
