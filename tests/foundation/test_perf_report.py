@@ -185,8 +185,8 @@ def test_a_run_with_failures_gets_a_report_that_shows_them_first(name, no_plots,
     assert "| service / ceiling throughput >= 0.8 (each of create, complete, playback, note audio, c=8) |" in summary
     assert _row(summary, "service / ceiling throughput").endswith("| **not met** |")
     before_after = _section(text, "## Before and after")
-    assert _row(before_after, "| complete |").startswith("| complete | n/a -> n/a | 173.4 -> n/a | 257.9 -> n/a |")
-    assert _row(before_after, "| note audio |").startswith("| note audio | 0.47 -> n/a |")
+    assert _row(before_after, "| complete |").startswith("| complete | 0.99 -> n/a | 130.1 -> n/a | 192.1 -> n/a |")
+    assert _row(before_after, "| note audio |").startswith("| note audio | 0.91 -> n/a |")
 
 
 def _section(text: str, heading: str) -> str:
@@ -329,8 +329,8 @@ def test_a_results_file_from_before_the_complete_ceiling(old_results, no_plots, 
     assert "Service: of the 60 pending clips" in throughput and "Ceiling:" not in throughput
     # Before/after: the committed baseline (the old file has none of its own); counts it lacks are n/a.
     section = _section(text, "## Before and after")
-    assert _row(section, "create") == "| create | 0.39 -> 0.56 | 60.2 -> 30.7 | 90.0 -> 48.5 | 5 -> 5 | 1.00 -> n/a |"
-    assert _row(section, "| complete |").startswith("| complete | n/a -> n/a | 173.4 -> 78.7 |")
+    assert _row(section, "create") == "| create | 0.63 -> 0.56 | 32.1 -> 30.7 | 105.9 -> 48.5 | 1 -> 5 | 1.00 -> n/a |"
+    assert _row(section, "| complete |").startswith("| complete | 0.99 -> n/a | 130.1 -> 78.7 |")
     profiles = _section(text, "## Where the time goes (profiles)")
     assert _row(profiles, "| complete |").startswith(
         "| complete | 17.30 (8.29) | 5 round trips (SELECT x2, BEGIN, UPDATE, COMMIT) / 1.61 | n/a | - | - | - |"
