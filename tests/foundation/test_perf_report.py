@@ -185,8 +185,10 @@ def test_a_run_with_failures_gets_a_report_that_shows_them_first(name, no_plots,
     assert "| service / ceiling throughput >= 0.8 (each of create, complete, playback, note audio, c=8) |" in summary
     assert _row(summary, "service / ceiling throughput").endswith("| **not met** |")
     before_after = _section(text, "## Before and after")
-    assert _row(before_after, "| complete |").startswith("| complete | n/a -> n/a | 173.4 -> n/a | 257.9 -> n/a |")
-    assert _row(before_after, "| note audio |").startswith("| note audio | 0.47 -> n/a |")
+    # The run's side of each lost figure is n/a, whichever baseline the "before" side comes from.
+    complete_cells = [cell.strip() for cell in _row(before_after, "| complete |").split("|")[2:5]]
+    assert all(cell.endswith("-> n/a") for cell in complete_cells), complete_cells
+    assert _row(before_after, "| note audio |").split("|")[2].strip().endswith("-> n/a")
 
 
 def _section(text: str, heading: str) -> str:
