@@ -385,3 +385,13 @@ _ENVIRON_READS = (
     re.compile(rf"{_NAME}\s+(?:not\s+)?in\s+os\.environ"),
     re.compile(rf"getenv\(\s*{_NAME}"),
 )
+
+
+def build_multipart_app(base_config: dict[str, Any], **settings: str):
+    """An app with 5 MiB parts (and ``settings``), on moto or (STRICT_S3_ENDPOINT_URL set) the
+    strict store, its bucket made."""
+    application = create_app(
+        {**base_config, "MULTIPART_PART_SIZE_BYTES": str(PART), **settings, **(STRICT if IS_STRICT else {})}
+    )
+    services_of(application).storage.ensure_bucket()
+    return application

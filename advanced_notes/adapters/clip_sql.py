@@ -1,4 +1,5 @@
-"""Every statement on the ``audio_clips`` table, one keyword-only function each.
+"""Every statement of the request paths on the ``audio_clips`` table, one keyword-only function
+each (the sweeper's keyset scans are in :mod:`advanced_notes.adapters.clip_scans`).
 
 Each function takes the connection of :meth:`~advanced_notes.adapters.db.Database.statement`
 or the session of :meth:`~advanced_notes.adapters.db.Database.transaction` (``conn``), runs

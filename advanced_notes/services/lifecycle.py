@@ -8,12 +8,6 @@ changes the row; the others see it unchanged and re-read the final state.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection
-from typing import Any
-
-from advanced_notes.adapters import clip_sql
-from advanced_notes.adapters.db import Executor
 from advanced_notes.adapters.models import ClipRecord, ClipStatus
 from advanced_notes.domain.errors import NEW_UPLOAD_SESSION, Conflict
 
@@ -23,13 +17,6 @@ PENDING, READY, REJECTED, EXPIRED = (
     ClipStatus.REJECTED.value,
     ClipStatus.EXPIRED.value,
 )
-
-
-def update_if_pending(session: Executor, clip_ids: uuid.UUID | Collection[uuid.UUID], **values: Any) -> set[uuid.UUID]:
-    """:func:`~advanced_notes.adapters.clip_sql.update_if_pending` in the positional form the
-    sweeper calls: ``clip_ids`` one id or several; returns the ids this call changed."""
-    ids = [clip_ids] if isinstance(clip_ids, uuid.UUID) else list(clip_ids)
-    return clip_sql.update_if_pending(conn=session, clip_ids=ids, values=values)
 
 
 def ready_or_conflict(clip: ClipRecord) -> ClipRecord:

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from advanced_notes.adapters import clip_sql
 from advanced_notes.adapters.clip_scans import count_pending_created_before, pending_created_before, reopen_pending
 from advanced_notes.adapters.db import Database
 from advanced_notes.adapters.models import ClipRecord
@@ -41,7 +42,7 @@ from advanced_notes.domain.keys import clips_folder
 from advanced_notes.services import reconcile as reconcile_pass
 from advanced_notes.services.completion import ClipCompleter
 from advanced_notes.services.deletions import CLOCK_SKEW, AttemptResult, DeletionQueue, latest_upload_expiry
-from advanced_notes.services.lifecycle import EXPIRED, update_if_pending
+from advanced_notes.services.lifecycle import EXPIRED
 from advanced_notes.services.multipart_sweep import abort_abandoned_uploads
 from advanced_notes.services.sweep_finish import Finisher, Probe
 from advanced_notes.services.sweep_report import SweepReport
@@ -237,7 +238,7 @@ class Sweeper(Finisher):
         if not apply or not doomed:
             return len(doomed) if not apply else 0
         with self.db.transaction() as session:
-            won = update_if_pending(session, [c.id for c in doomed], status=EXPIRED, updated_at=now)
+            won = {c.id for c in clip_sql.mark_expired(conn=session, clip_ids=[c.id for c in doomed], now=now)}
             # The expiries as stored now, not as read above. A clip whose PUT URL was
             # re-signed since the read may get its object after this run looked: it stays
             # pending (this transaction never commits its expiry) and the next run looks

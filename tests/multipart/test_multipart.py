@@ -25,7 +25,7 @@ from testkit.longaudio import build_long_wav
 from testkit.paths import FIXTURES
 from testkit.servers import LiveServer
 from testkit.sigv4 import signature_matches, signed_params
-from tests.helpers import IS_STRICT, PART, REGION, SECRET_KEY, STRICT
+from tests.helpers import IS_STRICT, PART, REGION, SECRET_KEY, STRICT, build_multipart_app
 
 MIB = 1024 * 1024
 SIGNING_SECRET = STRICT["AWS_SECRET_ACCESS_KEY"] if IS_STRICT else SECRET_KEY
@@ -42,13 +42,6 @@ def mp_app(app, base_config: dict[str, Any]):
     """The app with 5 MiB parts (S3's minimum), sharing the session's database and bucket
     (or on the strict store, with a bucket of its own)."""
     return build_multipart_app(base_config)
-
-
-def build_multipart_app(base_config: dict[str, Any]):
-    """An app with 5 MiB parts, on moto or (STRICT_S3_ENDPOINT_URL set) the strict store, its bucket made."""
-    application = create_app({**base_config, "MULTIPART_PART_SIZE_BYTES": str(PART), **(STRICT if IS_STRICT else {})})
-    services_of(application).storage.ensure_bucket()
-    return application
 
 
 @pytest.fixture(scope="module")

@@ -172,6 +172,14 @@ class AppPage:
         """Add a file through the Dashboard's own file input."""
         self.page.set_input_files(FILE_INPUT, str(path))
 
+    def record(self, seconds: float = 3) -> None:
+        """Record ``seconds`` from the (fake) microphone in Uppy's Audio tab and add it to the upload."""
+        self.page.click(".uppy-DashboardTab-btn:has-text('Audio')")
+        self.page.click("button.uppy-Audio-button[title='Begin audio recording']")
+        self.page.wait_for_timeout(int(seconds * 1000))
+        self.page.click("button.uppy-Audio-button[title='Stop audio recording']")
+        self.page.click("button.uppy-Audio-button--submit")
+
     def upload(self) -> None:
         """Click the Dashboard's upload button."""
         self.page.click(".uppy-StatusBar-actionBtn--upload")

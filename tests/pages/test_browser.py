@@ -213,11 +213,7 @@ def test_a_microphone_recording_goes_up_and_plays_seekable_with_its_waveform(
     page = AppPage(chromium, live_server.url, token)
     try:
         p = page.page
-        p.click(".uppy-DashboardTab-btn:has-text('Audio')")
-        p.click("button.uppy-Audio-button[title='Begin audio recording']")
-        p.wait_for_timeout(3000)  # three seconds of the fake device's beep
-        p.click("button.uppy-Audio-button[title='Stop audio recording']")
-        p.click("button.uppy-Audio-button--submit")
+        page.record(3)  # three seconds of the fake device's beep
         page.upload()
         name = p.text_content("#clips .clip [data-part=name]", timeout=60_000) or ""
         assert page.wait_status(name, "ready", "rejected", "failed") == "ready", page.text("#clips")
@@ -272,11 +268,7 @@ def test_the_dev_stack_worker_makes_a_recording_seekable_on_the_page(playwright,
     try:
         p = page.page
         assert p.url.startswith(f"{server.api}/app#token=")
-        p.click(".uppy-DashboardTab-btn:has-text('Audio')")
-        p.click("button.uppy-Audio-button[title='Begin audio recording']")
-        p.wait_for_timeout(3000)  # three seconds of the fake device's beep
-        p.click("button.uppy-Audio-button[title='Stop audio recording']")
-        p.click("button.uppy-Audio-button--submit")
+        page.record(3)  # three seconds of the fake device's beep
         page.upload()
         name = p.text_content("#clips .clip [data-part=name]", timeout=60_000) or ""
         assert page.wait_status(name, "ready", "rejected", "failed") == "ready", page.text("#clips")

@@ -19,12 +19,11 @@ import pytest
 import requests
 
 from advanced_notes.api.context import services_of
-from advanced_notes.app import create_app
 from advanced_notes.domain.bucket_cors import required_cors_rules
 from testkit.longaudio import build_long_wav
 from testkit.paths import FIXTURES
 from testkit.servers import LiveServer
-from tests.helpers import IS_STRICT, PART, STRICT
+from tests.helpers import IS_STRICT, PART, build_multipart_app
 from tests.pages.browserpage import AppPage, api_clip, bucket_cors, launch, playwright  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -38,16 +37,7 @@ RESUME = "button.uppy-Dashboard-Item-progressIndicator[title='Resume upload']"
 @pytest.fixture(scope="module")
 def mp_app(app, base_config):
     """Parts of 5 MiB from 16 MiB on; on the strict store when STRICT_S3_ENDPOINT_URL is set."""
-    application = create_app(
-        {
-            **base_config,
-            "MULTIPART_PART_SIZE_BYTES": str(PART),
-            "MULTIPART_THRESHOLD_BYTES": str(16 * MIB),
-            **(STRICT if IS_STRICT else {}),
-        }
-    )
-    services_of(application).storage.ensure_bucket()
-    return application
+    return build_multipart_app(base_config, MULTIPART_THRESHOLD_BYTES=str(16 * MIB))
 
 
 @pytest.fixture(scope="module")

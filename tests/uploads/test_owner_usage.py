@@ -12,9 +12,10 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from advanced_notes.adapters import clip_sql
 from advanced_notes.api.context import services_of
 from advanced_notes.domain.errors import QuotaExceeded, UploadRejected
-from advanced_notes.services.lifecycle import EXPIRED, update_if_pending
+from advanced_notes.services.lifecycle import EXPIRED
 
 RECOUNT = """
 SELECT owner_id,
@@ -59,7 +60,7 @@ def test_owner_usage_equals_a_recount_after_every_kind_of_write(app, audio):
     with pytest.raises(UploadRejected):
         services.uploads.complete(alice, impostor.id)
     with services.db.transaction() as session:
-        update_if_pending(session, made[bob][0].clip.id, status=EXPIRED)
+        clip_sql.update_if_pending(conn=session, clip_ids=[made[bob][0].clip.id], values={"status": EXPIRED})
     services.clips.delete(bob, made[bob][1].clip.id)
     services.clips.delete(alice, first.id)  # a ready clip's bytes go too
     services.clips.set_note(bob, made[bob][2].clip.id, "a-note")
