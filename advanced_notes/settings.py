@@ -241,8 +241,10 @@ class Settings(BaseSettings):
     s3_conditional_writes: bool = Field(False, validation_alias="S3_CONDITIONAL_WRITES")
     audio_probe_max_bytes: int = _integer("AUDIO_PROBE_MAX_BYTES", 8 * 1024**2, 64 * 1024, 1024**3)
     # Bytes do not bound work: millions of empty 4-byte FLAC blocks fit in 8 MiB. Real
-    # recordings of every container, up to 3 h / 100 MiB, need at most a few hundred calls.
-    audio_probe_max_reads: int = _integer("AUDIO_PROBE_MAX_READS", 50_000, 100, 100_000_000)
+    # recordings of every container, up to 3 h / 100 MiB, need at most 187 calls; parsers
+    # keep an object or two per call, so the cap also bounds what a crafted file leaves in a
+    # web worker's heap (about 1.5 MiB at 5,000 calls, 12-15 MiB at 50,000).
+    audio_probe_max_reads: int = _integer("AUDIO_PROBE_MAX_READS", 5_000, 100, 100_000_000)
     audio_probe_max_seconds: int = _integer("AUDIO_PROBE_MAX_SECONDS", 5, 1, 300)
     # How long one verification holds its clip (single flight); longer than a verification
     # may take (parsing time plus the ranged GETs of the byte budget).

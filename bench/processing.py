@@ -11,18 +11,26 @@ an MP3, each is processed ``--repeat`` times, alternately
   peaks are computed from (``f32le`` to ``/dev/null``: the command line's peaks cost
   nothing here, so the comparison favours ffmpeg).
 
+Two command lines run beside the engine: Debian's (5.1, the machine's, independent of the
+project) and one of FFmpeg's current generation (the static build that imageio-ffmpeg's
+wheel carries, pinned in the ``bench`` extra; ``--references`` picks them). PyAV's wheels
+ship FFmpeg 8.1, and FFmpeg's native AAC encoder spends about a fifth more CPU since 5.1
+on the same PCM (``--aac-only`` shows it), so the current-generation command line is the one
+that does the same work as the engine; Debian's shows what the newer encoder costs.
+
 CPU time is user + system: for ffmpeg, the child's resource usage (``wait4``); for the
 engine, the child's own usage around ``process_file`` (a worker imports the engine once,
-not per job; the whole child's, imports included, is printed too). Printed per input:
-the medians over the repeats of seconds of audio per CPU-second (per core) and of wall
-time, the ratio of the medians (engine/ffmpeg), and each child's peak RSS (the largest
-over the repeats). A child that only imports the engine gives the RSS floor.
+not per job; the whole child's, imports included, is printed too). Printed per input and
+command line: the medians over the repeats of seconds of audio per CPU-second (per core)
+and of wall time, the ratio of the medians (engine/ffmpeg), and each child's peak RSS (the
+largest over the repeats). A child that only imports the engine gives the RSS floor.
 
 ``--aac-only`` compares the part that dominates both: decode, AAC encode and MP4 mux, in
 a PyAV loop with no other Python work against ``ffmpeg -c:a aac`` alone.
 
-Usage: ``.venv/bin/python bench/processing.py [--minutes 1 10 60] [--repeat 3] [--aac-only]``; needs
-Debian's ffmpeg. Figures depend on the machine and its load (printed at start and end).
+Usage: ``.venv/bin/python bench/processing.py [--minutes 1 10 60] [--repeat 3] [--aac-only]
+[--references debian current]``; needs Debian's ffmpeg (it also makes the inputs) and the
+``bench`` extra. Figures depend on the machine and its load (printed at start and end).
 """
 
 from __future__ import annotations
@@ -118,10 +126,30 @@ def make_input(workdir: Path, minutes: int, kind: str) -> Path:
     return path
 
 
-def ffmpeg_argv(source: Path, out: Path, kind: str, rate: int, aac_only: bool = False) -> list[str]:
+def reference_commands(names: list[str]) -> dict[str, str]:
+    """The ffmpeg executables to compare with, by name: ``debian`` (the machine's) and
+    ``current`` (imageio-ffmpeg's static build of FFmpeg's current generation)."""
+    found = {}
+    for name in names:
+        if name == "debian":
+            found[name] = "ffmpeg"
+        else:
+            import imageio_ffmpeg  # the bench extra; only this reference needs it
+
+            found[name] = imageio_ffmpeg.get_ffmpeg_exe()
+    return found
+
+
+def ffmpeg_version(executable: str) -> str:
+    """``ffmpeg -version``'s first line's version word (e.g. ``5.1.9-0+deb12u1``)."""
+    first = subprocess.run([executable, "-version"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
+    return first.split()[2]
+
+
+def ffmpeg_argv(executable: str, source: Path, out: Path, kind: str, rate: int, aac_only: bool = False) -> list[str]:
     """One ffmpeg command doing the engine's work with one decode: every output of it
     (``aac_only``: the AAC rendition alone)."""
-    argv = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(source)]
+    argv = [executable, "-v", "error", "-nostdin", "-y", "-i", str(source)]
     if aac_only:
         argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", str(AAC_BITRATE_BPS[1]), "-ar", str(aac_rate(rate))]
         return [*argv, "-ac", "1", "-movflags", "+faststart", str(out / "universal.m4a")]
@@ -141,9 +169,9 @@ def engine_run(source: Path, out: Path, aac_only: bool = False) -> Run:
     return Run(figures["cpu"], figures["wall"], rss, child_cpu)
 
 
-def ffmpeg_run(source: Path, out: Path, kind: str, rate: int, aac_only: bool = False) -> Run:
-    """The ffmpeg command line on ``source``, its outputs in ``out``."""
-    wall, cpu, rss, _ = run(ffmpeg_argv(source, out, kind, rate, aac_only))
+def ffmpeg_run(executable: str, source: Path, out: Path, kind: str, rate: int, aac_only: bool = False) -> Run:
+    """The ffmpeg command line ``executable`` on ``source``, its outputs in ``out``."""
+    wall, cpu, rss, _ = run(ffmpeg_argv(executable, source, out, kind, rate, aac_only))
     return Run(cpu, wall, rss, cpu)
 
 
@@ -155,53 +183,74 @@ def main() -> None:
     parser.add_argument(
         "--aac-only", action="store_true", help="both sides make the AAC rendition only (decode, encode, mux)"
     )
+    parser.add_argument(
+        "--references",
+        nargs="+",
+        choices=["debian", "current"],
+        default=["debian", "current"],
+        help="the command lines to compare with (see the module's docstring)",
+    )
     args = parser.parse_args()
+    references = reference_commands(args.references)
     _, _, floor_mib, _ = run([sys.executable, "-c", IMPORT_ONLY])
+    import av  # only for its version line; the engine runs in children
+
     print(f"RSS floor (a child that imports the engine, PyAV and numpy): {floor_mib} MiB")
+    print(f"engine: PyAV {av.__version__} with FFmpeg {av.ffmpeg_version_info}")
+    for name, executable in references.items():
+        print(f"ffmpeg {name}: {ffmpeg_version(executable)}")
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.repeat} runs each")
     print(
         "input        audio_s | engine: x/cpu-s  cpu_s  child_cpu_s  wall_s  rss_MiB"
-        " | ffmpeg: x/cpu-s  cpu_s  wall_s  rss_MiB | ratio"
+        " | ffmpeg      x/cpu-s  cpu_s  wall_s  rss_MiB | ratio"
     )
     with tempfile.TemporaryDirectory(prefix="bench-processing-") as tmp:
         root = Path(tmp)
         for minutes in args.minutes:
             for kind in args.kinds:
                 source = make_input(root, minutes, kind)
-                audio_s = minutes * 60
                 rate = 48_000 if kind == "webm" else 16_000
                 engine: list[Run] = []
-                ffmpeg: list[Run] = []
+                ffmpeg: dict[str, list[Run]] = {name: [] for name in references}
                 for i in range(args.repeat):
-                    out_engine, out_ffmpeg = root / f"e-{minutes}-{kind}-{i}", root / f"f-{minutes}-{kind}-{i}"
-                    out_engine.mkdir()
-                    out_ffmpeg.mkdir()
-                    # Alternate which goes first, so neither always meets the other's cache state.
-                    if i % 2:
-                        ffmpeg.append(ffmpeg_run(source, out_ffmpeg, kind, rate, args.aac_only))
-                        engine.append(engine_run(source, out_engine, args.aac_only))
-                    else:
-                        engine.append(engine_run(source, out_engine, args.aac_only))
-                        ffmpeg.append(ffmpeg_run(source, out_ffmpeg, kind, rate, args.aac_only))
-                    for path in (*out_engine.iterdir(), *out_ffmpeg.iterdir()):
-                        path.unlink()
-                e_cpu = statistics.median(r.cpu for r in engine)
-                f_cpu = statistics.median(r.cpu for r in ffmpeg)
-                e_speed, f_speed = audio_s / e_cpu, audio_s / f_cpu
-                print(
-                    f"{source.name:<12} {audio_s:>7} | {e_speed:>15.1f}  {e_cpu:>5.2f}"
-                    f"  {statistics.median(r.child_cpu for r in engine):>11.2f}"
-                    f"  {statistics.median(r.wall for r in engine):>6.2f}  {max(r.rss_mib for r in engine):>7}"
-                    f" | {f_speed:>15.1f}  {f_cpu:>5.2f}  {statistics.median(r.wall for r in ffmpeg):>6.2f}"
-                    f"  {max(r.rss_mib for r in ffmpeg):>7} | {e_speed / f_speed:.2f}",
-                    flush=True,
-                )
+                    # Rotate who goes first, so no side always meets another's cache state.
+                    sides = ["engine", *references]
+                    sides = sides[i % len(sides) :] + sides[: i % len(sides)]
+                    for side in sides:
+                        out = root / f"{side}-{minutes}-{kind}-{i}"
+                        out.mkdir()
+                        if side == "engine":
+                            engine.append(engine_run(source, out, args.aac_only))
+                        else:
+                            ffmpeg[side].append(ffmpeg_run(references[side], source, out, kind, rate, args.aac_only))
+                        for path in out.iterdir():
+                            path.unlink()
+                print_rows(source.name, minutes * 60, engine, ffmpeg)
                 source.unlink()
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     print(
         "x/cpu-s: seconds of audio per CPU-second (per core), median; cpu_s: the work's CPU seconds, median;"
         " child_cpu_s: the engine's whole child, imports included; ratio: engine/ffmpeg x/cpu-s"
     )
+
+
+def print_rows(name: str, audio_s: int, engine: list[Run], ffmpeg: dict[str, list[Run]]) -> None:
+    """One line per command line: the engine's medians beside that command line's."""
+    e_cpu = statistics.median(r.cpu for r in engine)
+    e_speed = audio_s / e_cpu
+    engine_part = (
+        f"{e_speed:>15.1f}  {e_cpu:>5.2f}  {statistics.median(r.child_cpu for r in engine):>11.2f}"
+        f"  {statistics.median(r.wall for r in engine):>6.2f}  {max(r.rss_mib for r in engine):>7}"
+    )
+    for reference, runs in ffmpeg.items():
+        f_cpu = statistics.median(r.cpu for r in runs)
+        f_speed = audio_s / f_cpu
+        print(
+            f"{name:<12} {audio_s:>7} | {engine_part}"
+            f" | {reference:<8} {f_speed:>10.1f}  {f_cpu:>5.2f}  {statistics.median(r.wall for r in runs):>6.2f}"
+            f"  {max(r.rss_mib for r in runs):>7} | {e_speed / f_speed:.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
