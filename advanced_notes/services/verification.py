@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
+from advanced_notes.adapters.heap import release_free_heap
 from advanced_notes.adapters.models import ClipRecord
 from advanced_notes.adapters.storage import ObjectInfo, S3Storage
 from advanced_notes.domain.audio import (
@@ -75,6 +76,28 @@ def check_declaration(clip: ClipRecord, info: ObjectInfo) -> None:
         )
 
 
+def _parse_rejection(
+    exc: UnreadableAudio | ReadBudgetExceeded | ProbeTooComplex, clip: ClipRecord, container: str, max_read_bytes: int
+) -> UploadRejected:
+    """The rejection for audio of ``container`` that did not parse, in the uploader's terms."""
+    if isinstance(exc, UnreadableAudio):
+        # The parser's words are for operators; the uploader reads what is wrong with the file.
+        log.warning("unreadable audio clip=%s container=%s: %s", clip.id, container, exc)
+        return UploadRejected("unreadable_audio", unreadable_message(container, exc))
+    if isinstance(exc, ReadBudgetExceeded):
+        return UploadRejected(
+            "unreadable_audio", f"Parsing the audio needs more than {max_read_bytes} bytes of headers."
+        )
+    # Millions of tiny header elements within the byte budget: no recorder writes them.
+    over = f"over {exc.max_calls} header reads" if exc.max_calls is not None else f"over {exc.seconds:g} s"
+    log.warning("clip=%s container=%s too complex: %s", clip.id, container, exc)
+    return UploadRejected(
+        "audio_too_complex",
+        f"The file's structure is too complex to verify ({over}); re-encode or export it again.",
+        detected_container=container,
+    )
+
+
 def verify_audio(
     storage: S3Storage,
     clip: ClipRecord,
@@ -116,23 +139,12 @@ def verify_audio(
         )
     try:
         duration_ms = measure_duration_ms(cast(BinaryIO, reader), container)  # a file-like RawIOBase
-    except UnreadableAudio as exc:
-        # The parser's words are for operators; the uploader reads what is wrong with the file.
-        log.warning("unreadable audio clip=%s container=%s: %s", clip.id, container, exc)
-        raise UploadRejected("unreadable_audio", unreadable_message(container, exc)) from exc
-    except ReadBudgetExceeded as exc:
-        raise UploadRejected(
-            "unreadable_audio", f"Parsing the audio needs more than {max_read_bytes} bytes of headers."
-        ) from exc
-    except ProbeTooComplex as exc:
-        # Millions of tiny header elements within the byte budget: no recorder writes them.
-        over = f"over {exc.max_calls} header reads" if exc.max_calls is not None else f"over {exc.seconds:g} s"
-        log.warning("clip=%s container=%s too complex: %s", clip.id, container, exc)
-        raise UploadRejected(
-            "audio_too_complex",
-            f"The file's structure is too complex to verify ({over}); re-encode or export it again.",
-            detected_container=container,
-        ) from exc
+    except (UnreadableAudio, ReadBudgetExceeded, ProbeTooComplex) as exc:
+        # A file that fails to parse may have had the parser build thousands of objects
+        # first (up to the read/seek cap); their memory goes back to the system now, not
+        # at the worker's recycling (adapters.heap says why).
+        release_free_heap()
+        raise _parse_rejection(exc, clip, container, max_read_bytes) from exc
     if duration_ms is not None and duration_ms > max_duration_ms:
         raise UploadRejected(
             "duration_exceeded",

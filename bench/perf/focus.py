@@ -8,8 +8,9 @@ Flask), alternating who goes first each round, on the same gunicorn, PostgreSQL 
 as ``run.py``; prints each round's requests/s, p50/p99 and ratio, and the median ratio
 (the figure the target is about: >= 0.8).
 
-``hostile``: complete on the service alone, a clean run (every object the real
-``note.m4a``) against a mixed run where 1% of the objects are the crafted files of
+``hostile``: complete on the service alone, a clean run (the real recordings of every
+container in turn: M4A, MP3, WAV, Ogg, WebM, FLAC, so that each web worker has run every
+parser before a crafted file comes) against a mixed run where 1% of the objects are the crafted files of
 ``testkit/crafted_audio.py`` (the five cases in turn, spread evenly through the requests,
 each declared with its real type and size so verification reaches the parser), rounds
 alternating; prints both runs' p50/p99, the answers by status, and each web worker's RSS
@@ -40,7 +41,9 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_DIR))
 
 # The repository root is on the path only now.
+from advanced_notes.domain.mime import mime_type_for_filename
 from testkit.crafted_audio import BUILDERS
+from testkit.paths import AUDIO_FILES, FIXTURES
 
 #: Share of the mixed run's objects that are crafted: one in a hundred.
 CRAFTED_EVERY = 100
@@ -128,6 +131,27 @@ def create_rounds(r: harness.Run, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def clean_rows(r: harness.Run, db: str, owners: list[str], count: int) -> list[tuple[str, str, str]]:
+    """``count`` pending clips of the real recordings, the containers in turn, each object stored."""
+    per_file = []
+    for i, name in enumerate(AUDIO_FILES):
+        path, ext, mime = FIXTURES / name, name.rsplit(".", 1)[-1], mime_type_for_filename(name)
+        assert mime is not None, name
+        rows = seed.copy_pending_for_complete(
+            db,
+            owners,
+            -(-count // len(AUDIO_FILES)),
+            harness.KEY_PREFIX,
+            seed=10 + i,
+            mime=mime,
+            size=path.stat().st_size,
+            ext=ext,
+        )
+        seed.upload_fixture(r.s3, harness.BUCKET, [key for _, _, key in rows], path=path, mime=mime)
+        per_file.append(rows)
+    return [rows[j] for j in range(len(per_file[0])) for rows in per_file][:count]
+
+
 def hostile_rounds(r: harness.Run, args: argparse.Namespace) -> dict[str, Any]:
     db = r.new_database("focus")
     r.copy_clips(db, 0, 1_000)
@@ -135,8 +159,7 @@ def hostile_rounds(r: harness.Run, args: argparse.Namespace) -> dict[str, Any]:
     # --clean-only: the control, both runs clean (what the workers' RSS does without crafted files).
     n_crafted = 0 if args.clean_only else args.per_run // CRAFTED_EVERY
     clean_count = args.rounds * (args.per_run + args.per_run - n_crafted)
-    clean = seed.copy_pending_for_complete(db, owners, clean_count, harness.KEY_PREFIX)
-    seed.upload_fixture(r.s3, harness.BUCKET, [key for _, _, key in clean])
+    clean = clean_rows(r, db, owners, clean_count)
     cases = [(name, build(args.crafted_bytes), mime) for name, (build, mime) in BUILDERS.items()]
     crafted: list[tuple[str, str, str]] = []
     for i in range(args.rounds * n_crafted):

@@ -226,18 +226,21 @@ def sample_targets(dbname: str, count: int, seed: int = 11) -> list[Target]:
         return [Target(*row) for row in cur.fetchall()]
 
 
-def upload_fixture(s3_client, bucket: str, keys: list[str], threads: int = 8) -> None:
-    """Store the real ``note.m4a`` at every key: one PUT, then server-side copies.
+def upload_fixture(
+    s3_client, bucket: str, keys: list[str], threads: int = 8, *, path: Path = FIXTURE, mime: str = FIXTURE_MIME
+) -> None:
+    """Store the real recording ``path`` (by default ``note.m4a``) at every key: one PUT,
+    then server-side copies.
 
     A copy sends no body over the loopback, so thousands of objects take seconds; the
-    stored objects are byte-identical to the fixture, with ``Content-Type: audio/mp4``.
+    stored objects are byte-identical to the recording, with ``Content-Type: mime``.
     """
     if not keys:
         return
-    body = FIXTURE.read_bytes()
-    if len(body) != FIXTURE_BYTES:
+    body = path.read_bytes()
+    if path == FIXTURE and len(body) != FIXTURE_BYTES:
         raise RuntimeError(f"{FIXTURE} has {len(body)} bytes, expected {FIXTURE_BYTES}")
-    s3_client.put_object(Bucket=bucket, Key=keys[0], Body=body, ContentType=FIXTURE_MIME)
+    s3_client.put_object(Bucket=bucket, Key=keys[0], Body=body, ContentType=mime)
     source = {"Bucket": bucket, "Key": keys[0]}
 
     def copy(key: str) -> None:

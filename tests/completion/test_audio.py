@@ -174,3 +174,16 @@ def test_m4a_duration_is_the_edit_lists_not_the_priming_samples(audio):
         assert abs(measure_duration_ms(fileobj, "mp4") - f.duration_ms) <= 1
     reader = reader_over(f.data, block_bytes=4096)
     assert abs(measure_duration_ms(reader, "mp4") - f.duration_ms) <= 1
+
+
+def test_enzyme_reads_its_matroska_spec_once_per_process(audio):
+    # Each WebM verification used to parse enzyme's spec XML again (CPU and a heap
+    # high-water mark in every web worker); two verifications share one spec now.
+    from enzyme.parsers import ebml
+
+    data = audio["note.webm"].data
+    specs = []
+    for _ in range(2):
+        assert measure_duration_ms(io.BytesIO(data), "webm") == audio["note.webm"].duration_ms
+        specs.append(ebml.get_matroska_specs())
+    assert specs[0] is specs[1] and len(specs[0]) > 100

@@ -16,6 +16,7 @@ import pytest
 
 from advanced_notes.domain.audio import SNIFF_BYTES, measure_duration_ms, sniff_container
 from advanced_notes.domain.rangeio import ProbeTooComplex, RangedReader
+from advanced_notes.services import verification
 from advanced_notes.settings import Settings
 from testkit.crafted_audio import BUILDERS, all_crafted
 from testkit.live import put_upload
@@ -42,6 +43,23 @@ def test_complete_of_crafted_audio_is_rejected_as_too_complex(client, auth, name
     assert f"over {DEFAULT_MAX_READS} header reads" in error["message"]
     assert "re-encode" in error["message"]
     assert client.get(f"/api/audio-clips/{clip_id}", headers=auth).get_json()["clip"]["status"] == "rejected"
+
+
+def test_a_rejected_parse_gives_its_memory_back_and_a_clean_one_does_not(client, auth, audio, monkeypatch):
+    # A spy on the call (its effect on RSS is glibc's, tested in operations/test_heap.py and
+    # measured on real workers by bench/perf/focus.py hostile).
+    calls = []
+    monkeypatch.setattr(verification, "release_free_heap", lambda: calls.append(1) or True)
+    crafted = CRAFTED["crafted.m4a"]
+    for data, mime_type, expected in (
+        (audio["note.m4a"].data, "audio/mp4", 200),
+        (crafted.data, crafted.mime_type, 422),
+    ):
+        created = create(client, auth, mime_type=mime_type, bytes=len(data))
+        assert put_upload(created["upload"], data).status_code == 200
+        response = client.post(f"/api/audio-clips/{created['clip']['id']}/complete", headers=auth)
+        assert response.status_code == expected, response.get_json()
+        assert len(calls) == (expected == 422)
 
 
 def test_crafted_files_are_sized_as_asked():
