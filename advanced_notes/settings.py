@@ -243,7 +243,7 @@ class Settings(BaseSettings):
     # Bytes do not bound work: millions of empty 4-byte FLAC blocks fit in 8 MiB. Real
     # recordings of every container, up to 3 h / 100 MiB, need at most 187 calls; parsers
     # keep an object or two per call, so the cap also bounds what a crafted file leaves in a
-    # web worker's heap (about 1.5 MiB at 5,000 calls, 12-15 MiB at 50,000).
+    # web worker's heap (docs/security.md has the figures).
     audio_probe_max_reads: int = _integer("AUDIO_PROBE_MAX_READS", 5_000, 100, 100_000_000)
     audio_probe_max_seconds: int = _integer("AUDIO_PROBE_MAX_SECONDS", 5, 1, 300)
     # How long one verification holds its clip (single flight); longer than a verification

@@ -32,8 +32,8 @@ def _malloc_trim() -> Callable[[int], int] | None:
 def release_free_heap() -> bool:
     """Return the C heap's free pages to the operating system (glibc ``malloc_trim(0)``).
 
-    Costs about a millisecond per 100 MiB of heap; call it after rare work that allocated
-    much and freed it, not per request.
+    It walks every free chunk of the heap: call it after rare work that allocated much and
+    freed it, not per request.
 
     Returns:
         True when memory was released; False when nothing was or the C library has no
