@@ -6,19 +6,20 @@ right for the steady request path (its memory is reused at once) and wrong after
 spike, such as verifying a crafted file whose parser built thousands of objects before
 the read/seek cap stopped it: each web worker that met one would carry megabytes of free
 heap until it is recycled. glibc's ``malloc_trim(0)`` (``man 3 malloc_trim``) returns
-every free page of its heaps to the kernel.
+every free page of its heaps to the kernel. ``ctypes``, which calls it, is imported on the
+first call: loading it costs a web worker megabytes that the clean request path never needs.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 from collections.abc import Callable
 
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes.util  # see the module's docstring
+
     name = ctypes.util.find_library("c")
     if name is None:
         return None

@@ -41,7 +41,8 @@ from advanced_notes.domain.mime import CONTAINERS, container_for_extension, cont
 # what matters, so only its critical messages pass.
 logging.getLogger("enzyme").setLevel(logging.CRITICAL)
 # enzyme 0.5 reads its Matroska spec (an XML file, through minidom) again on every MKV():
-# CPU and a DOM of megabytes per WebM verified, whose freed memory stays in the web worker. The spec is the same for the life of the process and only looked up, so it is
+# CPU and a DOM of megabytes per WebM verified, whose freed memory stays in the web
+# worker. The spec is the same for the life of the process and only looked up, so it is
 # read once; MKV() takes no parameter to hand it over.
 ebml.get_matroska_specs = functools.cache(ebml.get_matroska_specs)
 
