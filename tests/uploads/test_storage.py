@@ -273,3 +273,23 @@ def test_the_storage_session_uses_the_light_loader():
 
     s = storage(S3_ENDPOINT_URL="http://127.0.0.1:9000")
     assert isinstance(s._session.get_component("data_loader"), LightLoader)
+
+
+def _empty_documentation(data):
+    if isinstance(data, dict):
+        return {k: "" if k == "documentation" else _empty_documentation(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_empty_documentation(v) for v in data]
+    return data
+
+
+@pytest.mark.parametrize("kind", ["service-2", "endpoint-rule-set-1"])
+def test_service_models_are_botocores_own_with_their_documentation_emptied(kind):
+    from botocore.loaders import Loader
+
+    from advanced_notes.adapters.storage.botodata import LightLoader
+
+    ours = LightLoader().load_service_model("s3", kind)
+    theirs = Loader().load_service_model("s3", kind)
+    assert type(ours) is dict and _empty_documentation(theirs) != theirs  # botocore's has text
+    assert ours == _empty_documentation(theirs) and '"documentation": ""' in json.dumps(ours)
