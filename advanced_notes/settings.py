@@ -241,9 +241,9 @@ class Settings(BaseSettings):
     s3_conditional_writes: bool = Field(False, validation_alias="S3_CONDITIONAL_WRITES")
     audio_probe_max_bytes: int = _integer("AUDIO_PROBE_MAX_BYTES", 8 * 1024**2, 64 * 1024, 1024**3)
     # Bytes do not bound work: millions of empty 4-byte FLAC blocks fit in 8 MiB. Real
-    # recordings of every container, up to 3 h / 100 MiB, need at most 187 calls; parsers
-    # keep an object or two per call, so the cap also bounds what a crafted file leaves in a
-    # web worker's heap (docs/security.md has the figures).
+    # recordings of every container, up to 3 h / 100 MiB, need a few hundred calls at most;
+    # parsers keep an object or two per call, so the cap also bounds what a crafted file
+    # leaves in a web worker's heap (docs/security.md has the figures).
     audio_probe_max_reads: int = _integer("AUDIO_PROBE_MAX_READS", 5_000, 100, 100_000_000)
     audio_probe_max_seconds: int = _integer("AUDIO_PROBE_MAX_SECONDS", 5, 1, 300)
     # How long one verification holds its clip (single flight); longer than a verification

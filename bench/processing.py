@@ -14,8 +14,8 @@ an MP3, each is processed ``--repeat`` times, alternately
 Two command lines run beside the engine: Debian's (5.1, the machine's, independent of the
 project) and one of FFmpeg's current generation (the static build that imageio-ffmpeg's
 wheel carries, pinned in the ``bench`` extra; ``--references`` picks them). PyAV's wheels
-ship FFmpeg 8.1, and FFmpeg's native AAC encoder spends about a fifth more CPU since 5.1
-on the same PCM (``--aac-only`` shows it), so the current-generation command line is the one
+ship FFmpeg 8.1, and FFmpeg's native AAC encoder spends more CPU since 5.1 on the same
+PCM (``--aac-only`` shows it; docs/benchmarks.md has the figures), so the current-generation command line is the one
 that does the same work as the engine; Debian's shows what the newer encoder costs.
 
 CPU time is user + system: for ffmpeg, the child's resource usage (``wait4``); for the

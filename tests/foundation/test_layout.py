@@ -144,8 +144,8 @@ def test_importing_one_api_module_loads_no_blueprint_service_or_store_client():
 
 #: Libraries a web worker has no use for: the worker's (PyAV, numpy, Celery), the CLI's and
 #: the client SDK's (requests, tqdm, alembic), boto3's managed transfers (the worker's file
-#: transfers), cryptography, which only asymmetric token keys need, and ctypes (about
-#: 2 MiB of RSS), which only giving a rejected parse's heap back needs.
+#: transfers), cryptography, which only asymmetric token keys need, and ctypes (megabytes
+#: of RSS), which only giving a rejected parse's heap back needs.
 NOT_IN_A_WEB_WORKER = (
     "av",
     "numpy",

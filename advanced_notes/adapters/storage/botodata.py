@@ -17,11 +17,11 @@ botocore, which :func:`write_cut_table` does::
     .venv/bin/python -c "from advanced_notes.adapters.storage import botodata; botodata.write_cut_table()"
 
 botocore also reads each service model (S3's ``service-2.json`` and its endpoint rule set)
-into ordered dictionaries with every shape's and operation's documentation, some 4.6 MiB of
-a web worker for S3, though a client never shows it: docstrings are built only when
+into ordered dictionaries with every shape's and operation's documentation, megabytes of a
+web worker for S3, though a client never shows it: docstrings are built only when
 ``help()`` asks. :class:`ModelFileLoader` reads the same files into plain dictionaries
 (ordered too, since Python 3.7) and empties every ``documentation`` string (the keys stay:
-botocore reads some of them by key), 2 MiB less for S3.
+botocore reads some of them by key); docs/benchmarks.md has what it saves.
 """
 
 from __future__ import annotations
